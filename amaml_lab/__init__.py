@@ -1,0 +1,23 @@
+"""amaml_lab: meta-learning with long inner loops, adjoint methods side by side.
+
+The public face: :func:`meta_gradient` and :data:`METHODS`; the inner flow in
+:mod:`amaml_lab.flow`; task and model builders.
+"""
+from .flow import SOLVERS, trajectory
+from .functional import ParamSpec, module_loss, module_params, task_losses
+from .metagrad import METHODS, BacksolveWarning, MetaGradient, meta_gradient
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "meta_gradient",
+    "METHODS",
+    "SOLVERS",
+    "MetaGradient",
+    "BacksolveWarning",
+    "ParamSpec",
+    "trajectory",
+    "module_loss",
+    "module_params",
+    "task_losses",
+]

@@ -1,0 +1,248 @@
+"""Time and peak memory of one meta-gradient against the number of inner steps.
+
+    python -m amaml_lab.bench [--steps 10,100,1000,10000] [--methods maml,adjoint,adjoint-sqrt] ...
+
+Every (method, steps) pair runs in a fresh Python process, after a two-step
+warm-up, so that one measurement cannot inherit another's memory.  Peak memory
+is the working memory of the call: on CUDA ``torch.cuda.max_memory_allocated``
+above what was allocated before it; on the CPU the peak of the bytes the C heap
+has handed out (glibc's ``mallinfo2``: tensors and Python objects, not
+allocator slack) above the level before the call, sampled every millisecond.
+Times are wall-clock seconds, the fastest of ``--repeat`` runs made without
+the memory sampler.  Nothing here
+is asserted in a test: it prints a table.
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import gc
+import json
+import subprocess
+import sys
+import threading
+import time
+
+CONFIGS = {
+    "maml": dict(method="maml"),
+    "adjoint": dict(method="adjoint"),
+    "adjoint-sqrt": dict(method="adjoint", checkpoints="sqrt"),
+    "adjoint-c32": dict(method="adjoint", checkpoints=32),
+    "adjoint-discrete": dict(method="adjoint", scheme="discrete"),
+    "adjoint-discrete-sqrt": dict(method="adjoint", scheme="discrete", checkpoints="sqrt"),
+    "backsolve": dict(method="backsolve"),
+}
+
+
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def _heap_reader():
+    """Bytes the C heap has handed out and not taken back (glibc's mallinfo2), or None off glibc."""
+    try:
+        libc = ctypes.CDLL(None)
+        fn = libc.mallinfo2
+    except (OSError, AttributeError):
+        return None
+    fn.restype = _Mallinfo2
+
+    def live() -> int:
+        info = fn()
+        return info.uordblks + info.hblkhd
+
+    return live
+
+
+class _PeakSampler(threading.Thread):
+    """Samples live heap bytes every millisecond until stopped."""
+
+    def __init__(self, read):
+        super().__init__(daemon=True)
+        self.read = read
+        self.peak = read()
+        self._stop_event = threading.Event()
+
+    def run(self):
+        while not self._stop_event.is_set():
+            t0 = time.perf_counter()
+            self.peak = max(self.peak, self.read())
+            # reading takes the allocator's lock: keep it under ~5% of the time
+            time.sleep(max(0.001, 20 * (time.perf_counter() - t0)))
+
+    def stop(self) -> int:
+        self._stop_event.set()
+        self.join()
+        return max(self.peak, self.read())
+
+
+def build_task(shots: int, dtype: str, device: str, hidden: int, seed: int):
+    """The benchmark's task: a CosMixture2D regression task and a tanh MLP 2-hidden-2-1."""
+    import torch
+
+    from .functional import module_params, task_losses
+    from .models import mlp
+    from .tasks.synthetic import cos_mixture_task
+
+    dt = getattr(torch, dtype)
+    model = mlp(2, (hidden, hidden), 1, dtype=dt, seed=seed).to(device)
+    support, query = cos_mixture_task(shots, shots, dim=2, seed=seed, dtype=dt)
+    support = tuple(v.to(device) for v in support)
+    query = tuple(v.to(device) for v in query)
+    support_loss, query_loss = task_losses(model, support, query)
+    return support_loss, query_loss, module_params(model)
+
+
+def measure(cfg: dict) -> dict:
+    """One measurement in this process: warm up, then time and peak memory of one meta-gradient."""
+    import torch
+
+    from . import meta_gradient
+
+    on_cuda = cfg["device"].startswith("cuda")
+    support_loss, query_loss, theta = build_task(cfg["shots"], cfg["dtype"], cfg["device"], cfg["hidden"], cfg["seed"])
+    options = dict(CONFIGS[cfg["name"]])
+    method = options.pop("method")
+
+    def run(steps):
+        out = meta_gradient(support_loss, query_loss, theta, method=method, steps=steps,
+                            step_size=cfg["step_size"], solver=cfg["solver"], **options)
+        if on_cuda:
+            torch.cuda.synchronize()
+        return out
+
+    run(2)
+    # memory first, with the sampler; then the timed runs without it
+    gc.collect()
+    if on_cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        run(cfg["steps"])
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        read = _heap_reader()
+        if read is None:
+            raise SystemExit("peak memory on the CPU needs glibc's mallinfo2; run on Linux or with --device cuda")
+        base = read()
+        sampler = _PeakSampler(read)
+        sampler.start()
+        run(cfg["steps"])
+        peak = sampler.stop() - base
+    times = []
+    for _ in range(cfg["repeat"]):
+        gc.collect()
+        t0 = time.perf_counter()
+        run(cfg["steps"])
+        times.append(time.perf_counter() - t0)
+    return {"time_s": min(times), "peak_mb": peak / 2**20}
+
+
+def _run_worker(cfg: dict) -> dict:
+    cmd = [sys.executable, "-m", "amaml_lab.bench", "--worker", json.dumps(cfg)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["exit status %d" % proc.returncode])[-1]
+        return {"error": last}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def table(rows: list[dict]) -> str:
+    head = "| steps | method | time (s) | peak memory (MB) | time / maml | memory / maml |"
+    lines = [head, "|---:|---|---:|---:|---:|---:|"]
+    maml = {r["steps"]: r for r in rows if r["name"] == "maml" and "time_s" in r}
+    for r in rows:
+        if "time_s" not in r:
+            lines.append(f"| {r['steps']} | {r['name']} | {r.get('error', 'skipped')} | | | |")
+            continue
+        ref = maml.get(r["steps"])
+        tr = f"{r['time_s'] / ref['time_s']:.2f}" if ref else "-"
+        mr = f"{r['peak_mb'] / ref['peak_mb']:.3f}" if ref and ref["peak_mb"] > 0 else "-"
+        lines.append(f"| {r['steps']} | {r['name']} | {r['time_s']:.3f} | {r['peak_mb']:.1f} | {tr} | {mr} |")
+    return "\n".join(lines)
+
+
+def _positive_ints(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"steps must be integers >= 1, got {text!r}")
+    return values
+
+
+def _names(text: str) -> list[str]:
+    names = [v for v in text.split(",") if v]
+    bad = [n for n in names if n not in CONFIGS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"unknown method {bad[0] if bad else text!r}; allowed: {', '.join(CONFIGS)}")
+    return names
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--steps", type=_positive_ints, default=[10, 100, 1000, 10000],
+                        help="comma-separated inner step counts (default 10,100,1000,10000)")
+    parser.add_argument("--methods", type=_names, default=["maml", "adjoint", "adjoint-sqrt"],
+                        help=f"comma-separated, from: {', '.join(CONFIGS)}")
+    parser.add_argument("--shots", type=int, default=100, help="support and query points (default 100)")
+    parser.add_argument("--hidden", type=int, default=32, help="hidden width of the 2-layer tanh MLP (default 32)")
+    parser.add_argument("--step-size", type=float, default=0.01, help="inner step size (default 0.01)")
+    parser.add_argument("--solver", choices=["euler", "midpoint", "rk4"], default="rk4")
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float64")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per measurement; the fastest counts")
+    parser.add_argument("--maml-max-steps", type=int, default=None,
+                        help="skip maml above this many steps (its memory grows linearly)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None, help="also write the rows as JSON to this file")
+
+
+def run(args) -> list[dict]:
+    rows = []
+    for steps in args.steps:
+        for name in args.methods:
+            cfg = dict(name=name, steps=steps, shots=args.shots, hidden=args.hidden, step_size=args.step_size,
+                       solver=args.solver, dtype=args.dtype, device=args.device, repeat=args.repeat, seed=args.seed)
+            if name == "maml" and args.maml_max_steps is not None and steps > args.maml_max_steps:
+                rows.append({**cfg, "error": f"skipped (over --maml-max-steps {args.maml_max_steps})"})
+                continue
+            row = {**cfg, **_run_worker(cfg)}
+            rows.append(row)
+            print(f"  {name:>22} steps={steps:>6}: " + (
+                f"{row['time_s']:.3f} s, {row['peak_mb']:.1f} MB" if "time_s" in row else row["error"]),
+                file=sys.stderr, flush=True)
+    if args.out:
+        from .io import write_json_atomic
+
+        write_json_atomic(args.out, rows)
+    return rows
+
+
+def report(args) -> str:
+    """Run the measurements and return the header line and the Markdown table."""
+    import torch
+
+    head = (f"# torch {torch.__version__}, {args.device}, {args.dtype}, solver {args.solver}, "
+            f"MLP 2-{args.hidden}-{args.hidden}-1 tanh, {args.shots} support / {args.shots} query points, "
+            f"step size {args.step_size}, {torch.get_num_threads()} threads")
+    return head + "\n" + table(run(args))
+
+
+def main(argv=None) -> int:
+    from .cli import OneLineParser
+
+    parser = OneLineParser(prog="python -m amaml_lab.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(measure(json.loads(args.worker))))
+        return 0
+    print(report(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

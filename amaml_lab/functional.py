@@ -1,0 +1,206 @@
+"""Parameters as a flat vector, and the derivatives of a loss of that vector.
+
+Users pass ``theta`` as a tensor or a dict of tensors and losses as callables of
+that structure (``torch.func.functional_call`` fits).  The engine works on one
+flat vector, so that an ODE solver sees a single state; :class:`ParamSpec`
+converts both ways, differentiably.
+
+:class:`Derivatives` evaluates gradients and Hessian-vector products of a flat
+loss and counts them.  Two back ends give the same numbers to rounding:
+
+* ``"autograd"``: reverse-over-reverse with ``torch.autograd`` on a graph that
+  lives for one evaluation.  On small models on a CPU it is the fastest
+  (a 2-32-32-1 MLP on 50 points: 0.54 ms per HVP against 1.5 ms), so it is the
+  default.
+* ``"func"``: ``torch.func.jvp`` of ``torch.func.grad`` (forward-over-reverse),
+  the composable torch.func way; it pays off on larger models and on GPUs.
+
+Neither ever forms a Hessian.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch.func import functional_call
+
+HVP_BACKENDS = ("autograd", "func")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """The structure of ``theta``: a plain tensor (``keys is None``) or a dict."""
+
+    keys: tuple | None
+    shapes: tuple
+    sizes: tuple
+    dtype: torch.dtype
+    device: torch.device
+
+    @classmethod
+    def of(cls, params, name: str = "theta") -> "ParamSpec":
+        if torch.is_tensor(params):
+            items = [(None, params)]
+            keys = None
+        elif isinstance(params, Mapping):
+            if not params:
+                raise ValueError(f"{name} is an empty dict; pass a tensor or a dict of tensors")
+            items = list(params.items())
+            keys = tuple(k for k, _ in items)
+            for k, v in items:
+                if not torch.is_tensor(v):
+                    raise ValueError(
+                        f"{name}[{k!r}] is a {type(v).__name__}; {name} must be a tensor or a dict of tensors"
+                    )
+        else:
+            raise ValueError(
+                f"{name} is a {type(params).__name__}; it must be a tensor or a dict of tensors"
+            )
+        tensors = [v for _, v in items]
+        first = tensors[0]
+        for k, v in items:
+            where = name if k is None else f"{name}[{k!r}]"
+            if not torch.is_floating_point(v):
+                raise ValueError(f"{where} has dtype {v.dtype}; parameters must be floating point")
+            if v.dtype != first.dtype or v.device != first.device:
+                raise ValueError(
+                    f"{where} is {v.dtype} on {v.device} but others are {first.dtype} on {first.device};"
+                    " put every parameter on one dtype and device"
+                )
+        return cls(
+            keys=keys,
+            shapes=tuple(tuple(v.shape) for v in tensors),
+            sizes=tuple(v.numel() for v in tensors),
+            dtype=first.dtype,
+            device=first.device,
+        )
+
+    @property
+    def numel(self) -> int:
+        return sum(self.sizes)
+
+    def flatten(self, params) -> torch.Tensor:
+        if self.keys is None:
+            return params.reshape(-1)
+        return torch.cat([params[k].reshape(-1) for k in self.keys])
+
+    def unflatten(self, flat: torch.Tensor):
+        if self.keys is None:
+            return flat.view(self.shapes[0])
+        chunks = torch.split(flat, self.sizes)
+        return {k: c.view(s) for k, c, s in zip(self.keys, chunks, self.shapes)}
+
+
+def _scalar(value, name: str) -> torch.Tensor:
+    if not torch.is_tensor(value) or value.numel() != 1:
+        shape = tuple(value.shape) if torch.is_tensor(value) else type(value).__name__
+        raise ValueError(f"{name} must return a scalar tensor; it returned {shape}")
+    return value.reshape(())
+
+
+def flat_loss(loss, spec: ParamSpec, name: str):
+    """``loss`` (a callable of structured params) as a callable of the flat vector."""
+
+    def f(flat: torch.Tensor) -> torch.Tensor:
+        return _scalar(loss(spec.unflatten(flat)), name)
+
+    return f
+
+
+def check_loss(loss, theta_flat: torch.Tensor, spec: ParamSpec, name: str) -> float:
+    """Evaluate ``loss`` at theta once; turn a mismatch into a ValueError that says what to fix."""
+    if not callable(loss):
+        raise ValueError(f"{name} must be a callable params -> scalar tensor; got {type(loss).__name__}")
+    try:
+        with torch.no_grad():
+            value = loss(spec.unflatten(theta_flat))
+    except (KeyError, TypeError, IndexError, RuntimeError, AttributeError) as err:
+        what = "a tensor" if spec.keys is None else f"a dict with keys {list(spec.keys)}"
+        raise ValueError(
+            f"{name} cannot take theta ({what}, shapes {list(spec.shapes)}): "
+            f"{type(err).__name__}: {err}. Pass theta in the structure the loss expects."
+        ) from None
+    value = _scalar(value, name)
+    if not torch.is_floating_point(value):
+        raise ValueError(f"{name} must return a floating-point scalar; it returned {value.dtype}")
+    return float(value)
+
+
+class Derivatives:
+    """Gradients and Hessian-vector products of a flat loss, with counts.
+
+    ``grad(u)`` gives a detached gradient; ``grad_graph(u)`` one that can be
+    differentiated again (``u`` must carry a graph or be a torch.func input);
+    ``hvp(u, v)`` gives ``(grad, H v)``.
+    """
+
+    def __init__(self, loss, backend: str = "autograd"):
+        if backend not in HVP_BACKENDS:
+            raise ValueError(f"hvp={backend!r} is not known; allowed values: {', '.join(HVP_BACKENDS)}")
+        self.loss = loss
+        self.backend = backend
+        self.grad_evals = 0
+        self.hvp_evals = 0
+        self._func_grad = torch.func.grad(loss)
+
+    def grad(self, u: torch.Tensor) -> torch.Tensor:
+        self.grad_evals += 1
+        if self.backend == "func":
+            return self._func_grad(u.detach())
+        with torch.enable_grad():
+            x = u.detach().requires_grad_(True)
+            return torch.autograd.grad(self.loss(x), x)[0]
+
+    def grad_graph(self, u: torch.Tensor) -> torch.Tensor:
+        """A gradient that stays differentiable; counted as one gradient and one HVP (its backward)."""
+        self.grad_evals += 1
+        self.hvp_evals += 1
+        if self.backend == "func":
+            return self._func_grad(u)
+        return torch.autograd.grad(self.loss(u), u, create_graph=True)[0]
+
+    def hvp(self, u: torch.Tensor, v: torch.Tensor):
+        self.grad_evals += 1
+        self.hvp_evals += 1
+        if self.backend == "func":
+            g, hv = torch.func.jvp(self._func_grad, (u.detach(),), (v.detach(),))
+            return g, hv
+        with torch.enable_grad():
+            x = u.detach().requires_grad_(True)
+            g = torch.autograd.grad(self.loss(x), x, create_graph=True)[0]
+            hv = torch.autograd.grad(g, x, v.detach())[0]
+        return g.detach(), hv
+
+
+def module_params(model: torch.nn.Module) -> dict:
+    """The module's parameters as a detached dict (a starting ``theta``)."""
+    return {k: v.detach().clone() for k, v in model.named_parameters()}
+
+
+def module_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str = "mse"):
+    """``params -> scalar``: ``loss`` of ``model`` with ``params`` on the batch ``(x, y)``.
+
+    ``loss`` is ``"mse"`` (mean squared error), ``"half_mse"`` (0.5 * MSE, as the
+    Adjoint MAML reference code) or ``"cross_entropy"`` (``y`` holds class indices).
+    Buffers of the module are used as they are.
+    """
+    losses = {
+        "mse": lambda out: torch.mean((out - y) ** 2),
+        "half_mse": lambda out: 0.5 * torch.mean((out - y) ** 2),
+        "cross_entropy": lambda out: torch.nn.functional.cross_entropy(out, y),
+    }
+    if loss not in losses:
+        raise ValueError(f"loss={loss!r} is not known; allowed values: {', '.join(losses)}")
+    fn = losses[loss]
+    buffers = dict(model.named_buffers())
+
+    def task_loss(params):
+        return fn(functional_call(model, {**buffers, **params}, (x,)))
+
+    return task_loss
+
+
+def task_losses(model: torch.nn.Module, support, query, loss: str = "mse"):
+    """``(support_loss, query_loss)`` for a model and two ``(x, y)`` batches."""
+    return module_loss(model, *support, loss=loss), module_loss(model, *query, loss=loss)

@@ -1,0 +1,107 @@
+"""One entry point for every meta-gradient: :func:`meta_gradient`.
+
+Each method is a function ``method(problem, **options) -> (grad, u_T, query_loss, stats)``
+registered in :data:`METHODS` with its options, their allowed values and the
+solvers it accepts.
+"""
+from __future__ import annotations
+
+import inspect
+import time
+from dataclasses import dataclass
+
+from ..flow import FIXED_SOLVERS, SOLVERS
+from .adjoint import BacksolveWarning, adjoint, backsolve
+from .core import MetaGradient, build_problem, check_checkpoints, check_choice, check_number, finish
+from .unrolled import maml
+
+SCHEMES = ("continuous", "discrete")
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    fn: object
+    solvers: tuple
+    summary: str
+
+    @property
+    def options(self) -> dict:
+        sig = inspect.signature(self.fn)
+        return {k: v.default for k, v in list(sig.parameters.items())[1:]}
+
+
+METHODS = {
+    m.name: m
+    for m in (
+        Method("maml", maml, SOLVERS, "back-propagation through every solver step (exact, memory grows with steps)"),
+        Method("adjoint", adjoint, SOLVERS, "A-MAML: adjoint ODE backward with HVPs (stored or checkpointed states)"),
+        Method("backsolve", backsolve, SOLVERS, "adjoint with the state run backward in time (unstable; for teaching)"),
+    )
+}
+
+
+def _check_options(method: Method, options: dict, steps: int, solver: str) -> dict:
+    allowed = method.options
+    for name in options:
+        if name not in allowed:
+            names = ", ".join(allowed) or "none"
+            raise ValueError(f"option {name}={options[name]!r} is not known to method={method.name!r}; its options: {names}")
+    opts = {**allowed, **options}
+    if "scheme" in opts:
+        check_choice("scheme", opts["scheme"], SCHEMES)
+        if opts["scheme"] == "discrete" and solver not in FIXED_SOLVERS:
+            raise ValueError(
+                f"scheme='discrete' transposes fixed grid steps; solver={solver!r} is adaptive."
+                f" Use solver in {', '.join(FIXED_SOLVERS)} or scheme='continuous'"
+            )
+    if "checkpoints" in opts:
+        opts["checkpoints"] = check_checkpoints(opts["checkpoints"])
+    if "reconstruction_tol" in opts:
+        opts["reconstruction_tol"] = check_number("reconstruction_tol", opts["reconstruction_tol"], positive=True)
+    return opts
+
+
+def meta_gradient(
+    support_loss,
+    query_loss,
+    theta,
+    *,
+    method: str,
+    steps: int,
+    step_size: float,
+    solver: str = "rk4",
+    reg: float = 0.0,
+    rtol: float = 1e-7,
+    atol: float = 1e-9,
+    hvp: str = "autograd",
+    **options,
+) -> MetaGradient:
+    """d L_Q(u(T)) / d theta for the inner flow du/dt = -grad L_S(u) - reg (u - theta), u(0) = theta.
+
+    ``support_loss`` and ``query_loss`` are callables ``params -> scalar tensor``
+    taking params in the structure of ``theta`` (a tensor or a dict of tensors).
+    The flow runs to T = steps * step_size with ``solver`` (``euler``,
+    ``midpoint``, ``rk4`` take exactly ``steps`` steps; ``dopri5`` adapts to
+    ``rtol``/``atol``).  ``hvp`` picks how Hessian-vector products are taken
+    (``"autograd"`` or ``"func"``, see :mod:`amaml_lab.functional`).
+    ``method`` is one of :data:`METHODS`; its docstring says what it costs and
+    when it is exact; ``options`` are the method's own (``scheme``,
+    ``checkpoints``, ...).
+    """
+    check_choice("method", method, METHODS)
+    m = METHODS[method]
+    check_choice("solver", solver, SOLVERS)
+    started = time.perf_counter()
+    problem = build_problem(
+        support_loss, query_loss, theta, steps=steps, step_size=step_size, solver=solver,
+        reg=reg, rtol=rtol, atol=atol, hvp=hvp,
+    )
+    opts = _check_options(m, options, problem.steps, solver)
+    grad, u_T, qloss, stats = m.fn(problem, **opts)
+    stats = {"method": method, "solver": solver, "steps": problem.steps, "step_size": problem.step_size,
+             "reg": problem.reg, **stats}
+    return finish(problem, grad, u_T, qloss, stats, started)
+
+
+__all__ = ["meta_gradient", "METHODS", "MetaGradient", "BacksolveWarning", "SCHEMES"]

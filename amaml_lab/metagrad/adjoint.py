@@ -1,0 +1,256 @@
+"""Adjoint meta-gradients: the A-MAML method ("adjoint") and state back-solving ("backsolve").
+
+With a(t) = dL_Q(u(T)) / du(t), the adjoint of the flow du/dt = -grad L_S(u) - reg (u - theta) is
+
+    da/dt = (H(u(t)) + reg I) a,   a(T) = grad L_Q(u(T)),
+    dL_Q/dtheta = a(0) + reg * integral_0^T a(t) dt,
+
+with H the support Hessian, entered only through Hessian-vector products.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+
+from ..flow import FIXED_SOLVERS, step_function
+from .core import Problem, query_value_and_grad
+
+
+class BacksolveWarning(RuntimeWarning):
+    """The state reconstructed backward in time drifted away from the true one."""
+
+
+class _AdjointField:
+    """The backward system (a, q) -> ((H + reg) a, -reg a) along stored states.
+
+    Between stored states u(t) is the cubic Hermite interpolant of the states
+    and their velocities (error O(h^4), so rk4 keeps its order).
+    """
+
+    def __init__(self, p: Problem, grid: torch.Tensor, states: torch.Tensor):
+        self.p, self.grid, self.states = p, grid, states
+        self.flow = p.flow()
+        self.velocity_cache: dict[int, torch.Tensor] = {}
+
+    def _velocity(self, k: int) -> torch.Tensor:
+        if k not in self.velocity_cache:
+            u = self.states[k]
+            self.velocity_cache[k] = self.flow.velocity(u, self.p.support.grad(u))
+        return self.velocity_cache[k]
+
+    def state_at(self, t: torch.Tensor):
+        """(u(t), k) where k is the grid index when t is on the grid, else None."""
+        grid = self.grid
+        i = int(torch.searchsorted(grid, t.reshape(1).to(grid.dtype)))
+        n = grid.shape[0]
+        for k in (i - 1, i):
+            if 0 <= k < n and grid[k] == t:
+                return self.states[k], k
+        k = min(max(i - 1, 0), n - 2)
+        t0, t1 = grid[k], grid[k + 1]
+        h = t1 - t0
+        s = (t - t0) / h
+        # keep only the interval we are in: the backward sweep never returns
+        for old in [j for j in self.velocity_cache if j > k + 1]:
+            del self.velocity_cache[old]
+        u0, u1 = self.states[k], self.states[k + 1]
+        f0, f1 = self._velocity(k), self._velocity(k + 1)
+        h00 = (1 + 2 * s) * (1 - s) ** 2
+        h10 = s * (1 - s) ** 2
+        h01 = s * s * (3 - 2 * s)
+        h11 = s * s * (s - 1)
+        return h00 * u0 + h10 * h * f0 + h01 * u1 + h11 * h * f1, None
+
+    def __call__(self, t, y):
+        a = y[0]
+        u, k = self.state_at(t)
+        g, hv = self.p.support.hvp(u, a)
+        if k is not None and k not in self.velocity_cache:
+            self.velocity_cache[k] = self.flow.velocity(u, g)
+        reg = self.p.reg
+        if reg:
+            return hv + reg * a, -reg * a
+        return (hv,)
+
+
+def _continuous_segment(p: Problem, i0: int, i1: int, states, a, q):
+    grid = p.grid[i0: i1 + 1]
+    field = _AdjointField(p, grid, states)
+    y0 = (a, q) if p.reg else (a,)
+    out = p.solve(field, y0, [i1 - i0, 0], grid=grid)
+    a = out[0][-1]
+    return a, (out[1][-1] if p.reg else q)
+
+
+def _discrete_segment(p: Problem, i0: int, i1: int, states, a, q):
+    step = step_function(p.solver)
+    reg = p.reg
+    for k in range(i1 - 1, i0 - 1, -1):
+        t0, t1 = p.grid[k], p.grid[k + 1]
+        u = states[k - i0]
+        if p.support.backend == "func":
+            def one_step(x, th):
+                return step(p.flow(graph=True, theta=th), t0, t1, x)
+
+            _, pullback = torch.func.vjp(one_step, u, p.theta)
+            a_new, q_step = pullback(a)
+        else:
+            with torch.enable_grad():
+                x = u.detach().requires_grad_(True)
+                th = p.theta.detach().requires_grad_(True) if reg else p.theta
+                y1 = step(p.flow(graph=True, theta=th), t0, t1, x)
+                grads = torch.autograd.grad(y1, (x, th) if reg else (x,), a)
+            a_new, q_step = grads[0], (grads[1] if reg else None)
+        a = a_new.detach()
+        if reg:
+            q = q + q_step.detach()
+    return a, q
+
+
+def _capacity(budget: int, depth: int) -> int:
+    """Steps whose adjoint can be swept holding at most ``budget`` states, recomputing ``depth`` levels deep."""
+    if depth == 0:
+        return budget - 1
+    return sum(_capacity(b, depth - 1) for b in range(2, budget + 1))
+
+
+def _pieces(n: int, budget: int) -> list[int]:
+    """Lengths of the pieces one level splits n steps into (binomial checkpointing, as in revolve).
+
+    Piece j is swept while this level holds j boundary states, so it gets
+    budget - j; its length is what that budget can sweep one level shallower.
+    """
+    depth = 1
+    while _capacity(budget, depth) < n:
+        depth += 1
+    lengths = []
+    for j in range(budget - 1):
+        lengths.append(min(_capacity(budget - j, depth - 1), n - sum(lengths)))
+        if sum(lengths) == n:
+            break
+    return lengths
+
+
+class _Sweep:
+    """The backward pass over [i0, i1] from the state at i0, holding at most ``budget`` states."""
+
+    def __init__(self, p: Problem, segment):
+        self.p, self.segment = p, segment
+        self.forward = p.flow()
+        self.peak = 0
+
+    def __call__(self, i0, i1, u0, budget, held, a, q, states=None):
+        n = i1 - i0
+        if n + 1 <= budget:
+            if states is None:
+                states = self.p.solve(self.forward, u0, range(i0, i1 + 1))
+            self.peak = max(self.peak, held + n + 1)
+            return self.segment(self.p, i0, i1, states, a, q)
+        bounds = [i0]
+        for length in _pieces(n, budget):
+            bounds.append(bounds[-1] + length)
+        # separate tensors, so that each is freed as soon as its piece is done
+        stored = [row.clone() for row in self.p.solve(self.forward, u0, bounds[:-1])] if len(bounds) > 2 else [u0]
+        self.peak = max(self.peak, held + len(stored))
+        for j in range(len(bounds) - 2, -1, -1):
+            a, q = self(bounds[j], bounds[j + 1], stored[j], budget - j, held + j, a, q)
+            del stored[j]
+        return a, q
+
+
+def adjoint(p: Problem, scheme: str = "continuous", checkpoints=None):
+    """The Adjoint MAML meta-gradient: forward solve without a graph, adjoint backward with HVPs.
+
+    * ``scheme="continuous"``: the adjoint ODE above, integrated backward with
+      the forward solver's own scheme (torchdiffeq, so ``dopri5`` works too),
+      u(t) between stored states by cubic Hermite interpolation.  It converges
+      to the exact flow's meta-gradient at the scheme's order as
+      ``step_size`` shrinks; it is not the gradient of the discrete steps.
+    * ``scheme="discrete"``: the exact transpose of each forward step (a
+      vector-Jacobian product of the one-step map, one step's graph at a time);
+      equal to ``"maml"`` to rounding.  Fixed-grid solvers only.
+    * ``checkpoints=None`` keeps every state (the reference code's choice):
+      memory grows linearly with ``steps``.  An integer c >= 3 holds at most c
+      states at any time, whatever ``steps``: binomial checkpointing (as in
+      revolve) splits the steps into pieces and recomputes each from its
+      stored start; ``stats["recompute_depth"]`` levels of recomputation,
+      each one more forward solve, where c**depth / depth! ~ steps.
+      ``"sqrt"`` is c = ceil(sqrt(steps)) (at least 3): one level.
+    * Time: one forward solve, then per step as many HVPs as the scheme has
+      stages (the continuous scheme adds one gradient per step for the
+      interpolant, the discrete one recomputes its stages).  Never a graph
+      across steps, never a full Hessian.
+    * Takes exactly ``steps`` backward steps for ``steps`` forward ones (the
+      reference code takes one more).
+    """
+    n = p.steps
+    budget = n + 1 if checkpoints is None else (
+        max(3, math.ceil(math.sqrt(n))) if checkpoints == "sqrt" else checkpoints)
+    sweep = _Sweep(p, _continuous_segment if scheme == "continuous" else _discrete_segment)
+    with torch.no_grad():
+        if n + 1 <= budget:  # everything fits: one forward solve keeps every state
+            states = p.solve(sweep.forward, p.theta, range(n + 1))
+            u_T = states[-1]
+        else:
+            states = None
+            u_T = p.solve(sweep.forward, p.theta, [0, n])[-1]
+        qloss, a = query_value_and_grad(p, u_T)
+        a, q = sweep(0, n, p.theta, budget, 0, a, torch.zeros_like(a), states)
+    depth = 0
+    while budget < n + 1 and _capacity(budget, depth) < n:
+        depth += 1
+    return a + q, u_T, qloss, {"stored_states": sweep.peak, "recompute_depth": depth, "scheme": scheme}
+
+
+def backsolve(p: Problem, reconstruction_tol: float = 1e-3):
+    """Reconstruct u(t) backward in time together with the adjoint, as torchdiffeq's odeint_adjoint does.
+
+    * Memory: constant in ``steps`` (only u(T) is kept).
+    * Time: one forward solve, one backward solve of (u, a, q) with an HVP and a
+      gradient per stage.
+    * Exactness: none to speak of for gradient flows.  The flow contracts
+      (eigenvalues of H + reg > 0), so integrating it backward expands every
+      error like exp(lambda_max * T): the reconstructed u(0) drifts from theta
+      and the gradient with it, to overflow on long or stiff horizons.  This
+      method is here to show that; it warns (``BacksolveWarning``) when u(0)
+      comes back non-finite or more than ``reconstruction_tol`` (relative) away
+      from theta.  Use ``"adjoint"`` (stored states) or ``"adjoint"`` with
+      ``checkpoints`` instead.  ``stats["reconstruction_error"]`` reports the drift.
+    """
+    reg = p.reg
+    flow = p.flow()
+    with torch.no_grad():
+        u_T = p.solve(flow, p.theta, [0, p.steps])[-1]
+        qloss, a = query_value_and_grad(p, u_T)
+
+        def field(t, y):
+            u, lam = y[0], y[1]
+            g, hv = p.support.hvp(u, lam)
+            if reg:
+                return flow.velocity(u, g), hv + reg * lam, -reg * lam
+            return flow.velocity(u, g), hv
+
+        y_T = (u_T, a, torch.zeros_like(a)) if reg else (u_T, a)
+        try:
+            out = p.solve(field, y_T, [p.steps, 0])
+            u_0, a_0 = out[0][-1], out[1][-1]
+            grad = a_0 + out[2][-1] if reg else a_0
+        except FloatingPointError:
+            u_0 = torch.full_like(a, float("nan"))
+            grad = torch.full_like(a, float("nan"))
+    drift = float(torch.linalg.vector_norm(u_0 - p.theta) / torch.linalg.vector_norm(p.theta).clamp_min(1e-300))
+    if not (drift <= reconstruction_tol) or not bool(torch.isfinite(grad).all()):
+        warnings.warn(
+            f"backsolve: the state reconstructed backward in time is {drift:.3g} (relative) away from"
+            f" theta at t=0, so this meta-gradient is unreliable. Gradient flow contracts, and running it"
+            f" backward amplifies errors like exp(lambda_max * T). Use method='adjoint' (stored states),"
+            f" or method='adjoint' with checkpoints=k to bound memory.",
+            BacksolveWarning,
+            stacklevel=4,
+        )
+    return grad, u_T, qloss, {"stored_states": 1, "reconstruction_error": drift}
+
+
+__all__ = ["adjoint", "backsolve", "BacksolveWarning", "FIXED_SOLVERS"]

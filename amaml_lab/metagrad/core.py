@@ -1,0 +1,138 @@
+"""What every meta-gradient method shares: the problem, the result, option checks."""
+from __future__ import annotations
+
+import math
+import numbers
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from ..flow import FIXED_SOLVERS, SOLVERS, GradientFlow, solve, time_grid
+from ..functional import HVP_BACKENDS, Derivatives, ParamSpec, check_loss, flat_loss
+
+
+@dataclass
+class MetaGradient:
+    """The result of :func:`amaml_lab.meta_gradient`.
+
+    ``grad`` has the structure of theta; ``adapted`` is u(T) in that structure;
+    ``query_loss`` is L_Q(u(T)); ``stats`` counts support-gradient and HVP
+    evaluations, stored states and wall time.
+    """
+
+    grad: object
+    adapted: object
+    query_loss: float
+    stats: dict = field(default_factory=dict)
+
+
+@dataclass
+class Problem:
+    """A task's losses on the flat parameter vector, and the inner loop's numbers."""
+
+    spec: ParamSpec
+    theta: torch.Tensor  # flat, detached
+    support: Derivatives
+    query: Derivatives
+    steps: int
+    step_size: float
+    solver: str
+    reg: float
+    rtol: float
+    atol: float
+    grid: torch.Tensor
+
+    def flow(self, graph: bool = False, theta: torch.Tensor | None = None) -> GradientFlow:
+        return GradientFlow(self.support, self.theta if theta is None else theta, self.reg, graph=graph)
+
+    def solve(self, field, u0, save, grid=None):
+        return solve(field, u0, self.grid if grid is None else grid, save, self.solver, self.rtol, self.atol)
+
+
+def check_choice(name: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not known; allowed values: {', '.join(map(str, allowed))}")
+
+
+def check_number(name: str, value, *, positive: bool = False, nonnegative: bool = False, integer: bool = False):
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind):
+        want = "an integer" if integer else "a real number"
+        raise ValueError(f"{name} must be {want}; got {value!r}")
+    if not integer and not math.isfinite(float(value)):
+        raise ValueError(f"{name} must be finite; got {value!r}")
+    if positive and value <= 0:
+        raise ValueError(f"{name} must be > 0; got {value!r}")
+    if nonnegative and value < 0:
+        raise ValueError(f"{name} must be >= 0; got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def check_checkpoints(checkpoints):
+    """None (keep every state), "sqrt", or an integer number of stored states >= 3."""
+    if checkpoints is None or checkpoints == "sqrt":
+        return checkpoints
+    if isinstance(checkpoints, bool) or not isinstance(checkpoints, numbers.Integral) or checkpoints < 3:
+        raise ValueError(
+            f"checkpoints={checkpoints!r} is not allowed; allowed values: None (keep every state),"
+            " 'sqrt', or an integer number of stored states >= 3"
+        )
+    return int(checkpoints)
+
+
+def build_problem(support_loss, query_loss, theta, *, steps, step_size, solver, reg, rtol, atol, hvp) -> Problem:
+    steps = check_number("steps", steps, integer=True)
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1; got {steps}")
+    step_size = check_number("step_size", step_size, positive=True)
+    reg = check_number("reg", reg, nonnegative=True)
+    rtol = check_number("rtol", rtol, positive=True)
+    atol = check_number("atol", atol, positive=True)
+    check_choice("solver", solver, SOLVERS)
+    check_choice("hvp", hvp, HVP_BACKENDS)
+    spec = ParamSpec.of(theta)
+    th = spec.flatten(theta).detach().clone()
+    check_loss(support_loss, th, spec, "support_loss")
+    check_loss(query_loss, th, spec, "query_loss")
+    return Problem(
+        spec=spec,
+        theta=th,
+        support=Derivatives(flat_loss(support_loss, spec, "support_loss"), hvp),
+        query=Derivatives(flat_loss(query_loss, spec, "query_loss"), hvp),
+        steps=steps,
+        step_size=step_size,
+        solver=solver,
+        reg=reg,
+        rtol=rtol,
+        atol=atol,
+        grid=time_grid(steps, step_size, th.dtype, th.device),
+    )
+
+
+def query_value_and_grad(p: Problem, u: torch.Tensor):
+    with torch.enable_grad():
+        x = u.detach().requires_grad_(True)
+        value = p.query.loss(x)
+        (g,) = torch.autograd.grad(value, x)
+    p.query.grad_evals += 1
+    return float(value), g
+
+
+def finish(p: Problem, grad_flat, adapted_flat, qloss, stats: dict, started: float) -> MetaGradient:
+    stats = {
+        "grad_evals": p.support.grad_evals,
+        "hvp_evals": p.support.hvp_evals,
+        "query_grad_evals": p.query.grad_evals,
+        **stats,
+        "wall_time": time.perf_counter() - started,
+    }
+    return MetaGradient(
+        grad=p.spec.unflatten(grad_flat.detach()),
+        adapted=p.spec.unflatten(adapted_flat.detach()),
+        query_loss=qloss,
+        stats=stats,
+    )
+
+
+__all__ = ["MetaGradient", "Problem", "FIXED_SOLVERS"]
