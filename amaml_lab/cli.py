@@ -34,7 +34,6 @@ def _demo(args) -> int:
     print("| method | options | query loss | rel. error vs maml | grad evals | HVPs | stored states | time (s) |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for name, opts in runs:
-        assert name in METHODS
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", BacksolveWarning)
             r = meta_gradient(support_loss, query_loss, theta, method=name, **kw, **opts)
@@ -45,6 +44,9 @@ def _demo(args) -> int:
         note = " (warned: state reconstruction drifted)" if caught else ""
         print(f"| {name} | {opts or ''} | {r.query_loss:.4g} | {err:.2e}{note} | {s['grad_evals']} | "
               f"{s['hvp_evals']} | {s['stored_states']} | {s['wall_time']:.3f} |")
+    print()
+    for m in METHODS.values():
+        print(f"- {m.name}: {m.summary}")
     return 0
 
 

@@ -64,12 +64,6 @@ def _odeint(field, u0, t, solver, grid, rtol, atol, max_num_steps):
         ) from None
 
 
-def _stack(rows):
-    if torch.is_tensor(rows[0]):
-        return torch.stack(rows)
-    return tuple(torch.stack(parts) for parts in zip(*rows))
-
-
 def solve(field, u0, grid, save, solver="rk4", rtol=1e-7, atol=1e-9, max_num_steps=1_000_000):
     """Integrate ``field`` from ``u0`` at ``grid[save[0]]``; return the states at ``grid[save]``.
 
@@ -81,28 +75,31 @@ def solve(field, u0, grid, save, solver="rk4", rtol=1e-7, atol=1e-9, max_num_ste
     own steps and reports the states at the saved times.
     """
     save = list(save)
-    if solver not in FIXED_SOLVERS or len(save) == 1:
-        if len(save) == 1:
-            return _stack([u0])
+    if len(save) == 1:
+        return u0.unsqueeze(0) if torch.is_tensor(u0) else tuple(x.unsqueeze(0) for x in u0)
+    if solver not in FIXED_SOLVERS:
         return _odeint(field, u0, grid[save], solver, None, rtol, atol, max_num_steps)
     sign = 1 if save[-1] >= save[0] else -1
-    wanted = set(save)
-    rows = [u0]
-    state, start = u0, save[0]
+    position = {i: j for j, i in enumerate(save)}
+    parts = [u0] if torch.is_tensor(u0) else list(u0)
+    results = [torch.empty(len(save), *x.shape, dtype=x.dtype, device=x.device) for x in parts]
+    for r, x in zip(results, parts):
+        r[0] = x
+    start = save[0]
     while start != save[-1]:
         stop = start + sign * min(CHUNK, abs(save[-1] - start))
-        idx = [i for i in range(start + sign, stop + sign, sign) if i in wanted or i == stop]
+        idx = [i for i in range(start + sign, stop + sign, sign) if i in position or i == stop]
         sub = grid[start: stop + 1] if sign > 0 else grid[stop: start + 1].flip(0)
+        state = parts[0] if torch.is_tensor(u0) else tuple(parts)
         out = _odeint(field, state, grid[[start] + idx], solver, sub, rtol, atol, max_num_steps)
-        keep = [k + 1 for k, i in enumerate(idx) if i in wanted]
-        if torch.is_tensor(out):
-            rows.extend(out[k] for k in keep)
-            state = out[-1]
-        else:
-            rows.extend(tuple(o[k] for o in out) for k in keep)
-            state = tuple(o[-1] for o in out)
+        out = [out] if torch.is_tensor(out) else list(out)
+        for k, i in enumerate(idx):
+            if i in position:
+                for r, o in zip(results, out):
+                    r[position[i]] = o[k + 1]
+        parts = [o[-1] for o in out]
         start = stop
-    return _stack(rows)
+    return results[0] if torch.is_tensor(u0) else tuple(results)
 
 
 def step_function(solver: str):

@@ -119,7 +119,7 @@ def check_loss(loss, theta_flat: torch.Tensor, spec: ParamSpec, name: str) -> fl
         what = "a tensor" if spec.keys is None else f"a dict with keys {list(spec.keys)}"
         raise ValueError(
             f"{name} cannot take theta ({what}, shapes {list(spec.shapes)}): "
-            f"{type(err).__name__}: {err}. Pass theta in the structure the loss expects."
+            f"{type(err).__name__}: {' '.join(str(err).split()).rstrip('.')}. Pass theta in the structure the loss expects."
         ) from None
     value = _scalar(value, name)
     if not torch.is_floating_point(value):
@@ -160,6 +160,11 @@ class Derivatives:
             return self._func_grad(u)
         return torch.autograd.grad(self.loss(u), u, create_graph=True)[0]
 
+    def linearize(self, u: torch.Tensor) -> "Linearization":
+        """The gradient at u, and H(u) v for any number of v at the cost of one backward pass each."""
+        self.grad_evals += 1
+        return Linearization(self, u)
+
     def hvp(self, u: torch.Tensor, v: torch.Tensor):
         self.grad_evals += 1
         self.hvp_evals += 1
@@ -171,6 +176,32 @@ class Derivatives:
             g = torch.autograd.grad(self.loss(x), x, create_graph=True)[0]
             hv = torch.autograd.grad(g, x, v.detach())[0]
         return g.detach(), hv
+
+
+class Linearization:
+    """grad L(u) with its graph kept (autograd back end), so each H(u) v is one backward pass.
+
+    The graph is one gradient evaluation's; drop the object to free it.  With the
+    ``func`` back end each product is a fresh ``jvp`` (nothing is kept).
+    """
+
+    def __init__(self, d: Derivatives, u: torch.Tensor):
+        self.d, self.u = d, u.detach()
+        if d.backend == "func":
+            self.grad = d._func_grad(self.u)
+            self._x = None
+        else:
+            with torch.enable_grad():
+                self._x = self.u.clone().requires_grad_(True)
+                self._g = torch.autograd.grad(d.loss(self._x), self._x, create_graph=True)[0]
+            self.grad = self._g.detach()
+
+    def hvp(self, v: torch.Tensor) -> torch.Tensor:
+        self.d.hvp_evals += 1
+        if self._x is None:
+            return torch.func.jvp(self.d._func_grad, (self.u,), (v.detach(),))[1]
+        with torch.enable_grad():
+            return torch.autograd.grad(self._g, self._x, v.detach(), retain_graph=True)[0]
 
 
 def module_params(model: torch.nn.Module) -> dict:
@@ -194,9 +225,11 @@ def module_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, loss: 
         raise ValueError(f"loss={loss!r} is not known; allowed values: {', '.join(losses)}")
     fn = losses[loss]
     buffers = dict(model.named_buffers())
+    # untying costs ~15% of a small model's gradient; skip it unless the module shares parameters
+    tied = len(list(model.named_parameters(remove_duplicate=False))) != len(list(model.named_parameters()))
 
     def task_loss(params):
-        return fn(functional_call(model, {**buffers, **params}, (x,)))
+        return fn(functional_call(model, {**buffers, **params}, (x,), tie_weights=tied, strict=True))
 
     return task_loss
 

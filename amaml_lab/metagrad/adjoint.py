@@ -9,12 +9,13 @@ with H the support Hessian, entered only through Hessian-vector products.
 """
 from __future__ import annotations
 
+import bisect
 import math
 import warnings
 
 import torch
 
-from ..flow import FIXED_SOLVERS, step_function
+from ..flow import step_function
 from .core import Problem, query_value_and_grad
 
 
@@ -26,49 +27,53 @@ class _AdjointField:
     """The backward system (a, q) -> ((H + reg) a, -reg a) along stored states.
 
     Between stored states u(t) is the cubic Hermite interpolant of the states
-    and their velocities (error O(h^4), so rk4 keeps its order).
+    and their velocities (error O(h^4), so rk4 keeps its order).  At a stored
+    state the gradient's graph is kept while the sweep is near it: the
+    velocity and every HVP there (rk4 evaluates each stored state twice) share
+    one gradient evaluation.
     """
 
     def __init__(self, p: Problem, grid: torch.Tensor, states: torch.Tensor):
-        self.p, self.grid, self.states = p, grid, states
+        self.p, self.states = p, states
+        self.times = grid.tolist()
         self.flow = p.flow()
-        self.velocity_cache: dict[int, torch.Tensor] = {}
+        self.points: dict = {}
 
-    def _velocity(self, k: int) -> torch.Tensor:
-        if k not in self.velocity_cache:
-            u = self.states[k]
-            self.velocity_cache[k] = self.flow.velocity(u, self.p.support.grad(u))
-        return self.velocity_cache[k]
+    def _point(self, k: int):
+        """(linearization, velocity) at stored state k; forgets states the backward sweep has left."""
+        if k not in self.points:
+            for old in [j for j in self.points if j > k + 1]:
+                del self.points[old]
+            lin = self.p.support.linearize(self.states[k])
+            self.points[k] = (lin, self.flow.velocity(self.states[k], lin.grad))
+        return self.points[k]
 
     def state_at(self, t: torch.Tensor):
         """(u(t), k) where k is the grid index when t is on the grid, else None."""
-        grid = self.grid
-        i = int(torch.searchsorted(grid, t.reshape(1).to(grid.dtype)))
-        n = grid.shape[0]
-        for k in (i - 1, i):
-            if 0 <= k < n and grid[k] == t:
-                return self.states[k], k
-        k = min(max(i - 1, 0), n - 2)
-        t0, t1 = grid[k], grid[k + 1]
+        times, tf = self.times, float(t)
+        i = bisect.bisect_left(times, tf)
+        if i < len(times) and times[i] == tf:
+            return self.states[i], i
+        k = min(max(i - 1, 0), len(times) - 2)
+        t0, t1 = times[k], times[k + 1]
         h = t1 - t0
-        s = (t - t0) / h
-        # keep only the interval we are in: the backward sweep never returns
-        for old in [j for j in self.velocity_cache if j > k + 1]:
-            del self.velocity_cache[old]
-        u0, u1 = self.states[k], self.states[k + 1]
-        f0, f1 = self._velocity(k), self._velocity(k + 1)
+        s = (tf - t0) / h
+        f0, f1 = self._point(k)[1], self._point(k + 1)[1]
         h00 = (1 + 2 * s) * (1 - s) ** 2
-        h10 = s * (1 - s) ** 2
+        h10 = s * (1 - s) ** 2 * h
         h01 = s * s * (3 - 2 * s)
-        h11 = s * s * (s - 1)
-        return h00 * u0 + h10 * h * f0 + h01 * u1 + h11 * h * f1, None
+        h11 = s * s * (s - 1) * h
+        u = self.states[k] * h00
+        u.add_(f0, alpha=h10).add_(self.states[k + 1], alpha=h01).add_(f1, alpha=h11)
+        return u, None
 
     def __call__(self, t, y):
         a = y[0]
         u, k = self.state_at(t)
-        g, hv = self.p.support.hvp(u, a)
-        if k is not None and k not in self.velocity_cache:
-            self.velocity_cache[k] = self.flow.velocity(u, g)
+        if k is None:
+            _, hv = self.p.support.hvp(u, a)
+        else:
+            hv = self._point(k)[0].hvp(a)
         reg = self.p.reg
         if reg:
             return hv + reg * a, -reg * a
@@ -141,18 +146,25 @@ class _Sweep:
         self.forward = p.flow()
         self.peak = 0
 
-    def __call__(self, i0, i1, u0, budget, held, a, q, states=None):
+    @staticmethod
+    def bounds(i0: int, i1: int, budget: int) -> list[int]:
+        bounds = [i0]
+        for length in _pieces(i1 - i0, budget):
+            bounds.append(bounds[-1] + length)
+        return bounds
+
+    def __call__(self, i0, i1, u0, budget, held, a, q, stored=None):
+        """``stored``: the states at this level's piece starts (all states on a leaf), if already known."""
         n = i1 - i0
         if n + 1 <= budget:
-            if states is None:
-                states = self.p.solve(self.forward, u0, range(i0, i1 + 1))
+            if stored is None:
+                stored = self.p.solve(self.forward, u0, range(i0, i1 + 1))
             self.peak = max(self.peak, held + n + 1)
-            return self.segment(self.p, i0, i1, states, a, q)
-        bounds = [i0]
-        for length in _pieces(n, budget):
-            bounds.append(bounds[-1] + length)
-        # separate tensors, so that each is freed as soon as its piece is done
-        stored = [row.clone() for row in self.p.solve(self.forward, u0, bounds[:-1])] if len(bounds) > 2 else [u0]
+            return self.segment(self.p, i0, i1, stored, a, q)
+        bounds = self.bounds(i0, i1, budget)
+        if stored is None:
+            # separate tensors, so that each is freed as soon as its piece is done
+            stored = [row.clone() for row in self.p.solve(self.forward, u0, bounds[:-1])]
         self.peak = max(self.peak, held + len(stored))
         for j in range(len(bounds) - 2, -1, -1):
             a, q = self(bounds[j], bounds[j + 1], stored[j], budget - j, held + j, a, q)
@@ -190,14 +202,17 @@ def adjoint(p: Problem, scheme: str = "continuous", checkpoints=None):
         max(3, math.ceil(math.sqrt(n))) if checkpoints == "sqrt" else checkpoints)
     sweep = _Sweep(p, _continuous_segment if scheme == "continuous" else _discrete_segment)
     with torch.no_grad():
-        if n + 1 <= budget:  # everything fits: one forward solve keeps every state
-            states = p.solve(sweep.forward, p.theta, range(n + 1))
-            u_T = states[-1]
-        else:
-            states = None
-            u_T = p.solve(sweep.forward, p.theta, [0, n])[-1]
+        if n + 1 <= budget:  # everything fits: the forward solve keeps every state
+            stored = p.solve(sweep.forward, p.theta, range(n + 1))
+            u_T = stored[-1]
+        else:  # the forward solve keeps the first level's piece starts, and u(T)
+            out = p.solve(sweep.forward, p.theta, sweep.bounds(0, n, budget)[:-1] + [n])
+            stored = [row.clone() for row in out[:-1]]
+            u_T = out[-1].clone()
+            del out
         qloss, a = query_value_and_grad(p, u_T)
-        a, q = sweep(0, n, p.theta, budget, 0, a, torch.zeros_like(a), states)
+        a, q = sweep(0, n, p.theta, budget, 0, a, torch.zeros_like(a), stored)
+        del stored
     depth = 0
     while budget < n + 1 and _capacity(budget, depth) < n:
         depth += 1
@@ -253,4 +268,4 @@ def backsolve(p: Problem, reconstruction_tol: float = 1e-3):
     return grad, u_T, qloss, {"stored_states": 1, "reconstruction_error": drift}
 
 
-__all__ = ["adjoint", "backsolve", "BacksolveWarning", "FIXED_SOLVERS"]
+__all__ = ["adjoint", "backsolve", "BacksolveWarning"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..flow import FIXED_SOLVERS, SOLVERS, GradientFlow, solve, time_grid
+from ..flow import SOLVERS, GradientFlow, solve, time_grid
 from ..functional import HVP_BACKENDS, Derivatives, ParamSpec, check_loss, flat_loss
 
 
@@ -135,4 +135,4 @@ def finish(p: Problem, grad_flat, adapted_flat, qloss, stats: dict, started: flo
     )
 
 
-__all__ = ["MetaGradient", "Problem", "FIXED_SOLVERS"]
+__all__ = ["MetaGradient", "Problem", "build_problem", "finish"]

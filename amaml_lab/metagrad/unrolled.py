@@ -26,4 +26,4 @@ def maml(p: Problem):
     return grad, u_T.detach(), float(value.detach()), {"stored_states": p.steps + 1, "graph_steps": p.steps}
 
 
-__all__ = ["maml", "query_value_and_grad"]
+__all__ = ["maml"]
