@@ -28,7 +28,7 @@ CONFIGS = {
     "maml": dict(method="maml"),
     "adjoint": dict(method="adjoint"),
     "adjoint-sqrt": dict(method="adjoint", checkpoints="sqrt"),
-    "adjoint-c32": dict(method="adjoint", checkpoints=32),
+    "adjoint-c64": dict(method="adjoint", checkpoints=64),
     "adjoint-discrete": dict(method="adjoint", scheme="discrete"),
     "adjoint-discrete-sqrt": dict(method="adjoint", scheme="discrete", checkpoints="sqrt"),
     "backsolve": dict(method="backsolve"),
@@ -187,7 +187,7 @@ def _names(text: str) -> list[str]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=_positive_ints, default=[10, 100, 1000, 10000],
                         help="comma-separated inner step counts (default 10,100,1000,10000)")
-    parser.add_argument("--methods", type=_names, default=["maml", "adjoint", "adjoint-sqrt", "adjoint-c32"],
+    parser.add_argument("--methods", type=_names, default=["maml", "adjoint", "adjoint-sqrt", "adjoint-c64"],
                         help=f"comma-separated, from: {', '.join(CONFIGS)}")
     parser.add_argument("--shots", type=int, default=100, help="support and query points (default 100)")
     parser.add_argument("--hidden", type=int, default=32, help="hidden width of the 2-layer tanh MLP (default 32)")

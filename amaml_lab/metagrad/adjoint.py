@@ -189,7 +189,8 @@ def adjoint(p: Problem, scheme: str = "continuous", checkpoints=None):
       revolve) splits the steps into pieces and recomputes each from its
       stored start; ``stats["recompute_depth"]`` levels of recomputation,
       each one more forward solve, where c**depth / depth! ~ steps.
-      ``"sqrt"`` is c = ceil(sqrt(steps)) (at least 3): one level.
+      ``"sqrt"`` is the smallest c with a single level, c (c - 1) / 2 >= steps,
+      about sqrt(2 steps): memory grows like sqrt(steps), time by one forward solve.
     * Time: one forward solve, then per step as many HVPs as the scheme has
       stages (the continuous scheme adds one gradient per step for the
       interpolant, the discrete one recomputes its stages).  Never a graph
@@ -198,8 +199,12 @@ def adjoint(p: Problem, scheme: str = "continuous", checkpoints=None):
       reference code takes one more).
     """
     n = p.steps
-    budget = n + 1 if checkpoints is None else (
-        max(3, math.ceil(math.sqrt(n))) if checkpoints == "sqrt" else checkpoints)
+    if checkpoints is None:
+        budget = n + 1
+    elif checkpoints == "sqrt":  # the fewest states that need one recompute level: c (c - 1) / 2 >= steps
+        budget = max(3, math.ceil((1 + math.sqrt(1 + 8 * n)) / 2))
+    else:
+        budget = checkpoints
     sweep = _Sweep(p, _continuous_segment if scheme == "continuous" else _discrete_segment)
     with torch.no_grad():
         if n + 1 <= budget:  # everything fits: the forward solve keeps every state
