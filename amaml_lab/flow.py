@@ -75,8 +75,9 @@ def solve(field, u0, grid, save, solver="rk4", rtol=1e-7, atol=1e-9, max_num_ste
     own steps and reports the states at the saved times.
     """
     save = list(save)
-    if len(save) == 1:
-        return u0.unsqueeze(0) if torch.is_tensor(u0) else tuple(x.unsqueeze(0) for x in u0)
+    if save[0] == save[-1]:  # nothing to integrate
+        n = len(save)
+        return u0.expand(n, *u0.shape) if torch.is_tensor(u0) else tuple(x.expand(n, *x.shape) for x in u0)
     if solver not in FIXED_SOLVERS:
         return _odeint(field, u0, grid[save], solver, None, rtol, atol, max_num_steps)
     sign = 1 if save[-1] >= save[0] else -1

@@ -10,10 +10,14 @@ import inspect
 import time
 from dataclasses import dataclass
 
+import torch
+
 from ..flow import FIXED_SOLVERS, SOLVERS
 from .adjoint import BacksolveWarning, adjoint, backsolve
 from .core import MetaGradient, build_problem, check_checkpoints, check_choice, check_number, finish
-from .unrolled import maml
+from .first_order import fomaml, reptile
+from .implicit import imaml
+from .unrolled import maml, truncated
 
 SCHEMES = ("continuous", "discrete")
 
@@ -37,6 +41,10 @@ METHODS = {
         Method("maml", maml, SOLVERS, "back-propagation through every solver step (exact, memory grows with steps)"),
         Method("adjoint", adjoint, SOLVERS, "A-MAML: adjoint ODE backward with HVPs (stored or checkpointed states)"),
         Method("backsolve", backsolve, SOLVERS, "adjoint with the state run backward in time (unstable; for teaching)"),
+        Method("fomaml", fomaml, SOLVERS, "first-order MAML: grad L_Q(u(T)), no derivative through the inner loop"),
+        Method("reptile", reptile, SOLVERS, "Reptile's direction theta - u(T)"),
+        Method("imaml", imaml, SOLVERS, "implicit MAML: CG on (I + H/lam) v = grad L_Q at the proximal optimum"),
+        Method("truncated", truncated, SOLVERS, "back-propagation through the last `truncate` steps only"),
     )
 }
 
@@ -57,6 +65,9 @@ def _check_options(method: Method, options: dict, steps: int, solver: str) -> di
             )
     if "checkpoints" in opts:
         opts["checkpoints"] = check_checkpoints(opts["checkpoints"])
+        if method.name == "maml" and opts["checkpoints"] is not None and solver not in FIXED_SOLVERS:
+            raise ValueError(f"method='maml' with checkpoints recomputes fixed grid segments; solver={solver!r} is"
+                             f" adaptive. Use solver in {', '.join(FIXED_SOLVERS)} or checkpoints=None")
     if "reconstruction_tol" in opts:
         opts["reconstruction_tol"] = check_number("reconstruction_tol", opts["reconstruction_tol"], positive=True)
     return opts
@@ -75,6 +86,7 @@ def meta_gradient(
     rtol: float = 1e-7,
     atol: float = 1e-9,
     hvp: str = "autograd",
+    learn_horizon: bool = False,
     **options,
 ) -> MetaGradient:
     """d L_Q(u(T)) / d theta for the inner flow du/dt = -grad L_S(u) - reg (u - theta), u(0) = theta.
@@ -87,7 +99,10 @@ def meta_gradient(
     (``"autograd"`` or ``"func"``, see :mod:`amaml_lab.functional`).
     ``method`` is one of :data:`METHODS`; its docstring says what it costs and
     when it is exact; ``options`` are the method's own (``scheme``,
-    ``checkpoints``, ...).
+    ``checkpoints``, ...).  ``learn_horizon=True`` also returns
+    ``horizon_grad`` = dL_Q/dT = <grad L_Q(u(T)), du/dt(T)>, the flow's
+    velocity against the query gradient (exact for the continuous flow; two
+    gradient evaluations), so that T can be meta-learned.
     """
     check_choice("method", method, METHODS)
     m = METHODS[method]
@@ -98,10 +113,18 @@ def meta_gradient(
         reg=reg, rtol=rtol, atol=atol, hvp=hvp,
     )
     opts = _check_options(m, options, problem.steps, solver)
+    if not isinstance(learn_horizon, bool):
+        raise ValueError(f"learn_horizon must be True or False; got {learn_horizon!r}")
     grad, u_T, qloss, stats = m.fn(problem, **opts)
+    horizon_grad = None
+    if learn_horizon:
+        velocity = problem.flow().velocity(u_T, problem.support.grad(u_T))
+        horizon_grad = float(torch.dot(problem.query.grad(u_T), velocity))
     stats = {"method": method, "solver": solver, "steps": problem.steps, "step_size": problem.step_size,
              "reg": problem.reg, **stats}
-    return finish(problem, grad, u_T, qloss, stats, started)
+    result = finish(problem, grad, u_T, qloss, stats, started)
+    result.horizon_grad = horizon_grad
+    return result
 
 
 __all__ = ["meta_gradient", "METHODS", "MetaGradient", "BacksolveWarning", "SCHEMES"]

@@ -18,13 +18,15 @@ class MetaGradient:
 
     ``grad`` has the structure of theta; ``adapted`` is u(T) in that structure;
     ``query_loss`` is L_Q(u(T)); ``stats`` counts support-gradient and HVP
-    evaluations, stored states and wall time.
+    evaluations, stored states and wall time; ``horizon_grad`` is dL_Q/dT when
+    asked for (``learn_horizon=True``).
     """
 
     grad: object
     adapted: object
     query_loss: float
     stats: dict = field(default_factory=dict)
+    horizon_grad: float | None = None
 
 
 @dataclass
@@ -116,7 +118,7 @@ def query_value_and_grad(p: Problem, u: torch.Tensor):
         value = p.query.loss(x)
         (g,) = torch.autograd.grad(value, x)
     p.query.grad_evals += 1
-    return float(value), g
+    return float(value.detach()), g
 
 
 def finish(p: Problem, grad_flat, adapted_flat, qloss, stats: dict, started: float) -> MetaGradient:
