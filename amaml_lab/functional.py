@@ -160,6 +160,20 @@ class Derivatives:
             return self._func_grad(u)
         return torch.autograd.grad(self.loss(u), u, create_graph=True)[0]
 
+    def hvp_rows(self, u: torch.Tensor, V: torch.Tensor):
+        """(grad, rows H v_i) for the rows v_i of V, in one batched call (vmap underneath)."""
+        self.grad_evals += 1
+        self.hvp_evals += V.shape[0]
+        if self.backend == "func":
+            g = self._func_grad(u.detach())
+            hv = torch.func.vmap(lambda v: torch.func.jvp(self._func_grad, (u.detach(),), (v,))[1])(V.detach())
+            return g, hv
+        with torch.enable_grad():
+            x = u.detach().requires_grad_(True)
+            g = torch.autograd.grad(self.loss(x), x, create_graph=True)[0]
+            hv = torch.autograd.grad(g, x, V.detach(), is_grads_batched=True)[0]
+        return g.detach(), hv
+
     def linearize(self, u: torch.Tensor) -> "Linearization":
         """The gradient at u, and H(u) v for any number of v at the cost of one backward pass each."""
         self.grad_evals += 1

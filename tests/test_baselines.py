@@ -136,3 +136,21 @@ def test_bad_baseline_options(quad, overrides, pattern):
     kw.update(overrides)
     with pytest.raises(ValueError, match=pattern):
         meta_gradient(quad.support_loss, quad.query_loss, quad.theta, **kw)
+
+
+@pytest.mark.parametrize("solver", ["euler", "midpoint", "rk4"])
+@pytest.mark.parametrize("reg", [0.0, 0.6])
+@pytest.mark.parametrize("hvp", ["autograd", "func"])
+def test_forward_sensitivities_equal_maml(solver, reg, hvp):
+    t = MLPTask(hidden=5, shots=8)
+    kw = dict(steps=9, step_size=0.08, solver=solver, reg=reg)
+    ref = meta_gradient(t.support_loss, t.query_loss, t.theta, method="maml", **kw)
+    r = meta_gradient(t.support_loss, t.query_loss, t.theta, method="forward", hvp=hvp, **kw)
+    assert rel(r.grad, ref.grad) < 1e-10
+
+
+def test_forward_sensitivities_adaptive_match_exact_flow(quad):
+    exact, _ = quad.exact_flow(1.0, 0.4)
+    r = meta_gradient(quad.support_loss, quad.query_loss, quad.theta, method="forward", steps=10, step_size=0.1,
+                      solver="dopri5", reg=0.4, rtol=1e-10, atol=1e-12)
+    assert rel(r.grad, exact) < 1e-7

@@ -16,6 +16,7 @@ from ..flow import FIXED_SOLVERS, SOLVERS
 from .adjoint import BacksolveWarning, adjoint, backsolve
 from .core import MetaGradient, build_problem, check_checkpoints, check_choice, check_number, finish
 from .first_order import fomaml, reptile
+from .forward import forward
 from .implicit import imaml
 from .unrolled import maml, truncated
 
@@ -45,6 +46,7 @@ METHODS = {
         Method("reptile", reptile, SOLVERS, "Reptile's direction theta - u(T)"),
         Method("imaml", imaml, SOLVERS, "implicit MAML: CG on (I + H/lam) v = grad L_Q at the proximal optimum"),
         Method("truncated", truncated, SOLVERS, "back-propagation through the last `truncate` steps only"),
+        Method("forward", forward, SOLVERS, "forward-mode sensitivities du/dtheta along the flow (exact; P HVPs a stage)"),
     )
 }
 
