@@ -154,3 +154,20 @@ def test_forward_sensitivities_adaptive_match_exact_flow(quad):
     r = meta_gradient(quad.support_loss, quad.query_loss, quad.theta, method="forward", steps=10, step_size=0.1,
                       solver="dopri5", reg=0.4, rtol=1e-10, atol=1e-12)
     assert rel(r.grad, exact) < 1e-7
+
+
+def test_compare_methods_rows(mlp_task):
+    from amaml_lab import compare_methods
+
+    t = mlp_task
+    rows = compare_methods(t.support_loss, t.query_loss, t.theta, [4, 16], step_size=0.05)
+    by = {(r["steps"], r["label"]): r for r in rows}
+    assert len(rows) == 2 * 7
+    for steps in (4, 16):
+        assert by[(steps, "maml")]["rel_error"] == 0.0
+        assert by[(steps, "adjoint (discrete)")]["rel_error"] < 1e-10
+        assert by[(steps, "adjoint (discrete)")]["cosine"] == pytest.approx(1.0, abs=1e-12)
+        assert by[(steps, "fomaml")]["rel_error"] > 1e-4
+        assert all(-1 - 1e-12 <= r["cosine"] <= 1 + 1e-12 for r in rows)
+    assert by[(4, "truncated (last 5)")]["rel_error"] < 1e-12  # 5 > 4 steps: clipped, so exact
+    assert by[(16, "fomaml")]["rel_error"] > by[(4, "fomaml")]["rel_error"]  # first order worsens with steps

@@ -130,3 +130,7 @@ def meta_gradient(
 
 
 __all__ = ["meta_gradient", "METHODS", "MetaGradient", "BacksolveWarning", "SCHEMES"]
+
+from .compare import compare_methods  # noqa: E402  (uses meta_gradient)
+
+__all__ += ["compare_methods"]
