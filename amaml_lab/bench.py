@@ -32,6 +32,12 @@ CONFIGS = {
     "adjoint-discrete": dict(method="adjoint", scheme="discrete"),
     "adjoint-discrete-sqrt": dict(method="adjoint", scheme="discrete", checkpoints="sqrt"),
     "backsolve": dict(method="backsolve"),
+    "maml-sqrt": dict(method="maml", checkpoints="sqrt"),
+    "fomaml": dict(method="fomaml"),
+    "reptile": dict(method="reptile"),
+    "imaml": dict(method="imaml", lam=2.0, cg_steps=5),
+    "truncated-10": dict(method="truncated", truncate=10),
+    "forward": dict(method="forward"),
 }
 
 
@@ -113,7 +119,7 @@ def measure(cfg: dict) -> dict:
             torch.cuda.synchronize()
         return out
 
-    run(2)
+    run(max(2, options.get("truncate", 0)))  # warm-up
     # memory first, with the sampler; then the timed runs without it
     gc.collect()
     if on_cuda:

@@ -15,10 +15,10 @@ def run(*args):
 def test_demo_prints_every_method(capsys):
     assert main(["demo", "--steps", "20", "--shots", "10"]) == 0
     out = capsys.readouterr().out
-    for name in ("maml", "adjoint", "backsolve"):
-        assert f"| {name} |" in out
-    rows = [line for line in out.splitlines() if line.startswith("| adjoint | {'scheme': 'discrete'}")]
-    err = float(rows[0].split("|")[4])
+    for name in ("maml", "adjoint", "backsolve", "fomaml", "reptile", "imaml", "truncated"):
+        assert f"| {name}" in out
+    rows = [line for line in out.splitlines() if line.startswith("| adjoint (discrete) |")]
+    err = float(rows[0].split("|")[3])
     assert err < 1e-10  # the discrete adjoint is maml's gradient to rounding
 
 
