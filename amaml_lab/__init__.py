@@ -5,13 +5,25 @@ The public face: :func:`meta_gradient` and :data:`METHODS`; the inner flow in
 """
 from .flow import SOLVERS, trajectory
 from .functional import ParamSpec, module_loss, module_params, task_losses
-from .metagrad import METHODS, BacksolveWarning, MetaGradient, compare_methods, meta_gradient
+from .metagrad import (
+    METHODS,
+    BacksolveWarning,
+    BatchMetaGradient,
+    MetaGradient,
+    VmapFallbackWarning,
+    compare_methods,
+    meta_gradient,
+    meta_gradient_batch,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "meta_gradient",
     "compare_methods",
+    "meta_gradient_batch",
+    "BatchMetaGradient",
+    "VmapFallbackWarning",
     "METHODS",
     "SOLVERS",
     "MetaGradient",

@@ -131,6 +131,7 @@ def meta_gradient(
 
 __all__ = ["meta_gradient", "METHODS", "MetaGradient", "BacksolveWarning", "SCHEMES"]
 
-from .compare import compare_methods  # noqa: E402  (uses meta_gradient)
+from .batch import BatchMetaGradient, VmapFallbackWarning, meta_gradient_batch  # noqa: E402
+from .compare import compare_methods  # noqa: E402  (both use meta_gradient)
 
-__all__ += ["compare_methods"]
+__all__ += ["compare_methods", "meta_gradient_batch", "BatchMetaGradient", "VmapFallbackWarning"]

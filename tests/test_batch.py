@@ -1,0 +1,91 @@
+"""A meta-batch through one vmapped problem equals a Python loop over the tasks."""
+import pytest
+import torch
+from torch.func import functional_call
+
+from amaml_lab import VmapFallbackWarning, meta_gradient, meta_gradient_batch, module_params
+from amaml_lab.models import mlp
+from conftest import rel
+
+B = 3
+
+
+@pytest.fixture
+def batch():
+    g = torch.Generator().manual_seed(5)
+    model = mlp(2, (6, 6), 1, seed=3)
+
+    def loss(params, data):
+        x, y = data
+        return torch.mean((functional_call(model, params, (x,)) - y) ** 2)
+
+    def make(n):
+        x = torch.rand(B, n, 2, generator=g, dtype=torch.float64) * 2 - 1
+        amp = torch.rand(B, 1, 1, generator=g, dtype=torch.float64) + 0.5
+        return x, amp * torch.sin(3 * x[..., :1]) + x[..., 1:]
+
+    return loss, module_params(model), make(10), make(12)
+
+
+def loop(loss, theta, sdata, qdata, **kw):
+    grads, losses = [], []
+    for b in range(B):
+        s = (sdata[0][b], sdata[1][b])
+        q = (qdata[0][b], qdata[1][b])
+        r = meta_gradient(lambda p: loss(p, s), lambda p: loss(p, q), theta, **kw)
+        grads.append(r.grad)
+        losses.append(r.query_loss)
+    return {k: torch.stack([g[k] for g in grads]) for k in grads[0]}, torch.tensor(losses, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("method,options", [
+    ("maml", {}),
+    ("maml", {"checkpoints": 3}),
+    ("adjoint", {}),
+    ("adjoint", {"scheme": "discrete", "checkpoints": 4}),
+    ("fomaml", {}),
+    ("reptile", {}),
+    ("truncated", {"truncate": 3}),
+    ("backsolve", {}),
+    ("imaml", {"lam": 1.0, "cg_steps": 3}),
+])
+@pytest.mark.parametrize("reg", [0.0, 0.5])
+def test_batch_equals_loop(batch, method, options, reg):
+    loss, theta, sdata, qdata = batch
+    if method == "imaml":
+        reg = 0.0
+    kw = dict(method=method, steps=8, step_size=0.05, solver="rk4", reg=reg, **options)
+    r = meta_gradient_batch(loss, loss, theta, sdata, qdata, **kw)
+    grads, losses = loop(loss, theta, sdata, qdata, **kw)
+    assert rel(r.grads, grads) < 1e-12
+    assert torch.allclose(r.query_losses, losses, rtol=1e-12)
+    assert rel(r.grad, {k: v.mean(0) for k, v in grads.items()}) < 1e-12
+    assert r.stats["vectorized"] == (method != "imaml")
+    assert r.grads["0.weight"].shape == (B, *theta["0.weight"].shape)
+
+
+def test_unvmappable_loss_falls_back_to_loop_with_a_warning(batch):
+    loss, theta, sdata, qdata = batch
+
+    def stubborn(params, data):
+        value = loss(params, data)
+        if value.item() < 0:  # data-dependent Python control flow: vmap cannot take it
+            return -value
+        return value
+
+    with pytest.warns(VmapFallbackWarning, match="cannot be vmapped"):
+        r = meta_gradient_batch(stubborn, stubborn, theta, sdata, qdata, method="adjoint", steps=5, step_size=0.05)
+    assert not r.stats["vectorized"]
+    grads, _ = loop(loss, theta, sdata, qdata, method="adjoint", steps=5, step_size=0.05)
+    assert rel(r.grads, grads) < 1e-12
+
+
+def test_batch_bad_input(batch):
+    loss, theta, sdata, qdata = batch
+    with pytest.raises(ValueError, match="support_data has 3 tasks but query_data has 2"):
+        meta_gradient_batch(loss, loss, theta, sdata, (qdata[0][:2], qdata[1][:2]), method="maml", steps=2,
+                            step_size=0.1)
+    with pytest.raises(ValueError, match="needs a fixed-grid solver"):
+        meta_gradient_batch(loss, loss, theta, sdata, qdata, method="maml", steps=2, step_size=0.1, solver="dopri5")
+    with pytest.raises(ValueError, match="same leading task dimension"):
+        meta_gradient_batch(loss, loss, theta, (sdata[0], sdata[1][:2]), qdata, method="maml", steps=2, step_size=0.1)
