@@ -21,21 +21,24 @@ STAGES = {"euler": 1, "midpoint": 2, "rk4": 4}
 class GradientFlow:
     """The vector field f(u) = -grad L_S(u) - reg (u - theta) as torchdiffeq wants it.
 
+    ``mask`` (a 0/1 vector) freezes the parameters where it is 0: the inner
+    loop leaves them at theta, though the losses still depend on them.
+
     ``graph=True`` keeps the gradient differentiable (for back-propagation through
     the solver); otherwise each evaluation is detached.
     """
 
-    def __init__(self, derivatives, theta: torch.Tensor, reg: float = 0.0, graph: bool = False):
+    def __init__(self, derivatives, theta: torch.Tensor, reg: float = 0.0, graph: bool = False, mask=None):
         self.d = derivatives
         self.theta = theta
         self.reg = float(reg)
         self.graph = graph
+        self.mask = mask
 
     def velocity(self, u: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        """f(u) given the support gradient g at u."""
-        if self.reg:
-            return -g - self.reg * (u - self.theta)
-        return -g
+        """f(u) given the support gradient g at u (zero on parameters the inner loop does not adapt)."""
+        f = -g - self.reg * (u - self.theta) if self.reg else -g
+        return f * self.mask if self.mask is not None else f
 
     def __call__(self, t, u):
         g = self.d.grad_graph(u) if self.graph else self.d.grad(u)

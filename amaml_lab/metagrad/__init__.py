@@ -89,6 +89,7 @@ def meta_gradient(
     atol: float = 1e-9,
     hvp: str = "autograd",
     learn_horizon: bool = False,
+    adapt=None,
     **options,
 ) -> MetaGradient:
     """d L_Q(u(T)) / d theta for the inner flow du/dt = -grad L_S(u) - reg (u - theta), u(0) = theta.
@@ -104,7 +105,10 @@ def meta_gradient(
     ``checkpoints``, ...).  ``learn_horizon=True`` also returns
     ``horizon_grad`` = dL_Q/dT = <grad L_Q(u(T)), du/dt(T)>, the flow's
     velocity against the query gradient (exact for the continuous flow; two
-    gradient evaluations), so that T can be meta-learned.
+    gradient evaluations), so that T can be meta-learned.  ``adapt`` names the
+    keys of a dict ``theta`` that the inner loop adapts (ANIL- or COMLN-style:
+    only a head); the others stay at theta during the inner run, and their
+    meta-gradient still comes back (through the adjoint's mixed terms).
     """
     check_choice("method", method, METHODS)
     m = METHODS[method]
@@ -112,7 +116,7 @@ def meta_gradient(
     started = time.perf_counter()
     problem = build_problem(
         support_loss, query_loss, theta, steps=steps, step_size=step_size, solver=solver,
-        reg=reg, rtol=rtol, atol=atol, hvp=hvp,
+        reg=reg, rtol=rtol, atol=atol, hvp=hvp, adapt=adapt,
     )
     opts = _check_options(m, options, problem.steps, solver)
     if not isinstance(learn_horizon, bool):

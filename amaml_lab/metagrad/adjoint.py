@@ -68,7 +68,7 @@ class _AdjointField:
         return u, None
 
     def __call__(self, t, y):
-        a = y[0]
+        a = self.p.masked(y[0])
         u, k = self.state_at(t)
         if k is None:
             _, hv = self.p.support.hvp(u, a)
@@ -246,7 +246,7 @@ def backsolve(p: Problem, reconstruction_tol: float = 1e-3):
         qloss, a = query_value_and_grad(p, u_T)
 
         def field(t, y):
-            u, lam = y[0], y[1]
+            u, lam = y[0], p.masked(y[1])
             g, hv = p.support.hvp(u, lam)
             if reg:
                 return flow.velocity(u, g), hv + reg * lam, -reg * lam

@@ -44,9 +44,14 @@ class Problem:
     rtol: float
     atol: float
     grid: torch.Tensor
+    mask: torch.Tensor | None = None  # 1 where the inner loop adapts a parameter, 0 where it is frozen
 
     def flow(self, graph: bool = False, theta: torch.Tensor | None = None) -> GradientFlow:
-        return GradientFlow(self.support, self.theta if theta is None else theta, self.reg, graph=graph)
+        return GradientFlow(self.support, self.theta if theta is None else theta, self.reg, graph=graph,
+                            mask=self.mask)
+
+    def masked(self, v: torch.Tensor) -> torch.Tensor:
+        return v * self.mask if self.mask is not None else v
 
     def solve(self, field, u0, save, grid=None):
         return solve(field, u0, self.grid if grid is None else grid, save, self.solver, self.rtol, self.atol)
@@ -83,7 +88,24 @@ def check_checkpoints(checkpoints):
     return int(checkpoints)
 
 
-def build_problem(support_loss, query_loss, theta, *, steps, step_size, solver, reg, rtol, atol, hvp) -> Problem:
+def adapt_mask(adapt, spec: ParamSpec, theta_flat: torch.Tensor):
+    """The 0/1 vector of adapted parameters: ``adapt`` is None (all), or the keys of theta the inner loop adapts."""
+    if adapt is None:
+        return None
+    if spec.keys is None:
+        raise ValueError("adapt names keys of a dict theta; with a tensor theta every entry adapts (leave adapt=None)")
+    keys = [adapt] if isinstance(adapt, str) else list(adapt)
+    unknown = [k for k in keys if k not in spec.keys]
+    if unknown or not keys:
+        raise ValueError(f"adapt={adapt!r} names no key or unknown keys {unknown}; allowed values: keys of theta"
+                         f" {list(spec.keys)}")
+    parts = [torch.full((n,), float(k in keys), dtype=theta_flat.dtype, device=theta_flat.device)
+             for k, n in zip(spec.keys, spec.sizes)]
+    return torch.cat(parts)
+
+
+def build_problem(support_loss, query_loss, theta, *, steps, step_size, solver, reg, rtol, atol, hvp,
+                  adapt=None) -> Problem:
     steps = check_number("steps", steps, integer=True)
     if steps < 1:
         raise ValueError(f"steps must be >= 1; got {steps}")
@@ -109,6 +131,7 @@ def build_problem(support_loss, query_loss, theta, *, steps, step_size, solver, 
         rtol=rtol,
         atol=atol,
         grid=time_grid(steps, step_size, th.dtype, th.device),
+        mask=adapt_mask(adapt, spec, th),
     )
 
 

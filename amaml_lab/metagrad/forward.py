@@ -31,6 +31,8 @@ def forward(p: Problem):
         dS = -HS_rows.T
         if reg:
             dS = dS - reg * (S - eye)
+        if p.mask is not None:
+            dS = dS * p.mask[:, None]
         return flow.velocity(u, g), dS
 
     with torch.no_grad():

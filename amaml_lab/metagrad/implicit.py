@@ -50,6 +50,8 @@ def imaml(p: Problem, lam: float = 2.0, cg_steps: int = 5, damping: float = 0.0)
     if p.reg not in (0.0, lam):
         raise ValueError(f"method='imaml' runs the proximal flow with reg = lam = {lam}; got reg={p.reg}."
                          " Leave reg at 0 or set it equal to lam")
+    if p.mask is not None:
+        raise ValueError("method='imaml' adapts every parameter; adapt= is not supported with it")
     p.reg = lam
     with torch.no_grad():
         u_T = p.solve(p.flow(), p.theta, [0, p.steps])[-1]
