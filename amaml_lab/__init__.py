@@ -11,6 +11,7 @@ from .metagrad import (
     BatchMetaGradient,
     MetaGradient,
     VmapFallbackWarning,
+    comln_task,
     compare_methods,
     meta_gradient,
     meta_gradient_batch,
@@ -21,6 +22,7 @@ __version__ = "0.1.0"
 __all__ = [
     "meta_gradient",
     "compare_methods",
+    "comln_task",
     "meta_gradient_batch",
     "BatchMetaGradient",
     "VmapFallbackWarning",

@@ -15,6 +15,7 @@ import torch
 from ..flow import FIXED_SOLVERS, SOLVERS
 from .adjoint import BacksolveWarning, adjoint, backsolve
 from .core import MetaGradient, build_problem, check_checkpoints, check_choice, check_number, finish
+from .comln import comln, comln_task
 from .first_order import fomaml, reptile
 from .forward import forward
 from .implicit import imaml
@@ -46,6 +47,7 @@ METHODS = {
         Method("reptile", reptile, SOLVERS, "Reptile's direction theta - u(T)"),
         Method("imaml", imaml, SOLVERS, "implicit MAML: CG on (I + H/lam) v = grad L_Q at the proximal optimum"),
         Method("truncated", truncated, SOLVERS, "back-propagation through the last `truncate` steps only"),
+        Method("comln", comln, SOLVERS, "COMLN: a linear head's flow on cross-entropy, checkpointed adjoint (use comln_task)"),
         Method("forward", forward, SOLVERS, "forward-mode sensitivities du/dtheta along the flow (exact; P HVPs a stage)"),
     )
 }
@@ -138,4 +140,4 @@ __all__ = ["meta_gradient", "METHODS", "MetaGradient", "BacksolveWarning", "SCHE
 from .batch import BatchMetaGradient, VmapFallbackWarning, meta_gradient_batch  # noqa: E402
 from .compare import compare_methods  # noqa: E402  (both use meta_gradient)
 
-__all__ += ["compare_methods", "meta_gradient_batch", "BatchMetaGradient", "VmapFallbackWarning"]
+__all__ += ["comln_task", "compare_methods", "meta_gradient_batch", "BatchMetaGradient", "VmapFallbackWarning"]
