@@ -38,7 +38,28 @@ CONFIGS = {
     "imaml": dict(method="imaml", lam=2.0, cg_steps=5),
     "truncated-10": dict(method="truncated", truncate=10),
     "forward": dict(method="forward"),
+    # on a 5-way 5-shot episode of 64-dimensional embeddings (75 query points), the head alone adapting
+    "head-maml": dict(method="maml", episode=True),
+    "comln": dict(method="comln", episode=True),
 }
+
+
+def build_episode(dtype: str, device: str, seed: int, ways: int = 5, shots: int = 5, queries: int = 15, dim: int = 64):
+    """A COMLN episode: Gaussian class clusters as embeddings, a zero-initialised linear head."""
+    import torch
+
+    from .metagrad.comln import comln_task
+
+    dt = getattr(torch, dtype)
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(ways, dim, generator=g, dtype=dt)
+    ys = torch.arange(ways).repeat_interleave(shots)
+    yq = torch.arange(ways).repeat_interleave(queries)
+    fs = centers[ys] + torch.randn(len(ys), dim, generator=g, dtype=dt)
+    fq = centers[yq] + torch.randn(len(yq), dim, generator=g, dtype=dt)
+    support_loss, query_loss, theta, adapt = comln_task(fs.to(device), ys.to(device), fq.to(device), yq.to(device),
+                                                        torch.zeros(ways, dim, dtype=dt, device=device))
+    return support_loss, query_loss, theta, adapt
 
 
 class _Mallinfo2(ctypes.Structure):
@@ -108,9 +129,13 @@ def measure(cfg: dict) -> dict:
     from . import meta_gradient
 
     on_cuda = cfg["device"].startswith("cuda")
-    support_loss, query_loss, theta = build_task(cfg["shots"], cfg["dtype"], cfg["device"], cfg["hidden"], cfg["seed"])
     options = dict(CONFIGS[cfg["name"]])
     method = options.pop("method")
+    if options.pop("episode", False):
+        support_loss, query_loss, theta, options["adapt"] = build_episode(cfg["dtype"], cfg["device"], cfg["seed"])
+    else:
+        support_loss, query_loss, theta = build_task(cfg["shots"], cfg["dtype"], cfg["device"], cfg["hidden"],
+                                                     cfg["seed"])
 
     def run(steps):
         out = meta_gradient(support_loss, query_loss, theta, method=method, steps=steps,
@@ -161,11 +186,12 @@ def table(rows: list[dict]) -> str:
     head = "| steps | method | time (s) | peak memory (MB) | time / maml | memory / maml |"
     lines = [head, "|---:|---|---:|---:|---:|---:|"]
     maml = {r["steps"]: r for r in rows if r["name"] == "maml" and "time_s" in r}
+    heads = {r["steps"]: r for r in rows if r["name"] == "head-maml" and "time_s" in r}
     for r in rows:
         if "time_s" not in r:
             lines.append(f"| {r['steps']} | {r['name']} | {r.get('error', 'skipped')} | | | |")
             continue
-        ref = maml.get(r["steps"])
+        ref = (heads if CONFIGS[r["name"]].get("episode") else maml).get(r["steps"])
         tr = f"{r['time_s'] / ref['time_s']:.2f}" if ref else "-"
         mr = f"{r['peak_mb'] / ref['peak_mb']:.2g}" if ref and ref["peak_mb"] > 0 else "-"
         lines.append(f"| {r['steps']} | {r['name']} | {r['time_s']:.3f} | {r['peak_mb']:.1f} | {tr} | {mr} |")
