@@ -1,4 +1,4 @@
 """Task families: each builds (support, query) batches of (x, y) tensors."""
-from .synthetic import cos_mixture_task
+from .synthetic import FAMILIES, Split, cos_mixture_task, family, make_split, sample_episode
 
-__all__ = ["cos_mixture_task"]
+__all__ = ["FAMILIES", "Split", "cos_mixture_task", "family", "make_split", "sample_episode"]
