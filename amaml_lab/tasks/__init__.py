@@ -1,4 +1,5 @@
 """Task families: each builds (support, query) batches of (x, y) tensors."""
+from . import movielens
 from .synthetic import FAMILIES, Split, cos_mixture_task, family, make_split, sample_episode
 
-__all__ = ["FAMILIES", "Split", "cos_mixture_task", "family", "make_split", "sample_episode"]
+__all__ = ["movielens", "FAMILIES", "Split", "cos_mixture_task", "family", "make_split", "sample_episode"]

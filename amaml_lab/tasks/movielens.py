@@ -1,0 +1,135 @@
+"""MovieLens 100K as collaborative-filtering meta-regression: each user a task, each rated item a point.
+
+The loader reads ``data_root`` (a folder holding ``u.data``, its ``ml-100k/``
+subfolder, or the official ``ml-100k.zip``) or downloads the GroupLens archive
+into a cache, checking its MD5.  Item features are 100-dimensional: the items'
+rows of a truncated SVD of the meta-train users' centred rating matrix, so no
+meta-test rating leaks into them; targets are ratings standardised with the
+meta-train ratings' mean and standard deviation.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+ML100K_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
+ML100K_MD5 = "0e33842e24a9c977be4e0107933c0723"
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _extract(archive: Path, into: Path) -> Path:
+    if _md5(archive) != ML100K_MD5:
+        raise ValueError(f"{archive} has MD5 {_md5(archive)}, not {ML100K_MD5} (the official ml-100k.zip);"
+                         f" delete it and download {ML100K_URL} again, or point --data-root at a good copy")
+    into.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=into) as tmp:
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(tmp)
+        target = into / "ml-100k"
+        if not target.exists():
+            os.replace(Path(tmp) / "ml-100k", target)
+    return target
+
+
+def locate_ml100k(data_root=None, cache=None, download: bool = True) -> Path:
+    """The folder holding ``u.data``: found under ``data_root``, or downloaded into ``cache``."""
+    candidates = []
+    if data_root is not None:
+        root = Path(data_root)
+        candidates += [root, root / "ml-100k"]
+        for folder in candidates:
+            if (folder / "u.data").is_file():
+                return folder
+        if (root / "ml-100k.zip").is_file():
+            return _extract(root / "ml-100k.zip", Path(cache or root))
+        raise FileNotFoundError(f"no u.data, ml-100k/u.data or ml-100k.zip under --data-root {root};"
+                                f" download {ML100K_URL} there (MD5 {ML100K_MD5})")
+    cache = Path(cache or Path.home() / ".cache" / "amaml_lab")
+    if (cache / "ml-100k" / "u.data").is_file():
+        return cache / "ml-100k"
+    if not download:
+        raise FileNotFoundError(f"MovieLens 100K is not in {cache}; pass --data-root or allow the download of"
+                                f" {ML100K_URL}")
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = cache / "ml-100k.zip.part"
+    try:
+        with urllib.request.urlopen(ML100K_URL, timeout=60) as response, open(partial, "wb") as fh:
+            shutil.copyfileobj(response, fh)
+    except OSError as err:
+        raise FileNotFoundError(f"could not download {ML100K_URL} ({err}); download it by hand and pass"
+                                " --data-root with the folder that holds it") from None
+    os.replace(partial, cache / "ml-100k.zip")
+    return _extract(cache / "ml-100k.zip", cache)
+
+
+def load_ratings(folder) -> torch.Tensor:
+    """``u.data`` as an (n, 3) int64 tensor of (user, item, rating), ids from 1 as in the file."""
+    rows = []
+    with open(Path(folder) / "u.data") as fh:
+        for number, line in enumerate(fh, 1):
+            parts = line.split("\t")
+            if len(parts) != 4:
+                raise ValueError(f"{folder}/u.data line {number} is not 'user<TAB>item<TAB>rating<TAB>time'")
+            rows.append((int(parts[0]), int(parts[1]), int(parts[2])))
+    return torch.tensor(rows, dtype=torch.int64)
+
+
+@dataclass
+class RatingTasks:
+    """Users of one split: per user the features of the items they rated and the standardised ratings."""
+
+    users: list
+    features: list  # per user: (n_u, dim) float64
+    targets: list  # per user: (n_u, 1) float64
+    rating_mean: float
+    rating_std: float
+
+
+def movielens_tasks(ratings: torch.Tensor, dim: int = 100, test_fraction: float = 0.2, seed: int = 100,
+                    min_ratings: int = 1):
+    """(meta-train, meta-test) RatingTasks: users split at random (``seed``), item features from meta-train only."""
+    users = torch.unique(ratings[:, 0])
+    gen = torch.Generator().manual_seed(seed)
+    order = users[torch.randperm(len(users), generator=gen)]
+    n_test = int(round(test_fraction * len(users)))
+    test_users, train_users = set(order[:n_test].tolist()), set(order[n_test:].tolist())
+    n_items = int(ratings[:, 1].max())
+    train = ratings[torch.tensor([int(u) in train_users for u in ratings[:, 0]])]
+    mean = float(train[:, 2].double().mean())
+    std = float(train[:, 2].double().std())
+    user_index = {u: i for i, u in enumerate(sorted(train_users))}
+    matrix = torch.zeros(n_items, len(user_index), dtype=torch.float64)
+    for u, i, r in train.tolist():
+        matrix[i - 1, user_index[u]] = (r - mean) / std
+    rank = min(dim, *matrix.shape)
+    U, S, _ = torch.linalg.svd(matrix, full_matrices=False)
+    features = torch.zeros(n_items, dim, dtype=torch.float64)
+    features[:, :rank] = U[:, :rank] * S[:rank]
+    features = features / features[:, :rank].std().clamp_min(1e-12)
+
+    def build(keep):
+        chosen = sorted(keep)
+        feats, targets = [], []
+        for u in chosen:
+            mine = ratings[ratings[:, 0] == u]
+            feats.append(features[mine[:, 1] - 1])
+            targets.append(((mine[:, 2].double() - mean) / std)[:, None])
+        ok = [k for k, t in enumerate(targets) if len(t) >= min_ratings]
+        return RatingTasks([chosen[k] for k in ok], [feats[k] for k in ok], [targets[k] for k in ok], mean, std)
+
+    return build(train_users), build(test_users)
