@@ -6,14 +6,15 @@ import os
 import tempfile
 
 
-def write_text_atomic(path, text: str) -> None:
+def _atomic(path, write, binary: bool) -> None:
+    """Write through ``write(fh)`` into a temporary file beside ``path``, flush it to disk, then rename."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=folder)
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb" if binary else "w") as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -23,5 +24,16 @@ def write_text_atomic(path, text: str) -> None:
         raise
 
 
+def write_text_atomic(path, text: str) -> None:
+    _atomic(path, lambda fh: fh.write(text), binary=False)
+
+
 def write_json_atomic(path, obj) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
+
+
+def save_torch_atomic(obj, path) -> None:
+    """``torch.save`` into ``path`` atomically (checkpoints)."""
+    import torch
+
+    _atomic(path, lambda fh: torch.save(obj, fh), binary=True)

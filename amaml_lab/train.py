@@ -7,13 +7,12 @@ the last one.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
+from .io import save_torch_atomic
 from .metagrad import meta_gradient_batch
 from .models import mlp
 from .tasks.synthetic import family, make_split
@@ -53,20 +52,6 @@ class RunConfig:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer={self.optimizer!r} is not known; allowed values: {', '.join(OPTIMIZERS)}")
         return self
-
-
-def save_atomic(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _loss(model):
@@ -126,7 +111,7 @@ def meta_train(cfg: RunConfig, out: Path, resume: bool = False) -> dict:
         losses.append(r.query_loss)
         if step % cfg.checkpoint_every == 0 or step == cfg.meta_steps:
             config = {k: v for k, v in asdict(cfg).items() if k != "meta_steps"}
-            save_atomic({"config": config, "theta": {k: v.detach().clone() for k, v in theta.items()},
-                         "optimizer": optimizer.state_dict(), "generator": gen.get_state(),
-                         "meta_steps": step, "losses": losses}, ckpt_path)
+            save_torch_atomic({"config": config, "theta": {k: v.detach().clone() for k, v in theta.items()},
+                               "optimizer": optimizer.state_dict(), "generator": gen.get_state(),
+                               "meta_steps": step, "losses": losses}, ckpt_path)
     return {"theta": {k: v.detach() for k, v in theta.items()}, "meta_steps": step, "losses": losses}

@@ -26,3 +26,14 @@ def test_failed_write_leaves_old_file(tmp_path):
         write_text_atomic(path, Boom())
     assert path.read_text() == "old"
     assert [p for p in os.listdir(tmp_path) if p.startswith(".tmp-")] == []
+
+
+def test_torch_checkpoint_written_atomically(tmp_path):
+    import torch
+
+    from amaml_lab.io import save_torch_atomic
+
+    path = tmp_path / "checkpoint.pt"
+    save_torch_atomic({"x": torch.arange(3)}, path)
+    assert torch.equal(torch.load(path)["x"], torch.arange(3))
+    assert [p for p in os.listdir(tmp_path) if p.startswith(".tmp-")] == []
