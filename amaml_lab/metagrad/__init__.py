@@ -114,7 +114,6 @@ def meta_gradient(
     """
     check_choice("method", method, METHODS)
     m = METHODS[method]
-    check_choice("solver", solver, SOLVERS)
     started = time.perf_counter()
     problem = build_problem(
         support_loss, query_loss, theta, steps=steps, step_size=step_size, solver=solver,
