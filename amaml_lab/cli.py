@@ -1,13 +1,15 @@
-"""The command line: ``amaml-lab demo | bench`` (also ``python -m amaml_lab``).
+"""The command line: ``amaml-lab run | compare | demo | bench`` (also ``python -m amaml_lab``).
 
-Bad input exits with status 2 and one line naming what was wrong; no traceback.
+Bad input (and missing data) exits with status 2 and one line naming what was
+wrong; a diverging run exits with status 1 and one line; no traceback.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
-from . import bench
+from . import bench, experiments
+from .train import Diverged
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -49,6 +51,10 @@ def _demo(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="amaml-lab", description="Meta-learning with long inner loops: adjoint methods side by side.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    experiments.add_run(sub.add_parser(
+        "run", help="meta-train one method on a domain and evaluate it (the reference's experiment.sh)"))
+    experiments.add_compare(sub.add_parser(
+        "compare", help="several methods on the same tasks; a table like the paper's Table 2 (Markdown and CSV)"))
     demo = sub.add_parser("demo", help="compare every meta-gradient method on one task (headless)")
     demo.add_argument("--steps", type=int, default=200)
     demo.add_argument("--step-size", type=float, default=0.01)
@@ -65,13 +71,27 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command == "run":
+            return experiments.run_command(args)
+        if args.command == "compare":
+            return experiments.compare_command(args)
         if args.command == "demo":
             return _demo(args)
         print(bench.report(args))
         return 0
-    except ValueError as err:
-        print(f"amaml-lab: error: {err}", file=sys.stderr)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"amaml-lab: error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except Diverged as err:
+        print(f"amaml-lab: {_one_line(err)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("amaml-lab: interrupted; the last checkpoint is kept (continue with --resume)", file=sys.stderr)
+        return 130
+
+
+def _one_line(err) -> str:
+    return " ".join(str(err).split())
 
 
 if __name__ == "__main__":

@@ -1,28 +1,66 @@
-"""Meta-training with checkpoints that make a resumed run identical to an uninterrupted one.
+"""Meta-training, evaluation and the files of a run (what ``amaml-lab run`` does).
 
-A checkpoint holds theta, the outer optimiser's state, the episode generator's
-state and the meta-step count; it is written atomically (write, then rename)
-every ``checkpoint_every`` meta-steps, so a kill loses at most the steps since
-the last one.
+:func:`meta_train` takes outer steps on the meta-batch's mean meta-gradient
+(from :func:`~amaml_lab.metagrad.meta_gradient_batch`, any method) and writes
+an atomic checkpoint every ``checkpoint_every`` meta-steps: theta, the outer
+optimiser's state, the episode generator's state and the step count, so a
+resumed run ends bit for bit where an uninterrupted one does and a kill loses
+at most the steps since the last checkpoint.  :func:`evaluate` is the
+reference's protocol: fine-tune a copy of theta on each meta-test task's
+support set with Adam and log the RMSE on standardised targets (nRMSE) every
+few iterations.  :func:`run` does both and writes ``summary.json``,
+``metrics.csv`` (the meta-training curve) and ``eval.csv`` (the fine-tuning
+curve), each atomically.
+
+The inner problem is the reference's: the flow of 1/2 MSE(support) + reg/2
+|u - theta|^2 (reg = 1 by default) for ``inner_steps`` steps of ``step_size``;
+the outer objective is the query MSE.  ``imaml`` uses its own proximal weight
+``lam`` (2 by default) in place of ``reg``.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import csv
+import io
+import math
+import re
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
-from .io import save_torch_atomic
-from .metagrad import meta_gradient_batch
+from .flow import FIXED_SOLVERS
+from .io import save_torch_atomic, write_json_atomic, write_text_atomic
+from .metagrad import METHODS, meta_gradient_batch
 from .models import mlp
-from .tasks.synthetic import family, make_split
+from .progress import progress
+from .tasks.domains import DOMAINS, check_domain, default_hidden, load_domain
 
 OPTIMIZERS = ("sgd", "adam")
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+TRAIN_METHODS = tuple(m for m in METHODS if m != "comln")  # comln adapts a classifier's head (Omniglot)
+# fields that may change between a run and its --resume: they do not touch the meta-training arithmetic
+RESUMABLE_CHANGES = ("meta_steps", "device", "eval_tasks", "eval_steps", "eval_every", "eval_lr",
+                     "eval_weight_decay", "checkpoint_every")
+
+
+class Diverged(FloatingPointError):
+    """A meta-step produced a NaN or Inf loss or gradient; the last good checkpoint is kept."""
+
+
+def check_device(device: str) -> str:
+    if not isinstance(device, str) or not re.fullmatch(r"cpu|cuda(:\d+)?|mps", device):
+        raise ValueError(f"device={device!r} is not known; allowed values: cpu, cuda, cuda:N, mps")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but this torch sees no CUDA GPU; use cpu")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device='mps' but this torch sees no Apple GPU; use cpu")
+    return device
 
 
 @dataclass
 class RunConfig:
-    """One meta-training run on a synthetic domain (the reference's settings by default)."""
+    """One meta-training run (the reference's settings by default)."""
 
     domain: str
     shots: int
@@ -38,23 +76,66 @@ class RunConfig:
     meta_batch: int = 5
     meta_lr: float = 0.01
     optimizer: str = "sgd"
-    hidden: int = 32
+    hidden: int | None = None  # None: 32 for synthetic domains, 40 for ratings
+    dtype: str = "float64"
     tasks: int = 100
     pool: int = 1000
+    bug_compatible: bool = False
+    options: dict = field(default_factory=dict)  # the method's own (truncate, lam, cg_steps, checkpoints, ...)
     checkpoint_every: int = 100
+    eval_tasks: int = 100
+    eval_steps: int = 5000
+    eval_every: int = 10
+    eval_lr: float = 1e-3
+    eval_weight_decay: float = 1e-6
 
     def check(self):
-        family(self.domain)
-        for name in ("shots", "query", "inner_steps", "meta_steps", "meta_batch", "tasks", "pool", "checkpoint_every"):
+        check_domain(self.domain)
+        if self.method not in TRAIN_METHODS:
+            raise ValueError(f"method={self.method!r} is not known; allowed values: {', '.join(TRAIN_METHODS)}")
+        for name in ("shots", "query", "inner_steps", "meta_steps", "meta_batch", "tasks", "pool",
+                     "checkpoint_every", "eval_tasks", "eval_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
+        if isinstance(self.eval_steps, bool) or not isinstance(self.eval_steps, int) or self.eval_steps < 0:
+            raise ValueError(f"eval_steps must be an integer >= 0; got {self.eval_steps!r}")
+        for name in ("step_size", "meta_lr", "eval_lr"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be a positive number; got {value!r}")
+        for name in ("reg", "eval_weight_decay"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a number >= 0; got {value!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer={self.optimizer!r} is not known; allowed values: {', '.join(OPTIMIZERS)}")
+        if self.solver not in FIXED_SOLVERS:
+            raise ValueError(f"solver={self.solver!r} is not known; allowed values: {', '.join(FIXED_SOLVERS)}"
+                             " (a meta-batch shares one fixed grid)")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype={self.dtype!r} is not known; allowed values: {', '.join(DTYPES)}")
+        if self.hidden is not None and (isinstance(self.hidden, bool) or not isinstance(self.hidden, int)
+                                        or self.hidden < 1):
+            raise ValueError(f"hidden must be an integer >= 1 or None; got {self.hidden!r}")
+        allowed = METHODS[self.method].options
+        for name in self.options:
+            if name not in allowed:
+                raise ValueError(f"option {name}={self.options[name]!r} is not known to method={self.method!r};"
+                                 f" its options: {', '.join(allowed) or 'none'}")
+        check_device(self.device)
         return self
 
+    @property
+    def width(self) -> int:
+        return self.hidden or default_hidden(self.domain)
 
-def _loss(model):
+    def identity(self) -> dict:
+        """What a checkpoint must agree on to be resumed."""
+        return {k: v for k, v in asdict(self).items() if k not in RESUMABLE_CHANGES}
+
+
+def _mse(model):
     def loss(params, data):
         x, y = data
         return torch.mean((torch.func.functional_call(model, params, (x,)) - y) ** 2)
@@ -62,56 +143,204 @@ def _loss(model):
     return loss
 
 
-def meta_train(cfg: RunConfig, out: Path, resume: bool = False) -> dict:
-    """Run (or continue) meta-training to ``cfg.meta_steps``; returns {"theta", "meta_steps", "losses"}."""
+def _half_mse(model):
+    mse = _mse(model)
+    return lambda params, data: 0.5 * mse(params, data)
+
+
+def build_model(cfg: RunConfig, in_features: int):
+    return mlp(in_features, (cfg.width, cfg.width), 1, dtype=DTYPES[cfg.dtype], seed=cfg.seed)
+
+
+def _to(data, cfg):
+    return tuple(t.to(cfg.device, DTYPES[cfg.dtype]) for t in data)
+
+
+def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain=None,
+               show_progress: bool | None = None, on_checkpoint=None) -> dict:
+    """Run (or continue) meta-training to ``cfg.meta_steps``; returns {"theta", "meta_steps", "losses", "domain", "model"}.
+
+    ``on_checkpoint(step, losses, seconds)`` is called after each checkpoint is
+    written.  Raises :class:`Diverged` on a non-finite loss or gradient.
+    """
     cfg.check()
     out = Path(out)
     ckpt_path = out / "checkpoint.pt"
-    split = make_split(cfg.domain, tasks=cfg.tasks, pool=cfg.pool)
-    fam = family(cfg.domain)
-    model = mlp(fam.dim, (cfg.hidden, cfg.hidden), 1, seed=cfg.seed)
+    domain = domain or load_domain(cfg.domain, cfg.shots, cfg.query, data_root=data_root, tasks=cfg.tasks,
+                                   pool=cfg.pool, bug_compatible=cfg.bug_compatible)
+    model = build_model(cfg, domain.in_features).to(cfg.device)
     theta = {k: v.detach().clone().requires_grad_(True) for k, v in model.named_parameters()}
     opt_cls = torch.optim.SGD if cfg.optimizer == "sgd" else torch.optim.Adam
     optimizer = opt_cls(theta.values(), lr=cfg.meta_lr)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
-    step, losses = 0, []
+    step, losses, seconds = 0, [], []
     if resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, weights_only=False)
-        if state["config"] != {k: v for k, v in asdict(cfg).items() if k != "meta_steps"}:
-            raise ValueError(f"{ckpt_path} was made with another configuration; use a fresh --out or the same settings")
+        state = torch.load(ckpt_path, weights_only=False, map_location=cfg.device)
+        if state["config"] != cfg.identity():
+            diff = sorted(k for k in cfg.identity() if state["config"].get(k) != cfg.identity()[k])
+            raise ValueError(f"{ckpt_path} was made with another configuration (differs in {', '.join(diff)});"
+                             " use a fresh --out or the same settings")
         with torch.no_grad():
             for k, v in state["theta"].items():
                 theta[k].copy_(v)
         optimizer.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
-        step, losses = state["meta_steps"], state["losses"]
-    loss = _loss(model)
-    while step < cfg.meta_steps:
-        picks = torch.randint(0, split.tasks, (cfg.meta_batch,), generator=gen)
-        sx, sy, qx, qy = [], [], [], []
-        for t in picks.tolist():
-            s_idx = torch.randperm(cfg.pool, generator=gen)[:cfg.shots]
-            q_idx = torch.randperm(cfg.pool, generator=gen)[:cfg.query]
-            sx.append(split.support_x[t, s_idx])
-            sy.append(split.support_y[t, s_idx])
-            qx.append(split.query_x[t, q_idx])
-            qy.append(split.query_y[t, q_idx])
-        r = meta_gradient_batch(loss, loss, {k: v.detach() for k, v in theta.items()},
-                                (torch.stack(sx), torch.stack(sy)), (torch.stack(qx), torch.stack(qy)),
-                                method=cfg.method, steps=cfg.inner_steps, step_size=cfg.step_size,
-                                solver=cfg.solver, reg=cfg.reg)
-        if not all(torch.isfinite(g).all() for g in r.grad.values()) or not torch.isfinite(torch.tensor(r.query_loss)):
-            raise FloatingPointError(f"meta-step {step + 1} diverged (non-finite loss or gradient); try a smaller"
-                                     f" --step-size than {cfg.step_size}. The last good checkpoint is kept.")
-        optimizer.zero_grad()
-        for k, v in theta.items():
-            v.grad = r.grad[k].clone()
-        optimizer.step()
-        step += 1
-        losses.append(r.query_loss)
-        if step % cfg.checkpoint_every == 0 or step == cfg.meta_steps:
-            config = {k: v for k, v in asdict(cfg).items() if k != "meta_steps"}
-            save_torch_atomic({"config": config, "theta": {k: v.detach().clone() for k, v in theta.items()},
-                               "optimizer": optimizer.state_dict(), "generator": gen.get_state(),
-                               "meta_steps": step, "losses": losses}, ckpt_path)
-    return {"theta": {k: v.detach() for k, v in theta.items()}, "meta_steps": step, "losses": losses}
+        step, losses, seconds = state["meta_steps"], state["losses"], state["seconds"]
+    support_loss, query_loss = _half_mse(model), _mse(model)
+    reg = 0.0 if cfg.method == "imaml" else cfg.reg
+    bar = progress(cfg.meta_steps, f"{cfg.method} {cfg.domain}", initial=step, enabled=show_progress)
+    try:
+        while step < cfg.meta_steps:
+            started = time.perf_counter()
+            support, query = domain.train_batch(gen, cfg.meta_batch, cfg.shots, cfg.query)
+            r = meta_gradient_batch(support_loss, query_loss, {k: v.detach() for k, v in theta.items()},
+                                    _to(support, cfg), _to(query, cfg), method=cfg.method, steps=cfg.inner_steps,
+                                    step_size=cfg.step_size, solver=cfg.solver, reg=reg, **cfg.options)
+            finite = math.isfinite(r.query_loss) and all(bool(torch.isfinite(g).all()) for g in r.grad.values())
+            if not finite:
+                raise Diverged(f"meta-step {step + 1} diverged (NaN or Inf loss or gradient); try a smaller"
+                               f" --step-size than {cfg.step_size} or a smaller --meta-lr than {cfg.meta_lr}."
+                               f" The last good checkpoint ({out / 'checkpoint.pt'}) is kept")
+            optimizer.zero_grad()
+            for k, v in theta.items():
+                v.grad = r.grad[k].clone()
+            optimizer.step()
+            step += 1
+            losses.append(r.query_loss)
+            seconds.append(time.perf_counter() - started)
+            bar.update(1)
+            bar.set_postfix(query_loss=f"{r.query_loss:.4f}", refresh=False)
+            if step % cfg.checkpoint_every == 0 or step == cfg.meta_steps:
+                save_torch_atomic({"config": cfg.identity(), "theta": {k: v.detach().clone() for k, v in theta.items()},
+                                   "optimizer": optimizer.state_dict(), "generator": gen.get_state(),
+                                   "meta_steps": step, "losses": losses, "seconds": seconds}, ckpt_path)
+                if on_checkpoint is not None:
+                    on_checkpoint(step, losses, seconds)
+    finally:
+        bar.close()
+    return {"theta": {k: v.detach() for k, v in theta.items()}, "meta_steps": step, "losses": losses,
+            "seconds": seconds, "domain": domain, "model": model}
+
+
+def evaluate(model, theta: dict, evalset, steps: int = 5000, every: int = 10, lr: float = 1e-3,
+             weight_decay: float = 1e-6, show_progress: bool | None = None) -> dict:
+    """Fine-tune theta on every meta-test task's support set with Adam; nRMSE on its target set every ``every`` steps.
+
+    All tasks run at once (parameters stacked along a task dimension, the
+    losses vmapped and summed): Adam and its weight decay act element-wise and
+    the tasks share no parameter, so this equals fine-tuning each task alone
+    (a test checks it).  Returns ``{"iterations", "nrmse" (tasks x logs)}``.
+    """
+    tasks = evalset.tasks
+    ref = next(iter(theta.values()))
+    params = {k: v.detach().expand(tasks, *v.shape).clone().requires_grad_(True) for k, v in theta.items()}
+
+    def cast(data):
+        return tuple(t.to(ref.device, ref.dtype) for t in data)
+
+    (sx, sy), (tx, ty) = cast(evalset.support), cast(evalset.target)
+    predict = torch.func.vmap(lambda p, x: torch.func.functional_call(model, p, (x,)))
+    optimizer = torch.optim.Adam(params.values(), lr=lr, weight_decay=weight_decay)
+    iterations, curves = [], []
+    bar = progress(steps, "fine-tuning", enabled=show_progress)
+    try:
+        for it in range(steps + 1):
+            if it % every == 0 or it == steps:
+                with torch.no_grad():
+                    curves.append(((predict(params, tx) - ty) ** 2).mean((1, 2)).sqrt().double().cpu())
+                iterations.append(it)
+            if it == steps:
+                break
+            optimizer.zero_grad()
+            ((predict(params, sx) - sy) ** 2).mean((1, 2)).sum().backward()
+            optimizer.step()
+            bar.update(1)
+    finally:
+        bar.close()
+    return {"iterations": iterations, "nrmse": torch.stack(curves, 1)}
+
+
+def mean_se(values: torch.Tensor) -> tuple[float, float]:
+    """Mean and standard error (sample standard deviation / sqrt(n)) of a 1-D tensor."""
+    n = values.numel()
+    se = float(values.std() / math.sqrt(n)) if n > 1 else float("nan")
+    return float(values.mean()), se
+
+
+def final_metrics(evaluation: dict, losses: list) -> dict:
+    """The numbers a run reports: nRMSE after fine-tuning (mean, s.e. over tasks), at theta itself, and the best."""
+    curve = evaluation["nrmse"]
+    means = curve.mean(0)
+    best = int(torch.argmin(means))
+    last, last_se = mean_se(curve[:, -1])
+    start, start_se = mean_se(curve[:, 0])
+    tail = losses[-100:]
+    return {"nrmse": last, "nrmse_se": last_se, "nrmse_at_theta": start, "nrmse_at_theta_se": start_se,
+            "nrmse_best": float(means[best]), "nrmse_best_se": mean_se(curve[:, best])[1],
+            "best_iteration": evaluation["iterations"][best], "eval_tasks": curve.shape[0],
+            "eval_steps": evaluation["iterations"][-1],
+            "meta_query_loss": sum(tail) / len(tail) if tail else float("nan")}
+
+
+def _csv(header, rows) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _summary(cfg, step, status, final=None, seconds=None, extra=None) -> dict:
+    from . import __version__
+
+    per_step = sum(seconds) / len(seconds) if seconds else None
+    return {"config": asdict(cfg), "meta_steps": step, "status": status, "final": final,
+            "seconds_per_meta_step": per_step, "versions": {"amaml_lab": __version__, "torch": torch.__version__},
+            **(extra or {})}
+
+
+def run(cfg: RunConfig, out, resume: bool = False, data_root=None, show_progress: bool | None = None) -> dict:
+    """Meta-train to ``cfg.meta_steps`` (continuing ``out`` when ``resume``), evaluate, write the run's files.
+
+    ``out`` gets ``checkpoint.pt``, ``summary.json`` (config, ``meta_steps``,
+    ``status``, ``final``), ``metrics.csv`` (meta-step, query loss, seconds)
+    and ``eval.csv`` (fine-tuning iteration, nRMSE mean and s.e.), each written
+    atomically.  Returns the summary.
+    """
+    cfg.check()
+    out = Path(out)
+    if not resume and (out / "checkpoint.pt").exists():
+        raise ValueError(f"{out} already holds a run (checkpoint.pt); pass --resume to continue it or choose"
+                         " another --out")
+    last = {"step": 0}
+
+    def write_progress(step, losses, seconds):
+        last["step"] = step
+        write_text_atomic(out / "metrics.csv", _csv(["meta_step", "query_loss", "seconds"],
+                                                    [(i + 1, f"{loss!r}", f"{s:.6f}")
+                                                     for i, (loss, s) in enumerate(zip(losses, seconds))]))
+        write_json_atomic(out / "summary.json", _summary(cfg, step, "training", seconds=seconds))
+
+    try:
+        trained = meta_train(cfg, out, resume=resume, data_root=data_root, show_progress=show_progress,
+                             on_checkpoint=write_progress)
+    except Diverged as err:
+        write_json_atomic(out / "summary.json", _summary(cfg, last["step"], "diverged", extra={"error": str(err)}))
+        raise
+    evalset = trained["domain"].eval_set(cfg.eval_tasks, cfg.shots, cfg.query)
+    evaluation = evaluate(trained["model"], trained["theta"], evalset, steps=cfg.eval_steps, every=cfg.eval_every,
+                          lr=cfg.eval_lr, weight_decay=cfg.eval_weight_decay, show_progress=show_progress)
+    final = final_metrics(evaluation, trained["losses"])
+    curve = evaluation["nrmse"]
+    rows = []
+    for j, it in enumerate(evaluation["iterations"]):
+        mean, se = mean_se(curve[:, j])
+        rows.append((it, f"{mean!r}", f"{se!r}"))
+    write_text_atomic(out / "eval.csv", _csv(["iteration", "nrmse_mean", "nrmse_se"], rows))
+    summary = _summary(cfg, trained["meta_steps"], "done", final=final, seconds=trained["seconds"])
+    write_json_atomic(out / "summary.json", summary)
+    return summary
+
+
+__all__ = ["RunConfig", "meta_train", "evaluate", "run", "final_metrics", "mean_se", "Diverged", "DOMAINS",
+           "TRAIN_METHODS", "check_device"]

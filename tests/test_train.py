@@ -1,13 +1,16 @@
-"""Meta-training: a resumed run ends exactly where an uninterrupted one does."""
+"""Meta-training and evaluation: resumed runs equal uninterrupted ones; fine-tuning all tasks at once equals one by one."""
+import json
+
 import pytest
 import torch
 
-from amaml_lab.train import RunConfig, meta_train
+from amaml_lab.tasks.domains import EvalSet, load_domain
+from amaml_lab.train import Diverged, RunConfig, build_model, evaluate, meta_train, run
 
 
 def config(**kw):
     base = dict(domain="Sinusoid", shots=5, query=5, inner_steps=3, method="adjoint", meta_steps=6, tasks=4,
-                pool=20, hidden=4, checkpoint_every=2, meta_batch=2, step_size=0.05)
+                pool=20, hidden=4, checkpoint_every=2, meta_batch=2, step_size=0.05, eval_tasks=3, eval_steps=20)
     base.update(kw)
     return RunConfig(**base)
 
@@ -22,23 +25,98 @@ def test_resume_equals_uninterrupted(tmp_path, optimizer):
     assert whole["losses"] == resumed["losses"]
 
 
+def test_resume_after_a_kill_between_checkpoints(tmp_path):
+    """A run killed after step 5 (checkpoint at 4) resumes from 4 and still ends where the uninterrupted one does."""
+    whole = meta_train(config(checkpoint_every=4, meta_steps=8), tmp_path / "a")
+
+    def kill(step, losses, seconds):
+        if step == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        meta_train(config(checkpoint_every=4, meta_steps=8), tmp_path / "b", on_checkpoint=kill)
+    assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["meta_steps"] == 4
+    resumed = meta_train(config(checkpoint_every=4, meta_steps=8), tmp_path / "b", resume=True)
+    assert all(torch.equal(whole["theta"][k], resumed["theta"][k]) for k in whole["theta"])
+
+
+@pytest.mark.parametrize("method", ["maml", "fomaml", "reptile", "imaml", "truncated"])
+def test_every_method_trains(tmp_path, method):
+    options = {"truncate": 2} if method == "truncated" else {}
+    out = meta_train(config(method=method, meta_steps=2, options=options), tmp_path)
+    assert out["meta_steps"] == 2 and all(torch.isfinite(torch.tensor(out["losses"])))
+
+
 def test_training_lowers_the_query_loss(tmp_path):
-    run = meta_train(config(meta_steps=40, meta_lr=0.05, checkpoint_every=40), tmp_path)
-    first, last = sum(run["losses"][:8]) / 8, sum(run["losses"][-8:]) / 8
+    run_ = meta_train(config(meta_steps=40, meta_lr=0.05, checkpoint_every=40), tmp_path)
+    first, last = sum(run_["losses"][:8]) / 8, sum(run_["losses"][-8:]) / 8
     assert last < first
 
 
 def test_resume_refuses_another_configuration(tmp_path):
     meta_train(config(meta_steps=2), tmp_path)
-    with pytest.raises(ValueError, match="another configuration"):
+    with pytest.raises(ValueError, match="another configuration .*differs in shots"):
         meta_train(config(meta_steps=4, shots=6), tmp_path, resume=True)
+
+
+def test_run_refuses_to_overwrite_without_resume(tmp_path):
+    run(config(meta_steps=2), tmp_path, show_progress=False)
+    with pytest.raises(ValueError, match="already holds a run .*--resume"):
+        run(config(meta_steps=2), tmp_path, show_progress=False)
+
+
+def test_divergence_keeps_the_last_good_checkpoint(tmp_path):
+    cfg = config(step_size=60.0, meta_lr=50.0, meta_steps=40, checkpoint_every=1, inner_steps=2)
+    with pytest.raises(Diverged, match="smaller --step-size"):
+        run(cfg, tmp_path, show_progress=False)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert summary["status"] == "diverged" and summary["meta_steps"] == state["meta_steps"] >= 1
+    assert all(torch.isfinite(v).all() for v in state["theta"].values())
+
+
+def test_batched_fine_tuning_equals_one_task_at_a_time():
+    cfg = config()
+    domain = load_domain("Sinusoid", 5, 5, tasks=4, pool=20)
+    model = build_model(cfg, 1)
+    theta = {k: v.detach() for k, v in model.named_parameters()}
+    evalset = domain.eval_set(3, 5, 5)
+    together = evaluate(model, theta, evalset, steps=30, every=10, show_progress=False)
+    assert together["iterations"] == [0, 10, 20, 30]
+    for b in range(3):
+        one = EvalSet(tuple(t[b:b + 1] for t in evalset.support), tuple(t[b:b + 1] for t in evalset.target))
+        alone = evaluate(model, theta, one, steps=30, every=10, show_progress=False)
+        torch.testing.assert_close(alone["nrmse"][0], together["nrmse"][b], rtol=1e-12, atol=1e-12)
+    # and the first entry is the RMSE of theta itself
+    x, y = evalset.target
+    with torch.no_grad():
+        direct = ((model(x[0]) - y[0]) ** 2).mean().sqrt()
+    assert abs(float(direct) - float(together["nrmse"][0, 0])) < 1e-12
+
+
+def test_fine_tuning_fits_the_support_set():
+    cfg = config()
+    domain = load_domain("Sinusoid", 5, 5, tasks=4, pool=20)
+    model = build_model(cfg, 1)
+    evalset = domain.eval_set(3, 5, 5)
+    on_support = EvalSet(evalset.support, evalset.support)
+    curve = evaluate(model, dict(model.named_parameters()), on_support, steps=300, every=100, show_progress=False)
+    assert bool((curve["nrmse"][:, -1] < 0.5 * curve["nrmse"][:, 0]).all())
 
 
 @pytest.mark.parametrize("kw,pattern", [
     (dict(domain="Ackley"), "domain='Ackley' is not known"),
+    (dict(method="sgd"), "method='sgd' is not known; allowed values: maml, adjoint"),
     (dict(shots=0), "shots must be an integer >= 1"),
+    (dict(query=0), "query must be an integer >= 1"),
     (dict(inner_steps=-1), "inner_steps must be an integer >= 1"),
+    (dict(meta_steps=0), "meta_steps must be an integer >= 1"),
     (dict(optimizer="rmsprop"), "optimizer='rmsprop' is not known; allowed values: sgd, adam"),
+    (dict(solver="dopri5"), "solver='dopri5' is not known; allowed values: euler, midpoint, rk4"),
+    (dict(dtype="float16"), "dtype='float16' is not known"),
+    (dict(device="gpu"), "device='gpu' is not known; allowed values: cpu, cuda"),
+    (dict(step_size=0.0), "step_size must be a positive number"),
+    (dict(options={"lam": 2.0}), "option lam=2.0 is not known to method='adjoint'"),
 ])
 def test_bad_config(tmp_path, kw, pattern):
     with pytest.raises(ValueError, match=pattern):

@@ -100,36 +100,85 @@ class RatingTasks:
     rating_std: float
 
 
-def movielens_tasks(ratings: torch.Tensor, dim: int = 100, test_fraction: float = 0.2, seed: int = 100,
-                    min_ratings: int = 1):
-    """(meta-train, meta-test) RatingTasks: users split at random (``seed``), item features from meta-train only."""
-    users = torch.unique(ratings[:, 0])
+def rating_tasks(ratings: torch.Tensor, dim: int = 100, test_fraction: float = 0.2, seed: int = 100,
+                 min_ratings: int = 1):
+    """(meta-train, meta-test) RatingTasks from (user, item, rating) rows: users split at random (``seed``).
+
+    Item features are the items' rows of a rank-``dim`` truncated SVD of the
+    meta-train users' standardised rating matrix (zeros where unrated), scaled
+    to unit standard deviation; ratings are standardised with the meta-train
+    ratings' mean and standard deviation.  No meta-test rating enters either.
+    Users with fewer than ``min_ratings`` ratings are left out.
+    """
+    if ratings.dim() != 2 or ratings.shape[1] != 3 or len(ratings) == 0:
+        raise ValueError(f"ratings must be a non-empty (n, 3) tensor of (user, item, rating); got shape {tuple(ratings.shape)}")
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1); got {test_fraction}")
+    user_ids = ratings[:, 0].long()
+    item_ids = ratings[:, 1].long()
+    values = ratings[:, 2].double()
+    users = torch.unique(user_ids)
     gen = torch.Generator().manual_seed(seed)
     order = users[torch.randperm(len(users), generator=gen)]
     n_test = int(round(test_fraction * len(users)))
-    test_users, train_users = set(order[:n_test].tolist()), set(order[n_test:].tolist())
-    n_items = int(ratings[:, 1].max())
-    train = ratings[torch.tensor([int(u) in train_users for u in ratings[:, 0]])]
-    mean = float(train[:, 2].double().mean())
-    std = float(train[:, 2].double().std())
-    user_index = {u: i for i, u in enumerate(sorted(train_users))}
-    matrix = torch.zeros(n_items, len(user_index), dtype=torch.float64)
-    for u, i, r in train.tolist():
-        matrix[i - 1, user_index[u]] = (r - mean) / std
+    test_users, train_users = order[:n_test], order[n_test:]
+    in_train = torch.isin(user_ids, train_users)
+    mean = float(values[in_train].mean())
+    std = float(values[in_train].std())
+    items, item_index = torch.unique(item_ids, return_inverse=True)
+    train_sorted = torch.sort(train_users).values
+    column = torch.searchsorted(train_sorted, user_ids[in_train])
+    matrix = torch.zeros(len(items), len(train_sorted), dtype=torch.float64)
+    matrix[item_index[in_train], column] = (values[in_train] - mean) / std
     rank = min(dim, *matrix.shape)
     U, S, _ = torch.linalg.svd(matrix, full_matrices=False)
-    features = torch.zeros(n_items, dim, dtype=torch.float64)
+    features = torch.zeros(len(items), dim, dtype=torch.float64)
     features[:, :rank] = U[:, :rank] * S[:rank]
     features = features / features[:, :rank].std().clamp_min(1e-12)
 
+    order_by_user = torch.argsort(user_ids, stable=True)
+    sorted_users = user_ids[order_by_user]
+    bounds = torch.searchsorted(sorted_users, users), torch.searchsorted(sorted_users, users, right=True)
+    where = {int(u): (int(a), int(b)) for u, a, b in zip(users, *bounds)}
+
     def build(keep):
-        chosen = sorted(keep)
-        feats, targets = [], []
-        for u in chosen:
-            mine = ratings[ratings[:, 0] == u]
-            feats.append(features[mine[:, 1] - 1])
-            targets.append(((mine[:, 2].double() - mean) / std)[:, None])
-        ok = [k for k, t in enumerate(targets) if len(t) >= min_ratings]
-        return RatingTasks([chosen[k] for k in ok], [feats[k] for k in ok], [targets[k] for k in ok], mean, std)
+        chosen, feats, targets = [], [], []
+        for u in sorted(keep.tolist()):
+            a, b = where[u]
+            if b - a < min_ratings:
+                continue
+            rows = order_by_user[a:b]
+            chosen.append(u)
+            feats.append(features[item_index[rows]])
+            targets.append(((values[rows] - mean) / std)[:, None])
+        return RatingTasks(chosen, feats, targets, mean, std)
 
     return build(train_users), build(test_users)
+
+
+movielens_tasks = rating_tasks  # the name the MovieLens 100K domain first had
+
+
+ML1M_URL = "https://files.grouplens.org/datasets/movielens/ml-1m.zip"
+
+
+def load_ml1m(data_root) -> torch.Tensor:
+    """MovieLens 1M's ``ratings.dat`` (UserID::MovieID::Rating::Timestamp) under ``data_root`` (or its ``ml-1m/``)."""
+    if data_root is None:
+        raise FileNotFoundError(f"MovieLens1M needs --data-root: a folder holding ml-1m/ratings.dat from {ML1M_URL}")
+    root = Path(data_root)
+    for folder in (root, root / "ml-1m"):
+        path = folder / "ratings.dat"
+        if path.is_file():
+            break
+    else:
+        raise FileNotFoundError(f"no ratings.dat or ml-1m/ratings.dat under --data-root {root}; download and unzip"
+                                f" {ML1M_URL} there")
+    rows = []
+    with open(path, encoding="latin-1") as fh:
+        for number, line in enumerate(fh, 1):
+            parts = line.strip().split("::")
+            if len(parts) != 4:
+                raise ValueError(f"{path} line {number} is not 'UserID::MovieID::Rating::Timestamp'")
+            rows.append((int(parts[0]), int(parts[1]), int(parts[2])))
+    return torch.tensor(rows, dtype=torch.int64)

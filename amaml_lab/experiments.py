@@ -1,0 +1,207 @@
+"""``amaml-lab run`` and ``amaml-lab compare``: the paper's experiments from the command line.
+
+``run DOMAIN SHOTS QUERY INNER_STEPS DEVICE`` mirrors the reference's
+``experiment.sh``; ``compare`` runs several methods on the same tasks (each in
+its own folder, resumable) and writes a table like the paper's Table 2 as
+Markdown and CSV.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from .io import write_text_atomic
+from .metagrad import METHODS
+from .train import TRAIN_METHODS, RunConfig, _csv, run
+from .tasks.domains import DOMAINS
+
+PAPER_METHODS = ("adjoint", "maml", "fomaml", "imaml", "reptile")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1; got {text!r}")
+    return value
+
+
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0; got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number; got {text!r}")
+    return value
+
+
+def _methods(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for n in names:
+        if n not in TRAIN_METHODS:
+            raise argparse.ArgumentTypeError(f"unknown method {n!r}; allowed: {', '.join(TRAIN_METHODS)}")
+    if not names:
+        raise argparse.ArgumentTypeError(f"name at least one method from: {', '.join(TRAIN_METHODS)}")
+    return names
+
+
+def _checkpoints(text: str):
+    return text if text == "sqrt" else _positive_int(text)
+
+
+def add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("domain", metavar="DOMAIN", choices=DOMAINS, help=f"one of: {', '.join(DOMAINS)}")
+    p.add_argument("shots", metavar="SHOTS", type=_positive_int, help="support points per task")
+    p.add_argument("query", metavar="QUERY", type=_positive_int, help="query points per task")
+    p.add_argument("inner_steps", metavar="INNER_STEPS", type=_positive_int, help="inner solver steps")
+    p.add_argument("device", metavar="DEVICE", help="cpu, cuda or cuda:N")
+    p.add_argument("--meta-steps", type=_positive_int, default=5000, help="meta-updates (default 5000)")
+    p.add_argument("--seed", type=int, default=0, help="model initialisation and episode sampling (default 0)")
+    p.add_argument("--out", default=None, help="output folder (default runs/...)")
+    p.add_argument("--resume", action="store_true", help="continue from the output folder's last checkpoint")
+    p.add_argument("--data-root", default=None, help="folder holding the data set (ratings domains)")
+    p.add_argument("--eval-tasks", type=_positive_int, default=100, help="meta-test tasks (default 100)")
+    p.add_argument("--eval-steps", type=_nonnegative_int, default=5000,
+                   help="Adam fine-tuning iterations per meta-test task (default 5000)")
+    p.add_argument("--step-size", type=_positive_float, default=0.01, help="inner step size (default 0.01)")
+    p.add_argument("--solver", choices=["euler", "midpoint", "rk4"], default="rk4")
+    p.add_argument("--reg", type=float, default=1.0, help="proximal weight of the inner flow (default 1)")
+    p.add_argument("--meta-batch", type=_positive_int, default=5, help="tasks per meta-update (default 5)")
+    p.add_argument("--meta-lr", type=_positive_float, default=0.01, help="outer learning rate (default 0.01)")
+    p.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd", help="outer optimiser (default sgd)")
+    p.add_argument("--hidden", type=_positive_int, default=None, help="hidden width (default 32; 40 for ratings)")
+    p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    p.add_argument("--checkpoint-every", type=_positive_int, default=100, help="meta-steps between checkpoints")
+    p.add_argument("--bug-compatible", action="store_true",
+                   help="Alpine2D with the reference code's single phase for both dimensions")
+    p.add_argument("--truncate", type=_nonnegative_int, default=None, help="truncated: steps back-propagated")
+    p.add_argument("--lam", type=_positive_float, default=None, help="imaml: proximal weight (default 2)")
+    p.add_argument("--cg-steps", type=_positive_int, default=None, help="imaml: CG iterations (default 5)")
+    p.add_argument("--checkpoints", type=_checkpoints, default=None,
+                   help="adjoint or maml: stored states (an integer >= 3 or 'sqrt')")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_run(p: argparse.ArgumentParser) -> None:
+    add_common(p)
+    p.add_argument("--method", choices=TRAIN_METHODS, default="adjoint", help="meta-gradient (default adjoint)")
+
+
+def add_compare(p: argparse.ArgumentParser) -> None:
+    add_common(p)
+    p.add_argument("--methods", type=_methods, default=list(PAPER_METHODS),
+                   help=f"comma-separated (default {','.join(PAPER_METHODS)})")
+    p.add_argument("--maml-steps", type=_positive_int, default=None,
+                   help="inner steps for maml (default INNER_STEPS; the paper's baseline used 10)")
+
+
+def _options(args, method: str) -> dict:
+    """The method options given on the command line; ``compare`` hands each method only the ones it takes."""
+    given = {"truncate": args.truncate, "lam": args.lam, "cg_steps": args.cg_steps, "checkpoints": args.checkpoints}
+    given = {k: v for k, v in given.items() if v is not None}
+    if args.command == "compare":
+        given = {k: v for k, v in given.items() if k in METHODS[method].options}
+    return given
+
+
+def config(args, method: str, inner_steps: int) -> RunConfig:
+    return RunConfig(domain=args.domain, shots=args.shots, query=args.query, inner_steps=inner_steps,
+                     device=args.device, method=method, meta_steps=args.meta_steps, seed=args.seed,
+                     step_size=args.step_size, solver=args.solver, reg=args.reg, meta_batch=args.meta_batch,
+                     meta_lr=args.meta_lr, optimizer=args.optimizer, hidden=args.hidden, dtype=args.dtype,
+                     bug_compatible=args.bug_compatible, options=_options(args, method),
+                     checkpoint_every=args.checkpoint_every, eval_tasks=args.eval_tasks,
+                     eval_steps=args.eval_steps).check()
+
+
+def _progress(args):
+    return False if args.quiet else None
+
+
+def _line(summary: dict) -> str:
+    f = summary["final"]
+    return (f"nRMSE {f['nrmse']:.4f} ± {f['nrmse_se']:.4f} over {f['eval_tasks']} meta-test tasks after"
+            f" {f['eval_steps']} fine-tuning steps (at theta {f['nrmse_at_theta']:.4f}); "
+            f"{summary['meta_steps']} meta-steps, {summary['seconds_per_meta_step']:.3f} s each")
+
+
+def run_command(args) -> int:
+    cfg = config(args, args.method, args.inner_steps)
+    out = Path(args.out or f"runs/{cfg.domain}-{cfg.shots}-{cfg.query}-{cfg.method}-{cfg.inner_steps}-seed{cfg.seed}")
+    summary = run(cfg, out, resume=args.resume, data_root=args.data_root, show_progress=_progress(args))
+    print(f"{cfg.method} on {cfg.domain} {cfg.shots}/{cfg.query}: {_line(summary)}; files in {out}")
+    return 0
+
+
+TABLE_HEADER = ["method", "inner_steps", "meta_steps", "nrmse", "nrmse_se", "nrmse_at_theta", "nrmse_at_theta_se",
+                "nrmse_best", "nrmse_best_se", "best_iteration", "eval_tasks", "eval_steps", "seconds_per_meta_step"]
+
+
+def table_rows(summaries: list[dict]) -> list[list]:
+    rows = []
+    for s in summaries:
+        f = s["final"]
+        rows.append([s["config"]["method"], s["config"]["inner_steps"], s["meta_steps"], f["nrmse"], f["nrmse_se"],
+                     f["nrmse_at_theta"], f["nrmse_at_theta_se"], f["nrmse_best"], f["nrmse_best_se"],
+                     f["best_iteration"], f["eval_tasks"], f["eval_steps"], s["seconds_per_meta_step"]])
+    return rows
+
+
+def markdown_table(summaries: list[dict]) -> str:
+    c = summaries[0]["config"]
+    f = summaries[0]["final"]
+    title = (f"{c['domain']} {c['shots']}/{c['query']}: meta-test nRMSE (mean ± s.e. over {f['eval_tasks']} tasks)"
+             f" after {f['eval_steps']} Adam fine-tuning steps; {summaries[0]['meta_steps']} meta-steps, seed {c['seed']}")
+    lines = [f"**{title}**", "",
+             "| method | inner steps | nRMSE | at θ (no fine-tuning) | best on the curve (iteration) | s / meta-step |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for s in summaries:
+        f = s["final"]
+        lines.append(f"| {s['config']['method']} | {s['config']['inner_steps']} | {f['nrmse']:.3f} ± {f['nrmse_se']:.3f}"
+                     f" | {f['nrmse_at_theta']:.3f} ± {f['nrmse_at_theta_se']:.3f} | {f['nrmse_best']:.3f} ± "
+                     f"{f['nrmse_best_se']:.3f} ({f['best_iteration']}) | {s['seconds_per_meta_step']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def compare_command(args) -> int:
+    base = Path(args.out or f"runs/compare-{args.domain}-{args.shots}-{args.query}-{args.inner_steps}-seed{args.seed}")
+    configs = []
+    for method in args.methods:
+        steps = args.maml_steps if method == "maml" and args.maml_steps else args.inner_steps
+        configs.append(config(args, method, steps))  # check every method before the first runs
+    summaries = []
+    for cfg in configs:
+        out = base / cfg.method
+        done = out / "summary.json"
+        if done.exists():
+            previous = json.loads(done.read_text())
+            if previous.get("status") == "done" and previous["config"] == json.loads(json.dumps(asdict(cfg))):
+                summaries.append(previous)
+                print(f"{cfg.method}: kept the finished run in {out}")
+                continue
+        summary = run(cfg, out, resume=True, data_root=args.data_root, show_progress=_progress(args))
+        print(f"{cfg.method}: {_line(summary)}")
+        summaries.append(summary)
+    md = markdown_table(summaries)
+    write_text_atomic(base / "table.md", md)
+    write_text_atomic(base / "table.csv", _csv(TABLE_HEADER, table_rows(summaries)))
+    print()
+    print(md, end="")
+    print(f"\nwritten: {base / 'table.md'}, {base / 'table.csv'}")
+    return 0
+

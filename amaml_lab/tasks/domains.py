@@ -1,0 +1,157 @@
+"""The experiment domains behind ``amaml-lab run``: where meta-training batches and meta-test sets come from.
+
+A domain hands out two things, both stacked along a leading task dimension:
+``train_batch`` (a meta-batch of support and query sets drawn from the
+meta-train tasks with a torch.Generator, so a checkpointed generator state
+makes a resumed run draw what an uninterrupted one would) and ``eval_set``
+(fixed, seeded support sets of the meta-test tasks with the points their error
+is measured on: the test grid of a synthetic function, a user's held-out
+ratings).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from . import jester, movielens
+from .synthetic import FAMILIES, make_split
+
+RATINGS = ("MovieLens100K", "MovieLens1M", "Jester")
+DOMAINS = (*FAMILIES, *RATINGS)
+EVAL_SEED = 300  # meta-test episodes are the same for every method, run seed and meta-step
+
+
+def check_domain(name: str) -> str:
+    if name not in DOMAINS:
+        raise ValueError(f"domain={name!r} is not known; allowed values: {', '.join(DOMAINS)}")
+    return name
+
+
+def default_hidden(name: str) -> int:
+    """The reference's widths: 2 x 32 for synthetic functions, 2 x 40 for collaborative filtering."""
+    return 40 if check_domain(name) in RATINGS else 32
+
+
+@dataclass
+class EvalSet:
+    """Meta-test tasks: support (x, y) to fine-tune on, target (x, y) to measure the error on."""
+
+    support: tuple
+    target: tuple
+
+    @property
+    def tasks(self) -> int:
+        return self.support[0].shape[0]
+
+
+class SyntheticDomain:
+    """A synthetic family: meta-train functions from task seed 100, meta-test functions from task seed 101.
+
+    Both splits follow the protocol of :func:`make_split` (pools of ``pool``
+    points, the meta-train split's standardisation); meta-test tasks are scored
+    on the family's test grid.
+    """
+
+    def __init__(self, name: str, tasks: int = 100, pool: int = 1000, bug_compatible: bool = False):
+        self.name = name
+        self.train = make_split(name, tasks=tasks, pool=pool, task_seed=100, design_seed=200,
+                                bug_compatible=bug_compatible)
+        self.test = make_split(name, tasks=tasks, pool=pool, task_seed=101, design_seed=201,
+                               bug_compatible=bug_compatible, standardise_with=self.train.stats)
+        self.in_features = FAMILIES[name].dim
+        self.pool = pool
+
+    def _check(self, shots: int, query: int):
+        if shots > self.pool or query > self.pool:
+            raise ValueError(f"shots and query must be at most the pool size {self.pool}; got {shots} and {query}")
+
+    def train_batch(self, gen: torch.Generator, size: int, shots: int, query: int):
+        self._check(shots, query)
+        split = self.train
+        picks = torch.randint(0, split.tasks, (size,), generator=gen)
+        sx, sy, qx, qy = [], [], [], []
+        for t in picks.tolist():
+            s_idx = torch.randperm(self.pool, generator=gen)[:shots]
+            q_idx = torch.randperm(self.pool, generator=gen)[:query]
+            sx.append(split.support_x[t, s_idx])
+            sy.append(split.support_y[t, s_idx])
+            qx.append(split.query_x[t, q_idx])
+            qy.append(split.query_y[t, q_idx])
+        return (torch.stack(sx), torch.stack(sy)), (torch.stack(qx), torch.stack(qy))
+
+    def eval_set(self, tasks: int, shots: int, query: int) -> EvalSet:
+        """The first ``tasks`` meta-test functions: ``shots`` support points each, scored on the test grid."""
+        self._check(shots, query)
+        tasks = min(tasks, self.test.tasks)
+        gen = torch.Generator().manual_seed(EVAL_SEED)
+        idx = torch.stack([torch.randperm(self.pool, generator=gen)[:shots] for _ in range(tasks)])
+        rows = torch.arange(tasks)[:, None]
+        support = (self.test.support_x[rows, idx], self.test.support_y[rows, idx])
+        return EvalSet(support, (self.test.test_x[:tasks].contiguous(), self.test.test_y[:tasks]))
+
+
+class RatingsDomain:
+    """Collaborative filtering: each user a task, each rated item a point (100-d item features).
+
+    Users are split 80/20 into meta-train and meta-test (seed 100) by
+    :func:`~amaml_lab.tasks.movielens.rating_tasks`; only users with at least
+    ``shots + query`` ratings take part, so support and query are disjoint
+    draws of one user's ratings.  A meta-test user is scored on ``query``
+    held-out ratings.
+    """
+
+    def __init__(self, name: str, ratings: torch.Tensor, shots: int, query: int, dim: int = 100):
+        self.name = name
+        self.in_features = dim
+        self.shots, self.query = shots, query
+        train, test = movielens.rating_tasks(ratings, dim=dim, min_ratings=shots + query)
+        if not train.users or not test.users:
+            raise ValueError(f"no user of {name} has {shots + query} ratings (shots + query); use fewer")
+        self.train, self.test = train, test
+
+    def _check(self, shots: int, query: int):
+        if (shots, query) != (self.shots, self.query):
+            raise ValueError(f"this {self.name} domain was built for {self.shots}/{self.query} shots/query")
+
+    @staticmethod
+    def _draw(tasks, user: int, gen, shots: int, query: int):
+        x, y = tasks.features[user], tasks.targets[user]
+        order = torch.randperm(len(y), generator=gen)
+        s, q = order[:shots], order[shots:shots + query]
+        return x[s], y[s], x[q], y[q]
+
+    def train_batch(self, gen: torch.Generator, size: int, shots: int, query: int):
+        self._check(shots, query)
+        picks = torch.randint(0, len(self.train.users), (size,), generator=gen)
+        parts = [self._draw(self.train, u, gen, shots, query) for u in picks.tolist()]
+        sx, sy, qx, qy = (torch.stack(p) for p in zip(*parts))
+        return (sx, sy), (qx, qy)
+
+    def eval_set(self, tasks: int, shots: int, query: int) -> EvalSet:
+        """The first ``tasks`` meta-test users (by id): ``shots`` ratings to fine-tune on, ``query`` to score."""
+        self._check(shots, query)
+        gen = torch.Generator().manual_seed(EVAL_SEED)
+        parts = [self._draw(self.test, u, gen, shots, query) for u in range(min(tasks, len(self.test.users)))]
+        sx, sy, qx, qy = (torch.stack(p) for p in zip(*parts))
+        return EvalSet((sx, sy), (qx, qy))
+
+
+def load_ratings(name: str, data_root=None) -> torch.Tensor:
+    """The (user, item, rating) rows of a ratings domain, read from ``data_root`` (MovieLens 100K may download)."""
+    if name == "MovieLens100K":
+        return movielens.load_ratings(movielens.locate_ml100k(data_root))
+    if name == "MovieLens1M":
+        return movielens.load_ml1m(data_root)
+    if name == "Jester":
+        return jester.load_jester(data_root)
+    raise ValueError(f"domain={name!r} is not a ratings domain; allowed values: {', '.join(RATINGS)}")
+
+
+def load_domain(name: str, shots: int, query: int, data_root=None, tasks: int = 100, pool: int = 1000,
+                bug_compatible: bool = False):
+    """The domain ``name`` ready to hand out batches (ratings domains read ``data_root``)."""
+    check_domain(name)
+    if name in RATINGS:
+        return RatingsDomain(name, load_ratings(name, data_root), shots, query)
+    return SyntheticDomain(name, tasks=tasks, pool=pool, bug_compatible=bug_compatible)

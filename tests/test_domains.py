@@ -1,0 +1,111 @@
+"""Experiment domains: seeded meta-batches, fixed meta-test sets, and the ratings readers on generated files."""
+from pathlib import Path
+
+import pytest
+import torch
+
+from amaml_lab.tasks import jester, movielens
+from amaml_lab.tasks.domains import DOMAINS, RatingsDomain, load_domain, load_ratings
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
+
+
+def write_ratings(folder: Path, fmt: str, users=30, items=40, per_user=12, seed=0) -> Path:
+    """Ratings in the real file formats: u.data (tabs), ratings.dat (::), jester_ratings.dat (spaces, floats)."""
+    g = torch.Generator().manual_seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for u in range(1, users + 1):
+        for i in torch.randperm(items, generator=g)[:per_user].tolist():
+            if fmt == "jester":
+                lines.append(f"{u}\t\t{i + 1}\t\t{float(torch.rand((), generator=g)) * 20 - 10:.3f}\n")
+            else:
+                r = int(torch.randint(1, 6, (1,), generator=g))
+                sep = "\t" if fmt == "ml100k" else "::"
+                lines.append(sep.join([str(u), str(i + 1), str(r), f"88125{u:04d}"]) + "\n")
+    name = {"ml100k": "u.data", "ml1m": "ratings.dat", "jester": "jester_ratings.dat"}[fmt]
+    (folder / name).write_text("".join(lines))
+    return folder
+
+
+@pytest.mark.parametrize("name,fmt,sub", [("MovieLens100K", "ml100k", "ml-100k"), ("MovieLens1M", "ml1m", "ml-1m"),
+                                          ("Jester", "jester", "jester")])
+def test_ratings_domains_read_their_formats(tmp_path, name, fmt, sub):
+    write_ratings(tmp_path / sub, fmt)
+    ratings = load_ratings(name, tmp_path)
+    assert ratings.shape == (30 * 12, 3)
+    domain = load_domain(name, 4, 6, data_root=tmp_path)
+    assert domain.in_features == 100
+    (sx, sy), (qx, qy) = domain.train_batch(torch.Generator().manual_seed(0), 3, 4, 6)
+    assert sx.shape == (3, 4, 100) and sy.shape == (3, 4, 1) and qx.shape == (3, 6, 100)
+    evalset = domain.eval_set(100, 4, 6)
+    assert evalset.tasks == len(domain.test.users) == 6  # 20% of 30 users
+    again = load_domain(name, 4, 6, data_root=tmp_path).eval_set(100, 4, 6)
+    assert all(torch.equal(a, b) for a, b in zip(evalset.target, again.target))
+
+
+def test_support_and_query_are_disjoint_ratings_of_one_user(tmp_path):
+    write_ratings(tmp_path, "ml100k", per_user=10)
+    domain = load_domain("MovieLens100K", 4, 6, data_root=tmp_path)
+    (sx, _), (qx, _) = domain.train_batch(torch.Generator().manual_seed(1), 5, 4, 6)
+    for b in range(5):  # every item a user rated is one row of that user's features; none is drawn twice
+        rows = torch.cat([sx[b], qx[b]])
+        assert len(torch.unique(rows, dim=0)) == 10
+
+
+def test_users_with_too_few_ratings_are_left_out(tmp_path):
+    write_ratings(tmp_path, "ml100k", per_user=5)
+    with pytest.raises(ValueError, match="no user of MovieLens100K has 11 ratings"):
+        load_domain("MovieLens100K", 5, 6, data_root=tmp_path)
+
+
+@pytest.mark.parametrize("name,pattern", [
+    ("MovieLens1M", r"needs --data-root: .*files.grouplens.org/datasets/movielens/ml-1m.zip"),
+    ("Jester", r"needs --data-root: .*eigentaste.berkeley.edu"),
+])
+def test_missing_data_root(name, pattern):
+    with pytest.raises(FileNotFoundError, match=pattern):
+        load_ratings(name, None)
+
+
+def test_empty_data_root_names_the_file_and_url(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"no ratings.dat or ml-1m/ratings.dat under --data-root .*ml-1m.zip"):
+        movielens.load_ml1m(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no jester_ratings.dat under --data-root"):
+        jester.load_jester(tmp_path)
+
+
+def test_malformed_lines(tmp_path):
+    (tmp_path / "ratings.dat").write_text("1::2::3\n")
+    with pytest.raises(ValueError, match="line 1 is not 'UserID::MovieID::Rating::Timestamp'"):
+        movielens.load_ml1m(tmp_path)
+    (tmp_path / "jester_ratings.dat").write_text("1 2\n")
+    with pytest.raises(ValueError, match="line 1 is not 'user joke rating'"):
+        jester.load_jester(tmp_path)
+
+
+def test_synthetic_meta_batches_are_seeded_and_meta_test_differs_from_meta_train():
+    domain = load_domain("Alpine2D", 5, 7, tasks=6, pool=30)
+    a = domain.train_batch(torch.Generator().manual_seed(3), 4, 5, 7)
+    b = domain.train_batch(torch.Generator().manual_seed(3), 4, 5, 7)
+    assert all(torch.equal(x, y) for x, y in zip(a[0] + a[1], b[0] + b[1]))
+    assert not torch.equal(domain.train.params, domain.test.params)
+    evalset = domain.eval_set(4, 5, 7)
+    assert evalset.support[0].shape == (4, 5, 2) and evalset.target[0].shape == (4, 31 * 31, 2)
+    with pytest.raises(ValueError, match="at most the pool size 30"):
+        domain.train_batch(torch.Generator(), 2, 31, 5)
+
+
+def test_every_domain_is_listed():
+    assert set(DOMAINS) == {"Alpine2D", "CosMixture", "CosMixture2D", "Sinusoid", "MovieLens100K", "MovieLens1M",
+                            "Jester"}
+    with pytest.raises(ValueError, match="domain='Ackley' is not known"):
+        load_domain("Ackley", 5, 5)
+
+
+@pytest.mark.skipif(not (REAL / "u.data").is_file(), reason="no local copy of MovieLens 100K in ../shared/data")
+def test_real_movielens_domain_has_the_protocols_meta_test_users():
+    for shots, query in ((10, 15), (20, 30)):
+        domain = load_domain("MovieLens100K", shots, query, data_root=REAL)
+        assert isinstance(domain, RatingsDomain) and len(domain.test.users) >= 100
+        assert domain.eval_set(100, shots, query).tasks == 100

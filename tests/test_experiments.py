@@ -1,0 +1,132 @@
+"""``amaml-lab run`` and ``compare``: files, resume, the ratings domains and every bad input."""
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from amaml_lab.cli import main
+from test_domains import write_ratings
+
+SMALL = ["--meta-batch", "2", "--hidden", "4", "--eval-tasks", "3", "--eval-steps", "20", "--checkpoint-every", "2",
+         "--quiet"]
+
+
+def cli(capsys, *args):
+    """Run the command line in-process: (exit status, stdout, stderr)."""
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exit_:
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_run_writes_summary_metrics_eval_and_checkpoint(tmp_path, capsys):
+    code, out, err = cli(capsys, "run", "Sinusoid", 5, 5, 3, "cpu", "--meta-steps", 4, "--out", tmp_path, *SMALL)
+    assert code == 0, err
+    assert "nRMSE" in out and str(tmp_path) in out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "done" and summary["meta_steps"] == 4
+    assert summary["config"]["method"] == "adjoint" and summary["config"]["inner_steps"] == 3
+    final = summary["final"]
+    assert final["eval_tasks"] == 3 and final["eval_steps"] == 20 and 0 < final["nrmse"] < 10
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    assert [int(r["meta_step"]) for r in rows] == [1, 2, 3, 4]
+    curve = list(csv.DictReader(open(tmp_path / "eval.csv")))
+    assert [int(r["iteration"]) for r in curve] == [0, 10, 20]
+    assert float(curve[-1]["nrmse_mean"]) == pytest.approx(final["nrmse"], rel=1e-15)
+    assert not list(tmp_path.glob(".tmp-*"))  # atomic writes leave no temporary files
+
+
+@pytest.mark.parametrize("method", ["adjoint", "maml"])
+def test_resume_equals_uninterrupted_through_the_command_line(tmp_path, capsys, method):
+    args = ["run", "Alpine2D", 6, 6, 4, "cpu", "--method", method, "--seed", 3, *SMALL]
+    assert cli(capsys, *args, "--meta-steps", 6, "--out", tmp_path / "whole")[0] == 0
+    assert cli(capsys, *args, "--meta-steps", 3, "--out", tmp_path / "part")[0] == 0
+    assert cli(capsys, *args, "--meta-steps", 6, "--out", tmp_path / "part", "--resume")[0] == 0
+    whole, part = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("whole", "part"))
+    assert whole["meta_steps"] == part["meta_steps"] == 6
+    assert whole["final"] == part["final"]
+    a, b = (torch.load(tmp_path / d / "checkpoint.pt", weights_only=False)["theta"] for d in ("whole", "part"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    losses = [[r["query_loss"] for r in csv.DictReader(open(tmp_path / d / "metrics.csv"))] for d in ("whole", "part")]
+    assert losses[0] == losses[1]
+
+
+def test_movielens_run_from_a_data_root(tmp_path, capsys):
+    write_ratings(tmp_path / "data" / "ml-100k", "ml100k")
+    code, out, err = cli(capsys, "run", "MovieLens100K", 4, 6, 3, "cpu", "--meta-steps", 2, "--data-root",
+                         tmp_path / "data", "--out", tmp_path / "run", *SMALL)
+    assert code == 0, err
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["final"]["eval_tasks"] == 3 and summary["config"]["domain"] == "MovieLens100K"
+
+
+def test_compare_writes_a_table_and_keeps_finished_runs(tmp_path, capsys):
+    args = ["compare", "Sinusoid", 5, 5, 4, "cpu", "--meta-steps", 2, "--methods", "adjoint,maml,imaml,truncated",
+            "--maml-steps", 2, "--truncate", 1, "--out", tmp_path, *SMALL]
+    code, out, err = cli(capsys, *args)
+    assert code == 0, err
+    md = (tmp_path / "table.md").read_text()
+    for method, steps in (("adjoint", 4), ("maml", 2), ("imaml", 4), ("truncated", 4)):
+        assert f"| {method} | {steps} | " in md
+        assert json.loads((tmp_path / method / "summary.json").read_text())["status"] == "done"
+    rows = list(csv.DictReader(open(tmp_path / "table.csv")))
+    assert [r["method"] for r in rows] == ["adjoint", "maml", "imaml", "truncated"]
+    assert json.loads((tmp_path / "truncated" / "summary.json").read_text())["config"]["options"] == {"truncate": 1}
+    code, out, _ = cli(capsys, *args)
+    assert code == 0 and out.count("kept the finished run") == 4
+    assert (tmp_path / "table.md").read_text() == md
+
+
+@pytest.mark.parametrize("args,pattern", [
+    (["run", "Ackley", 5, 5, 3, "cpu"], "argument DOMAIN: invalid choice: 'Ackley' (choose from 'Alpine2D'"),
+    (["run", "Sinusoid", 5, 5, 3, "cpu", "--method", "sgd"], "argument --method: invalid choice: 'sgd' (choose from 'maml'"),
+    (["run", "Sinusoid", 0, 5, 3, "cpu"], "argument SHOTS: must be an integer >= 1; got '0'"),
+    (["run", "Sinusoid", 5, -2, 3, "cpu"], "argument QUERY: must be an integer >= 1; got '-2'"),
+    (["run", "Sinusoid", 5, 5, 0, "cpu"], "argument INNER_STEPS: must be an integer >= 1; got '0'"),
+    (["run", "Sinusoid", 5, 5, "ten", "cpu"], "argument INNER_STEPS: must be an integer >= 1; got 'ten'"),
+    (["run", "Sinusoid", 5, 5, 3, "cpu", "--meta-steps", 0], "argument --meta-steps: must be an integer >= 1"),
+    (["run", "Sinusoid", 5, 5, 3, "tpu"], "device='tpu' is not known; allowed values: cpu, cuda, cuda:N"),
+    (["run", "Sinusoid", 5, 5, 3, "cpu", "--lam", 2], "option lam=2.0 is not known to method='adjoint'"),
+    (["compare", "Sinusoid", 5, 5, 3, "cpu", "--methods", "adjoint,sgd"], "unknown method 'sgd'; allowed: maml"),
+    (["compare", "Sinusoid", 5, 5, 3, "cpu", "--eval-steps", -1], "argument --eval-steps: must be an integer >= 0"),
+    (["run", "Sinusoid", 5, 5, 3], "the following arguments are required: DEVICE"),
+    (["run", "MovieLens1M", 5, 5, 3, "cpu"], "MovieLens1M needs --data-root: a folder holding ml-1m/ratings.dat from"
+                                             " https://files.grouplens.org/datasets/movielens/ml-1m.zip"),
+    (["run", "MovieLens100K", 5, 5, 3, "cpu", "--data-root", "/nowhere"],
+     "no u.data, ml-100k/u.data or ml-100k.zip under --data-root /nowhere; download"
+     " https://files.grouplens.org/datasets/movielens/ml-100k.zip"),
+    (["run", "Jester", 5, 5, 3, "cpu", "--data-root", "/nowhere"], "no jester_ratings.dat under --data-root /nowhere"),
+])
+def test_bad_input_exits_2_with_one_line(capsys, args, pattern):
+    code, out, err = cli(capsys, *args)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert pattern in lines[0]
+
+
+def test_rerun_without_resume_is_refused(tmp_path, capsys):
+    args = ["run", "Sinusoid", 5, 5, 2, "cpu", "--meta-steps", 2, "--out", tmp_path, *SMALL]
+    assert cli(capsys, *args)[0] == 0
+    code, _, err = cli(capsys, *args)
+    assert code == 2 and "already holds a run" in err and "--resume" in err
+
+
+def test_divergence_is_one_line_without_traceback_and_keeps_the_checkpoint(tmp_path):
+    env = dict(os.environ, AMAML_LAB_QUIET="1")
+    p = subprocess.run([sys.executable, "-m", "amaml_lab", "run", "Sinusoid", "5", "5", "2", "cpu",
+                        "--step-size", "60", "--meta-lr", "50", "--meta-steps", "40", "--checkpoint-every", "1",
+                        "--hidden", "4", "--out", str(tmp_path)], capture_output=True, text=True, env=env)
+    assert p.returncode == 1
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
+    assert "diverged" in lines[0] and "smaller --step-size" in lines[0] and "checkpoint" in lines[0]
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert state["meta_steps"] >= 1 and all(torch.isfinite(v).all() for v in state["theta"].values())
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "diverged"
