@@ -1,0 +1,257 @@
+"""Plotly figures for the notebooks: plain functions from the data of :mod:`explore` and :mod:`train` to figures.
+
+Each builder returns a ``go.Figure``; pass ``widget=True`` for a
+``go.FigureWidget`` whose traces a widget app can update in place.  The
+``update_*`` functions write new data into an existing figure's traces (inside
+one ``batch_update``), so a slider redraws without rebuilding the figure.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import plotly.graph_objects as go
+
+from . import explore
+
+COLORS = {"gradient descent": "#d62728", "gradient flow": "#1f77b4", "maml": "#7f7f7f", "adjoint": "#1f77b4",
+          "fomaml": "#ff7f0e", "reptile": "#2ca02c", "imaml": "#9467bd", "truncated": "#8c564b",
+          "backsolve": "#d62728", "checkpointed": "#17becf", "continuous": "#1f77b4", "discrete": "#ff7f0e",
+          "euler": "#d62728", "midpoint": "#ff7f0e", "rk4": "#1f77b4", "forward": "#e377c2"}
+
+
+def _color(label: str) -> str | None:
+    for key, value in COLORS.items():
+        if label.startswith(key):
+            return value
+    return None
+
+
+def _figure(traces, layout, widget: bool):
+    fig = (go.FigureWidget if widget else go.Figure)(data=traces)
+    fig.update_layout(template="plotly_white", margin=dict(l=60, r=20, t=50, b=50), **layout)
+    return fig
+
+
+# ---------------------------------------------------------------- 01: the inner loop on a surface
+PATH_NAMES = ("gradient descent", "solver steps", "gradient flow")
+
+
+def _path_traces(paths: dict) -> list[dict]:
+    """Data for the three path traces, in PATH_NAMES order (the solver's path may be absent: empty)."""
+    solver_key = next((k for k in paths if k.endswith("steps")), None)
+    out = []
+    for name in PATH_NAMES:
+        key = solver_key if name == "solver steps" else name
+        pts = paths.get(key) if key else None
+        if pts is None:
+            out.append(dict(x=[], y=[], name="(same as gradient descent)"))
+        else:
+            out.append(dict(x=pts[:, 0].tolist(), y=pts[:, 1].tolist(), name=key))
+    return out
+
+
+def surface_figure(surface: str, paths: dict, widget: bool = False):
+    """Contours of a 2-D loss surface with the inner loop's paths drawn on them."""
+    xs, ys, z = explore.surface_grid(surface)
+    s = explore.surface(surface)
+    traces = [go.Contour(x=xs.tolist(), y=ys.tolist(), z=z.log1p().tolist(), colorscale="Greys", showscale=False,
+                         contours=dict(coloring="lines"), ncontours=30, name="log(1 + loss)", hoverinfo="skip")]
+    styles = [dict(mode="lines+markers", marker=dict(size=6)), dict(mode="markers", marker=dict(size=8, symbol="x")),
+              dict(mode="lines", line=dict(width=3))]
+    for data, style, name in zip(_path_traces(paths), styles, PATH_NAMES):
+        traces.append(go.Scatter(**data, **style, line_color=_color(name) or "#2ca02c"))
+    return _figure(traces, dict(title=f"{surface}: {s.doc}", xaxis=dict(range=s.box[:2], title="u₁"),
+                                yaxis=dict(range=s.box[2:], title="u₂", scaleanchor="x"), height=520,
+                                legend=dict(orientation="h", y=-0.15)), widget)
+
+
+def update_surface(fig, surface: str, paths: dict) -> None:
+    xs, ys, z = explore.surface_grid(surface)
+    s = explore.surface(surface)
+    with fig.batch_update():
+        fig.data[0].x, fig.data[0].y, fig.data[0].z = xs.tolist(), ys.tolist(), z.log1p().tolist()
+        for trace, data in zip(fig.data[1:], _path_traces(paths)):
+            trace.x, trace.y, trace.name = data["x"], data["y"], data["name"]
+        fig.layout.title.text = f"{surface}: {s.doc}"
+        fig.layout.xaxis.range, fig.layout.yaxis.range = s.box[:2], s.box[2:]
+
+
+# ---------------------------------------------------------------- 02: adjoint against unrolled
+def agreement_figure(rows: list[dict]):
+    """Relative difference to maml's gradient against steps, at a fixed horizon."""
+    steps = [r["steps"] for r in rows]
+    traces = [go.Scatter(x=steps, y=[max(r[k], 1e-17) for r in rows], mode="lines+markers", name=f"adjoint ({k})",
+                         line_color=_color(k)) for k in ("continuous", "discrete")]
+    return _figure(traces, dict(title="adjoint vs back-propagation through the same steps (fixed T)",
+                                xaxis=dict(type="log", title="inner steps"),
+                                yaxis=dict(type="log", title="relative difference", exponentformat="power")), False)
+
+
+def order_figure(rows: list[dict]):
+    """Error of the continuous adjoint against the exact flow, log-log in the step size, per solver."""
+    traces = []
+    for solver in dict.fromkeys(r["solver"] for r in rows):
+        mine = [r for r in rows if r["solver"] == solver]
+        slope = mine[-1]["slope"]
+        traces.append(go.Scatter(x=[r["step_size"] for r in mine], y=[r["error"] for r in mine], mode="lines+markers",
+                                 name=f"{solver} (slope {slope:.2f})", line_color=_color(solver)))
+    return _figure(traces, dict(title="the continuous adjoint's error against the exact meta-gradient",
+                                xaxis=dict(type="log", title="step size h"),
+                                yaxis=dict(type="log", title="relative error", exponentformat="power")), False)
+
+
+COST_METHODS = ("maml", "adjoint", "adjoint-sqrt")
+
+
+def cost_figure(rows: list[dict], widget: bool = False):
+    """Time and peak memory against steps, one trace per method (rows of :func:`amaml_lab.bench.measure`)."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("time (s)", "peak memory (MB)"))
+    if widget:
+        fig = go.FigureWidget(fig)
+    for col, key in ((1, "time_s"), (2, "peak_mb")):
+        for name in COST_METHODS:
+            mine = sorted((r for r in rows if r["name"] == name), key=lambda r: r["steps"])
+            fig.add_trace(go.Scatter(x=[r["steps"] for r in mine], y=[r[key] for r in mine], mode="lines+markers",
+                                     name=name, legendgroup=name, showlegend=col == 1,
+                                     line_color=_color(name) if name != "adjoint-sqrt" else "#17becf"), 1, col)
+    fig.update_xaxes(type="log", title="inner steps")
+    fig.update_yaxes(type="log")
+    fig.update_layout(template="plotly_white", height=400, margin=dict(l=60, r=20, t=50, b=50))
+    return fig
+
+
+def update_cost(fig, rows: list[dict]) -> None:
+    with fig.batch_update():
+        for i, key in enumerate(("time_s", "peak_mb")):
+            for j, name in enumerate(COST_METHODS):
+                mine = sorted((r for r in rows if r["name"] == name), key=lambda r: r["steps"])
+                trace = fig.data[i * len(COST_METHODS) + j]
+                trace.x, trace.y = [r["steps"] for r in mine], [r[key] for r in mine]
+
+
+# ---------------------------------------------------------------- 03: running the state backward
+def reconstruction_figure(result: dict, component: int = 0, widget: bool = False):
+    """One component of the true u(t) and of the state rebuilt backward from u(T)."""
+    t = result["t"].tolist()
+    traces = [go.Scatter(x=t, y=result["forward"][:, component].tolist(), name="u(t), forward", line_color="#1f77b4"),
+              go.Scatter(x=t, y=result["backward"][:, component].clamp(-1e6, 1e6).tolist(),
+                         name="rebuilt backward from u(T)", line=dict(color="#d62728", dash="dash"))]
+    return _figure(traces, dict(title=_reconstruction_title(result), xaxis=dict(title="t"),
+                                yaxis=dict(title=f"u_{component + 1}(t)"), height=380), widget)
+
+
+def _reconstruction_title(result) -> str:
+    return f"state rebuilt backward: |u_back(0) − θ| / |θ| = {result['error']:.2e}"
+
+
+def update_reconstruction(fig, result: dict, component: int = 0) -> None:
+    with fig.batch_update():
+        t = result["t"].tolist()
+        fig.data[0].x, fig.data[0].y = t, result["forward"][:, component].tolist()
+        fig.data[1].x, fig.data[1].y = t, result["backward"][:, component].clamp(-1e6, 1e6).tolist()
+        fig.layout.title.text = _reconstruction_title(result)
+
+
+def blowup_figure(rows: list[dict]):
+    """Reconstruction error of u(0) against lambda_max T (log scale)."""
+    traces = [go.Scatter(x=[r["lam_T"] for r in rows], y=[max(r["error"], 1e-17) for r in rows], mode="lines+markers",
+                         name="rebuilt u(0)", line_color="#d62728")]
+    return _figure(traces, dict(title="running the flow backward amplifies rounding by about e^(λmax T)",
+                                xaxis=dict(title="λmax · T"),
+                                yaxis=dict(type="log", title="relative error of u(0)", exponentformat="power")), False)
+
+
+def backsolve_figure(rows: list[dict]):
+    """Meta-gradient error to maml against the horizon: back-solved vs stored vs checkpointed adjoint."""
+    x = [r["horizon"] for r in rows]
+    traces = [go.Scatter(x=x, y=[min(max(r[k], 1e-17), 1e30) for r in rows], mode="lines+markers", name=k,
+                         line_color=_color(k)) for k in ("backsolve", "adjoint", "checkpointed")]
+    return _figure(traces, dict(title="meta-gradient error against back-propagation", xaxis=dict(title="horizon T"),
+                                yaxis=dict(type="log", title="relative error", exponentformat="power")), False)
+
+
+# ---------------------------------------------------------------- 04: the baselines side by side
+def _baseline_data(rows: list[dict], key: str) -> dict:
+    out = {}
+    for r in rows:
+        out.setdefault(r["label"], ([], []))
+        out[r["label"]][0].append(r["steps"])
+        out[r["label"]][1].append(max(r[key], 1e-17) if key == "rel_error" else r[key])
+    return out
+
+
+def baselines_figure(rows: list[dict], widget: bool = False):
+    """Relative error and cosine to the exact meta-gradient against steps, per method."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("relative error to maml's gradient", "cosine to it"))
+    if widget:
+        fig = go.FigureWidget(fig)
+    for col, key in ((1, "rel_error"), (2, "cosine")):
+        for label, (x, y) in _baseline_data(rows, key).items():
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=label, legendgroup=label.split()[0],
+                                     showlegend=col == 1, line_color=_color(label)), 1, col)
+    fig.update_xaxes(type="log", title="inner steps")
+    fig.update_yaxes(type="log", exponentformat="power", row=1, col=1)
+    fig.update_layout(template="plotly_white", height=420, margin=dict(l=60, r=20, t=50, b=50))
+    return fig
+
+
+def update_baselines(fig, rows: list[dict]) -> None:
+    with fig.batch_update():
+        i = 0
+        for key in ("rel_error", "cosine"):
+            for label, (x, y) in _baseline_data(rows, key).items():
+                fig.data[i].x, fig.data[i].y, fig.data[i].name = x, y, label
+                i += 1
+
+
+# ---------------------------------------------------------------- 05-06: experiments
+def load_run(folder) -> dict:
+    """A run folder's summary, meta-training curve and fine-tuning curve."""
+    folder = Path(folder)
+    summary = json.loads((folder / "summary.json").read_text())
+    with open(folder / "metrics.csv") as fh:
+        metrics = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+    curve = []
+    if (folder / "eval.csv").exists():
+        with open(folder / "eval.csv") as fh:
+            curve = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+    return {"summary": summary, "metrics": metrics, "eval": curve}
+
+
+def _smooth(values: list[float], window: int) -> list[float]:
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def learning_curves_figure(runs: dict, window: int = 10):
+    """Meta-training query loss (moving average over ``window`` meta-steps), one trace per run label."""
+    traces = [go.Scatter(x=[m["meta_step"] for m in r["metrics"]], y=_smooth([m["query_loss"] for m in r["metrics"]],
+                                                                               window),
+                         mode="lines", name=label, line_color=_color(label)) for label, r in runs.items()]
+    return _figure(traces, dict(title=f"meta-training: query MSE (moving average of {window})",
+                                xaxis=dict(title="meta-step"), yaxis=dict(title="query MSE (standardised)")), False)
+
+
+def finetune_figure(runs: dict):
+    """The evaluation protocol's curves: meta-test nRMSE (mean ± s.e.) against Adam fine-tuning iterations."""
+    traces = []
+    for label, r in runs.items():
+        x = [c["iteration"] for c in r["eval"]]
+        traces.append(go.Scatter(x=x, y=[c["nrmse_mean"] for c in r["eval"]], mode="lines", name=label,
+                                 line_color=_color(label),
+                                 error_y=dict(type="data", array=[c["nrmse_se"] for c in r["eval"]], visible=True,
+                                              thickness=0.5)))
+    return _figure(traces, dict(title="meta-test: fine-tuning from the meta-learned θ",
+                                xaxis=dict(title="Adam iterations on the support set"),
+                                yaxis=dict(title="nRMSE (mean ± s.e.)")), False)
