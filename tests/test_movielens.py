@@ -68,3 +68,15 @@ def test_real_copy():
     assert train.features[0].shape[1] == 100
     assert abs(torch.cat(train.targets).mean().item()) < 1e-9
 
+
+
+def test_demo_ratings_are_in_the_u_data_format_and_only_used_when_allowed(tmp_path):
+    folder, demo = movielens.ml100k_or_demo(tmp_path / "nowhere", True, tmp_path / "demo")
+    assert demo and folder == tmp_path / "demo"
+    ratings = movielens.load_ratings(folder)
+    assert ratings.shape == (200 * 40, 3) and int(ratings[:, 2].min()) >= 1 and int(ratings[:, 2].max()) <= 5
+    assert len(torch.unique(ratings[:, 2])) == 5
+    with pytest.raises(FileNotFoundError, match="--data-root"):
+        movielens.ml100k_or_demo(tmp_path / "nowhere", False, tmp_path / "demo")
+    real, demo = movielens.ml100k_or_demo(write_u_data(tmp_path / "ml-100k").parent, True, tmp_path / "demo2")
+    assert not demo and real == tmp_path / "ml-100k"

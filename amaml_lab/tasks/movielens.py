@@ -182,3 +182,39 @@ def load_ml1m(data_root) -> torch.Tensor:
                 raise ValueError(f"{path} line {number} is not 'UserID::MovieID::Rating::Timestamp'")
             rows.append((int(parts[0]), int(parts[1]), int(parts[2])))
     return torch.tensor(rows, dtype=torch.int64)
+
+
+def write_demo_ratings(folder, users: int = 200, items: int = 300, per_user: int = 40, rank: int = 5,
+                       seed: int = 0) -> Path:
+    """Write *generated* ratings (a rank-``rank`` taste model, ratings 1-5) as ``folder/u.data``.
+
+    Not MovieLens: a stand-in in the same file format, so that a notebook's
+    FAST run can go end to end on a machine without the data set.  Returns the folder.
+    """
+    g = torch.Generator().manual_seed(seed)
+    taste = torch.randn(users, rank, generator=g, dtype=torch.float64)
+    appeal = torch.randn(items, rank, generator=g, dtype=torch.float64)
+    bias = 0.5 * torch.randn(items, generator=g, dtype=torch.float64)
+    folder = Path(folder)
+    lines = []
+    for u in range(users):
+        chosen = torch.randperm(items, generator=g)[:per_user]
+        score = taste[u] @ appeal[chosen].T / rank ** 0.5 + bias[chosen] + 0.3 * torch.randn(per_user, generator=g)
+        ratings = (3 + 1.2 * score).round().clamp(1, 5).long()
+        lines += [f"{u + 1}\t{int(i) + 1}\t{int(r)}\t{880000000 + u}\n" for i, r in zip(chosen, ratings)]
+    from ..io import write_text_atomic
+
+    write_text_atomic(folder / "u.data", "".join(lines))
+    return folder
+
+
+def ml100k_or_demo(data_root, allow_demo: bool, demo_folder) -> tuple[Path, bool]:
+    """(folder with u.data, is_demo): MovieLens 100K from ``data_root`` or the cache, else (when
+    ``allow_demo``) generated ratings written to ``demo_folder``; without ``allow_demo`` a missing
+    data set raises the loader's FileNotFoundError."""
+    try:
+        return locate_ml100k(data_root, download=False), False
+    except FileNotFoundError:
+        if not allow_demo:
+            raise
+        return write_demo_ratings(demo_folder), True
