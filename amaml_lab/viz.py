@@ -62,9 +62,13 @@ def surface_figure(surface: str, paths: dict, widget: bool = False):
               dict(mode="lines", line=dict(width=3))]
     for data, style, name in zip(_path_traces(paths), styles, PATH_NAMES):
         traces.append(go.Scatter(**data, **style, line_color=_color(name) or "#2ca02c"))
-    return _figure(traces, dict(title=f"{surface}: {s.doc}", xaxis=dict(range=s.box[:2], title="u₁"),
+    return _figure(traces, dict(title=_surface_title(s), xaxis=dict(range=s.box[:2], title="u₁"),
                                 yaxis=dict(range=s.box[2:], title="u₂", scaleanchor="x"), height=520,
                                 legend=dict(orientation="h", y=-0.15)), widget)
+
+
+def _surface_title(s) -> str:
+    return f"{s.name}<br><sup>{s.doc}</sup>"
 
 
 def update_surface(fig, surface: str, paths: dict) -> None:
@@ -74,7 +78,7 @@ def update_surface(fig, surface: str, paths: dict) -> None:
         fig.data[0].x, fig.data[0].y, fig.data[0].z = xs.tolist(), ys.tolist(), z.log1p().tolist()
         for trace, data in zip(fig.data[1:], _path_traces(paths)):
             trace.x, trace.y, trace.name = data["x"], data["y"], data["name"]
-        fig.layout.title.text = f"{surface}: {s.doc}"
+        fig.layout.title.text = _surface_title(s)
         fig.layout.xaxis.range, fig.layout.yaxis.range = s.box[:2], s.box[2:]
 
 
