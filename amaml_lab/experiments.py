@@ -60,6 +60,13 @@ def _methods(text: str) -> list[str]:
     return names
 
 
+def _ways(text: str) -> int:
+    value = _positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 2; got {text!r}")
+    return value
+
+
 def _checkpoints(text: str):
     return text if text == "sqrt" else _positive_int(text)
 
@@ -75,17 +82,20 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="output folder (default runs/...)")
     p.add_argument("--resume", action="store_true", help="continue from the output folder's last checkpoint")
     p.add_argument("--data-root", default=None, help="folder holding the data set (ratings domains)")
-    p.add_argument("--eval-tasks", type=_positive_int, default=100, help="meta-test tasks (default 100)")
-    p.add_argument("--eval-steps", type=_nonnegative_int, default=5000,
-                   help="Adam fine-tuning iterations per meta-test task (default 5000)")
-    p.add_argument("--step-size", type=_positive_float, default=0.01, help="inner step size (default 0.01)")
+    p.add_argument("--ways", type=_ways, default=5, help="Omniglot: classes per episode (default 5)")
+    p.add_argument("--eval-tasks", type=_positive_int, default=None,
+                   help="meta-test tasks (default 100; Omniglot 600 episodes)")
+    p.add_argument("--eval-steps", type=_nonnegative_int, default=None,
+                   help="Adam fine-tuning iterations per meta-test task (default 5000; Omniglot: none, the inner loop)")
+    p.add_argument("--step-size", type=_positive_float, default=None, help="inner step size (default 0.01; Omniglot 0.1)")
     p.add_argument("--solver", choices=["euler", "midpoint", "rk4"], default="rk4")
-    p.add_argument("--reg", type=float, default=1.0, help="proximal weight of the inner flow (default 1)")
-    p.add_argument("--meta-batch", type=_positive_int, default=5, help="tasks per meta-update (default 5)")
-    p.add_argument("--meta-lr", type=_positive_float, default=0.01, help="outer learning rate (default 0.01)")
-    p.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd", help="outer optimiser (default sgd)")
-    p.add_argument("--hidden", type=_positive_int, default=None, help="hidden width (default 32; 40 for ratings)")
-    p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    p.add_argument("--reg", type=float, default=None, help="proximal weight of the inner flow (default 1; Omniglot 0)")
+    p.add_argument("--meta-batch", type=_positive_int, default=None, help="tasks per meta-update (default 5; Omniglot 32)")
+    p.add_argument("--meta-lr", type=_positive_float, default=None, help="outer learning rate (default 0.01; Omniglot 1e-3)")
+    p.add_argument("--optimizer", choices=["sgd", "adam"], default=None, help="outer optimiser (default sgd; Omniglot adam)")
+    p.add_argument("--hidden", type=_positive_int, default=None,
+                   help="hidden width (default 32; 40 for ratings; 64 filters for Omniglot)")
+    p.add_argument("--dtype", choices=["float64", "float32"], default=None, help="default float64; Omniglot float32")
     p.add_argument("--checkpoint-every", type=_positive_int, default=100, help="meta-steps between checkpoints")
     p.add_argument("--bug-compatible", action="store_true",
                    help="Alpine2D with the reference code's single phase for both dimensions")
@@ -124,9 +134,9 @@ def config(args, method: str, inner_steps: int) -> RunConfig:
                      device=args.device, method=method, meta_steps=args.meta_steps, seed=args.seed,
                      step_size=args.step_size, solver=args.solver, reg=args.reg, meta_batch=args.meta_batch,
                      meta_lr=args.meta_lr, optimizer=args.optimizer, hidden=args.hidden, dtype=args.dtype,
-                     bug_compatible=args.bug_compatible, options=_options(args, method),
+                     ways=args.ways, bug_compatible=args.bug_compatible, options=_options(args, method),
                      checkpoint_every=args.checkpoint_every, eval_tasks=args.eval_tasks,
-                     eval_steps=args.eval_steps).check()
+                     eval_steps=args.eval_steps).resolved().check()
 
 
 def _progress(args):
@@ -135,6 +145,9 @@ def _progress(args):
 
 def _line(summary: dict) -> str:
     f = summary["final"]
+    if "accuracy" in f:
+        return (f"accuracy {100 * f['accuracy']:.2f}% ± {100 * f['accuracy_ci95']:.2f}% (95% CI) over {f['eval_tasks']}"
+                f" meta-test episodes; {summary['meta_steps']} meta-steps, {summary['seconds_per_meta_step']:.3f} s each")
     return (f"nRMSE {f['nrmse']:.4f} ± {f['nrmse_se']:.4f} over {f['eval_tasks']} meta-test tasks after"
             f" {f['eval_steps']} fine-tuning steps (at theta {f['nrmse_at_theta']:.4f}); "
             f"{summary['meta_steps']} meta-steps, {summary['seconds_per_meta_step']:.3f} s each")
@@ -152,7 +165,14 @@ TABLE_HEADER = ["method", "inner_steps", "meta_steps", "nrmse", "nrmse_se", "nrm
                 "nrmse_best", "nrmse_best_se", "best_iteration", "eval_tasks", "eval_steps", "seconds_per_meta_step"]
 
 
+CLASSIFICATION_HEADER = ["method", "inner_steps", "meta_steps", "accuracy", "accuracy_ci95", "eval_tasks",
+                         "seconds_per_meta_step"]
+
+
 def table_rows(summaries: list[dict]) -> list[list]:
+    if "accuracy" in summaries[0]["final"]:
+        return [[s["config"]["method"], s["config"]["inner_steps"], s["meta_steps"], s["final"]["accuracy"],
+                 s["final"]["accuracy_ci95"], s["final"]["eval_tasks"], s["seconds_per_meta_step"]] for s in summaries]
     rows = []
     for s in summaries:
         f = s["final"]
@@ -165,6 +185,16 @@ def table_rows(summaries: list[dict]) -> list[list]:
 def markdown_table(summaries: list[dict]) -> str:
     c = summaries[0]["config"]
     f = summaries[0]["final"]
+    if "accuracy" in f:
+        title = (f"Omniglot {c['ways']}-way {c['shots']}-shot ({f.get('subset', '?')} set), {c['query']} query per class:"
+                 f" meta-test accuracy (mean ± 95% CI over {f['eval_tasks']} episodes);"
+                 f" {summaries[0]['meta_steps']} meta-steps, seed {c['seed']}")
+        lines = [f"**{title}**", "", "| method | inner steps | accuracy (%) | s / meta-step |", "|---|---:|---:|---:|"]
+        for s in summaries:
+            g = s["final"]
+            lines.append(f"| {s['config']['method']} | {s['config']['inner_steps']} | {100 * g['accuracy']:.2f} ± "
+                         f"{100 * g['accuracy_ci95']:.2f} | {s['seconds_per_meta_step']:.3f} |")
+        return "\n".join(lines) + "\n"
     title = (f"{c['domain']} {c['shots']}/{c['query']}: meta-test nRMSE (mean ± s.e. over {f['eval_tasks']} tasks)"
              f" after {f['eval_steps']} Adam fine-tuning steps; {summaries[0]['meta_steps']} meta-steps, seed {c['seed']}")
     lines = [f"**{title}**", "",
@@ -199,7 +229,8 @@ def compare_command(args) -> int:
         summaries.append(summary)
     md = markdown_table(summaries)
     write_text_atomic(base / "table.md", md)
-    write_text_atomic(base / "table.csv", _csv(TABLE_HEADER, table_rows(summaries)))
+    header = CLASSIFICATION_HEADER if "accuracy" in summaries[0]["final"] else TABLE_HEADER
+    write_text_atomic(base / "table.csv", _csv(header, table_rows(summaries)))
     print()
     print(md, end="")
     print(f"\nwritten: {base / 'table.md'}, {base / 'table.csv'}")

@@ -29,3 +29,29 @@ def mlp(in_features: int, hidden=(32, 32), out_features: int = 1, activation: st
         if i < len(sizes) - 2:
             layers.append(ACTIVATIONS[activation]())
     return nn.Sequential(*layers)
+
+
+def conv4(ways: int, in_channels: int = 1, hidden: int = 64, dtype=torch.float32, seed: int | None = 0) -> nn.Sequential:
+    """The few-shot Conv-4: four blocks of 3x3 convolution (stride 2), batch norm, ReLU; mean-pool; a linear head.
+
+    Batch norm keeps no running statistics (``track_running_stats=False``): it
+    normalises with each batch's own statistics, in training and at test time,
+    as MAML's and iMAML's code do, which is what lets ``torch.func.vmap`` run
+    a meta-batch of tasks through ``functional_call``.  Parameters are named
+    ``features.*`` (the embedding) and ``head.weight`` / ``head.bias`` (the
+    classifier COMLN adapts).  ``seed`` makes the initialisation repeatable
+    without touching torch's global random state.
+    """
+    from collections import OrderedDict
+
+    if not isinstance(ways, int) or ways < 2:
+        raise ValueError(f"ways must be an integer >= 2; got {ways!r}")
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        blocks = []
+        for i in range(4):
+            blocks += [nn.Conv2d(in_channels if i == 0 else hidden, hidden, 3, stride=2, padding=1, dtype=dtype),
+                       nn.BatchNorm2d(hidden, track_running_stats=False, dtype=dtype), nn.ReLU()]
+        features = nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        return nn.Sequential(OrderedDict(features=features, head=nn.Linear(hidden, ways, dtype=dtype)))

@@ -29,16 +29,25 @@ from pathlib import Path
 
 import torch
 
-from .flow import FIXED_SOLVERS
+from .flow import FIXED_SOLVERS, GradientFlow, solve, time_grid
+from .functional import Derivatives, ParamSpec, flat_loss
 from .io import save_torch_atomic, write_json_atomic, write_text_atomic
-from .metagrad import METHODS, meta_gradient_batch
-from .models import mlp
+from .metagrad import METHODS, comln_task, meta_gradient, meta_gradient_batch
+from .models import conv4, mlp
 from .progress import progress
-from .tasks.domains import DOMAINS, check_domain, default_hidden, load_domain
+from .tasks.domains import CLASSIFICATION, DOMAINS, check_domain, default_hidden, load_domain
 
 OPTIMIZERS = ("sgd", "adam")
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
-TRAIN_METHODS = tuple(m for m in METHODS if m != "comln")  # comln adapts a classifier's head (Omniglot)
+TRAIN_METHODS = tuple(METHODS)  # comln adapts a classifier's head: Omniglot only
+HEAD = ("head.weight", "head.bias")
+# what a field left at None becomes: the Adjoint MAML reference for regression; MAML / iMAML for Omniglot
+DEFAULTS = {
+    "regression": dict(step_size=0.01, reg=1.0, meta_lr=0.01, optimizer="sgd", meta_batch=5, dtype="float64",
+                       eval_tasks=100, eval_steps=5000),
+    "classification": dict(step_size=0.1, reg=0.0, meta_lr=1e-3, optimizer="adam", meta_batch=32, dtype="float32",
+                           eval_tasks=600, eval_steps=0),
+}
 # fields that may change between a run and its --resume: they do not touch the meta-training arithmetic
 RESUMABLE_CHANGES = ("meta_steps", "device", "eval_tasks", "eval_steps", "eval_every", "eval_lr",
                      "eval_weight_decay", "checkpoint_every")
@@ -70,31 +79,53 @@ class RunConfig:
     method: str = "adjoint"
     meta_steps: int = 5000
     seed: int = 0
-    step_size: float = 0.01
+    step_size: float | None = None  # None: the domain's default (DEFAULTS)
     solver: str = "rk4"
-    reg: float = 1.0
-    meta_batch: int = 5
-    meta_lr: float = 0.01
-    optimizer: str = "sgd"
-    hidden: int | None = None  # None: 32 for synthetic domains, 40 for ratings
-    dtype: str = "float64"
+    reg: float | None = None
+    meta_batch: int | None = None
+    meta_lr: float | None = None
+    optimizer: str | None = None
+    hidden: int | None = None  # None: 32 for synthetic domains, 40 for ratings, 64 filters for Omniglot
+    dtype: str | None = None
+    ways: int = 5  # Omniglot: classes per episode
     tasks: int = 100
     pool: int = 1000
     bug_compatible: bool = False
     options: dict = field(default_factory=dict)  # the method's own (truncate, lam, cg_steps, checkpoints, ...)
     checkpoint_every: int = 100
-    eval_tasks: int = 100
-    eval_steps: int = 5000
+    eval_tasks: int | None = None
+    eval_steps: int | None = None
     eval_every: int = 10
     eval_lr: float = 1e-3
     eval_weight_decay: float = 1e-6
+
+    @property
+    def classification(self) -> bool:
+        return self.domain in CLASSIFICATION
+
+    def resolved(self) -> "RunConfig":
+        """A copy with every field left at None set to the domain's default."""
+        from dataclasses import replace
+
+        check_domain(self.domain)
+        defaults = DEFAULTS["classification" if self.classification else "regression"]
+        filled = {k: v for k, v in defaults.items() if getattr(self, k) is None}
+        if self.hidden is None:
+            filled["hidden"] = default_hidden(self.domain)
+        return replace(self, **filled)
 
     def check(self):
         check_domain(self.domain)
         if self.method not in TRAIN_METHODS:
             raise ValueError(f"method={self.method!r} is not known; allowed values: {', '.join(TRAIN_METHODS)}")
+        if self.method == "comln" and not self.classification:
+            raise ValueError(f"method='comln' adapts a classifier's linear head; domain={self.domain!r} is a"
+                             f" regression domain. Use it with {', '.join(CLASSIFICATION)}")
+        unresolved = [k for k in (*DEFAULTS["regression"], "hidden") if getattr(self, k) is None]
+        if unresolved:
+            raise ValueError(f"{', '.join(unresolved)} left at None: call RunConfig.resolved() first")
         for name in ("shots", "query", "inner_steps", "meta_steps", "meta_batch", "tasks", "pool",
-                     "checkpoint_every", "eval_tasks", "eval_every"):
+                     "checkpoint_every", "eval_tasks", "eval_every", "ways"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
@@ -115,9 +146,10 @@ class RunConfig:
                              " (a meta-batch shares one fixed grid)")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype={self.dtype!r} is not known; allowed values: {', '.join(DTYPES)}")
-        if self.hidden is not None and (isinstance(self.hidden, bool) or not isinstance(self.hidden, int)
-                                        or self.hidden < 1):
-            raise ValueError(f"hidden must be an integer >= 1 or None; got {self.hidden!r}")
+        if isinstance(self.hidden, bool) or not isinstance(self.hidden, int) or self.hidden < 1:
+            raise ValueError(f"hidden must be an integer >= 1; got {self.hidden!r}")
+        if self.classification and self.ways < 2:
+            raise ValueError(f"ways must be an integer >= 2; got {self.ways!r}")
         allowed = METHODS[self.method].options
         for name in self.options:
             if name not in allowed:
@@ -125,10 +157,6 @@ class RunConfig:
                                  f" its options: {', '.join(allowed) or 'none'}")
         check_device(self.device)
         return self
-
-    @property
-    def width(self) -> int:
-        return self.hidden or default_hidden(self.domain)
 
     def identity(self) -> dict:
         """What a checkpoint must agree on to be resumed."""
@@ -148,12 +176,61 @@ def _half_mse(model):
     return lambda params, data: 0.5 * mse(params, data)
 
 
-def build_model(cfg: RunConfig, in_features: int):
-    return mlp(in_features, (cfg.width, cfg.width), 1, dtype=DTYPES[cfg.dtype], seed=cfg.seed)
+def _cross_entropy(model):
+    def loss(params, data):
+        x, y = data
+        return torch.nn.functional.cross_entropy(torch.func.functional_call(model, params, (x,)), y)
+
+    return loss
+
+
+def build_model(cfg: RunConfig, in_features: int | None = None):
+    """Conv-4 for Omniglot, else the tanh MLP with two hidden layers of ``cfg.hidden``."""
+    cfg = cfg.resolved()
+    if cfg.classification:
+        return conv4(cfg.ways, hidden=cfg.hidden, dtype=DTYPES[cfg.dtype], seed=cfg.seed)
+    return mlp(in_features, (cfg.hidden, cfg.hidden), 1, dtype=DTYPES[cfg.dtype], seed=cfg.seed)
+
+
+def losses_for(cfg: RunConfig, model):
+    """(support_loss, query_loss) of (params, data): cross-entropy for Omniglot, 1/2 MSE and MSE for regression."""
+    if cfg.classification:
+        return _cross_entropy(model), _cross_entropy(model)
+    return _half_mse(model), _mse(model)
 
 
 def _to(data, cfg):
-    return tuple(t.to(cfg.device, DTYPES[cfg.dtype]) for t in data)
+    """Inputs to the run's dtype and device; integer labels keep their type."""
+    return tuple(t.to(cfg.device) if not t.is_floating_point() else t.to(cfg.device, DTYPES[cfg.dtype]) for t in data)
+
+
+def comln_batch_gradient(model, theta: dict, support, query, cfg: RunConfig) -> tuple[dict, float]:
+    """COMLN's meta-gradient of a meta-batch (mean over episodes) and the mean query loss: per episode, the head's flow on the embeddings, by the adjoint.
+
+    The embedding (``features.*``) is evaluated once per episode; the head
+    adapts by gradient flow; :func:`~amaml_lab.metagrad.meta_gradient` with
+    method "comln" gives the meta-gradient for the head's start and for the
+    embeddings' outputs, which back-propagation carries into the embedding.
+    """
+    features = {k[len("features."):]: v for k, v in theta.items() if k.startswith("features.")}
+    grads = {k: torch.zeros_like(v) for k, v in theta.items()}
+    losses = []
+    size = support[0].shape[0]
+    for b in range(size):
+        params = {k: v.detach().requires_grad_(True) for k, v in features.items()}
+        fs = torch.func.functional_call(model.features, params, (support[0][b],))
+        fq = torch.func.functional_call(model.features, params, (query[0][b],))
+        sl, ql, th, adapt = comln_task(fs.detach(), support[1][b], fq.detach(), query[1][b],
+                                       theta["head.weight"].detach(), theta["head.bias"].detach())
+        r = meta_gradient(sl, ql, th, method="comln", steps=cfg.inner_steps, step_size=cfg.step_size,
+                          solver=cfg.solver, reg=cfg.reg, adapt=adapt, **cfg.options)
+        back = torch.autograd.grad([fs, fq], list(params.values()), [r.grad["support_features"], r.grad["query_features"]])
+        for (k, _), g in zip(params.items(), back):
+            grads["features." + k] += g / size
+        grads["head.weight"] += r.grad["weight"] / size
+        grads["head.bias"] += r.grad["bias"] / size
+        losses.append(r.query_loss)
+    return grads, sum(losses) / len(losses)
 
 
 def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain=None,
@@ -163,12 +240,12 @@ def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain
     ``on_checkpoint(step, losses, seconds)`` is called after each checkpoint is
     written.  Raises :class:`Diverged` on a non-finite loss or gradient.
     """
-    cfg.check()
+    cfg = cfg.resolved().check()
     out = Path(out)
     ckpt_path = out / "checkpoint.pt"
     domain = domain or load_domain(cfg.domain, cfg.shots, cfg.query, data_root=data_root, tasks=cfg.tasks,
-                                   pool=cfg.pool, bug_compatible=cfg.bug_compatible)
-    model = build_model(cfg, domain.in_features).to(cfg.device)
+                                   pool=cfg.pool, bug_compatible=cfg.bug_compatible, ways=cfg.ways)
+    model = build_model(cfg, getattr(domain, "in_features", None)).to(cfg.device)
     theta = {k: v.detach().clone().requires_grad_(True) for k, v in model.named_parameters()}
     opt_cls = torch.optim.SGD if cfg.optimizer == "sgd" else torch.optim.Adam
     optimizer = opt_cls(theta.values(), lr=cfg.meta_lr)
@@ -186,30 +263,34 @@ def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain
         optimizer.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
         step, losses, seconds = state["meta_steps"], state["losses"], state["seconds"]
-    support_loss, query_loss = _half_mse(model), _mse(model)
+    support_loss, query_loss = losses_for(cfg, model)
     reg = 0.0 if cfg.method == "imaml" else cfg.reg
     bar = progress(cfg.meta_steps, f"{cfg.method} {cfg.domain}", initial=step, enabled=show_progress)
     try:
         while step < cfg.meta_steps:
             started = time.perf_counter()
             support, query = domain.train_batch(gen, cfg.meta_batch, cfg.shots, cfg.query)
-            r = meta_gradient_batch(support_loss, query_loss, {k: v.detach() for k, v in theta.items()},
-                                    _to(support, cfg), _to(query, cfg), method=cfg.method, steps=cfg.inner_steps,
-                                    step_size=cfg.step_size, solver=cfg.solver, reg=reg, **cfg.options)
-            finite = math.isfinite(r.query_loss) and all(bool(torch.isfinite(g).all()) for g in r.grad.values())
+            if cfg.method == "comln":
+                grad, query_value = comln_batch_gradient(model, theta, _to(support, cfg), _to(query, cfg), cfg)
+            else:
+                r = meta_gradient_batch(support_loss, query_loss, {k: v.detach() for k, v in theta.items()},
+                                        _to(support, cfg), _to(query, cfg), method=cfg.method, steps=cfg.inner_steps,
+                                        step_size=cfg.step_size, solver=cfg.solver, reg=reg, **cfg.options)
+                grad, query_value = r.grad, r.query_loss
+            finite = math.isfinite(query_value) and all(bool(torch.isfinite(g).all()) for g in grad.values())
             if not finite:
                 raise Diverged(f"meta-step {step + 1} diverged (NaN or Inf loss or gradient); try a smaller"
                                f" --step-size than {cfg.step_size} or a smaller --meta-lr than {cfg.meta_lr}."
                                f" The last good checkpoint ({out / 'checkpoint.pt'}) is kept")
             optimizer.zero_grad()
             for k, v in theta.items():
-                v.grad = r.grad[k].clone()
+                v.grad = grad[k].clone()
             optimizer.step()
             step += 1
-            losses.append(r.query_loss)
+            losses.append(query_value)
             seconds.append(time.perf_counter() - started)
             bar.update(1)
-            bar.set_postfix(query_loss=f"{r.query_loss:.4f}", refresh=False)
+            bar.set_postfix(query_loss=f"{query_value:.4f}", refresh=False)
             if step % cfg.checkpoint_every == 0 or step == cfg.meta_steps:
                 save_torch_atomic({"config": cfg.identity(), "theta": {k: v.detach().clone() for k, v in theta.items()},
                                    "optimizer": optimizer.state_dict(), "generator": gen.get_state(),
@@ -219,7 +300,7 @@ def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain
     finally:
         bar.close()
     return {"theta": {k: v.detach() for k, v in theta.items()}, "meta_steps": step, "losses": losses,
-            "seconds": seconds, "domain": domain, "model": model}
+            "seconds": seconds, "domain": domain, "model": model, "config": cfg}
 
 
 def evaluate(model, theta: dict, evalset, steps: int = 5000, every: int = 10, lr: float = 1e-3,
@@ -260,6 +341,52 @@ def evaluate(model, theta: dict, evalset, steps: int = 5000, every: int = 10, lr
     return {"iterations": iterations, "nrmse": torch.stack(curves, 1)}
 
 
+def adapt_batch(support_loss, theta: dict, support, steps: int, step_size: float, solver: str = "rk4",
+                reg: float = 0.0, keys=None) -> dict:
+    """The inner loop of every task of a batch at once: the flow of the summed, vmapped support loss.
+
+    ``support`` holds tensors with a leading task dimension; returns the adapted
+    parameters stacked along it.  ``keys`` limits adaptation to those entries
+    (COMLN's head).  No graph is kept: this is for evaluation.
+    """
+    size = support[0].shape[0]
+    stacked = {k: v.detach().expand(size, *v.shape).clone() for k, v in theta.items()}
+    spec = ParamSpec.of(stacked)
+    start = spec.flatten(stacked)
+    batched = torch.func.vmap(support_loss)
+    d = Derivatives(flat_loss(lambda p: batched(p, support).sum(), spec, "support_loss"))
+    mask = None
+    if keys is not None:
+        mask = spec.flatten({k: torch.full_like(v, float(k in keys)) for k, v in stacked.items()})
+    grid = time_grid(steps, step_size, start.dtype, start.device)
+    with torch.no_grad():
+        end = solve(GradientFlow(d, start, reg, mask=mask), start, grid, [0, steps], solver)[-1]
+    return spec.unflatten(end)
+
+
+def evaluate_episodes(model, theta: dict, evalset, cfg: RunConfig, chunk: int = 50,
+                      show_progress: bool | None = None) -> torch.Tensor:
+    """Accuracy on each meta-test episode's query set after the run's own inner loop on its support set."""
+    support_loss, _ = losses_for(cfg, model)
+    predict = torch.func.vmap(lambda p, x: torch.func.functional_call(model, p, (x,)))
+    keys = HEAD if cfg.method == "comln" else None
+    # imaml's inner problem is the proximal one with its own weight lam (2 unless given)
+    reg = float(cfg.options.get("lam", METHODS["imaml"].options["lam"])) if cfg.method == "imaml" else cfg.reg
+    accuracies = []
+    bar = progress(evalset.tasks, "meta-test episodes", enabled=show_progress)
+    try:
+        for a in range(0, evalset.tasks, chunk):
+            support = _to(tuple(t[a:a + chunk] for t in evalset.support), cfg)
+            xq, yq = _to(tuple(t[a:a + chunk] for t in evalset.target), cfg)
+            adapted = adapt_batch(support_loss, theta, support, cfg.inner_steps, cfg.step_size, cfg.solver, reg, keys)
+            with torch.no_grad():
+                accuracies.append((predict(adapted, xq).argmax(-1) == yq).double().mean(1).cpu())
+            bar.update(len(yq))
+    finally:
+        bar.close()
+    return torch.cat(accuracies)
+
+
 def mean_se(values: torch.Tensor) -> tuple[float, float]:
     """Mean and standard error (sample standard deviation / sqrt(n)) of a 1-D tensor."""
     n = values.numel()
@@ -279,6 +406,14 @@ def final_metrics(evaluation: dict, losses: list) -> dict:
             "nrmse_best": float(means[best]), "nrmse_best_se": mean_se(curve[:, best])[1],
             "best_iteration": evaluation["iterations"][best], "eval_tasks": curve.shape[0],
             "eval_steps": evaluation["iterations"][-1],
+            "meta_query_loss": sum(tail) / len(tail) if tail else float("nan")}
+
+
+def classification_metrics(accuracies: torch.Tensor, losses: list) -> dict:
+    """Mean accuracy over the meta-test episodes with its 95% confidence interval (1.96 standard errors)."""
+    mean, se = mean_se(accuracies)
+    tail = losses[-100:]
+    return {"accuracy": mean, "accuracy_ci95": 1.96 * se, "eval_tasks": accuracies.numel(),
             "meta_query_loss": sum(tail) / len(tail) if tail else float("nan")}
 
 
@@ -307,7 +442,7 @@ def run(cfg: RunConfig, out, resume: bool = False, data_root=None, show_progress
     and ``eval.csv`` (fine-tuning iteration, nRMSE mean and s.e.), each written
     atomically.  Returns the summary.
     """
-    cfg.check()
+    cfg = cfg.resolved().check()
     out = Path(out)
     if not resume and (out / "checkpoint.pt").exists():
         raise ValueError(f"{out} already holds a run (checkpoint.pt); pass --resume to continue it or choose"
@@ -328,19 +463,26 @@ def run(cfg: RunConfig, out, resume: bool = False, data_root=None, show_progress
         write_json_atomic(out / "summary.json", _summary(cfg, last["step"], "diverged", extra={"error": str(err)}))
         raise
     evalset = trained["domain"].eval_set(cfg.eval_tasks, cfg.shots, cfg.query)
-    evaluation = evaluate(trained["model"], trained["theta"], evalset, steps=cfg.eval_steps, every=cfg.eval_every,
-                          lr=cfg.eval_lr, weight_decay=cfg.eval_weight_decay, show_progress=show_progress)
-    final = final_metrics(evaluation, trained["losses"])
-    curve = evaluation["nrmse"]
-    rows = []
-    for j, it in enumerate(evaluation["iterations"]):
-        mean, se = mean_se(curve[:, j])
-        rows.append((it, f"{mean!r}", f"{se!r}"))
-    write_text_atomic(out / "eval.csv", _csv(["iteration", "nrmse_mean", "nrmse_se"], rows))
+    if cfg.classification:
+        accuracies = evaluate_episodes(trained["model"], trained["theta"], evalset, cfg, show_progress=show_progress)
+        final = classification_metrics(accuracies, trained["losses"])
+        final["subset"] = trained["domain"].subset
+        write_text_atomic(out / "eval.csv", _csv(["episode", "accuracy"],
+                                                 [(i, f"{a!r}") for i, a in enumerate(accuracies.tolist())]))
+    else:
+        evaluation = evaluate(trained["model"], trained["theta"], evalset, steps=cfg.eval_steps, every=cfg.eval_every,
+                              lr=cfg.eval_lr, weight_decay=cfg.eval_weight_decay, show_progress=show_progress)
+        final = final_metrics(evaluation, trained["losses"])
+        curve = evaluation["nrmse"]
+        rows = []
+        for j, it in enumerate(evaluation["iterations"]):
+            mean, se = mean_se(curve[:, j])
+            rows.append((it, f"{mean!r}", f"{se!r}"))
+        write_text_atomic(out / "eval.csv", _csv(["iteration", "nrmse_mean", "nrmse_se"], rows))
     summary = _summary(cfg, trained["meta_steps"], "done", final=final, seconds=trained["seconds"])
     write_json_atomic(out / "summary.json", summary)
     return summary
 
 
-__all__ = ["RunConfig", "meta_train", "evaluate", "run", "final_metrics", "mean_se", "Diverged", "DOMAINS",
-           "TRAIN_METHODS", "check_device"]
+__all__ = ["RunConfig", "meta_train", "evaluate", "evaluate_episodes", "adapt_batch", "run", "final_metrics",
+           "classification_metrics", "comln_batch_gradient", "mean_se", "Diverged", "DOMAINS", "TRAIN_METHODS", "check_device"]

@@ -98,7 +98,7 @@ def test_synthetic_meta_batches_are_seeded_and_meta_test_differs_from_meta_train
 
 def test_every_domain_is_listed():
     assert set(DOMAINS) == {"Alpine2D", "CosMixture", "CosMixture2D", "Sinusoid", "MovieLens100K", "MovieLens1M",
-                            "Jester"}
+                            "Jester", "Omniglot"}
     with pytest.raises(ValueError, match="domain='Ackley' is not known"):
         load_domain("Ackley", 5, 5)
 

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 
 import torch
 
-from . import jester, movielens
+from . import jester, movielens, omniglot
 from .synthetic import FAMILIES, make_split
 
 RATINGS = ("MovieLens100K", "MovieLens1M", "Jester")
-DOMAINS = (*FAMILIES, *RATINGS)
+CLASSIFICATION = ("Omniglot",)
+DOMAINS = (*FAMILIES, *RATINGS, *CLASSIFICATION)
 EVAL_SEED = 300  # meta-test episodes are the same for every method, run seed and meta-step
 
 
@@ -29,8 +30,9 @@ def check_domain(name: str) -> str:
 
 
 def default_hidden(name: str) -> int:
-    """The reference's widths: 2 x 32 for synthetic functions, 2 x 40 for collaborative filtering."""
-    return 40 if check_domain(name) in RATINGS else 32
+    """The reference's widths: 2 x 32 for synthetic functions, 2 x 40 for collaborative filtering, 64 filters for Conv-4."""
+    check_domain(name)
+    return 64 if name in CLASSIFICATION else 40 if name in RATINGS else 32
 
 
 @dataclass
@@ -137,6 +139,34 @@ class RatingsDomain:
         return EvalSet((sx, sy), (qx, qy))
 
 
+class OmniglotDomain:
+    """N-way K-shot episodes: meta-train from the split's training characters, meta-test from its test characters.
+
+    ``subset`` picks the archives (see :mod:`amaml_lab.tasks.omniglot`): "auto"
+    uses the full set where both of its zips are found, else the small subsets.
+    Meta-test episodes come from a fixed seed, the same for every method.
+    """
+
+    _cache: dict = {}
+
+    def __init__(self, ways: int, data_root=None, subset: str = "auto"):
+        key = (str(data_root), subset)
+        if key not in self._cache:  # reading the PNGs takes seconds; a compare reads them once
+            self._cache.clear()
+            self._cache[key] = omniglot.load(data_root, subset)
+        self.data = self._cache[key]
+        self.name, self.ways = "Omniglot", ways
+        self.subset = self.data.subset
+
+    def train_batch(self, gen: torch.Generator, size: int, shots: int, query: int):
+        return omniglot.episodes(self.data.train, size, self.ways, shots, query, gen)
+
+    def eval_set(self, tasks: int, shots: int, query: int) -> EvalSet:
+        support, target = omniglot.episodes(self.data.test, tasks, self.ways, shots, query,
+                                            torch.Generator().manual_seed(EVAL_SEED))
+        return EvalSet(support, target)
+
+
 def load_ratings(name: str, data_root=None) -> torch.Tensor:
     """The (user, item, rating) rows of a ratings domain, read from ``data_root`` (MovieLens 100K may download)."""
     if name == "MovieLens100K":
@@ -149,9 +179,11 @@ def load_ratings(name: str, data_root=None) -> torch.Tensor:
 
 
 def load_domain(name: str, shots: int, query: int, data_root=None, tasks: int = 100, pool: int = 1000,
-                bug_compatible: bool = False):
-    """The domain ``name`` ready to hand out batches (ratings domains read ``data_root``)."""
+                bug_compatible: bool = False, ways: int = 5):
+    """The domain ``name`` ready to hand out batches (ratings domains and Omniglot read ``data_root``)."""
     check_domain(name)
+    if name in CLASSIFICATION:
+        return OmniglotDomain(ways, data_root)
     if name in RATINGS:
         return RatingsDomain(name, load_ratings(name, data_root), shots, query)
     return SyntheticDomain(name, tasks=tasks, pool=pool, bug_compatible=bug_compatible)
