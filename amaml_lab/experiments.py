@@ -83,6 +83,8 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the output folder's last checkpoint")
     p.add_argument("--data-root", default=None, help="folder holding the data set (ratings domains)")
     p.add_argument("--ways", type=_ways, default=5, help="Omniglot: classes per episode (default 5)")
+    p.add_argument("--subset", choices=["auto", "full", "small", "demo"], default="auto",
+                   help="Omniglot archives: full where found, else the small subsets (default auto); demo: generated")
     p.add_argument("--eval-tasks", type=_positive_int, default=None,
                    help="meta-test tasks (default 100; Omniglot 600 episodes)")
     p.add_argument("--eval-steps", type=_nonnegative_int, default=None,
@@ -134,7 +136,7 @@ def config(args, method: str, inner_steps: int) -> RunConfig:
                      device=args.device, method=method, meta_steps=args.meta_steps, seed=args.seed,
                      step_size=args.step_size, solver=args.solver, reg=args.reg, meta_batch=args.meta_batch,
                      meta_lr=args.meta_lr, optimizer=args.optimizer, hidden=args.hidden, dtype=args.dtype,
-                     ways=args.ways, bug_compatible=args.bug_compatible, options=_options(args, method),
+                     ways=args.ways, subset=args.subset, bug_compatible=args.bug_compatible, options=_options(args, method),
                      checkpoint_every=args.checkpoint_every, eval_tasks=args.eval_tasks,
                      eval_steps=args.eval_steps).resolved().check()
 

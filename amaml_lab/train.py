@@ -88,6 +88,7 @@ class RunConfig:
     hidden: int | None = None  # None: 32 for synthetic domains, 40 for ratings, 64 filters for Omniglot
     dtype: str | None = None
     ways: int = 5  # Omniglot: classes per episode
+    subset: str = "auto"  # Omniglot: "auto", "full", "small" or "demo" (generated glyphs)
     tasks: int = 100
     pool: int = 1000
     bug_compatible: bool = False
@@ -244,7 +245,8 @@ def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain
     out = Path(out)
     ckpt_path = out / "checkpoint.pt"
     domain = domain or load_domain(cfg.domain, cfg.shots, cfg.query, data_root=data_root, tasks=cfg.tasks,
-                                   pool=cfg.pool, bug_compatible=cfg.bug_compatible, ways=cfg.ways)
+                                   pool=cfg.pool, bug_compatible=cfg.bug_compatible, ways=cfg.ways,
+                                   subset=cfg.subset)
     model = build_model(cfg, getattr(domain, "in_features", None)).to(cfg.device)
     theta = {k: v.detach().clone().requires_grad_(True) for k, v in model.named_parameters()}
     opt_cls = torch.optim.SGD if cfg.optimizer == "sgd" else torch.optim.Adam

@@ -259,3 +259,40 @@ def finetune_figure(runs: dict):
     return _figure(traces, dict(title="meta-test: fine-tuning from the meta-learned θ",
                                 xaxis=dict(title="Adam iterations on the support set"),
                                 yaxis=dict(title="nRMSE (mean ± s.e.)")), False)
+
+
+# ---------------------------------------------------------------- 07: few-shot images
+def episode_figure(support, query=None, max_query: int = 3):
+    """An N-way K-shot episode as a grid of images: one row per class, its K shots then up to ``max_query`` queries."""
+    from plotly.subplots import make_subplots
+
+    xs, ys = support
+    ways = int(ys.max()) + 1
+    rows = [[xs[i, 0] for i in range(len(ys)) if int(ys[i]) == k] for k in range(ways)]
+    shots = len(rows[0])
+    if query is not None:
+        xq, yq = query
+        for k in range(ways):
+            rows[k] += [xq[i, 0] for i in range(len(yq)) if int(yq[i]) == k][:max_query]
+    cols = max(len(r) for r in rows)
+    fig = make_subplots(rows=ways, cols=cols, horizontal_spacing=0.01, vertical_spacing=0.01)
+    for k, images in enumerate(rows):
+        for j, img in enumerate(images):
+            fig.add_trace(go.Heatmap(z=img.flip(0).tolist(), colorscale="Greys", showscale=False,
+                                     zmin=0, zmax=1, hoverinfo="skip"), k + 1, j + 1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, scaleanchor="x")
+    title = f"{ways}-way {shots}-shot episode: each row a class; support first" + (", then queries" if query else "")
+    fig.update_layout(template="plotly_white", title=title, height=110 * ways + 60, width=110 * cols + 40,
+                      margin=dict(l=10, r=10, t=50, b=10))
+    return fig
+
+
+def accuracy_figure(runs: dict):
+    """Meta-test accuracy with its 95% confidence interval, one bar per run label."""
+    labels = list(runs)
+    finals = [runs[k]["summary"]["final"] for k in labels]
+    trace = go.Bar(x=labels, y=[100 * f["accuracy"] for f in finals], marker_color=[_color(k) or "#7f7f7f" for k in labels],
+                   error_y=dict(type="data", array=[100 * f["accuracy_ci95"] for f in finals], visible=True))
+    return _figure([trace], dict(title="meta-test accuracy (mean ± 95% CI over the episodes)",
+                                 yaxis=dict(title="accuracy (%)", range=[0, 100])), False)

@@ -78,7 +78,7 @@ def test_checksum_mismatch_and_missing_files_say_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"images_background_small2.zip is not under --data-root .*download"
                                                 r" https://raw.githubusercontent.com/brendenlake/omniglot/master/python/"):
         omniglot.locate("images_background_small2.zip", tmp_path)
-    with pytest.raises(ValueError, match="subset='large' is not known; allowed values: auto, full, small"):
+    with pytest.raises(ValueError, match="subset=.large. is not known; allowed values: auto, full, small, demo"):
         omniglot.load(tmp_path, subset="large")
 
 
@@ -215,3 +215,14 @@ def test_real_small_subsets_every_method(tmp_path, capsys):
     assert code == 0, err
     assert all(json.loads((tmp_path / m / "summary.json").read_text())["status"] == "done"
                for m in ALL_METHODS.split(","))
+
+
+def test_demo_glyphs_are_labelled_as_such_and_run(tmp_path, capsys):
+    data = omniglot.load(subset="demo")
+    assert data.subset == "demo" and data.train.shape == (240, 20, 28, 28) and data.test.shape == (120, 20, 28, 28)
+    assert 0.01 < float(data.train.mean()) < 0.5
+    code, out, err = run_cli(capsys, "run", "Omniglot", 1, 2, 2, "cpu", "--ways", 3, "--subset", "demo",
+                             "--meta-steps", 1, "--meta-batch", 2, "--hidden", 4, "--eval-tasks", 4, "--out", tmp_path,
+                             "--quiet")
+    assert code == 0, err
+    assert json.loads((tmp_path / "summary.json").read_text())["final"]["subset"] == "demo"

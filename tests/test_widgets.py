@@ -90,3 +90,18 @@ def test_static_figures_take_their_rows(builder):
     }[builder]
     fig = getattr(viz, f"{builder}_figure")(rows)
     assert len(fig.data) >= 1 and all(len(t.x) == 1 for t in fig.data)
+
+
+def test_episode_and_accuracy_figures():
+    import torch
+
+    xs = torch.rand(6, 1, 28, 28)
+    ys = torch.tensor([0, 0, 1, 1, 2, 2])
+    xq, yq = torch.rand(6, 1, 28, 28), torch.tensor([0, 1, 2, 0, 1, 2])
+    fig = viz.episode_figure((xs, ys), (xq, yq), max_query=1)
+    assert len(fig.data) == 3 * (2 + 1)
+    assert fig.data[0].z[0] == xs[0, 0].flip(0)[0].tolist()  # the first shot of class 0, top-left
+    runs = {"maml": {"summary": {"final": {"accuracy": 0.5, "accuracy_ci95": 0.1}}},
+            "comln": {"summary": {"final": {"accuracy": 0.7, "accuracy_ci95": 0.05}}}}
+    bars = viz.accuracy_figure(runs)
+    assert list(bars.data[0].y) == [50.0, 70.0] and list(bars.data[0].error_y.array) == [10.0, 5.0]

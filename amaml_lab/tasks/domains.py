@@ -179,11 +179,11 @@ def load_ratings(name: str, data_root=None) -> torch.Tensor:
 
 
 def load_domain(name: str, shots: int, query: int, data_root=None, tasks: int = 100, pool: int = 1000,
-                bug_compatible: bool = False, ways: int = 5):
+                bug_compatible: bool = False, ways: int = 5, subset: str = "auto"):
     """The domain ``name`` ready to hand out batches (ratings domains and Omniglot read ``data_root``)."""
     check_domain(name)
     if name in CLASSIFICATION:
-        return OmniglotDomain(ways, data_root)
+        return OmniglotDomain(ways, data_root, subset)
     if name in RATINGS:
         return RatingsDomain(name, load_ratings(name, data_root), shots, query)
     return SyntheticDomain(name, tasks=tasks, pool=pool, bug_compatible=bug_compatible)

@@ -9,7 +9,9 @@ data root or downloaded into a cache, each checked against its MD5:
   as in the iMAML code;
 * small: ``images_background_small1.zip`` (136 characters, meta-train) and
   ``images_background_small2.zip`` (156 characters, meta-test): disjoint
-  alphabets, used where the full set is not at hand.
+  alphabets, used where the full set is not at hand;
+* demo: generated glyphs (:func:`demo_characters`), not Omniglot, so that a
+  FAST notebook runs where no archive is at hand.
 
 Each 105 x 105 drawing becomes a 28 x 28 greyscale image (PIL's LANCZOS),
 inverted so that strokes are 1 and the background 0; every character's
@@ -127,6 +129,32 @@ class Omniglot:
     test_characters: list
 
 
+def demo_characters(characters: int, drawings: int = 20, size: int = 28, seed: int = 0) -> torch.Tensor:
+    """*Generated* glyphs, not Omniglot: each character a few random strokes, each drawing a jittered copy.
+
+    Drawn at 105 x 105 and reduced with LANCZOS like the real images; (characters,
+    drawings, size, size), strokes 1.  A stand-in so that notebooks and tests can
+    run end to end where the archives are not at hand.
+    """
+    from PIL import Image, ImageDraw
+
+    g = torch.Generator().manual_seed(seed)
+    out = torch.empty(characters, drawings, size, size)
+    for c in range(characters):
+        strokes = (torch.rand(3, 4, generator=g) * 70 + 17).tolist()
+        for d in range(drawings):
+            im = Image.new("L", (105, 105), 0)
+            draw = ImageDraw.Draw(im)
+            shift = (torch.randn(2, generator=g) * 3).tolist()
+            for x0, y0, x1, y1 in strokes:
+                jitter = (torch.randn(4, generator=g) * 2.5).tolist()
+                draw.line([x0 + shift[0] + jitter[0], y0 + shift[1] + jitter[1], x1 + shift[0] + jitter[2],
+                           y1 + shift[1] + jitter[3]], fill=255, width=7)
+            small = im.resize((size, size), Image.LANCZOS)
+            out[c, d] = torch.frombuffer(bytearray(small.tobytes()), dtype=torch.uint8).view(size, size).float() / 255
+    return out
+
+
 def load(data_root=None, subset: str = "auto", cache=None, download: bool = True,
          train_characters: int = TRAIN_CHARACTERS) -> Omniglot:
     """The Omniglot split: ``subset`` "full", "small", or "auto" (full where both full zips are found, else small).
@@ -134,8 +162,12 @@ def load(data_root=None, subset: str = "auto", cache=None, download: bool = True
     The full set's characters are shuffled with seed 123 and the first
     ``train_characters`` (1,200) are meta-train, the rest (423) meta-test.
     """
-    if subset not in ("auto", *SUBSETS):
-        raise ValueError(f"subset={subset!r} is not known; allowed values: auto, {', '.join(SUBSETS)}")
+    if subset not in ("auto", *SUBSETS, "demo"):
+        raise ValueError(f"subset={subset!r} is not known; allowed values: auto, {', '.join(SUBSETS)}, demo")
+    if subset == "demo":  # generated glyphs (see demo_characters): 60 meta-train, 30 meta-test characters
+        chars = demo_characters(90)
+        names = [f"demo/character{i + 1:02d}" for i in range(90)]
+        return Omniglot("demo", with_rotations(chars[:60]), with_rotations(chars[60:]), names[:60], names[60:])
     paths = None
     if subset in ("auto", "full"):
         try:
