@@ -41,6 +41,12 @@ CONFIGS = {
     # on a 5-way 5-shot episode of 64-dimensional embeddings (75 query points), the head alone adapting
     "head-maml": dict(method="maml", episode=True),
     "comln": dict(method="comln", episode=True),
+    # Conv-4 (64 filters) on a 5-way 1-shot episode of 28 x 28 glyphs with 15 queries per class, float32
+    "conv4-maml": dict(method="maml", images=True),
+    "conv4-adjoint": dict(method="adjoint", images=True),
+    "conv4-adjoint-sqrt": dict(method="adjoint", checkpoints="sqrt", images=True),
+    "conv4-fomaml": dict(method="fomaml", images=True),
+    "conv4-imaml": dict(method="imaml", lam=2.0, cg_steps=5, images=True),
 }
 
 
@@ -60,6 +66,28 @@ def build_episode(dtype: str, device: str, seed: int, ways: int = 5, shots: int 
     support_loss, query_loss, theta, adapt = comln_task(fs.to(device), ys.to(device), fq.to(device), yq.to(device),
                                                         torch.zeros(ways, dim, dtype=dt, device=device))
     return support_loss, query_loss, theta, adapt
+
+
+def build_images(device: str, seed: int, ways: int = 5, shots: int = 1, queries: int = 15):
+    """A Conv-4 few-shot task on generated glyphs (timing and memory do not depend on the drawings)."""
+    import torch
+
+    from .functional import module_params
+    from .models import conv4
+    from .tasks.omniglot import demo_characters, episodes, with_rotations
+
+    classes = with_rotations(demo_characters(ways, drawings=shots + queries, seed=seed))
+    (xs, ys), (xq, yq) = episodes(classes, 1, ways, shots, queries, torch.Generator().manual_seed(seed))
+    model = conv4(ways, seed=seed).to(device)
+    xs, ys, xq, yq = xs[0].to(device), ys[0].to(device), xq[0].to(device), yq[0].to(device)
+
+    def support_loss(params):
+        return torch.nn.functional.cross_entropy(torch.func.functional_call(model, params, (xs,)), ys)
+
+    def query_loss(params):
+        return torch.nn.functional.cross_entropy(torch.func.functional_call(model, params, (xq,)), yq)
+
+    return support_loss, query_loss, module_params(model)
 
 
 class _Mallinfo2(ctypes.Structure):
@@ -133,6 +161,8 @@ def measure(cfg: dict) -> dict:
     method = options.pop("method")
     if options.pop("episode", False):
         support_loss, query_loss, theta, options["adapt"] = build_episode(cfg["dtype"], cfg["device"], cfg["seed"])
+    elif options.pop("images", False):
+        support_loss, query_loss, theta = build_images(cfg["device"], cfg["seed"])
     else:
         support_loss, query_loss, theta = build_task(cfg["shots"], cfg["dtype"], cfg["device"], cfg["hidden"],
                                                      cfg["seed"])
@@ -187,11 +217,13 @@ def table(rows: list[dict]) -> str:
     lines = [head, "|---:|---|---:|---:|---:|---:|"]
     maml = {r["steps"]: r for r in rows if r["name"] == "maml" and "time_s" in r}
     heads = {r["steps"]: r for r in rows if r["name"] == "head-maml" and "time_s" in r}
+    convs = {r["steps"]: r for r in rows if r["name"] == "conv4-maml" and "time_s" in r}
     for r in rows:
         if "time_s" not in r:
             lines.append(f"| {r['steps']} | {r['name']} | {r.get('error', 'skipped')} | | | |")
             continue
-        ref = (heads if CONFIGS[r["name"]].get("episode") else maml).get(r["steps"])
+        spec = CONFIGS[r["name"]]
+        ref = (heads if spec.get("episode") else convs if spec.get("images") else maml).get(r["steps"])
         tr = f"{r['time_s'] / ref['time_s']:.2f}" if ref else "-"
         mr = f"{r['peak_mb'] / ref['peak_mb']:.2g}" if ref and ref["peak_mb"] > 0 else "-"
         lines.append(f"| {r['steps']} | {r['name']} | {r['time_s']:.3f} | {r['peak_mb']:.1f} | {tr} | {mr} |")
