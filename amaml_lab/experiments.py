@@ -20,24 +20,20 @@ from .tasks.domains import DOMAINS
 PAPER_METHODS = ("adjoint", "maml", "fomaml", "imaml", "reptile")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1; got {text!r}")
-    return value
+def _int_at_least(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}; got {text!r}")
+        return value
+
+    return parse
 
 
-def _nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0; got {text!r}")
-    return value
+_positive_int, _nonnegative_int, _ways = _int_at_least(1), _int_at_least(0), _int_at_least(2)
 
 
 def _positive_float(text: str) -> float:
@@ -58,13 +54,6 @@ def _methods(text: str) -> list[str]:
     if not names:
         raise argparse.ArgumentTypeError(f"name at least one method from: {', '.join(TRAIN_METHODS)}")
     return names
-
-
-def _ways(text: str) -> int:
-    value = _positive_int(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 2; got {text!r}")
-    return value
 
 
 def _checkpoints(text: str):

@@ -1,6 +1,7 @@
 """Atomic writes: a kill at any moment leaves the old file or the new one, never half of one."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -37,3 +38,12 @@ def save_torch_atomic(obj, path) -> None:
     import torch
 
     _atomic(path, lambda fh: torch.save(obj, fh), binary=True)
+
+
+def md5_file(path) -> str:
+    """The MD5 hex digest of a file, read in 1 MiB chunks (download checksums)."""
+    digest = hashlib.md5()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -93,3 +93,15 @@ def flat(params):
     return torch.cat([params[k].reshape(-1) for k in params]) if isinstance(params, dict) else params.reshape(-1)
 
 
+
+
+def run_cli(capsys, *args):
+    """The command line in-process: (exit status, stdout, stderr)."""
+    from amaml_lab.cli import main
+
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exit_:
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

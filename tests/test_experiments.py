@@ -8,21 +8,11 @@ import sys
 import pytest
 import torch
 
-from amaml_lab.cli import main
+from conftest import run_cli as cli
 from test_domains import write_ratings
 
 SMALL = ["--meta-batch", "2", "--hidden", "4", "--eval-tasks", "3", "--eval-steps", "20", "--checkpoint-every", "2",
          "--quiet"]
-
-
-def cli(capsys, *args):
-    """Run the command line in-process: (exit status, stdout, stderr)."""
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exit_:
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_run_writes_summary_metrics_eval_and_checkpoint(tmp_path, capsys):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from amaml_lab import meta_gradient, meta_gradient_batch
-from amaml_lab.cli import main
+from conftest import run_cli
 from amaml_lab.models import conv4
 from amaml_lab.tasks import omniglot
 from amaml_lab.train import RunConfig, build_model, comln_batch_gradient
@@ -160,15 +160,6 @@ def test_comln_gradient_equals_maml_with_only_the_head_adapting(small_root):
     den = sum(float(ref.grad[k].norm() ** 2) for k in theta) ** 0.5
     assert num / den < 1e-9
     assert float(grads["features.0.weight"].norm()) > 0  # the embedding gets its meta-gradient
-
-
-def run_cli(capsys, *args):
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exit_:
-        code = exit_.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_every_method_runs_from_the_command_line(small_root, tmp_path, capsys):

@@ -9,7 +9,6 @@ meta-train ratings' mean and standard deviation.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -20,21 +19,15 @@ from pathlib import Path
 
 import torch
 
+from ..io import md5_file, write_text_atomic
+
 ML100K_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
 ML100K_MD5 = "0e33842e24a9c977be4e0107933c0723"
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _extract(archive: Path, into: Path) -> Path:
-    if _md5(archive) != ML100K_MD5:
-        raise ValueError(f"{archive} has MD5 {_md5(archive)}, not {ML100K_MD5} (the official ml-100k.zip);"
+    if md5_file(archive) != ML100K_MD5:
+        raise ValueError(f"{archive} has MD5 {md5_file(archive)}, not {ML100K_MD5} (the official ml-100k.zip);"
                          f" delete it and download {ML100K_URL} again, or point --data-root at a good copy")
     into.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=into) as tmp:
@@ -202,8 +195,6 @@ def write_demo_ratings(folder, users: int = 200, items: int = 300, per_user: int
         score = taste[u] @ appeal[chosen].T / rank ** 0.5 + bias[chosen] + 0.3 * torch.randn(per_user, generator=g)
         ratings = (3 + 1.2 * score).round().clamp(1, 5).long()
         lines += [f"{u + 1}\t{int(i) + 1}\t{int(r)}\t{880000000 + u}\n" for i, r in zip(chosen, ratings)]
-    from ..io import write_text_atomic
-
     write_text_atomic(folder / "u.data", "".join(lines))
     return folder
 

@@ -19,7 +19,6 @@ rotations by 0, 90, 180 and 270 degrees are four classes, as in MAML.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import shutil
@@ -29,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from ..io import md5_file
 
 BASE_URL = "https://raw.githubusercontent.com/brendenlake/omniglot/master/python/"
 ARCHIVES = {
@@ -42,14 +43,6 @@ SUBSETS = {"full": ("images_background.zip", "images_evaluation.zip"),
 SPLIT_SEED, TRAIN_CHARACTERS = 123, 1200
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def locate(name: str, data_root=None, cache=None, download: bool = True) -> Path:
     """The checked path of archive ``name``: under ``data_root`` (or its ``omniglot/``), in ``cache``, or downloaded."""
     if name not in ARCHIVES:
@@ -59,7 +52,7 @@ def locate(name: str, data_root=None, cache=None, download: bool = True) -> Path
     for folder in folders:
         path = folder / name
         if path.is_file():
-            got = _md5(path)
+            got = md5_file(path)
             if got != ARCHIVES[name]:
                 raise ValueError(f"{path} has MD5 {got}, not {ARCHIVES[name]}; delete it and download {BASE_URL}{name}"
                                  " again, or point --data-root at a good copy")
@@ -76,7 +69,7 @@ def locate(name: str, data_root=None, cache=None, download: bool = True) -> Path
     except OSError as err:
         raise FileNotFoundError(f"could not download {BASE_URL}{name} ({err}); download it by hand and pass"
                                 " --data-root with the folder that holds it") from None
-    if _md5(partial) != ARCHIVES[name]:
+    if md5_file(partial) != ARCHIVES[name]:
         partial.unlink()
         raise ValueError(f"the download of {BASE_URL}{name} does not have MD5 {ARCHIVES[name]}; try again")
     os.replace(partial, cache / name)
