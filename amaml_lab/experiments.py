@@ -95,6 +95,8 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cg-steps", type=_positive_int, default=None, help="imaml: CG iterations (default 5)")
     p.add_argument("--checkpoints", type=_checkpoints, default=None,
                    help="adjoint or maml: stored states (an integer >= 3 or 'sqrt')")
+    p.add_argument("--learn-horizon", action="store_true",
+                   help="comln: meta-learn the horizon T = INNER_STEPS x step size, as COMLN does")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -125,7 +127,8 @@ def config(args, method: str, inner_steps: int) -> RunConfig:
                      device=args.device, method=method, meta_steps=args.meta_steps, seed=args.seed,
                      step_size=args.step_size, solver=args.solver, reg=args.reg, meta_batch=args.meta_batch,
                      meta_lr=args.meta_lr, optimizer=args.optimizer, hidden=args.hidden, dtype=args.dtype,
-                     ways=args.ways, subset=args.subset, bug_compatible=args.bug_compatible, options=_options(args, method),
+                     ways=args.ways, subset=args.subset, learn_horizon=args.learn_horizon and method == "comln",
+                     bug_compatible=args.bug_compatible, options=_options(args, method),
                      checkpoint_every=args.checkpoint_every, eval_tasks=args.eval_tasks,
                      eval_steps=args.eval_steps).resolved().check()
 

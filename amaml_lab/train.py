@@ -89,6 +89,7 @@ class RunConfig:
     dtype: str | None = None
     ways: int = 5  # Omniglot: classes per episode
     subset: str = "auto"  # Omniglot: "auto", "full", "small" or "demo" (generated glyphs)
+    learn_horizon: bool = False  # comln: meta-learn T = inner_steps * step_size (through log T), as COMLN does
     tasks: int = 100
     pool: int = 1000
     bug_compatible: bool = False
@@ -122,6 +123,10 @@ class RunConfig:
         if self.method == "comln" and not self.classification:
             raise ValueError(f"method='comln' adapts a classifier's linear head; domain={self.domain!r} is a"
                              f" regression domain. Use it with {', '.join(CLASSIFICATION)}")
+        if not isinstance(self.learn_horizon, bool):
+            raise ValueError(f"learn_horizon must be True or False; got {self.learn_horizon!r}")
+        if self.learn_horizon and self.method != "comln":
+            raise ValueError("learn_horizon=True meta-learns COMLN's horizon; use it with method='comln'")
         unresolved = [k for k in (*DEFAULTS["regression"], "hidden") if getattr(self, k) is None]
         if unresolved:
             raise ValueError(f"{', '.join(unresolved)} left at None: call RunConfig.resolved() first")
@@ -205,17 +210,20 @@ def _to(data, cfg):
     return tuple(t.to(cfg.device) if not t.is_floating_point() else t.to(cfg.device, DTYPES[cfg.dtype]) for t in data)
 
 
-def comln_batch_gradient(model, theta: dict, support, query, cfg: RunConfig) -> tuple[dict, float]:
+def comln_batch_gradient(model, theta: dict, support, query, cfg: RunConfig, step_size: float | None = None):
     """COMLN's meta-gradient of a meta-batch (mean over episodes) and the mean query loss: per episode, the head's flow on the embeddings, by the adjoint.
 
     The embedding (``features.*``) is evaluated once per episode; the head
     adapts by gradient flow; :func:`~amaml_lab.metagrad.meta_gradient` with
     method "comln" gives the meta-gradient for the head's start and for the
     embeddings' outputs, which back-propagation carries into the embedding.
+    Returns (meta-gradient, mean query loss, mean dL/dT); the last is None
+    unless ``cfg.learn_horizon``.  ``step_size`` overrides ``cfg.step_size``
+    (the learned horizon divided by the steps).
     """
     features = {k[len("features."):]: v for k, v in theta.items() if k.startswith("features.")}
     grads = {k: torch.zeros_like(v) for k, v in theta.items()}
-    losses = []
+    losses, horizon_grad = [], 0.0
     size = support[0].shape[0]
     for b in range(size):
         params = {k: v.detach().requires_grad_(True) for k, v in features.items()}
@@ -223,15 +231,17 @@ def comln_batch_gradient(model, theta: dict, support, query, cfg: RunConfig) -> 
         fq = torch.func.functional_call(model.features, params, (query[0][b],))
         sl, ql, th, adapt = comln_task(fs.detach(), support[1][b], fq.detach(), query[1][b],
                                        theta["head.weight"].detach(), theta["head.bias"].detach())
-        r = meta_gradient(sl, ql, th, method="comln", steps=cfg.inner_steps, step_size=cfg.step_size,
-                          solver=cfg.solver, reg=cfg.reg, adapt=adapt, **cfg.options)
+        r = meta_gradient(sl, ql, th, method="comln", steps=cfg.inner_steps, step_size=step_size or cfg.step_size,
+                          solver=cfg.solver, reg=cfg.reg, adapt=adapt, learn_horizon=cfg.learn_horizon, **cfg.options)
+        if cfg.learn_horizon:
+            horizon_grad += r.horizon_grad / size
         back = torch.autograd.grad([fs, fq], list(params.values()), [r.grad["support_features"], r.grad["query_features"]])
         for (k, _), g in zip(params.items(), back):
             grads["features." + k] += g / size
         grads["head.weight"] += r.grad["weight"] / size
         grads["head.bias"] += r.grad["bias"] / size
         losses.append(r.query_loss)
-    return grads, sum(losses) / len(losses)
+    return grads, sum(losses) / len(losses), horizon_grad if cfg.learn_horizon else None
 
 
 def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain=None,
@@ -249,8 +259,10 @@ def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain
                                    subset=cfg.subset)
     model = build_model(cfg, getattr(domain, "in_features", None)).to(cfg.device)
     theta = {k: v.detach().clone().requires_grad_(True) for k, v in model.named_parameters()}
+    # COMLN's horizon T, meta-learned through log T when cfg.learn_horizon (else fixed at steps * step_size)
+    log_horizon = torch.tensor(math.log(cfg.inner_steps * cfg.step_size), dtype=torch.float64, requires_grad=True)
     opt_cls = torch.optim.SGD if cfg.optimizer == "sgd" else torch.optim.Adam
-    optimizer = opt_cls(theta.values(), lr=cfg.meta_lr)
+    optimizer = opt_cls([*theta.values(), *([log_horizon] if cfg.learn_horizon else [])], lr=cfg.meta_lr)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     step, losses, seconds = 0, [], []
     if resume and ckpt_path.exists():
@@ -262,6 +274,7 @@ def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain
         with torch.no_grad():
             for k, v in state["theta"].items():
                 theta[k].copy_(v)
+            log_horizon.copy_(state["log_horizon"])
         optimizer.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
         step, losses, seconds = state["meta_steps"], state["losses"], state["seconds"]
@@ -273,7 +286,11 @@ def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain
             started = time.perf_counter()
             support, query = domain.train_batch(gen, cfg.meta_batch, cfg.shots, cfg.query)
             if cfg.method == "comln":
-                grad, query_value = comln_batch_gradient(model, theta, _to(support, cfg), _to(query, cfg), cfg)
+                horizon = float(log_horizon.detach().exp())
+                grad, query_value, horizon_grad = comln_batch_gradient(
+                    model, theta, _to(support, cfg), _to(query, cfg), cfg, step_size=horizon / cfg.inner_steps)
+                if cfg.learn_horizon:  # d L / d log T = T dL/dT
+                    log_horizon.grad = torch.tensor(horizon * horizon_grad, dtype=torch.float64)
             else:
                 r = meta_gradient_batch(support_loss, query_loss, {k: v.detach() for k, v in theta.items()},
                                         _to(support, cfg), _to(query, cfg), method=cfg.method, steps=cfg.inner_steps,
@@ -284,10 +301,10 @@ def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain
                 raise Diverged(f"meta-step {step + 1} diverged (NaN or Inf loss or gradient); try a smaller"
                                f" --step-size than {cfg.step_size} or a smaller --meta-lr than {cfg.meta_lr}."
                                f" The last good checkpoint ({out / 'checkpoint.pt'}) is kept")
-            optimizer.zero_grad()
             for k, v in theta.items():
                 v.grad = grad[k].clone()
             optimizer.step()
+            log_horizon.grad = None
             step += 1
             losses.append(query_value)
             seconds.append(time.perf_counter() - started)
@@ -295,6 +312,7 @@ def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain
             bar.set_postfix(query_loss=f"{query_value:.4f}", refresh=False)
             if step % cfg.checkpoint_every == 0 or step == cfg.meta_steps:
                 save_torch_atomic({"config": cfg.identity(), "theta": {k: v.detach().clone() for k, v in theta.items()},
+                                   "log_horizon": log_horizon.detach().clone(),
                                    "optimizer": optimizer.state_dict(), "generator": gen.get_state(),
                                    "meta_steps": step, "losses": losses, "seconds": seconds}, ckpt_path)
                 if on_checkpoint is not None:
@@ -302,7 +320,8 @@ def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain
     finally:
         bar.close()
     return {"theta": {k: v.detach() for k, v in theta.items()}, "meta_steps": step, "losses": losses,
-            "seconds": seconds, "domain": domain, "model": model, "config": cfg}
+            "seconds": seconds, "domain": domain, "model": model, "config": cfg,
+            "horizon": float(log_horizon.detach().exp())}
 
 
 def evaluate(model, theta: dict, evalset, steps: int = 5000, every: int = 10, lr: float = 1e-3,
@@ -466,9 +485,15 @@ def run(cfg: RunConfig, out, resume: bool = False, data_root=None, show_progress
         raise
     evalset = trained["domain"].eval_set(cfg.eval_tasks, cfg.shots, cfg.query)
     if cfg.classification:
-        accuracies = evaluate_episodes(trained["model"], trained["theta"], evalset, cfg, show_progress=show_progress)
+        from dataclasses import replace
+
+        learned = replace(cfg, step_size=trained["horizon"] / cfg.inner_steps)  # the (possibly learned) horizon
+        accuracies = evaluate_episodes(trained["model"], trained["theta"], evalset, learned,
+                                       show_progress=show_progress)
         final = classification_metrics(accuracies, trained["losses"])
         final["subset"] = trained["domain"].subset
+        if cfg.method == "comln":
+            final["horizon"] = trained["horizon"]
         write_text_atomic(out / "eval.csv", _csv(["episode", "accuracy"],
                                                  [(i, f"{a!r}") for i, a in enumerate(accuracies.tolist())]))
     else:

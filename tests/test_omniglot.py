@@ -152,7 +152,8 @@ def test_comln_gradient_equals_maml_with_only_the_head_adapting(small_root):
     model = build_model(cfg)
     theta = {k: v.detach() for k, v in model.named_parameters()}
     support, query = _episodes(small_root, count=2)
-    grads, loss = comln_batch_gradient(model, theta, support, query, cfg)
+    grads, loss, horizon_grad = comln_batch_gradient(model, theta, support, query, cfg)
+    assert horizon_grad is None
     ref = meta_gradient_batch(_ce(model), _ce(model), theta, support, query, method="maml", steps=4, step_size=0.2,
                               solver="rk4", adapt=["head.weight", "head.bias"])
     assert abs(loss - ref.query_loss) < 1e-12
@@ -225,3 +226,22 @@ def test_the_benchmark_measures_conv4():
     row = bench.measure(dict(name="conv4-adjoint", steps=2, shots=1, hidden=64, step_size=0.01, solver="euler",
                              dtype="float32", device="cpu", repeat=1, time_budget=10.0, seed=0))
     assert row["time_s"] > 0 and row["peak_mb"] >= 0
+
+
+def test_comln_learns_its_horizon_and_resumes_exactly(small_root, tmp_path, capsys):
+    args = ["run", "Omniglot", 1, 2, 3, "cpu", "--ways", 3, "--method", "comln", "--learn-horizon", "--meta-batch", 2,
+            "--hidden", 4, "--eval-tasks", 4, "--checkpoint-every", 1, "--meta-lr", 0.05, "--data-root", small_root,
+            "--quiet"]
+    assert run_cli(capsys, *args, "--meta-steps", 4, "--out", tmp_path / "a")[0] == 0
+    assert run_cli(capsys, *args, "--meta-steps", 2, "--out", tmp_path / "b")[0] == 0
+    assert run_cli(capsys, *args, "--meta-steps", 4, "--out", tmp_path / "b", "--resume")[0] == 0
+    a, b = (json.loads((tmp_path / d / "summary.json").read_text()) for d in "ab")
+    assert a["final"] == b["final"] and a["config"]["learn_horizon"] is True
+    state = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)
+    assert a["final"]["horizon"] == pytest.approx(float(state["log_horizon"].exp()), rel=1e-12)
+    assert a["final"]["horizon"] != pytest.approx(3 * 0.1, rel=1e-6)  # T moved from steps x step size
+
+
+def test_learn_horizon_is_comlns():
+    with pytest.raises(ValueError, match="learn_horizon=True meta-learns COMLN's horizon"):
+        RunConfig("Omniglot", 1, 2, 3, method="maml", learn_horizon=True).resolved().check()
