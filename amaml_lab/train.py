@@ -24,7 +24,7 @@ import io
 import math
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -107,8 +107,6 @@ class RunConfig:
 
     def resolved(self) -> "RunConfig":
         """A copy with every field left at None set to the domain's default."""
-        from dataclasses import replace
-
         check_domain(self.domain)
         defaults = DEFAULTS["classification" if self.classification else "regression"]
         filled = {k: v for k, v in defaults.items() if getattr(self, k) is None}
@@ -485,8 +483,6 @@ def run(cfg: RunConfig, out, resume: bool = False, data_root=None, show_progress
         raise
     evalset = trained["domain"].eval_set(cfg.eval_tasks, cfg.shots, cfg.query)
     if cfg.classification:
-        from dataclasses import replace
-
         learned = replace(cfg, step_size=trained["horizon"] / cfg.inner_steps)  # the (possibly learned) horizon
         accuracies = evaluate_episodes(trained["model"], trained["theta"], evalset, learned,
                                        show_progress=show_progress)
