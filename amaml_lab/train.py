@@ -8,9 +8,12 @@ resumed run ends bit for bit where an uninterrupted one does and a kill loses
 at most the steps since the last checkpoint.  :func:`evaluate` is the
 reference's protocol: fine-tune a copy of theta on each meta-test task's
 support set with Adam and log the RMSE on standardised targets (nRMSE) every
-few iterations.  :func:`run` does both and writes ``summary.json``,
-``metrics.csv`` (the meta-training curve) and ``eval.csv`` (the fine-tuning
-curve), each atomically.
+few iterations; :func:`evaluate_inner_loop` measures what the meta-gradient
+optimises instead, the error after the run's own inner loop.  :func:`run` does
+both and writes ``summary.json``, ``metrics.csv`` (the meta-training curve),
+``eval.csv`` (the fine-tuning curve) and, with ``eval_interval``,
+``evals.csv`` (every measure every ``eval_interval`` meta-steps, as the
+reference evaluates every 100), each atomically.
 
 The inner problem is the reference's: the flow of 1/2 MSE(support) + reg/2
 |u - theta|^2 (reg = 1 by default) for ``inner_steps`` steps of ``step_size``;
@@ -24,7 +27,7 @@ import io
 import math
 import re
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
@@ -50,7 +53,10 @@ DEFAULTS = {
 }
 # fields that may change between a run and its --resume: they do not touch the meta-training arithmetic
 RESUMABLE_CHANGES = ("meta_steps", "device", "eval_tasks", "eval_steps", "eval_every", "eval_lr",
-                     "eval_weight_decay", "checkpoint_every")
+                     "eval_weight_decay", "checkpoint_every", "eval_interval")
+# "kit": fresh episodes every meta-step, scaling fitted on meta-train tasks only (no meta-test leak);
+# "reference": the Adjoint MAML code's pool of episodes drawn once per task and its scaling over all tasks
+PROTOCOLS = ("kit",)
 
 
 class Diverged(FloatingPointError):
@@ -100,6 +106,8 @@ class RunConfig:
     eval_every: int = 10
     eval_lr: float = 1e-3
     eval_weight_decay: float = 1e-6
+    eval_interval: int = 0  # meta-steps between evaluations during training (the reference: 100); 0: at the end only
+    protocol: str = "kit"
 
     @property
     def classification(self) -> bool:
@@ -133,8 +141,12 @@ class RunConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
-        if isinstance(self.eval_steps, bool) or not isinstance(self.eval_steps, int) or self.eval_steps < 0:
-            raise ValueError(f"eval_steps must be an integer >= 0; got {self.eval_steps!r}")
+        for name in ("eval_steps", "eval_interval"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0; got {value!r}")
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol={self.protocol!r} is not known; allowed values: {', '.join(PROTOCOLS)}")
         for name in ("step_size", "meta_lr", "eval_lr"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
@@ -165,6 +177,16 @@ class RunConfig:
     def identity(self) -> dict:
         """What a checkpoint must agree on to be resumed."""
         return {k: v for k, v in asdict(self).items() if k not in RESUMABLE_CHANGES}
+
+    def differences(self, saved: dict) -> list[str]:
+        """The identity fields in which a checkpoint's saved identity differs from this one.
+
+        A field the checkpoint does not name (it was added to the kit after the
+        run started) counts as its default value, so older runs still resume.
+        """
+        defaults = {f.name: f.default for f in fields(self) if f.default is not MISSING}
+        mine = self.identity()
+        return sorted(k for k in mine if saved.get(k, defaults.get(k, MISSING)) != mine[k])
 
 
 def _mse(model):
@@ -243,11 +265,15 @@ def comln_batch_gradient(model, theta: dict, support, query, cfg: RunConfig, ste
 
 
 def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain=None,
-               show_progress: bool | None = None, on_checkpoint=None) -> dict:
-    """Run (or continue) meta-training to ``cfg.meta_steps``; returns {"theta", "meta_steps", "losses", "domain", "model"}.
+               show_progress: bool | None = None, on_checkpoint=None, on_eval=None) -> dict:
+    """Run (or continue) meta-training to ``cfg.meta_steps``; returns {"theta", "meta_steps", "losses", "domain", "model", "evals"}.
 
     ``on_checkpoint(step, losses, seconds)`` is called after each checkpoint is
-    written.  Raises :class:`Diverged` on a non-finite loss or gradient.
+    written.  ``on_eval(step, theta, model, domain, horizon=T)`` is called at step 0 and
+    every ``cfg.eval_interval`` meta-steps (when it is > 0); what it returns
+    is kept in order in ``evals`` and in the checkpoint, so a resumed run keeps
+    the evaluations made before the kill.  Raises :class:`Diverged` on a
+    non-finite loss or gradient.
     """
     cfg = cfg.resolved().check()
     out = Path(out)
@@ -265,8 +291,8 @@ def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain
     step, losses, seconds = 0, [], []
     if resume and ckpt_path.exists():
         state = torch.load(ckpt_path, weights_only=False, map_location=cfg.device)
-        if state["config"] != cfg.identity():
-            diff = sorted(k for k in cfg.identity() if state["config"].get(k) != cfg.identity()[k])
+        diff = cfg.differences(state["config"])
+        if diff:
             raise ValueError(f"{ckpt_path} was made with another configuration (differs in {', '.join(diff)});"
                              " use a fresh --out or the same settings")
         with torch.no_grad():
@@ -276,6 +302,17 @@ def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain
         optimizer.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
         step, losses, seconds = state["meta_steps"], state["losses"], state["seconds"]
+        evals = state.get("evals", [])
+    else:
+        evals = []
+
+    def maybe_evaluate():
+        due = cfg.eval_interval and step % cfg.eval_interval == 0
+        if on_eval is not None and due and not any(e["meta_step"] == step for e in evals):
+            evals.append(on_eval(step, {k: v.detach() for k, v in theta.items()}, model, domain,
+                                 horizon=float(log_horizon.detach().exp())))
+
+    maybe_evaluate()
     support_loss, query_loss = losses_for(cfg, model)
     reg = 0.0 if cfg.method == "imaml" else cfg.reg
     bar = progress(cfg.meta_steps, f"{cfg.method} {cfg.domain}", initial=step, enabled=show_progress)
@@ -308,17 +345,19 @@ def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain
             seconds.append(time.perf_counter() - started)
             bar.update(1)
             bar.set_postfix(query_loss=f"{query_value:.4f}", refresh=False)
+            maybe_evaluate()
             if step % cfg.checkpoint_every == 0 or step == cfg.meta_steps:
                 save_torch_atomic({"config": cfg.identity(), "theta": {k: v.detach().clone() for k, v in theta.items()},
                                    "log_horizon": log_horizon.detach().clone(),
                                    "optimizer": optimizer.state_dict(), "generator": gen.get_state(),
-                                   "meta_steps": step, "losses": losses, "seconds": seconds}, ckpt_path)
+                                   "meta_steps": step, "losses": losses, "seconds": seconds, "evals": evals},
+                                  ckpt_path)
                 if on_checkpoint is not None:
                     on_checkpoint(step, losses, seconds)
     finally:
         bar.close()
     return {"theta": {k: v.detach() for k, v in theta.items()}, "meta_steps": step, "losses": losses,
-            "seconds": seconds, "domain": domain, "model": model, "config": cfg,
+            "seconds": seconds, "domain": domain, "model": model, "config": cfg, "evals": evals,
             "horizon": float(log_horizon.detach().exp())}
 
 
@@ -383,27 +422,86 @@ def adapt_batch(support_loss, theta: dict, support, steps: int, step_size: float
     return spec.unflatten(end)
 
 
-def evaluate_episodes(model, theta: dict, evalset, cfg: RunConfig, chunk: int = 50,
-                      show_progress: bool | None = None) -> torch.Tensor:
-    """Accuracy on each meta-test episode's query set after the run's own inner loop on its support set."""
+def _inner_reg(cfg: RunConfig) -> float:
+    """The proximal weight of the run's inner problem: imaml's own ``lam`` (2 unless given), else ``cfg.reg``."""
+    if cfg.method == "imaml":
+        return float(cfg.options.get("lam", METHODS["imaml"].options["lam"]))
+    return cfg.reg
+
+
+def _inner_loop_outputs(model, theta: dict, evalset, cfg: RunConfig, chunk: int, show_progress, what: str):
+    """(model outputs on each chunk's target inputs after the run's own inner loop on its support set, targets)."""
     support_loss, _ = losses_for(cfg, model)
     predict = torch.func.vmap(lambda p, x: torch.func.functional_call(model, p, (x,)))
     keys = HEAD if cfg.method == "comln" else None
-    # imaml's inner problem is the proximal one with its own weight lam (2 unless given)
-    reg = float(cfg.options.get("lam", METHODS["imaml"].options["lam"])) if cfg.method == "imaml" else cfg.reg
-    accuracies = []
-    bar = progress(evalset.tasks, "meta-test episodes", enabled=show_progress)
+    bar = progress(evalset.tasks, what, enabled=show_progress)
     try:
         for a in range(0, evalset.tasks, chunk):
             support = _to(tuple(t[a:a + chunk] for t in evalset.support), cfg)
-            xq, yq = _to(tuple(t[a:a + chunk] for t in evalset.target), cfg)
-            adapted = adapt_batch(support_loss, theta, support, cfg.inner_steps, cfg.step_size, cfg.solver, reg, keys)
+            x, y = _to(tuple(t[a:a + chunk] for t in evalset.target), cfg)
+            adapted = adapt_batch(support_loss, theta, support, cfg.inner_steps, cfg.step_size, cfg.solver,
+                                  _inner_reg(cfg), keys)
             with torch.no_grad():
-                accuracies.append((predict(adapted, xq).argmax(-1) == yq).double().mean(1).cpu())
-            bar.update(len(yq))
+                yield predict(adapted, x), y
+            bar.update(len(y))
     finally:
         bar.close()
-    return torch.cat(accuracies)
+
+
+def evaluate_episodes(model, theta: dict, evalset, cfg: RunConfig, chunk: int = 50,
+                      show_progress: bool | None = None) -> torch.Tensor:
+    """Accuracy on each meta-test episode's query set after the run's own inner loop on its support set."""
+    outputs = _inner_loop_outputs(model, theta, evalset, cfg, chunk, show_progress, "meta-test episodes")
+    return torch.cat([(out.argmax(-1) == y).double().mean(1).cpu() for out, y in outputs])
+
+
+def evaluate_inner_loop(model, theta: dict, evalset, cfg: RunConfig, chunk: int = 50,
+                        show_progress: bool | None = None) -> torch.Tensor:
+    """nRMSE of each meta-test task on its target points after the run's own inner loop on its support set.
+
+    This is what the run's meta-gradient optimises (the flow of ``inner_steps``
+    steps from theta, with the run's proximal weight), unlike :func:`evaluate`'s
+    long Adam fine-tuning.
+    """
+    outputs = _inner_loop_outputs(model, theta, evalset, cfg, chunk, show_progress, "inner loops")
+    return torch.cat([((out - y) ** 2).mean((1, 2)).sqrt().double().cpu() for out, y in outputs])
+
+
+def _spread(values: torch.Tensor) -> dict:
+    """Mean, standard error and standard deviation (the reference reports the last) over tasks."""
+    mean, se = mean_se(values)
+    return {"mean": mean, "se": se, "std": float(values.std()) if values.numel() > 1 else float("nan")}
+
+
+FEW_ITERATIONS = (10, 100)  # "a few" Adam fine-tuning iterations, reported beside the reference's long run
+
+
+def regression_evaluation(model, theta: dict, evalset, cfg: RunConfig, show_progress: bool | None = None) -> dict:
+    """Every number a regression run reports about theta, each per meta-test task, and the fine-tuning curve.
+
+    ``theta``: nRMSE at theta itself; ``inner``: after the run's own inner loop;
+    ``ft10``, ``ft100``: after 10 and 100 Adam iterations (where logged);
+    ``finetuned``: after ``cfg.eval_steps`` (the reference's protocol).
+    """
+    curve = evaluate(model, theta, evalset, steps=cfg.eval_steps, every=cfg.eval_every, lr=cfg.eval_lr,
+                     weight_decay=cfg.eval_weight_decay, show_progress=show_progress)
+    its = curve["iterations"]
+    per_task = {"theta": curve["nrmse"][:, 0], "inner": evaluate_inner_loop(model, theta, evalset, cfg,
+                                                                             show_progress=show_progress)}
+    for n in FEW_ITERATIONS:
+        if n in its and n < its[-1]:
+            per_task[f"ft{n}"] = curve["nrmse"][:, its.index(n)]
+    per_task["finetuned"] = curve["nrmse"][:, -1]
+    return {"per_task": per_task, "curve": curve}
+
+
+def evaluation_row(step: int, per_task: dict) -> dict:
+    """One row of evals.csv: the meta-step and, per measure, mean, s.e. and std over the meta-test tasks."""
+    row = {"meta_step": step}
+    for name, values in per_task.items():
+        for stat, v in _spread(values).items():
+            row[f"{name}_{stat}"] = v
+    return row
 
 
 def mean_se(values: torch.Tensor) -> tuple[float, float]:
@@ -413,8 +511,13 @@ def mean_se(values: torch.Tensor) -> tuple[float, float]:
     return float(values.mean()), se
 
 
-def final_metrics(evaluation: dict, losses: list) -> dict:
-    """The numbers a run reports: nRMSE after fine-tuning (mean, s.e. over tasks), at theta itself, and the best."""
+def final_metrics(evaluation: dict, losses: list, per_task: dict | None = None) -> dict:
+    """The numbers a run reports: nRMSE after fine-tuning (mean, s.e. over tasks), at theta itself, and the best.
+
+    With ``per_task`` (from :func:`regression_evaluation`) also the standard
+    deviations over tasks and the nRMSE after the run's own inner loop
+    (``nrmse_inner``) and after a few fine-tuning iterations (``nrmse_ft10``, ...).
+    """
     curve = evaluation["nrmse"]
     means = curve.mean(0)
     best = int(torch.argmin(means))
@@ -425,7 +528,18 @@ def final_metrics(evaluation: dict, losses: list) -> dict:
             "nrmse_best": float(means[best]), "nrmse_best_se": mean_se(curve[:, best])[1],
             "best_iteration": evaluation["iterations"][best], "eval_tasks": curve.shape[0],
             "eval_steps": evaluation["iterations"][-1],
-            "meta_query_loss": sum(tail) / len(tail) if tail else float("nan")}
+            "meta_query_loss": sum(tail) / len(tail) if tail else float("nan"),
+            **(_per_task_metrics(per_task) if per_task else {})}
+
+
+def _per_task_metrics(per_task: dict) -> dict:
+    out = {"nrmse_std": _spread(per_task["finetuned"])["std"], "nrmse_at_theta_std": _spread(per_task["theta"])["std"]}
+    for name, values in per_task.items():
+        if name not in ("theta", "finetuned"):
+            spread = _spread(values)
+            out.update({f"nrmse_{name}": spread["mean"], f"nrmse_{name}_se": spread["se"],
+                        f"nrmse_{name}_std": spread["std"]})
+    return out
 
 
 def classification_metrics(accuracies: torch.Tensor, losses: list) -> dict:
@@ -475,9 +589,32 @@ def run(cfg: RunConfig, out, resume: bool = False, data_root=None, show_progress
                                                      for i, (loss, s) in enumerate(zip(losses, seconds))]))
         write_json_atomic(out / "summary.json", _summary(cfg, step, "training", seconds=seconds))
 
+    cache = {}
+
+    def on_eval(step, theta, model, domain, horizon):
+        if "evalset" not in cache:
+            cache["evalset"] = domain.eval_set(cfg.eval_tasks, cfg.shots, cfg.query)
+        if cfg.classification:  # the inner loop to the horizon reached so far (COMLN may learn it)
+            accuracies = evaluate_episodes(model, theta, cache["evalset"],
+                                           replace(cfg, step_size=horizon / cfg.inner_steps), show_progress=False)
+            return evaluation_row(step, {"accuracy": accuracies})
+        return evaluation_row(step, regression_evaluation(model, theta, cache["evalset"], cfg,
+                                                          show_progress=False)["per_task"])
+
+    def write_evals(rows):
+        if rows:
+            header = list(rows[0])
+            write_text_atomic(out / "evals.csv", _csv(header, [[r[h] if isinstance(r[h], int) else f"{r[h]!r}"
+                                                                for h in header] for r in rows]))
+
+    def checkpointed(step, losses, seconds):
+        write_progress(step, losses, seconds)
+        state = torch.load(out / "checkpoint.pt", weights_only=False, map_location="cpu")
+        write_evals(state.get("evals", []))
+
     try:
         trained = meta_train(cfg, out, resume=resume, data_root=data_root, show_progress=show_progress,
-                             on_checkpoint=write_progress)
+                             on_checkpoint=checkpointed if cfg.eval_interval else write_progress, on_eval=on_eval)
     except Diverged as err:
         write_json_atomic(out / "summary.json", _summary(cfg, last["step"], "diverged", extra={"error": str(err)}))
         raise
@@ -493,15 +630,16 @@ def run(cfg: RunConfig, out, resume: bool = False, data_root=None, show_progress
         write_text_atomic(out / "eval.csv", _csv(["episode", "accuracy"],
                                                  [(i, f"{a!r}") for i, a in enumerate(accuracies.tolist())]))
     else:
-        evaluation = evaluate(trained["model"], trained["theta"], evalset, steps=cfg.eval_steps, every=cfg.eval_every,
-                              lr=cfg.eval_lr, weight_decay=cfg.eval_weight_decay, show_progress=show_progress)
-        final = final_metrics(evaluation, trained["losses"])
+        result = regression_evaluation(trained["model"], trained["theta"], evalset, cfg, show_progress=show_progress)
+        evaluation = result["curve"]
+        final = final_metrics(evaluation, trained["losses"], result["per_task"])
         curve = evaluation["nrmse"]
         rows = []
         for j, it in enumerate(evaluation["iterations"]):
             mean, se = mean_se(curve[:, j])
             rows.append((it, f"{mean!r}", f"{se!r}"))
         write_text_atomic(out / "eval.csv", _csv(["iteration", "nrmse_mean", "nrmse_se"], rows))
+    write_evals(trained["evals"])
     summary = _summary(cfg, trained["meta_steps"], "done", final=final, seconds=trained["seconds"])
     write_json_atomic(out / "summary.json", summary)
     return summary

@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from amaml_lab.tasks.domains import EvalSet, load_domain
-from amaml_lab.train import Diverged, RunConfig, build_model, evaluate, meta_train, run
+from amaml_lab.metagrad import meta_gradient
+from amaml_lab.train import (Diverged, RunConfig, build_model, evaluate, evaluate_inner_loop, losses_for,
+                             meta_train, run)
 
 
 def config(**kw):
@@ -104,6 +106,58 @@ def test_fine_tuning_fits_the_support_set():
     assert bool((curve["nrmse"][:, -1] < 0.5 * curve["nrmse"][:, 0]).all())
 
 
+def test_periodic_evaluations_survive_a_kill(tmp_path):
+    """evals.csv rows come every eval_interval meta-steps from step 0; a killed, resumed run has the same rows."""
+    cfg = config(meta_steps=8, checkpoint_every=4, eval_interval=2)
+    run(cfg, tmp_path / "a", show_progress=False)
+
+    def kill(step, losses, seconds):
+        if step == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        meta_train(cfg, tmp_path / "b", on_checkpoint=kill, on_eval=lambda step, *a, **k: {"meta_step": step})
+    # the killed run's evaluations were placeholders; a resumed run keeps them and adds the rest
+    resumed = meta_train(cfg, tmp_path / "b", resume=True, on_eval=lambda step, *a, **k: {"meta_step": step})
+    assert [e["meta_step"] for e in resumed["evals"]] == [0, 2, 4, 6, 8]
+    rows = (tmp_path / "a" / "evals.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["0", "2", "4", "6", "8"]
+    header = rows[0].split(",")
+    assert {"inner_mean", "inner_se", "inner_std", "ft10_mean", "finetuned_mean", "theta_mean"} <= set(header)
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    last = dict(zip(header, rows[-1].split(",")))
+    assert float(last["finetuned_mean"]) == pytest.approx(summary["final"]["nrmse"], abs=1e-12)
+    assert float(last["inner_mean"]) == pytest.approx(summary["final"]["nrmse_inner"], abs=1e-12)
+
+
+@pytest.mark.parametrize("method,reg", [("adjoint", 1.0), ("imaml", 2.0)])
+def test_inner_loop_error_is_the_method_own_adaptation(method, reg):
+    """evaluate_inner_loop's per-task nRMSE equals the RMSE at meta_gradient's adapted parameters, task by task
+    (imaml adapts with its own proximal weight lam = 2)."""
+    cfg = config(method=method).resolved()
+    domain = load_domain("Sinusoid", 5, 5, tasks=4, pool=20)
+    model = build_model(cfg, 1)
+    theta = {k: v.detach() for k, v in model.named_parameters()}
+    evalset = domain.eval_set(3, 5, 5)
+    errors = evaluate_inner_loop(model, theta, evalset, cfg, chunk=2, show_progress=False)
+    support_loss, _ = losses_for(cfg, model)
+    for b in range(3):
+        sx, sy = evalset.support[0][b].double(), evalset.support[1][b].double()
+        tx, ty = evalset.target[0][b].double(), evalset.target[1][b].double()
+        r = meta_gradient(lambda p: support_loss(p, (sx, sy)), lambda p: support_loss(p, (tx, ty)), theta,
+                          method="maml", steps=cfg.inner_steps, step_size=cfg.step_size, reg=reg)
+        assert float(errors[b]) == pytest.approx(float((2 * r.query_loss) ** 0.5), rel=1e-10)
+
+
+def test_resume_accepts_a_checkpoint_from_before_a_new_field(tmp_path):
+    """A checkpoint written before a config field existed resumes when the field is at its default."""
+    meta_train(config(meta_steps=2), tmp_path)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    del state["config"]["protocol"]
+    torch.save(state, tmp_path / "checkpoint.pt")
+    assert meta_train(config(meta_steps=4), tmp_path, resume=True)["meta_steps"] == 4
+
+
 @pytest.mark.parametrize("kw,pattern", [
     (dict(domain="Ackley"), "domain='Ackley' is not known"),
     (dict(method="sgd"), "method='sgd' is not known; allowed values: maml, adjoint"),
@@ -117,6 +171,8 @@ def test_fine_tuning_fits_the_support_set():
     (dict(device="gpu"), "device='gpu' is not known; allowed values: cpu, cuda"),
     (dict(step_size=0.0), "step_size must be a positive number"),
     (dict(options={"lam": 2.0}), "option lam=2.0 is not known to method='adjoint'"),
+    (dict(eval_interval=-1), "eval_interval must be an integer >= 0"),
+    (dict(protocol="paper"), "protocol='paper' is not known; allowed values: kit"),
 ])
 def test_bad_config(tmp_path, kw, pattern):
     with pytest.raises(ValueError, match=pattern):

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The long CPU runs behind results/README.md's "Does the long inner loop win?": CosMixture 50/50 and
+# Alpine2D 50/50, every method for 1,000 meta-steps, evaluated every 100 meta-steps (the reference's interval)
+# with 1,000 Adam fine-tuning iterations (not its 5,000: CPU time) plus the error after each method's own
+# inner loop; then adjoint-100, maml-10 and maml-100 continued to 5,000 meta-steps on CosMixture 50/50.
+# Every run resumes from its committed checkpoint (--resume), so this script continues where it stopped.
+#   usage: results/run_cpu_long.sh [cheap|headline|long|all] (default all), from the project root.
+set -euo pipefail
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+OUT=${OUT:-results/cpu-long}
+AMAML_LAB=${AMAML_LAB:-amaml-lab}
+DEVICE=${DEVICE:-cpu}
+one() {  # DOMAIN FOLDER INNER_STEPS METHOD META_STEPS
+  $AMAML_LAB run "$1" 50 50 "$3" "$DEVICE" --method "$4" --meta-steps "$5" --eval-steps 1000 --eval-interval 100 \
+    --checkpoint-every 50 --out "$OUT/$1-50-50/$2" --resume --quiet
+}
+cheap() {
+  for d in CosMixture Alpine2D; do
+    one "$d" maml-10 10 maml 1000; one "$d" fomaml 100 fomaml 1000
+    one "$d" reptile 100 reptile 1000; one "$d" imaml 100 imaml 1000
+  done
+}
+headline() {
+  for d in CosMixture Alpine2D; do one "$d" adjoint-100 100 adjoint 1000; one "$d" maml-100 100 maml 1000; done
+}
+long() {
+  one CosMixture maml-10 10 maml 5000; one CosMixture adjoint-100 100 adjoint 5000; one CosMixture maml-100 100 maml 5000
+}
+case "${1:-all}" in
+  cheap) cheap ;; headline) headline ;; long) long ;;
+  all) cheap; headline; long ;;
+  *) echo "usage: $0 [cheap|headline|long|all]" >&2; exit 2 ;;
+esac
