@@ -31,6 +31,51 @@ def mlp(in_features: int, hidden=(32, 32), out_features: int = 1, activation: st
     return nn.Sequential(*layers)
 
 
+def stacked_forward(model: nn.Module, transposed: bool = False):
+    """``f(params, x)`` for an MLP built by :func:`mlp`, on one task's parameters or on a stack of them.
+
+    With parameters of their own shapes and ``x`` of shape (n, in) it is the
+    model's output, (n, out); with a leading task dimension on both (weights
+    (B, out, in), inputs (B, n, in)) it is every task's output at once, by
+    batched matrix products.  It computes what ``torch.func.vmap`` of
+    ``functional_call`` does, without its per-call bookkeeping (a third of a
+    small model's gradient on a CPU), so a meta-batch's losses can be taken
+    on the stacked parameters directly.  ``transposed=True`` takes and gives
+    the points along the last dimension instead ((..., in, n) to (..., out,
+    n)): no transposed view of a weight enters the graph, which makes a
+    gradient another 10% cheaper.  Returns None for other models.
+    """
+    if not isinstance(model, nn.Sequential):
+        return None
+    plan = []
+    for name, layer in model.named_children():
+        if isinstance(layer, nn.Linear):
+            plan.append((f"{name}.weight", f"{name}.bias" if layer.bias is not None else None))
+        elif type(layer) in (nn.Tanh, nn.ReLU):
+            plan.append(torch.tanh if isinstance(layer, nn.Tanh) else torch.relu)
+        else:
+            return None
+
+    def forward(params, x):
+        h = x if transposed else x.mT
+        for step in plan:
+            if callable(step):
+                h = step(h)
+                continue
+            w = params[step[0]]
+            b = params[step[1]].unsqueeze(-1) if step[1] is not None else None
+            if b is not None and h.dim() == w.dim() == 3:  # a stack of tasks: one fused batched product
+                h = torch.baddbmm(b, w, h)
+            elif b is not None and h.dim() == w.dim() == 2:
+                h = torch.addmm(b, w, h)
+            else:
+                h = torch.matmul(w, h)
+                h = h + b if b is not None else h
+        return h if transposed else h.mT
+
+    return forward
+
+
 def conv4(ways: int, in_channels: int = 1, hidden: int = 64, dtype=torch.float32, seed: int | None = 0) -> nn.Sequential:
     """The few-shot Conv-4: four blocks of 3x3 convolution (stride 2), batch norm, ReLU; mean-pool; a linear head.
 

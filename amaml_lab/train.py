@@ -36,7 +36,7 @@ from .flow import FIXED_SOLVERS, GradientFlow, solve, time_grid
 from .functional import Derivatives, ParamSpec, flat_loss
 from .io import save_torch_atomic, write_json_atomic, write_text_atomic
 from .metagrad import METHODS, comln_task, meta_gradient, meta_gradient_batch
-from .models import conv4, mlp
+from .models import conv4, mlp, stacked_forward
 from .progress import progress
 from .tasks.domains import CLASSIFICATION, DOMAINS, check_domain, default_hidden, load_domain
 
@@ -189,17 +189,20 @@ class RunConfig:
         return sorted(k for k in mine if saved.get(k, defaults.get(k, MISSING)) != mine[k])
 
 
-def _mse(model):
-    def loss(params, data):
+def _mse(model, scale: float = 1.0):
+    forward = stacked_forward(model, transposed=True)  # points along the last dimension: the cheapest graph
+    if forward is None:
+        def loss(params, data):
+            x, y = data
+            return scale * ((torch.func.functional_call(model, params, (x,)) - y) ** 2).mean((-2, -1))
+
+        return loss
+
+    def stacked_loss(params, data):  # one task: a scalar; a stack of tasks: one loss per task
         x, y = data
-        return torch.mean((torch.func.functional_call(model, params, (x,)) - y) ** 2)
+        return scale * ((forward(params, x.mT) - y.mT) ** 2).mean((-2, -1))
 
-    return loss
-
-
-def _half_mse(model):
-    mse = _mse(model)
-    return lambda params, data: 0.5 * mse(params, data)
+    return stacked_loss
 
 
 def _cross_entropy(model):
@@ -219,10 +222,15 @@ def build_model(cfg: RunConfig, in_features: int | None = None):
 
 
 def losses_for(cfg: RunConfig, model):
-    """(support_loss, query_loss) of (params, data): cross-entropy for Omniglot, 1/2 MSE and MSE for regression."""
+    """(support_loss, query_loss) of (params, data): cross-entropy for Omniglot, 1/2 MSE and MSE for regression.
+
+    The regression losses also take a stack of tasks (parameters and data with
+    a leading task dimension) and return one loss per task: see
+    :func:`~amaml_lab.models.stacked_forward`.
+    """
     if cfg.classification:
         return _cross_entropy(model), _cross_entropy(model)
-    return _half_mse(model), _mse(model)
+    return _mse(model, 0.5), _mse(model)
 
 
 def _to(data, cfg):
@@ -314,6 +322,7 @@ def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain
 
     maybe_evaluate()
     support_loss, query_loss = losses_for(cfg, model)
+    stacked = stacked_forward(model) is not None  # the MLP's losses take the whole meta-batch at once
     reg = 0.0 if cfg.method == "imaml" else cfg.reg
     bar = progress(cfg.meta_steps, f"{cfg.method} {cfg.domain}", initial=step, enabled=show_progress)
     try:
@@ -329,7 +338,8 @@ def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain
             else:
                 r = meta_gradient_batch(support_loss, query_loss, {k: v.detach() for k, v in theta.items()},
                                         _to(support, cfg), _to(query, cfg), method=cfg.method, steps=cfg.inner_steps,
-                                        step_size=cfg.step_size, solver=cfg.solver, reg=reg, **cfg.options)
+                                        step_size=cfg.step_size, solver=cfg.solver, reg=reg,
+                                        stacked_losses=stacked, **cfg.options)
                 grad, query_value = r.grad, r.query_loss
             finite = math.isfinite(query_value) and all(bool(torch.isfinite(g).all()) for g in grad.values())
             if not finite:

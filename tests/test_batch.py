@@ -89,3 +89,51 @@ def test_batch_bad_input(batch):
         meta_gradient_batch(loss, loss, theta, sdata, qdata, method="maml", steps=2, step_size=0.1, solver="dopri5")
     with pytest.raises(ValueError, match="same leading task dimension"):
         meta_gradient_batch(loss, loss, theta, (sdata[0], sdata[1][:2]), qdata, method="maml", steps=2, step_size=0.1)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_stacked_forward_is_the_module(activation, transposed):
+    """models.stacked_forward computes the module's output, for one task and for a stack of tasks."""
+    from amaml_lab.models import stacked_forward
+
+    model = mlp(3, (5, 4), 2, activation=activation, seed=1)
+    forward = stacked_forward(model, transposed=transposed)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(B, 7, 3, generator=g, dtype=torch.float64)
+    stack = {k: v + 0.1 * torch.randn(B, *v.shape, generator=g, dtype=torch.float64)
+             for k, v in module_params(model).items()}
+
+    def call(params, inputs):
+        return forward(params, inputs.mT).mT if transposed else forward(params, inputs)
+
+    assert torch.allclose(call(module_params(model), x[0]), model(x[0]), rtol=1e-13, atol=1e-14)
+    together = call(stack, x)
+    for b in range(B):
+        alone = functional_call(model, {k: v[b] for k, v in stack.items()}, (x[b],))
+        assert torch.allclose(together[b], alone, rtol=1e-13, atol=1e-14)
+    assert stacked_forward(torch.nn.Sequential(torch.nn.Conv2d(1, 1, 3))) is None
+
+
+@pytest.mark.parametrize("method,options", [("maml", {}), ("adjoint", {}), ("fomaml", {}),
+                                            ("imaml", {"lam": 1.0, "cg_steps": 3})])
+def test_stacked_losses_equal_the_loop(batch, method, options):
+    """Losses that take the whole stack (no vmap) give the per-task meta-gradients of a loop over tasks."""
+    from amaml_lab.models import stacked_forward
+
+    loss, theta, sdata, qdata = batch
+    forward = stacked_forward(mlp(2, (6, 6), 1, seed=3))
+
+    def stacked(params, data):
+        x, y = data
+        return ((forward(params, x) - y) ** 2).mean((-2, -1))
+
+    kw = dict(method=method, steps=8, step_size=0.05, solver="rk4", reg=0.0 if method == "imaml" else 0.5, **options)
+    r = meta_gradient_batch(stacked, stacked, theta, sdata, qdata, stacked_losses=True, **kw)
+    grads, losses = loop(loss, theta, sdata, qdata, **kw)
+    assert rel(r.grads, grads) < 1e-12
+    assert torch.allclose(r.query_losses, losses, rtol=1e-12)
+    if method == "imaml":  # loops over tasks: each call takes one task, the stack is never formed
+        return
+    with pytest.raises(ValueError, match=r"stacked_losses=True but support_loss returned shape \(\)"):
+        meta_gradient_batch(lambda p, d: stacked(p, d).sum(), stacked, theta, sdata, qdata, stacked_losses=True, **kw)
