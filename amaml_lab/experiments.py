@@ -78,6 +78,9 @@ def add_common(p: argparse.ArgumentParser) -> None:
                    help="meta-test tasks (default 100; Omniglot 600 episodes)")
     p.add_argument("--eval-steps", type=_nonnegative_int, default=None,
                    help="Adam fine-tuning iterations per meta-test task (default 5000; Omniglot: none, the inner loop)")
+    p.add_argument("--protocol", choices=["kit", "reference"], default="kit",
+                   help="synthetic domains: kit (fresh episodes, meta-train scaling; default) or reference (the Adjoint"
+                        " MAML code's fixed episodes and scaling over all tasks)")
     p.add_argument("--eval-interval", type=_nonnegative_int, default=0,
                    help="evaluate every N meta-steps into evals.csv, as the reference does with 100 (default 0: at the end only)")
     p.add_argument("--step-size", type=_positive_float, default=None, help="inner step size (default 0.01; Omniglot 0.1)")
@@ -132,7 +135,8 @@ def config(args, method: str, inner_steps: int) -> RunConfig:
                      ways=args.ways, subset=args.subset, learn_horizon=args.learn_horizon and method == "comln",
                      bug_compatible=args.bug_compatible, options=_options(args, method),
                      checkpoint_every=args.checkpoint_every, eval_tasks=args.eval_tasks,
-                     eval_steps=args.eval_steps, eval_interval=args.eval_interval).resolved().check()
+                     eval_steps=args.eval_steps, eval_interval=args.eval_interval,
+                     protocol=args.protocol).resolved().check()
 
 
 def _progress(args):

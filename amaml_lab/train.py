@@ -39,6 +39,7 @@ from .metagrad import METHODS, comln_task, meta_gradient, meta_gradient_batch
 from .models import conv4, mlp, stacked_forward
 from .progress import progress
 from .tasks.domains import CLASSIFICATION, DOMAINS, check_domain, default_hidden, load_domain
+from .tasks.synthetic import FAMILIES
 
 OPTIMIZERS = ("sgd", "adam")
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -56,7 +57,7 @@ RESUMABLE_CHANGES = ("meta_steps", "device", "eval_tasks", "eval_steps", "eval_e
                      "eval_weight_decay", "checkpoint_every", "eval_interval")
 # "kit": fresh episodes every meta-step, scaling fitted on meta-train tasks only (no meta-test leak);
 # "reference": the Adjoint MAML code's pool of episodes drawn once per task and its scaling over all tasks
-PROTOCOLS = ("kit",)
+PROTOCOLS = ("kit", "reference")
 
 
 class Diverged(FloatingPointError):
@@ -147,6 +148,9 @@ class RunConfig:
                 raise ValueError(f"{name} must be an integer >= 0; got {value!r}")
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol={self.protocol!r} is not known; allowed values: {', '.join(PROTOCOLS)}")
+        if self.protocol == "reference" and self.domain not in FAMILIES:
+            raise ValueError(f"protocol='reference' reproduces the reference code's synthetic data; domain="
+                             f"{self.domain!r} has only protocol='kit'. Use it with {', '.join(FAMILIES)}")
         for name in ("step_size", "meta_lr", "eval_lr"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
@@ -288,7 +292,7 @@ def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain
     ckpt_path = out / "checkpoint.pt"
     domain = domain or load_domain(cfg.domain, cfg.shots, cfg.query, data_root=data_root, tasks=cfg.tasks,
                                    pool=cfg.pool, bug_compatible=cfg.bug_compatible, ways=cfg.ways,
-                                   subset=cfg.subset)
+                                   subset=cfg.subset, protocol=cfg.protocol)
     model = build_model(cfg, getattr(domain, "in_features", None)).to(cfg.device)
     theta = {k: v.detach().clone().requires_grad_(True) for k, v in model.named_parameters()}
     # COMLN's horizon T, meta-learned through log T when cfg.learn_horizon (else fixed at steps * step_size)
@@ -328,7 +332,9 @@ def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain
     try:
         while step < cfg.meta_steps:
             started = time.perf_counter()
-            support, query = domain.train_batch(gen, cfg.meta_batch, cfg.shots, cfg.query)
+            # the reference protocol's fixed episode sequence is indexed by the step, so a resumed run continues it
+            episode = {"episode": step * cfg.meta_batch} if cfg.protocol == "reference" else {}
+            support, query = domain.train_batch(gen, cfg.meta_batch, cfg.shots, cfg.query, **episode)
             if cfg.method == "comln":
                 horizon = float(log_horizon.detach().exp())
                 grad, query_value, horizon_grad = comln_batch_gradient(

@@ -4,15 +4,19 @@
 # with 1,000 Adam fine-tuning iterations (not its 5,000: CPU time) plus the error after each method's own
 # inner loop; then adjoint-100, maml-10 and maml-100 continued to 5,000 meta-steps on CosMixture 50/50.
 # Every run resumes from its committed checkpoint (--resume), so this script continues where it stopped.
-#   usage: results/run_cpu_long.sh [cheap|headline|long|all] (default all), from the project root.
+#   usage: results/run_cpu_long.sh [cheap|headline|long|protocol|all] (default all), from the project root.
 set -euo pipefail
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 OUT=${OUT:-results/cpu-long}
 AMAML_LAB=${AMAML_LAB:-amaml-lab}
 DEVICE=${DEVICE:-cpu}
-one() {  # DOMAIN FOLDER INNER_STEPS METHOD META_STEPS
-  $AMAML_LAB run "$1" 50 50 "$3" "$DEVICE" --method "$4" --meta-steps "$5" --eval-steps 1000 --eval-interval 100 \
-    --checkpoint-every 50 --out "$OUT/$1-50-50/$2" --resume --quiet
+one() {  # DOMAIN FOLDER INNER_STEPS METHOD META_STEPS [more flags]
+  local domain=$1 folder=$2 steps=$3 method=$4 meta=$5; shift 5
+  $AMAML_LAB run "$domain" 50 50 "$steps" "$DEVICE" --method "$method" --meta-steps "$meta" --eval-steps 1000 \
+    --eval-interval 100 --checkpoint-every 50 --out "$OUT/$domain-50-50/$folder" --resume --quiet "$@"
+}
+protocol() {  # the reference code's fixed episodes and scaling over all tasks, beside the kit's maml-10
+  one CosMixture maml-10-reference-protocol 10 maml 1000 --protocol reference
 }
 cheap() {
   for d in CosMixture Alpine2D; do
@@ -27,7 +31,7 @@ long() {
   one CosMixture maml-10 10 maml 5000; one CosMixture adjoint-100 100 adjoint 5000; one CosMixture maml-100 100 maml 5000
 }
 case "${1:-all}" in
-  cheap) cheap ;; headline) headline ;; long) long ;;
-  all) cheap; headline; long ;;
-  *) echo "usage: $0 [cheap|headline|long|all]" >&2; exit 2 ;;
+  cheap) cheap ;; headline) headline ;; long) long ;; protocol) protocol ;;
+  all) cheap; protocol; headline; long ;;
+  *) echo "usage: $0 [cheap|headline|long|protocol|all]" >&2; exit 2 ;;
 esac

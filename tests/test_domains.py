@@ -109,3 +109,31 @@ def test_real_movielens_domain_has_the_protocols_meta_test_users():
         domain = load_domain("MovieLens100K", shots, query, data_root=REAL)
         assert isinstance(domain, RatingsDomain) and len(domain.test.users) >= 100
         assert domain.eval_set(100, shots, query).tasks == 100
+
+
+def test_reference_protocol_scales_over_every_task_and_fixes_the_episodes():
+    """protocol='reference': pools and grids of all 200 tasks standardised together (population std), and a fixed,
+    step-indexed episode sequence whose tasks run through seeded permutations."""
+    from amaml_lab.tasks.domains import REFERENCE_EPISODES
+    from amaml_lab.tasks.synthetic import make_split
+
+    ref = load_domain("CosMixture", 5, 6, tasks=10, pool=40, protocol="reference")
+    kit = load_domain("CosMixture", 5, 6, tasks=10, pool=40)
+    ys = torch.cat([t.reshape(-1) for s in (ref.train, ref.test) for t in (s.support_y, s.query_y, s.test_y)])
+    assert abs(float(ys.mean())) < 1e-12 and abs(float(ys.std(unbiased=False)) - 1) < 1e-12
+    # the same functions as the kit's, only scaled differently: an affine map between the two
+    raw = make_split("CosMixture", tasks=10, pool=40, task_seed=101, design_seed=201,
+                     standardise_with={"x_mean": 0.0, "x_std": 1.0, "y_mean": 0.0, "y_std": 1.0})
+    ys_kit = torch.cat([t.reshape(-1) for s in (kit.train, kit.test) for t in (s.support_y, s.query_y, s.test_y)])
+    assert abs(float(ys_kit.std(unbiased=False)) - 1) > 1e-3  # the kit does not see the meta-test tasks
+    assert torch.allclose(ref.test.test_y * ref.train.stats["y_std"] + ref.train.stats["y_mean"], raw.test_y)
+    # episodes: indexed, independent of the generator; each block of `tasks` episodes visits every task once
+    a = ref.train_batch(torch.Generator().manual_seed(0), 3, 5, 6, episode=7)
+    b = ref.train_batch(torch.Generator().manual_seed(9), 3, 5, 6, episode=7)
+    assert all(torch.equal(x, y) for x, y in zip(a[0] + a[1], b[0] + b[1]))
+    c = ref.train_batch(torch.Generator().manual_seed(0), 3, 5, 6, episode=7 + REFERENCE_EPISODES)
+    assert all(torch.equal(x, y) for x, y in zip(a[0] + a[1], c[0] + c[1]))  # the next epoch reuses them
+    assert sorted(ref.episode_tasks[:10].tolist()) == list(range(10))
+    assert sorted(ref.episode_tasks[10:20].tolist()) == list(range(10))
+    with pytest.raises(ValueError, match="protocol='reference' .*domain='MovieLens100K' has only protocol='kit'"):
+        load_domain("MovieLens100K", 5, 5, protocol="reference")

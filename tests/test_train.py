@@ -172,8 +172,19 @@ def test_resume_accepts_a_checkpoint_from_before_a_new_field(tmp_path):
     (dict(step_size=0.0), "step_size must be a positive number"),
     (dict(options={"lam": 2.0}), "option lam=2.0 is not known to method='adjoint'"),
     (dict(eval_interval=-1), "eval_interval must be an integer >= 0"),
-    (dict(protocol="paper"), "protocol='paper' is not known; allowed values: kit"),
+    (dict(protocol="paper"), "protocol='paper' is not known; allowed values: kit, reference"),
 ])
 def test_bad_config(tmp_path, kw, pattern):
     with pytest.raises(ValueError, match=pattern):
         meta_train(config(**kw), tmp_path)
+
+
+def test_reference_protocol_resumes_and_differs_from_the_kit(tmp_path):
+    whole = meta_train(config(protocol="reference", domain="CosMixture"), tmp_path / "a")
+    meta_train(config(protocol="reference", domain="CosMixture", meta_steps=4), tmp_path / "b")
+    resumed = meta_train(config(protocol="reference", domain="CosMixture"), tmp_path / "b", resume=True)
+    assert all(torch.equal(whole["theta"][k], resumed["theta"][k]) for k in whole["theta"])
+    kit = meta_train(config(domain="CosMixture"), tmp_path / "c")
+    assert whole["losses"] != kit["losses"]
+    with pytest.raises(ValueError, match="protocol='reference' reproduces"):
+        config(protocol="reference", domain="MovieLens100K").resolved().check()

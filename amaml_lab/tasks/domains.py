@@ -47,20 +47,47 @@ class EvalSet:
         return self.support[0].shape[0]
 
 
+REFERENCE_EPISODES = 10000  # the reference code's episodes per epoch (its batchsize), reused every epoch
+
+
 class SyntheticDomain:
     """A synthetic family: meta-train functions from task seed 100, meta-test functions from task seed 101.
 
-    Both splits follow the protocol of :func:`make_split` (pools of ``pool``
-    points, the meta-train split's standardisation); meta-test tasks are scored
-    on the family's test grid.
+    ``protocol="kit"`` (the default): both splits follow :func:`make_split`
+    (pools of ``pool`` points) standardised with the meta-train split's
+    statistics only, and every meta-batch draws fresh episodes.
+    ``protocol="reference"`` reproduces the Adjoint MAML code instead: one
+    scaler (mean and population standard deviation) fitted on every pool and
+    test grid of all meta-train and meta-test tasks together (meta-test
+    statistics leak into training), and a fixed sequence of
+    ``REFERENCE_EPISODES`` episodes, drawn once and reused in order each epoch
+    (task order from seeded permutations, episode i's support and query points
+    from seeds 2i and 2i + 1).  Meta-test tasks are scored on the family's test
+    grid either way.
     """
 
-    def __init__(self, name: str, tasks: int = 100, pool: int = 1000, bug_compatible: bool = False):
-        self.name = name
-        self.train = make_split(name, tasks=tasks, pool=pool, task_seed=100, design_seed=200,
-                                bug_compatible=bug_compatible)
-        self.test = make_split(name, tasks=tasks, pool=pool, task_seed=101, design_seed=201,
-                               bug_compatible=bug_compatible, standardise_with=self.train.stats)
+    def __init__(self, name: str, tasks: int = 100, pool: int = 1000, bug_compatible: bool = False,
+                 protocol: str = "kit"):
+        if protocol not in ("kit", "reference"):
+            raise ValueError(f"protocol={protocol!r} is not known; allowed values: kit, reference")
+        self.name, self.protocol = name, protocol
+        kw = dict(tasks=tasks, pool=pool, bug_compatible=bug_compatible)
+        if protocol == "kit":
+            self.train = make_split(name, task_seed=100, design_seed=200, **kw)
+            stats = self.train.stats
+        else:
+            identity = {"x_mean": 0.0, "x_std": 1.0, "y_mean": 0.0, "y_std": 1.0}
+            raw = [make_split(name, task_seed=100 + i, design_seed=200 + i, standardise_with=identity, **kw)
+                   for i in (0, 1)]
+            xs = torch.cat([t.reshape(-1, t.shape[-1]) for r in raw for t in (r.support_x, r.query_x, r.test_x)])
+            ys = torch.cat([t.reshape(-1) for r in raw for t in (r.support_y, r.query_y, r.test_y)])
+            stats = {"x_mean": xs.mean(0), "x_std": xs.std(0, unbiased=False),
+                     "y_mean": ys.mean(), "y_std": ys.std(unbiased=False)}
+            self.train = make_split(name, task_seed=100, design_seed=200, standardise_with=stats, **kw)
+            order = [torch.randperm(tasks, generator=torch.Generator().manual_seed(1 + n))
+                     for n in range(-(-REFERENCE_EPISODES // tasks))]
+            self.episode_tasks = torch.cat(order)[:REFERENCE_EPISODES]
+        self.test = make_split(name, task_seed=101, design_seed=201, standardise_with=stats, **kw)
         self.in_features = FAMILIES[name].dim
         self.pool = pool
 
@@ -68,14 +95,24 @@ class SyntheticDomain:
         if shots > self.pool or query > self.pool:
             raise ValueError(f"shots and query must be at most the pool size {self.pool}; got {shots} and {query}")
 
-    def train_batch(self, gen: torch.Generator, size: int, shots: int, query: int):
+    def _reference_episode(self, i: int, shots: int, query: int):
+        i %= REFERENCE_EPISODES
+        s_idx = torch.randperm(self.pool, generator=torch.Generator().manual_seed(2 * i))[:shots]
+        q_idx = torch.randperm(self.pool, generator=torch.Generator().manual_seed(2 * i + 1))[:query]
+        return int(self.episode_tasks[i]), s_idx, q_idx
+
+    def train_batch(self, gen: torch.Generator, size: int, shots: int, query: int, episode: int = 0):
+        """A meta-batch: fresh draws from ``gen`` (kit), or episodes ``episode``.. of the fixed sequence (reference)."""
         self._check(shots, query)
         split = self.train
-        picks = torch.randint(0, split.tasks, (size,), generator=gen)
+        if self.protocol == "reference":
+            draws = [self._reference_episode(episode + j, shots, query) for j in range(size)]
+        else:
+            picks = torch.randint(0, split.tasks, (size,), generator=gen).tolist()
+            draws = [(t, torch.randperm(self.pool, generator=gen)[:shots], torch.randperm(self.pool, generator=gen)[:query])
+                     for t in picks]
         sx, sy, qx, qy = [], [], [], []
-        for t in picks.tolist():
-            s_idx = torch.randperm(self.pool, generator=gen)[:shots]
-            q_idx = torch.randperm(self.pool, generator=gen)[:query]
+        for t, s_idx, q_idx in draws:
             sx.append(split.support_x[t, s_idx])
             sy.append(split.support_y[t, s_idx])
             qx.append(split.query_x[t, q_idx])
@@ -179,11 +216,17 @@ def load_ratings(name: str, data_root=None) -> torch.Tensor:
 
 
 def load_domain(name: str, shots: int, query: int, data_root=None, tasks: int = 100, pool: int = 1000,
-                bug_compatible: bool = False, ways: int = 5, subset: str = "auto"):
-    """The domain ``name`` ready to hand out batches (ratings domains and Omniglot read ``data_root``)."""
+                bug_compatible: bool = False, ways: int = 5, subset: str = "auto", protocol: str = "kit"):
+    """The domain ``name`` ready to hand out batches (ratings domains and Omniglot read ``data_root``).
+
+    ``protocol="reference"`` (synthetic families only) is :class:`SyntheticDomain`'s.
+    """
     check_domain(name)
+    if protocol != "kit" and name not in FAMILIES:
+        raise ValueError(f"protocol={protocol!r} reproduces the reference code's synthetic data; domain={name!r}"
+                         f" has only protocol='kit'. Use it with {', '.join(FAMILIES)}")
     if name in CLASSIFICATION:
         return OmniglotDomain(ways, data_root, subset)
     if name in RATINGS:
         return RatingsDomain(name, load_ratings(name, data_root), shots, query)
-    return SyntheticDomain(name, tasks=tasks, pool=pool, bug_compatible=bug_compatible)
+    return SyntheticDomain(name, tasks=tasks, pool=pool, bug_compatible=bug_compatible, protocol=protocol)
