@@ -203,6 +203,77 @@ def measure(cfg: dict) -> dict:
     return {"time_s": min(times), "peak_mb": peak / 2**20}
 
 
+# a whole meta-step of the Adjoint MAML paper's setting: (method, inner steps)
+META_STEP_CONFIGS = {"adjoint-100": ("adjoint", 100), "maml-10": ("maml", 10), "maml-100": ("maml", 100),
+                     "fomaml-100": ("fomaml", 100), "reptile-100": ("reptile", 100), "imaml-100": ("imaml", 100)}
+
+
+def measure_meta_step(cfg: dict) -> dict:
+    """Median seconds of one meta-step as ``amaml-lab run`` takes it (draw a meta-batch, meta-gradient, SGD step).
+
+    ``cfg["losses"]``: "stacked" is what training uses (the MLP's losses on the
+    whole meta-batch, :func:`~amaml_lab.models.stacked_forward`); "vmapped" is
+    the former path (each task's loss through ``functional_call``, vmapped).
+    """
+    import torch
+
+    from .metagrad import meta_gradient_batch
+    from .train import RunConfig, _to, build_model, losses_for
+    from .tasks.domains import load_domain
+
+    method, steps = META_STEP_CONFIGS[cfg["name"]]
+    run_cfg = RunConfig(domain=cfg["domain"], shots=cfg["shots"], query=cfg["shots"], inner_steps=steps,
+                        method=method, device=cfg["device"]).resolved().check()
+    domain = load_domain(run_cfg.domain, run_cfg.shots, run_cfg.query)
+    model = build_model(run_cfg, domain.in_features).to(run_cfg.device)
+    theta = {k: v.detach().clone().requires_grad_(True) for k, v in model.named_parameters()}
+    if cfg["losses"] == "stacked":
+        support_loss, query_loss = losses_for(run_cfg, model)
+    else:
+        def support_loss(params, data):
+            return 0.5 * torch.mean((torch.func.functional_call(model, params, (data[0],)) - data[1]) ** 2)
+
+        def query_loss(params, data):
+            return torch.mean((torch.func.functional_call(model, params, (data[0],)) - data[1]) ** 2)
+    optimizer = torch.optim.SGD(theta.values(), lr=run_cfg.meta_lr)
+    gen = torch.Generator().manual_seed(cfg["seed"])
+    reg = 0.0 if method == "imaml" else run_cfg.reg
+
+    def meta_step():
+        support, query = domain.train_batch(gen, run_cfg.meta_batch, run_cfg.shots, run_cfg.query)
+        r = meta_gradient_batch(support_loss, query_loss, {k: v.detach() for k, v in theta.items()},
+                                _to(support, run_cfg), _to(query, run_cfg), method=method, steps=steps,
+                                step_size=run_cfg.step_size, solver=run_cfg.solver, reg=reg,
+                                stacked_losses=cfg["losses"] == "stacked")
+        for k, v in theta.items():
+            v.grad = r.grad[k]
+        optimizer.step()
+        if run_cfg.device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    for _ in range(2):
+        meta_step()
+    times = []
+    for _ in range(cfg["repeat"]):
+        t0 = time.perf_counter()
+        meta_step()
+        times.append(time.perf_counter() - t0)
+    return {"time_s": sorted(times)[len(times) // 2]}
+
+
+def meta_step_table(rows: list[dict]) -> str:
+    lines = ["| meta-step | losses | s / meta-step (median) | stacked / vmapped |", "|---|---|---:|---:|"]
+    before = {r["name"]: r for r in rows if r["losses"] == "vmapped" and "time_s" in r}
+    for r in rows:
+        if "time_s" not in r:
+            lines.append(f"| {r['name']} | {r['losses']} | {r.get('error')} | |")
+            continue
+        ref = before.get(r["name"])
+        ratio = f"{r['time_s'] / ref['time_s']:.2f}" if ref and r["losses"] == "stacked" else ""
+        lines.append(f"| {r['name']} | {r['losses']} | {r['time_s']:.3f} | {ratio} |")
+    return "\n".join(lines)
+
+
 def _run_worker(cfg: dict) -> dict:
     cmd = [sys.executable, "-m", "amaml_lab.bench", "--worker", json.dumps(cfg)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -267,6 +338,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skip maml above this many steps (its memory grows linearly)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="also write the rows as JSON to this file")
+    parser.add_argument("--meta-step", action="store_true",
+                        help="time a whole meta-step of the paper's setting instead (meta-batch 5, --shots support and"
+                             " query points, float64), with the MLP's losses stacked and, as before, vmapped")
+    parser.add_argument("--domain", default="CosMixture2D", help="--meta-step: the synthetic domain (default CosMixture2D)")
+
+
+def run_meta_step(args) -> list[dict]:
+    rows = []
+    for name in META_STEP_CONFIGS:
+        for losses in ("vmapped", "stacked"):
+            cfg = dict(kind="meta-step", name=name, losses=losses, domain=args.domain, shots=args.shots,
+                       device=args.device, repeat=max(args.repeat, 5), seed=args.seed)
+            row = {**cfg, **_run_worker(cfg)}
+            rows.append(row)
+            print(f"  {name:>12} {losses:>8}: " + (f"{row['time_s']:.3f} s" if "time_s" in row else row["error"]),
+                  file=sys.stderr, flush=True)
+    if args.out:
+        from .io import write_json_atomic
+
+        write_json_atomic(args.out, rows)
+    return rows
 
 
 def run(args) -> list[dict]:
@@ -295,6 +387,10 @@ def report(args) -> str:
     """Run the measurements and return the header line and the Markdown table."""
     import torch
 
+    if args.meta_step:
+        head = (f"# torch {torch.__version__}, {args.device}, float64, {args.domain} {args.shots}/{args.shots},"
+                f" meta-batch 5, MLP 2 x 32 tanh, rk4 steps of 0.01, reg 1, {torch.get_num_threads()} threads")
+        return head + "\n" + meta_step_table(run_meta_step(args))
     head = (f"# torch {torch.__version__}, {args.device}, {args.dtype}, solver {args.solver}, "
             f"MLP 2-{args.hidden}-{args.hidden}-1 tanh, {args.shots} support / {args.shots} query points, "
             f"step size {args.step_size}, {torch.get_num_threads()} threads")
@@ -309,7 +405,8 @@ def main(argv=None) -> int:
     add_arguments(parser)
     args = parser.parse_args(argv)
     if args.worker:
-        print(json.dumps(measure(json.loads(args.worker))))
+        cfg = json.loads(args.worker)
+        print(json.dumps(measure_meta_step(cfg) if cfg.get("kind") == "meta-step" else measure(cfg)))
         return 0
     print(report(args))
     return 0

@@ -1,10 +1,14 @@
 """The inner loop as an ODE: du/dt = -grad L_S(u) - reg (u - theta), u(0) = theta.
 
-Solved with torchdiffeq on [0, T], T = steps * step_size.  The fixed-grid
-solvers (``euler``, ``midpoint``, ``rk4``: torchdiffeq's rk4 is the 3/8-rule
-variant, four gradient evaluations a step) take exactly ``steps`` steps on the
-grid ``linspace(0, T, steps + 1)``; ``dopri5`` adapts its steps to ``rtol`` and
-``atol`` and reports the state on that grid.  ``reg = 0`` is the plain gradient
+Solved on [0, T], T = steps * step_size.  The fixed-grid solvers (``euler``,
+``midpoint``, ``rk4``: torchdiffeq's rk4 is the 3/8-rule variant, four
+gradient evaluations a step) take exactly ``steps`` steps on the grid
+``linspace(0, T, steps + 1)``, each torchdiffeq's own step arithmetic
+(:func:`step_function`, tested equal to ``torchdiffeq.odeint`` bit for bit)
+in a plain loop whose times are Python numbers: no solver bookkeeping per
+step and, on a GPU, no host-device synchronisation per step.  ``dopri5``
+runs in torchdiffeq, adapts its steps to ``rtol`` and ``atol`` and reports
+the state on that grid.  ``reg = 0`` is the plain gradient
 flow; ``reg > 0`` the proximal flow of the Adjoint MAML reference code (reg = 1).
 """
 from __future__ import annotations
@@ -50,21 +54,54 @@ def time_grid(steps: int, step_size: float, dtype=torch.float64, device=None) ->
     return torch.linspace(0.0, steps * step_size, steps + 1, dtype=dtype, device=device)
 
 
-CHUNK = 256  # fixed-grid steps handed to torchdiffeq at once
-
-
-def _odeint(field, u0, t, solver, grid, rtol, atol, max_num_steps):
-    if solver in FIXED_SOLVERS:
-        kw = dict(method=solver, options={"grid_constructor": lambda func, y0, tt: grid})
-    else:
-        kw = dict(method=solver, rtol=rtol, atol=atol, options={"max_num_steps": max_num_steps})
+def _odeint(field, u0, t, solver, rtol, atol, max_num_steps):
     try:
-        return odeint(field, u0, t, **kw)
+        return odeint(field, u0, t, method=solver, rtol=rtol, atol=atol, options={"max_num_steps": max_num_steps})
     except AssertionError as err:  # torchdiffeq's adaptive step control gives up with an assert
         raise FloatingPointError(
             f"the {solver} solver gave up ({err}); the flow is too stiff or diverging for"
             " rtol/atol: use a fixed-grid solver or a smaller horizon"
         ) from None
+
+
+def _fixed_grid(field, u0, grid, save, solver):
+    """Fixed-grid steps from grid[save[0]] to grid[save[-1]] (either direction); the states at ``save``.
+
+    A tuple state is flattened into one vector for the steps, as torchdiffeq
+    does, so the arithmetic is the same element by element.
+    """
+    step = step_function(solver)
+    times = grid.detach().cpu().tolist()  # one transfer; Python times keep a GPU's queue running
+    if torch.is_tensor(u0):
+        f, y = field, u0
+    else:
+        shapes, sizes = [x.shape for x in u0], [x.numel() for x in u0]
+
+        def unpack(y):
+            return tuple(c.view(shape) for c, shape in zip(torch.split(y, sizes), shapes))
+
+        def f(t, y):
+            return torch.cat([r.reshape(-1) for r in field(t, unpack(y))])
+
+        y = torch.cat([x.reshape(-1) for x in u0])
+    position = {i: j for j, i in enumerate(save)}
+    # without a graph the saved states go straight into one preallocated tensor (no second copy at the end)
+    graph = torch.is_grad_enabled() and y.requires_grad
+    kept = [y] if graph else y.new_empty((len(save), *y.shape))
+    if not graph:
+        kept[0] = y
+    sign = 1 if save[-1] >= save[0] else -1
+    for k in range(save[0], save[-1], sign):
+        y = step(f, times[k], times[k + sign], y)
+        if k + sign in position:
+            if graph:
+                kept.append(y)
+            else:
+                kept[position[k + sign]] = y
+    out = torch.stack(kept) if graph else kept
+    if torch.is_tensor(u0):
+        return out
+    return tuple(c.reshape(len(save), *shape) for c, shape in zip(torch.split(out, sizes, dim=1), shapes))
 
 
 def solve(field, u0, grid, save, solver="rk4", rtol=1e-7, atol=1e-9, max_num_steps=1_000_000):
@@ -73,41 +110,24 @@ def solve(field, u0, grid, save, solver="rk4", rtol=1e-7, atol=1e-9, max_num_ste
     ``save`` is a monotone list of grid indices (decreasing integrates backward
     in time).  Fixed-grid solvers take every step of ``grid`` between the first
     and last saved index, whatever is saved (saving fewer states saves memory,
-    not work), handed to torchdiffeq ``CHUNK`` steps at a time so that its
-    per-step bookkeeping does not grow with ``steps``.  ``dopri5`` adapts its
-    own steps and reports the states at the saved times.
+    not work).  ``dopri5`` adapts its own steps and reports the states at the
+    saved times.  A tuple ``u0`` gives a tuple of stacked states.
     """
     save = list(save)
     if save[0] == save[-1]:  # nothing to integrate
         n = len(save)
         return u0.expand(n, *u0.shape) if torch.is_tensor(u0) else tuple(x.expand(n, *x.shape) for x in u0)
     if solver not in FIXED_SOLVERS:
-        return _odeint(field, u0, grid[save], solver, None, rtol, atol, max_num_steps)
-    sign = 1 if save[-1] >= save[0] else -1
-    position = {i: j for j, i in enumerate(save)}
-    parts = [u0] if torch.is_tensor(u0) else list(u0)
-    results = [torch.empty(len(save), *x.shape, dtype=x.dtype, device=x.device) for x in parts]
-    for r, x in zip(results, parts):
-        r[0] = x
-    start = save[0]
-    while start != save[-1]:
-        stop = start + sign * min(CHUNK, abs(save[-1] - start))
-        idx = [i for i in range(start + sign, stop + sign, sign) if i in position or i == stop]
-        sub = grid[start: stop + 1] if sign > 0 else grid[stop: start + 1].flip(0)
-        state = parts[0] if torch.is_tensor(u0) else tuple(parts)
-        out = _odeint(field, state, grid[[start] + idx], solver, sub, rtol, atol, max_num_steps)
-        out = [out] if torch.is_tensor(out) else list(out)
-        for k, i in enumerate(idx):
-            if i in position:
-                for r, o in zip(results, out):
-                    r[position[i]] = o[k + 1]
-        parts = [o[-1] for o in out]
-        start = stop
-    return results[0] if torch.is_tensor(u0) else tuple(results)
+        return _odeint(field, u0, grid[save], solver, rtol, atol, max_num_steps)
+    return _fixed_grid(field, u0, grid, save, solver)
 
 
 def step_function(solver: str):
-    """The one-step map y1 = y0 + dy of a fixed-grid solver, as torchdiffeq computes it."""
+    """The one-step map y1 = y0 + dy of a fixed-grid solver, as torchdiffeq computes it (its operations in its order).
+
+    Times may be Python numbers or tensors; a step backward in time (t1 < t0)
+    is the same arithmetic torchdiffeq does after reversing time.
+    """
     third = 1.0 / 3.0
     two_thirds = 2.0 / 3.0
 

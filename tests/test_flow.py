@@ -18,18 +18,29 @@ def test_trajectory_matches_matrix_exponential(quad, reg):
         assert torch.allclose(states[k], exact, rtol=1e-7, atol=1e-9)
 
 
-def test_solve_in_chunks_equals_one_call(quad):
-    """Handing torchdiffeq the grid in chunks takes the same steps: identical states."""
+@pytest.mark.parametrize("solver", ["euler", "midpoint", "rk4"])
+def test_fixed_grid_steps_equal_torchdiffeq_bit_for_bit(quad, solver):
+    """solve's own loop takes torchdiffeq's steps: identical states forward, backward and for tuple states."""
     import torchdiffeq
 
-    steps = 700  # more than one chunk
-    grid = time_grid(steps, 0.002)
+    steps = 300
+    grid = time_grid(steps, 0.004)
 
-    def field(t, u):
-        return -quad.A @ (u - quad.c)
+    def field(t, u):  # depends on t too, so the stage times must be torchdiffeq's
+        return -quad.A @ (u - quad.c) * (1 + t)
 
-    ours = solve(field, quad.theta, grid, [0, 300, steps], "midpoint")
-    ref = torchdiffeq.odeint(field, quad.theta, grid, method="midpoint")
-    assert torch.equal(ours[1], ref[300]) and torch.equal(ours[2], ref[-1])
-    back = solve(field, ref[-1], grid, [steps, 0], "euler")
-    assert back.shape == (2, quad.n)
+    ours = solve(field, quad.theta, grid, [0, 120, steps], solver)
+    ref = torchdiffeq.odeint(field, quad.theta, grid, method=solver)
+    assert torch.equal(ours[1], ref[120]) and torch.equal(ours[2], ref[-1])
+    back = solve(field, ref[-1], grid, [steps, 40, 0], solver)
+    ref_back = torchdiffeq.odeint(field, ref[-1], grid.flip(0), method=solver)
+    assert torch.equal(back[1], ref_back[steps - 40]) and torch.equal(back[2], ref_back[-1])
+
+    def pair(t, y):
+        return field(t, y[0]), -y[1] * (1 + t) + y[0].sum()
+
+    y0 = (quad.theta, torch.ones(2, 3, dtype=torch.float64))
+    ours = solve(pair, y0, grid, [0, steps], solver)
+    ref = torchdiffeq.odeint(pair, y0, grid, method=solver)
+    assert ours[1].shape == (2, 2, 3)
+    assert torch.equal(ours[0][1], ref[0][-1]) and torch.equal(ours[1][1], ref[1][-1])
