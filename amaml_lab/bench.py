@@ -157,6 +157,8 @@ def measure(cfg: dict) -> dict:
     from . import meta_gradient
 
     on_cuda = cfg["device"].startswith("cuda")
+    if on_cuda:  # memory statistics and synchronisation below are the current device's: make it the one asked for
+        torch.cuda.set_device(torch.device(cfg["device"]))
     options = dict(CONFIGS[cfg["name"]])
     method = options.pop("method")
     if options.pop("episode", False):
@@ -221,6 +223,8 @@ def measure_meta_step(cfg: dict) -> dict:
     from .train import RunConfig, _to, build_model, losses_for
     from .tasks.domains import load_domain
 
+    if cfg["device"].startswith("cuda"):
+        torch.cuda.set_device(torch.device(cfg["device"]))
     method, steps = META_STEP_CONFIGS[cfg["name"]]
     run_cfg = RunConfig(domain=cfg["domain"], shots=cfg["shots"], query=cfg["shots"], inner_steps=steps,
                         method=method, device=cfg["device"]).resolved().check()
@@ -311,6 +315,15 @@ def _positive_ints(text: str) -> list[int]:
     return values
 
 
+def _device(text: str) -> str:
+    from .train import check_device
+
+    try:
+        return check_device(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def _names(text: str) -> list[str]:
     names = [v for v in text.split(",") if v]
     bad = [n for n in names if n not in CONFIGS]
@@ -329,7 +342,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--step-size", type=float, default=0.01, help="inner step size (default 0.01)")
     parser.add_argument("--solver", choices=["euler", "midpoint", "rk4"], default="rk4")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float64")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--device", type=_device, default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="timed runs per measurement, the fastest counts (default 3)")
     parser.add_argument("--time-budget", type=float, default=60.0,

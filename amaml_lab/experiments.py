@@ -81,6 +81,8 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--protocol", choices=["kit", "reference"], default="kit",
                    help="synthetic domains: kit (fresh episodes, meta-train scaling; default) or reference (the Adjoint"
                         " MAML code's fixed episodes and scaling over all tasks)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="CUDA: deterministic kernels, no TF32, so runs repeat and resume bit for bit (slower)")
     p.add_argument("--eval-interval", type=_nonnegative_int, default=0,
                    help="evaluate every N meta-steps into evals.csv, as the reference does with 100 (default 0: at the end only)")
     p.add_argument("--step-size", type=_positive_float, default=None, help="inner step size (default 0.01; Omniglot 0.1)")
@@ -136,7 +138,7 @@ def config(args, method: str, inner_steps: int) -> RunConfig:
                      bug_compatible=args.bug_compatible, options=_options(args, method),
                      checkpoint_every=args.checkpoint_every, eval_tasks=args.eval_tasks,
                      eval_steps=args.eval_steps, eval_interval=args.eval_interval,
-                     protocol=args.protocol).resolved().check()
+                     protocol=args.protocol, deterministic=args.deterministic).resolved().check()
 
 
 def _progress(args):

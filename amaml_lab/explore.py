@@ -24,7 +24,7 @@ DT = torch.float64
 
 # ---------------------------------------------------------------- 2-D loss surfaces
 def _quadratic(u):
-    a = torch.tensor([[4.0, 3.5], [3.5, 4.0]], dtype=u.dtype)  # eigenvalues 0.5 and 7.5
+    a = torch.tensor([[4.0, 3.5], [3.5, 4.0]], dtype=u.dtype, device=u.device)  # eigenvalues 0.5 and 7.5
     return 0.5 * torch.einsum("...i,ij,...j->...", u, a, u)
 
 

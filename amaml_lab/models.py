@@ -91,9 +91,9 @@ def conv4(ways: int, in_channels: int = 1, hidden: int = 64, dtype=torch.float32
 
     if not isinstance(ways, int) or ways < 2:
         raise ValueError(f"ways must be an integer >= 2; got {ways!r}")
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]):  # saves and restores the CPU generator, the only one seeded here
         if seed is not None:
-            torch.manual_seed(seed)
+            torch.random.default_generator.manual_seed(seed)
         blocks = []
         for i in range(4):
             blocks += [nn.Conv2d(in_channels if i == 0 else hidden, hidden, 3, stride=2, padding=1, dtype=dtype),

@@ -54,21 +54,45 @@ DEFAULTS = {
 }
 # fields that may change between a run and its --resume: they do not touch the meta-training arithmetic
 RESUMABLE_CHANGES = ("meta_steps", "device", "eval_tasks", "eval_steps", "eval_every", "eval_lr",
-                     "eval_weight_decay", "checkpoint_every", "eval_interval")
+                     "eval_weight_decay", "checkpoint_every", "eval_interval", "deterministic")
 # "kit": fresh episodes every meta-step, scaling fitted on meta-train tasks only (no meta-test leak);
 # "reference": the Adjoint MAML code's pool of episodes drawn once per task and its scaling over all tasks
 PROTOCOLS = ("kit", "reference")
+
+
+def use_deterministic() -> None:
+    """Deterministic kernels: a CUDA run (Omniglot's convolutions above all) then repeats, and resumes, bit for bit.
+
+    On the CPU every kernel the kit uses is deterministic already.  On CUDA,
+    cuDNN's convolution backward picks nondeterministic algorithms and
+    convolutions and matrix products may use TF32; this turns both off
+    (``torch.use_deterministic_algorithms``), at some cost in speed.
+    """
+    import os
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's deterministic workspace
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
 
 
 class Diverged(FloatingPointError):
     """A meta-step produced a NaN or Inf loss or gradient; the last good checkpoint is kept."""
 
 
-def check_device(device: str) -> str:
+def check_device(device: str, dtype: str | None = None) -> str:
+    """``device`` if this machine has it (and it computes ``dtype``), else a ValueError saying what it has."""
     if not isinstance(device, str) or not re.fullmatch(r"cpu|cuda(:\d+)?|mps", device):
         raise ValueError(f"device={device!r} is not known; allowed values: cpu, cuda, cuda:N, mps")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} but this torch sees no CUDA GPU; use cpu")
+    if device.startswith("cuda:") and int(device[5:]) >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise ValueError(f"device={device!r} but this machine has {count} CUDA GPU(s): use cuda:0 to cuda:{count - 1}")
+    if device == "mps" and dtype == "float64":
+        raise ValueError("device='mps' cannot compute in float64; pass --dtype float32 or use cpu")
     if device == "mps" and not torch.backends.mps.is_available():
         raise ValueError("device='mps' but this torch sees no Apple GPU; use cpu")
     return device
@@ -109,6 +133,7 @@ class RunConfig:
     eval_weight_decay: float = 1e-6
     eval_interval: int = 0  # meta-steps between evaluations during training (the reference: 100); 0: at the end only
     protocol: str = "kit"
+    deterministic: bool = False  # CUDA: deterministic kernels and no TF32 (see use_deterministic)
 
     @property
     def classification(self) -> bool:
@@ -130,6 +155,8 @@ class RunConfig:
         if self.method == "comln" and not self.classification:
             raise ValueError(f"method='comln' adapts a classifier's linear head; domain={self.domain!r} is a"
                              f" regression domain. Use it with {', '.join(CLASSIFICATION)}")
+        if not isinstance(self.deterministic, bool):
+            raise ValueError(f"deterministic must be True or False; got {self.deterministic!r}")
         if not isinstance(self.learn_horizon, bool):
             raise ValueError(f"learn_horizon must be True or False; got {self.learn_horizon!r}")
         if self.learn_horizon and self.method != "comln":
@@ -175,7 +202,7 @@ class RunConfig:
             if name not in allowed:
                 raise ValueError(f"option {name}={self.options[name]!r} is not known to method={self.method!r};"
                                  f" its options: {', '.join(allowed) or 'none'}")
-        check_device(self.device)
+        check_device(self.device, self.dtype)
         return self
 
     def identity(self) -> dict:
@@ -288,6 +315,8 @@ def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain
     non-finite loss or gradient.
     """
     cfg = cfg.resolved().check()
+    if cfg.deterministic:
+        use_deterministic()
     out = Path(out)
     ckpt_path = out / "checkpoint.pt"
     domain = domain or load_domain(cfg.domain, cfg.shots, cfg.query, data_root=data_root, tasks=cfg.tasks,
@@ -302,7 +331,9 @@ def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     step, losses, seconds = 0, [], []
     if resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, weights_only=False, map_location=cfg.device)
+        # on the CPU: the generator's state must stay a CPU tensor; parameters and optimiser state move to
+        # theta's device as they are copied and loaded (Adam's step counters stay on the CPU)
+        state = torch.load(ckpt_path, weights_only=False, map_location="cpu")
         diff = cfg.differences(state["config"])
         if diff:
             raise ValueError(f"{ckpt_path} was made with another configuration (differs in {', '.join(diff)});"
@@ -347,7 +378,8 @@ def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain
                                         step_size=cfg.step_size, solver=cfg.solver, reg=reg,
                                         stacked_losses=stacked, **cfg.options)
                 grad, query_value = r.grad, r.query_loss
-            finite = math.isfinite(query_value) and all(bool(torch.isfinite(g).all()) for g in grad.values())
+            # one host-device synchronisation for every parameter's gradient
+            finite = math.isfinite(query_value) and bool(torch.stack([torch.isfinite(g).all() for g in grad.values()]).all())
             if not finite:
                 raise Diverged(f"meta-step {step + 1} diverged (NaN or Inf loss or gradient); try a smaller"
                                f" --step-size than {cfg.step_size} or a smaller --meta-lr than {cfg.meta_lr}."
@@ -662,4 +694,5 @@ def run(cfg: RunConfig, out, resume: bool = False, data_root=None, show_progress
 
 
 __all__ = ["RunConfig", "meta_train", "evaluate", "evaluate_episodes", "adapt_batch", "run", "final_metrics",
-           "classification_metrics", "comln_batch_gradient", "mean_se", "Diverged", "DOMAINS", "TRAIN_METHODS", "check_device"]
+           "classification_metrics", "comln_batch_gradient", "mean_se", "Diverged", "DOMAINS", "TRAIN_METHODS", "check_device",
+           "evaluate_inner_loop", "regression_evaluation", "use_deterministic", "PROTOCOLS"]

@@ -102,8 +102,11 @@ class CostExplorer(App):
     """
 
     def __init__(self, steps_options=(10, 30, 100, 300, 1000), steps: int | None = None, measure=None,
-                 methods=viz.COST_METHODS):
-        self.measure = measure or bench_measure
+                 methods=viz.COST_METHODS, device: str = "cpu"):
+        from .train import check_device
+
+        self.device = check_device(device)
+        self.measure = measure or (lambda name, steps: bench_measure(name, steps, device=self.device))
         self.methods = tuple(methods)
         self.rows: list[dict] = []
         self.controls = {"steps": W.SelectionSlider(options=list(steps_options), value=steps or steps_options[0],

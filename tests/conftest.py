@@ -1,7 +1,13 @@
 """Shared fixtures: quadratic tasks with closed forms, and a small MLP task with dict params."""
 
-import pytest
-import torch
+import os
+
+# tests compute on tiny tensors: one thread each (also in the processes and kernels they start) keeps them
+# steady, where two OpenMP threads on a busy two-core machine spin against each other a hundredfold slower
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 from amaml_lab.functional import module_params, task_losses
 from amaml_lab.models import mlp
@@ -105,3 +111,13 @@ def run_cli(capsys, *args):
         code = exit_.code
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` skip, with the reason, where this torch sees no CUDA GPU."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False); run `pytest -m cuda` on one")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
