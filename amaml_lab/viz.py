@@ -221,11 +221,45 @@ def load_run(folder) -> dict:
     summary = json.loads((folder / "summary.json").read_text())
     with open(folder / "metrics.csv") as fh:
         metrics = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
-    curve = []
+    curve, evals = [], []
     if (folder / "eval.csv").exists():
         with open(folder / "eval.csv") as fh:
             curve = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
-    return {"summary": summary, "metrics": metrics, "eval": curve}
+    if (folder / "evals.csv").exists():
+        with open(folder / "evals.csv") as fh:
+            evals = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+    return {"summary": summary, "metrics": metrics, "eval": curve, "evals": evals}
+
+
+MEASURES = {"theta": "at θ (no adaptation)", "inner": "after the method's own inner loop",
+            "ft10": "after 10 Adam iterations", "ft100": "after 100 Adam iterations",
+            "finetuned": "after the full Adam fine-tuning"}
+
+
+def meta_progress_figure(runs: dict, measures=("inner", "finetuned"), title: str | None = None):
+    """Meta-test nRMSE (mean ± s.e. over tasks) against meta-steps, from each run's ``evals.csv``.
+
+    One panel per measure (see :data:`MEASURES`): after the method's own inner
+    loop is what its meta-gradient optimises; after fine-tuning is the
+    reference's protocol.
+    """
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=len(measures), subplot_titles=[MEASURES[m] for m in measures],
+                        horizontal_spacing=0.08)
+    palette = ["#1f77b4", "#7f7f7f", "#000000", "#9467bd", "#ff7f0e", "#2ca02c", "#d62728", "#8c564b"]
+    for col, measure in enumerate(measures, start=1):
+        for i, (label, r) in enumerate(runs.items()):
+            rows = [e for e in r["evals"] if f"{measure}_mean" in e]
+            fig.add_trace(go.Scatter(x=[e["meta_step"] for e in rows], y=[e[f"{measure}_mean"] for e in rows],
+                                     error_y=dict(type="data", array=[e[f"{measure}_se"] for e in rows], thickness=0.6),
+                                     mode="lines+markers", marker_size=4, name=label, legendgroup=label,
+                                     showlegend=col == 1, line_color=palette[i % len(palette)]), row=1, col=col)
+        fig.update_xaxes(title_text="meta-step", row=1, col=col)
+    fig.update_yaxes(title_text="meta-test nRMSE (mean ± s.e.)", row=1, col=1)
+    fig.update_layout(template="plotly_white", margin=dict(l=60, r=20, t=70, b=50),
+                      title=title or "meta-test error along meta-training")
+    return fig
 
 
 def _smooth(values: list[float], window: int) -> list[float]:
@@ -247,7 +281,7 @@ def learning_curves_figure(runs: dict, window: int = 10):
                                 xaxis=dict(title="meta-step"), yaxis=dict(title="query MSE (standardised)")), False)
 
 
-def finetune_figure(runs: dict):
+def finetune_figure(runs: dict, title: str | None = None):
     """The evaluation protocol's curves: meta-test nRMSE (mean ± s.e.) against Adam fine-tuning iterations."""
     traces = []
     for label, r in runs.items():
@@ -256,7 +290,7 @@ def finetune_figure(runs: dict):
                                  line_color=_color(label),
                                  error_y=dict(type="data", array=[c["nrmse_se"] for c in r["eval"]], visible=True,
                                               thickness=0.5)))
-    return _figure(traces, dict(title="meta-test: fine-tuning from the meta-learned θ",
+    return _figure(traces, dict(title=title or "meta-test: fine-tuning from the meta-learned θ",
                                 xaxis=dict(title="Adam iterations on the support set"),
                                 yaxis=dict(title="nRMSE (mean ± s.e.)")), False)
 

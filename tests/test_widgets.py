@@ -79,6 +79,20 @@ def test_experiment_figures_from_a_run(tmp_path):
     assert list(fig.data[0].x) == [0, 10, 20]
 
 
+def test_meta_progress_figure_reads_evals_csv(tmp_path):
+    from amaml_lab.train import RunConfig, run
+
+    cfg = RunConfig("Sinusoid", 5, 5, 2, meta_steps=4, tasks=3, pool=10, hidden=4, checkpoint_every=2,
+                    eval_tasks=2, eval_steps=20, eval_interval=2)
+    summary = run(cfg, tmp_path / "maml", show_progress=False)
+    loaded = viz.load_run(tmp_path / "maml")
+    fig = viz.meta_progress_figure({"maml": loaded})
+    inner, finetuned = fig.data
+    assert list(inner.x) == [0, 2, 4] and list(finetuned.x) == [0, 2, 4]
+    assert inner.y[-1] == pytest.approx(summary["final"]["nrmse_inner"], abs=1e-12)
+    assert finetuned.y[-1] == pytest.approx(summary["final"]["nrmse"], abs=1e-12)
+
+
 @pytest.mark.parametrize("builder", ["agreement", "order", "blowup", "backsolve"])
 def test_static_figures_take_their_rows(builder):
     rows = {

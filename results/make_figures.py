@@ -1,0 +1,74 @@
+"""The figures of results/README.md from the run folders: python results/make_figures.py [RESULTS_DIR]
+
+For each setting under results/cpu-long: the meta-test nRMSE against meta-steps (after each method's own inner
+loop, and after the reference's Adam fine-tuning) and the fine-tuning curves at the end of the 1,000-step runs;
+for CosMixture 50/50 also the 5,000-step runs.  Plotly draws them; Debian's Chromium (headless) saves each as a
+PNG beside an interactive HTML file, under results/figures/.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from amaml_lab import viz
+
+ORDER = ("adjoint-100", "maml-100", "maml-10", "imaml", "fomaml", "reptile", "maml-10-reference-protocol")
+
+
+def runs_in(folder: Path, names=ORDER, at_steps: int | None = None) -> dict:
+    runs = {}
+    for name in names:
+        path = folder / name
+        if (path / "summary.json").exists() and (path / "metrics.csv").exists():
+            run = viz.load_run(path)
+            if at_steps is not None:
+                run["evals"] = [e for e in run["evals"] if e["meta_step"] <= at_steps]
+            runs[name] = run
+    return runs
+
+
+def save(fig, path: Path, width=1100, height=450) -> None:
+    fig.update_layout(width=width, height=height)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    html = path.with_suffix(".html")
+    fig.write_html(html, include_plotlyjs="cdn", config={"displayModeBar": False})
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        print(f"no chromium: wrote {html} only (apt-get install -y chromium for the PNG)", file=sys.stderr)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        page = Path(tmp) / "figure.html"
+        fig.write_html(page, include_plotlyjs=True, full_html=True,  # offline: plotly.js inline
+                       config={"displayModeBar": False, "staticPlot": True})
+        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                        f"--user-data-dir={tmp}/profile", f"--screenshot={path}", f"--window-size={width},{height}",
+                        "--virtual-time-budget=5000", page.as_uri()], check=True, capture_output=True)
+    print(f"wrote {path}")
+
+
+def main(root="results") -> int:
+    root = Path(root)
+    out = root / "figures"
+    for setting in sorted((root / "cpu-long").glob("*-*-*")):
+        runs = runs_in(setting, at_steps=1000)
+        if not runs:
+            continue
+        save(viz.meta_progress_figure(runs, title=f"{setting.name}: meta-test nRMSE along the first 1,000 meta-steps"),
+             out / f"{setting.name}-meta-steps.png")
+        finished = {k: r for k, r in runs.items() if r["eval"]}
+        if finished:
+            save(viz.finetune_figure(finished, title=f"{setting.name}: fine-tuning from θ at the end of each run"),
+                 out / f"{setting.name}-fine-tuning.png", width=900)
+        long = {k: r for k, r in runs_in(setting, ("adjoint-100", "maml-100", "maml-10")).items()
+                if r["summary"]["meta_steps"] > 1000}
+        if long:
+            save(viz.meta_progress_figure(long, title=f"{setting.name}: the long runs"),
+                 out / f"{setting.name}-long.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:]))
