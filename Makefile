@@ -11,7 +11,7 @@ TORCH_INDEX ?=
 # JupyterLab refuses to start as root (the usual user in a container) unless told
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: install lab demo test bench clean
+.PHONY: install lab demo test bench mutants clean
 
 install: $(STAMP)
 
@@ -30,6 +30,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+mutants: $(STAMP)
+	$(BIN)/python tools/mutants.py --out docs/mutants.md
 
 bench: $(STAMP)
 	$(BIN)/python -m amaml_lab.bench

@@ -51,6 +51,13 @@ def test_notebook_runs_fast(path, tmp_path):
     papermill.execute_notebook(str(path), str(out), parameters=parameters_for(path), kernel_name="python3",
                                cwd=str(path.parent), progress_bar=False)
     nb = json.loads(out.read_text())
-    errors = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])
-              if o.get("output_type") == "error"]
+    outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    errors = [o for o in outputs if o.get("output_type") == "error"]
     assert not errors
+    # a plotly figure saved in the executed notebook carries its data: every one has a trace with points
+    for figure in (o["data"]["application/vnd.plotly.v1+json"] for o in outputs
+                   if "application/vnd.plotly.v1+json" in o.get("data", {})):
+        points = [len(v.get("bdata", "")) if isinstance(v, dict) else len(v)  # lists, or plotly's typed arrays
+                  for t in figure.get("data", []) for v in (t.get(k) for k in ("x", "y", "z"))
+                  if isinstance(v, (list, str, dict))]
+        assert figure.get("data") and max(points, default=0) > 0, "a saved figure has no traces or no points"
