@@ -247,14 +247,14 @@ def meta_progress_figure(runs: dict, measures=("inner", "finetuned"), title: str
 
     fig = make_subplots(rows=1, cols=len(measures), subplot_titles=[MEASURES[m] for m in measures],
                         horizontal_spacing=0.08)
-    palette = ["#1f77b4", "#7f7f7f", "#000000", "#9467bd", "#ff7f0e", "#2ca02c", "#d62728", "#8c564b"]
+    colors = run_colors(runs)
     for col, measure in enumerate(measures, start=1):
-        for i, (label, r) in enumerate(runs.items()):
+        for label, r in runs.items():
             rows = [e for e in r["evals"] if f"{measure}_mean" in e]
             fig.add_trace(go.Scatter(x=[e["meta_step"] for e in rows], y=[e[f"{measure}_mean"] for e in rows],
                                      error_y=dict(type="data", array=[e[f"{measure}_se"] for e in rows], thickness=0.6),
                                      mode="lines+markers", marker_size=4, name=label, legendgroup=label,
-                                     showlegend=col == 1, line_color=palette[i % len(palette)]), row=1, col=col)
+                                     showlegend=col == 1, line_color=colors[label]), row=1, col=col)
         fig.update_xaxes(title_text="meta-step", row=1, col=col)
     fig.update_yaxes(title_text="meta-test nRMSE (mean ± s.e.)", row=1, col=1)
     fig.update_layout(template="plotly_white", margin=dict(l=60, r=20, t=70, b=50),
@@ -281,18 +281,37 @@ def learning_curves_figure(runs: dict, window: int = 10):
                                 xaxis=dict(title="meta-step"), yaxis=dict(title="query MSE (standardised)")), False)
 
 
-def finetune_figure(runs: dict, title: str | None = None):
-    """The evaluation protocol's curves: meta-test nRMSE (mean ± s.e.) against Adam fine-tuning iterations."""
+def finetune_figure(runs: dict, title: str | None = None, colors: dict | None = None):
+    """The evaluation protocol's curves: meta-test nRMSE (mean ± s.e.) against Adam fine-tuning iterations.
+
+    Error bars for short curves; for long ones (more than 30 points) a band of ± one standard error.
+    ``colors`` maps labels to colours (default: by method name).
+    """
     traces = []
     for label, r in runs.items():
         x = [c["iteration"] for c in r["eval"]]
-        traces.append(go.Scatter(x=x, y=[c["nrmse_mean"] for c in r["eval"]], mode="lines", name=label,
-                                 line_color=_color(label),
-                                 error_y=dict(type="data", array=[c["nrmse_se"] for c in r["eval"]], visible=True,
-                                              thickness=0.5)))
+        y = [c["nrmse_mean"] for c in r["eval"]]
+        se = [c["nrmse_se"] for c in r["eval"]]
+        color = (colors or {}).get(label) or _color(label)
+        long = len(x) > 30
+        traces.append(go.Scatter(x=x, y=y, mode="lines", name=label, line_color=color, legendgroup=label,
+                                 error_y=None if long else dict(type="data", array=se, visible=True, thickness=0.5)))
+        if long:
+            traces.append(go.Scatter(x=x + x[::-1], y=[m + e for m, e in zip(y, se)] + [m - e for m, e in
+                                                                                         zip(y[::-1], se[::-1])],
+                                     fill="toself", mode="lines", line_width=0, fillcolor=color, opacity=0.15,
+                                     legendgroup=label, showlegend=False, hoverinfo="skip", name=f"{label} ± s.e."))
     return _figure(traces, dict(title=title or "meta-test: fine-tuning from the meta-learned θ",
                                 xaxis=dict(title="Adam iterations on the support set"),
                                 yaxis=dict(title="nRMSE (mean ± s.e.)")), False)
+
+
+RUN_PALETTE = ("#1f77b4", "#7f7f7f", "#000000", "#9467bd", "#ff7f0e", "#2ca02c", "#d62728", "#8c564b")
+
+
+def run_colors(labels) -> dict:
+    """One distinct colour per run label, in order (maml-10 and maml-100 apart)."""
+    return {label: RUN_PALETTE[i % len(RUN_PALETTE)] for i, label in enumerate(labels)}
 
 
 # ---------------------------------------------------------------- 07: few-shot images

@@ -49,6 +49,21 @@ def save(fig, path: Path, width=1100, height=450) -> None:
     print(f"wrote {path}")
 
 
+def table(runs: dict, step: int) -> str:
+    """Meta-test nRMSE at meta-step ``step`` from evals.csv: mean ± s.e. (the reference's std in brackets)."""
+    cols = [("theta", "at θ"), ("inner", "own inner loop"), ("ft10", "10 Adam its"), ("ft100", "100 Adam its"),
+            ("finetuned", "1,000 Adam its")]
+    lines = ["| run | inner steps | " + " | ".join(c[1] for c in cols) + " |",
+             "|---|---:|" + "---:|" * len(cols)]
+    for label, r in runs.items():
+        row = next((e for e in r["evals"] if e["meta_step"] == step), None)
+        if row is None:
+            continue
+        cells = [f"{row[f'{k}_mean']:.4f} ± {row[f'{k}_se']:.4f} ({row[f'{k}_std']:.3f})" for k, _ in cols]
+        lines.append(f"| {label} | {r['summary']['config']['inner_steps']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(root="results") -> int:
     root = Path(root)
     out = root / "figures"
@@ -56,11 +71,20 @@ def main(root="results") -> int:
         runs = runs_in(setting, at_steps=1000)
         if not runs:
             continue
+        text = f"**{setting.name}, meta-step 1,000**: meta-test nRMSE, mean ± s.e. over 100 tasks (std)\n\n"
+        text += table(runs, 1000)
+        full = runs_in(setting)
+        last = max(r["evals"][-1]["meta_step"] for r in full.values() if r["evals"])
+        if last > 1000:
+            text += f"\n**{setting.name}, meta-step {last:,.0f}**\n\n" + table(full, last)
+        (setting / "table.md").write_text(text)
+        print(f"wrote {setting / 'table.md'}")
         save(viz.meta_progress_figure(runs, title=f"{setting.name}: meta-test nRMSE along the first 1,000 meta-steps"),
              out / f"{setting.name}-meta-steps.png")
         finished = {k: r for k, r in runs.items() if r["eval"]}
         if finished:
-            save(viz.finetune_figure(finished, title=f"{setting.name}: fine-tuning from θ at the end of each run"),
+            save(viz.finetune_figure(finished, title=f"{setting.name}: fine-tuning from θ at the end of each run",
+                                     colors=viz.run_colors(runs)),
                  out / f"{setting.name}-fine-tuning.png", width=900)
         long = {k: r for k, r in runs_in(setting, ("adjoint-100", "maml-100", "maml-10")).items()
                 if r["summary"]["meta_steps"] > 1000}
