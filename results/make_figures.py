@@ -2,8 +2,8 @@
 
 For each setting under results/cpu-long: the meta-test nRMSE against meta-steps (after each method's own inner
 loop, and after the reference's Adam fine-tuning) and the fine-tuning curves at the end of the 1,000-step runs;
-for CosMixture 50/50 also the 5,000-step runs.  Plotly draws them; Debian's Chromium (headless) saves each as a
-PNG beside an interactive HTML file, under results/figures/.
+for CosMixture 50/50 also the 5,000-step runs; and each setting's table.md.  Plotly draws the figures and
+Debian's Chromium (headless) saves each as a PNG under results/figures/.
 """
 from __future__ import annotations
 
@@ -33,12 +33,9 @@ def runs_in(folder: Path, names=ORDER, at_steps: int | None = None) -> dict:
 def save(fig, path: Path, width=1100, height=450) -> None:
     fig.update_layout(width=width, height=height)
     path.parent.mkdir(parents=True, exist_ok=True)
-    html = path.with_suffix(".html")
-    fig.write_html(html, include_plotlyjs="cdn", config={"displayModeBar": False})
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
-        print(f"no chromium: wrote {html} only (apt-get install -y chromium for the PNG)", file=sys.stderr)
-        return
+        raise SystemExit("make_figures.py saves PNGs through Chromium: apt-get install -y chromium")
     with tempfile.TemporaryDirectory() as tmp:
         page = Path(tmp) / "figure.html"
         fig.write_html(page, include_plotlyjs=True, full_html=True,  # offline: plotly.js inline
