@@ -429,7 +429,7 @@ def evaluate(model, theta: dict, evalset, steps: int = 5000, every: int = 10, lr
     predict = torch.func.vmap(lambda p, x: torch.func.functional_call(model, p, (x,)))
     optimizer = torch.optim.Adam(params.values(), lr=lr, weight_decay=weight_decay)
     iterations, curves = [], []
-    bar = progress(steps, "fine-tuning", enabled=show_progress)
+    bar = progress(steps, "fine-tuning", enabled=show_progress, part=True)
     try:
         for it in range(steps + 1):
             if it % every == 0 or it == steps:
@@ -482,7 +482,7 @@ def _inner_loop_outputs(model, theta: dict, evalset, cfg: RunConfig, chunk: int,
     support_loss, _ = losses_for(cfg, model)
     predict = torch.func.vmap(lambda p, x: torch.func.functional_call(model, p, (x,)))
     keys = HEAD if cfg.method == "comln" else None
-    bar = progress(evalset.tasks, what, enabled=show_progress)
+    bar = progress(evalset.tasks, what, enabled=show_progress, part=True)
     try:
         for a in range(0, evalset.tasks, chunk):
             support = _to(tuple(t[a:a + chunk] for t in evalset.support), cfg)

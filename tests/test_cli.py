@@ -48,3 +48,26 @@ def test_bad_input_exits_2_with_one_line(args, pattern):
     assert len(lines) == 1, p.stderr
     assert pattern in lines[0]
     assert "Traceback" not in p.stderr
+
+
+def test_progress_in_a_notebook_is_one_text_line_per_run(monkeypatch):
+    """In a Jupyter kernel a run's bar is text that stays; the bars of its parts are off (no widgets)."""
+    import sys
+    import types
+
+    from tqdm import tqdm as text_bar
+
+    from amaml_lab.progress import progress
+
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("AMAML_LAB_QUIET", raising=False)
+    outside = progress(5, "run")
+    assert type(outside) is text_bar and not outside.disable and not outside.leave
+    outside.close()
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    run_bar, part_bar = progress(5, "run"), progress(5, "fine-tuning", part=True)
+    assert type(run_bar) is text_bar and run_bar.leave and not run_bar.disable and run_bar.fp is not None
+    assert part_bar.disable
+    run_bar.close(), part_bar.close()
+    monkeypatch.setenv("CI", "true")
+    assert progress(5, "run").disable
