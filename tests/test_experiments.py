@@ -32,6 +32,18 @@ def test_run_writes_summary_metrics_eval_and_checkpoint(tmp_path, capsys):
     assert not list(tmp_path.glob(".tmp-*"))  # atomic writes leave no temporary files
 
 
+def test_run_flags_reach_the_run(tmp_path, capsys):
+    """--protocol, --eval-interval and --deterministic from the command line into the run and its files."""
+    code, out, err = cli(capsys, "run", "CosMixture", 5, 5, 3, "cpu", "--meta-steps", 4, "--out", tmp_path,
+                         "--protocol", "reference", "--eval-interval", 2, "--deterministic", *SMALL)
+    assert code == 0, err
+    config = json.loads((tmp_path / "summary.json").read_text())["config"]
+    assert config["protocol"] == "reference" and config["eval_interval"] == 2 and config["deterministic"] is True
+    rows = list(csv.DictReader(open(tmp_path / "evals.csv")))
+    assert [int(r["meta_step"]) for r in rows] == [0, 2, 4]
+    torch.use_deterministic_algorithms(False)  # --deterministic set it for this process
+
+
 @pytest.mark.parametrize("method", ["adjoint", "maml"])
 def test_resume_equals_uninterrupted_through_the_command_line(tmp_path, capsys, method):
     args = ["run", "Alpine2D", 6, 6, 4, "cpu", "--method", method, "--seed", 3, *SMALL]
@@ -92,6 +104,12 @@ def test_compare_writes_a_table_and_keeps_finished_runs(tmp_path, capsys):
      "no u.data, ml-100k/u.data or ml-100k.zip under --data-root /nowhere; download"
      " https://files.grouplens.org/datasets/movielens/ml-100k.zip"),
     (["run", "Jester", 5, 5, 3, "cpu", "--data-root", "/nowhere"], "no jester_ratings.dat under --data-root /nowhere"),
+    (["run", "MovieLens100K", 5, 5, 3, "cpu", "--protocol", "reference"], "protocol='reference' reproduces the"
+                                                                          " reference code's synthetic data"),
+    (["run", "Sinusoid", 5, 5, 3, "cpu", "--protocol", "paper"], "argument --protocol: invalid choice: 'paper'"),
+    (["run", "Sinusoid", 5, 5, 3, "cuda:7"], "device='cuda:7' but this"),
+    (["run", "Sinusoid", 5, 5, 3, "mps"], "device='mps'"),
+    (["run", "Sinusoid", 5, 5, 3, "cpu", "--eval-interval", -5], "argument --eval-interval: must be an integer >= 0"),
 ])
 def test_bad_input_exits_2_with_one_line(capsys, args, pattern):
     code, out, err = cli(capsys, *args)
