@@ -57,7 +57,7 @@ def _methods(text: str) -> list[str]:
 
 
 def _checkpoints(text: str):
-    return text if text == "sqrt" else _positive_int(text)
+    return text if text in ("sqrt", "auto") else _positive_int(text)
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
@@ -101,7 +101,8 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lam", type=_positive_float, default=None, help="imaml: proximal weight (default 2)")
     p.add_argument("--cg-steps", type=_positive_int, default=None, help="imaml: CG iterations (default 5)")
     p.add_argument("--checkpoints", type=_checkpoints, default=None,
-                   help="adjoint or maml: stored states (an integer >= 3 or 'sqrt')")
+                   help="adjoint or maml: stored states (an integer >= 3 or 'sqrt'; adjoint also 'auto': every state"
+                        " while they fit 256 MB, else as many as fit)")
     p.add_argument("--learn-horizon", action="store_true",
                    help="comln: meta-learn the horizon T = INNER_STEPS x step size, as COMLN does")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

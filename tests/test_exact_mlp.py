@@ -157,3 +157,22 @@ def test_meta_gradient_does_not_touch_theta(mlp_task):
     before = flat(t.theta).clone()
     meta_gradient(t.support_loss, t.query_loss, t.theta, method="adjoint", steps=5, step_size=0.1)
     assert torch.equal(flat(t.theta), before)
+
+
+def test_auto_checkpoints_store_everything_that_fits_and_checkpoint_the_rest(mlp_task):
+    """checkpoints="auto": every state within memory_budget_mb, else as many as fit; the same gradient."""
+    t = mlp_task
+    kw = dict(method="adjoint", steps=40, step_size=0.02, reg=0.5)
+    stored = meta_gradient(t.support_loss, t.query_loss, t.theta, **kw)
+    state_mb = sum(v.numel() for v in t.theta.values()) * 8 / 2**20
+    roomy = meta_gradient(t.support_loss, t.query_loss, t.theta, checkpoints="auto", **kw)
+    tight = meta_gradient(t.support_loss, t.query_loss, t.theta, checkpoints="auto",
+                          memory_budget_mb=7.5 * state_mb, **kw)
+    assert roomy.stats["stored_states"] == 41 and roomy.stats["checkpoints"] is None
+    assert tight.stats["checkpoints"] == 7 and tight.stats["stored_states"] <= 7
+    for r in (roomy, tight):
+        assert rel(r.grad, stored.grad) < 1e-12
+    with pytest.raises(ValueError, match="memory_budget_mb must be > 0"):
+        meta_gradient(t.support_loss, t.query_loss, t.theta, checkpoints="auto", memory_budget_mb=0, **kw)
+    with pytest.raises(ValueError, match="checkpoints='auto' is not allowed; allowed values: None"):
+        meta_gradient(t.support_loss, t.query_loss, t.theta, method="maml", checkpoints="auto", steps=4, step_size=0.1)

@@ -68,10 +68,12 @@ def _check_options(method: Method, options: dict, steps: int, solver: str) -> di
                 f" Use solver in {', '.join(FIXED_SOLVERS)} or scheme='continuous'"
             )
     if "checkpoints" in opts:
-        opts["checkpoints"] = check_checkpoints(opts["checkpoints"])
+        opts["checkpoints"] = check_checkpoints(opts["checkpoints"], auto=method.name in ("adjoint", "comln"))
         if method.name == "maml" and opts["checkpoints"] is not None and solver not in FIXED_SOLVERS:
             raise ValueError(f"method='maml' with checkpoints recomputes fixed grid segments; solver={solver!r} is"
                              f" adaptive. Use solver in {', '.join(FIXED_SOLVERS)} or checkpoints=None")
+    if "memory_budget_mb" in opts:
+        opts["memory_budget_mb"] = check_number("memory_budget_mb", opts["memory_budget_mb"], positive=True)
     if "reconstruction_tol" in opts:
         opts["reconstruction_tol"] = check_number("reconstruction_tol", opts["reconstruction_tol"], positive=True)
     return opts

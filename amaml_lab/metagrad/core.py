@@ -76,13 +76,14 @@ def check_number(name: str, value, *, positive: bool = False, nonnegative: bool 
     return int(value) if integer else float(value)
 
 
-def check_checkpoints(checkpoints):
-    """None (keep every state), "sqrt", or an integer number of stored states >= 3."""
-    if checkpoints is None or checkpoints == "sqrt":
+def check_checkpoints(checkpoints, auto: bool = False):
+    """None (keep every state), "sqrt", an integer number of stored states >= 3, or (``auto``) "auto"."""
+    if checkpoints is None or checkpoints == "sqrt" or (auto and checkpoints == "auto"):
         return checkpoints
     if isinstance(checkpoints, bool) or not isinstance(checkpoints, numbers.Integral) or checkpoints < 3:
+        extra = " 'auto' (every state if they fit memory_budget_mb, else as many as fit)," if auto else ""
         raise ValueError(
-            f"checkpoints={checkpoints!r} is not allowed; allowed values: None (keep every state),"
+            f"checkpoints={checkpoints!r} is not allowed; allowed values: None (keep every state),{extra}"
             " 'sqrt', or an integer number of stored states >= 3"
         )
     return int(checkpoints)
