@@ -307,7 +307,7 @@ def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain
                show_progress: bool | None = None, on_checkpoint=None, on_eval=None) -> dict:
     """Run (or continue) meta-training to ``cfg.meta_steps``; returns {"theta", "meta_steps", "losses", "domain", "model", "evals"}.
 
-    ``on_checkpoint(step, losses, seconds)`` is called after each checkpoint is
+    ``on_checkpoint(step, losses, seconds, evals)`` is called after each checkpoint is
     written.  ``on_eval(step, theta, model, domain, horizon=T)`` is called at step 0 and
     every ``cfg.eval_interval`` meta-steps (when it is > 0); what it returns
     is kept in order in ``evals`` and in the checkpoint, so a resumed run keeps
@@ -401,7 +401,7 @@ def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain
                                    "meta_steps": step, "losses": losses, "seconds": seconds, "evals": evals},
                                   ckpt_path)
                 if on_checkpoint is not None:
-                    on_checkpoint(step, losses, seconds)
+                    on_checkpoint(step, losses, seconds, evals)
     finally:
         bar.close()
     return {"theta": {k: v.detach() for k, v in theta.items()}, "meta_steps": step, "losses": losses,
@@ -630,7 +630,7 @@ def run(cfg: RunConfig, out, resume: bool = False, data_root=None, show_progress
                          " another --out")
     last = {"step": 0}
 
-    def write_progress(step, losses, seconds):
+    def write_progress(step, losses, seconds, evals=()):
         last["step"] = step
         write_text_atomic(out / "metrics.csv", _csv(["meta_step", "query_loss", "seconds"],
                                                     [(i + 1, f"{loss!r}", f"{s:.6f}")
@@ -646,8 +646,9 @@ def run(cfg: RunConfig, out, resume: bool = False, data_root=None, show_progress
             accuracies = evaluate_episodes(model, theta, cache["evalset"],
                                            replace(cfg, step_size=horizon / cfg.inner_steps), show_progress=False)
             return evaluation_row(step, {"accuracy": accuracies})
-        return evaluation_row(step, regression_evaluation(model, theta, cache["evalset"], cfg,
-                                                          show_progress=False)["per_task"])
+        result = regression_evaluation(model, theta, cache["evalset"], cfg, show_progress=False)
+        cache["last"] = (step, result)  # the final evaluation reuses the one at the last meta-step
+        return evaluation_row(step, result["per_task"])
 
     def write_evals(rows):
         if rows:
@@ -655,14 +656,13 @@ def run(cfg: RunConfig, out, resume: bool = False, data_root=None, show_progress
             write_text_atomic(out / "evals.csv", _csv(header, [[r[h] if isinstance(r[h], int) else f"{r[h]!r}"
                                                                 for h in header] for r in rows]))
 
-    def checkpointed(step, losses, seconds):
+    def checkpointed(step, losses, seconds, evals):
         write_progress(step, losses, seconds)
-        state = torch.load(out / "checkpoint.pt", weights_only=False, map_location="cpu")
-        write_evals(state.get("evals", []))
+        write_evals(evals)
 
     try:
         trained = meta_train(cfg, out, resume=resume, data_root=data_root, show_progress=show_progress,
-                             on_checkpoint=checkpointed if cfg.eval_interval else write_progress, on_eval=on_eval)
+                             on_checkpoint=checkpointed, on_eval=on_eval)
     except Diverged as err:
         write_json_atomic(out / "summary.json", _summary(cfg, last["step"], "diverged", extra={"error": str(err)}))
         raise
@@ -678,7 +678,10 @@ def run(cfg: RunConfig, out, resume: bool = False, data_root=None, show_progress
         write_text_atomic(out / "eval.csv", _csv(["episode", "accuracy"],
                                                  [(i, f"{a!r}") for i, a in enumerate(accuracies.tolist())]))
     else:
-        result = regression_evaluation(trained["model"], trained["theta"], evalset, cfg, show_progress=show_progress)
+        step, result = cache.get("last", (None, None))
+        if step != trained["meta_steps"]:
+            result = regression_evaluation(trained["model"], trained["theta"], evalset, cfg,
+                                           show_progress=show_progress)
         evaluation = result["curve"]
         final = final_metrics(evaluation, trained["losses"], result["per_task"])
         curve = evaluation["nrmse"]

@@ -31,7 +31,7 @@ def test_resume_after_a_kill_between_checkpoints(tmp_path):
     """A run killed after step 5 (checkpoint at 4) resumes from 4 and still ends where the uninterrupted one does."""
     whole = meta_train(config(checkpoint_every=4, meta_steps=8), tmp_path / "a")
 
-    def kill(step, losses, seconds):
+    def kill(step, losses, seconds, evals):
         if step == 4:
             raise KeyboardInterrupt
 
@@ -111,7 +111,7 @@ def test_periodic_evaluations_survive_a_kill(tmp_path):
     cfg = config(meta_steps=8, checkpoint_every=4, eval_interval=2)
     run(cfg, tmp_path / "a", show_progress=False)
 
-    def kill(step, losses, seconds):
+    def kill(step, losses, seconds, evals):
         if step == 4:
             raise KeyboardInterrupt
 

@@ -116,7 +116,7 @@ def meta_gradient_batch(support_loss, query_loss, theta, support_data, query_dat
 
     stacked = (theta.expand(size, *theta.shape).clone() if torch.is_tensor(theta)
                else {k: v.expand(size, *v.shape).clone() for k, v in theta.items()})
-    if stacked_losses:
+    if stacked_losses:  # the losses take the stack themselves: check their shape once, no vmap to probe
         batched_support, batched_query = support_loss, query_loss
         with torch.no_grad():
             for name, loss, data in (("support_loss", support_loss, support_data), ("query_loss", query_loss, query_data)):
@@ -127,16 +127,16 @@ def meta_gradient_batch(support_loss, query_loss, theta, support_data, query_dat
     else:
         batched_support = torch.func.vmap(support_loss)
         batched_query = torch.func.vmap(query_loss)
-    try:
-        with torch.no_grad():
-            batched_support(stacked, support_data)
-            batched_query(stacked, query_data)
-    except (RuntimeError, NotImplementedError, ValueError, TypeError) as err:
-        message = " ".join(str(err).split())[:300]
-        warnings.warn(f"meta_gradient_batch: the losses cannot be vmapped ({type(err).__name__}: {message});"
-                      " looping over tasks instead", VmapFallbackWarning, stacklevel=2)
-        return _loop(support_loss, query_loss, theta, support_data, query_data, size,
-                     f"vmap failed: {type(err).__name__}", **kw)
+        try:
+            with torch.no_grad():
+                batched_support(stacked, support_data)
+                batched_query(stacked, query_data)
+        except (RuntimeError, NotImplementedError, ValueError, TypeError) as err:
+            message = " ".join(str(err).split())[:300]
+            warnings.warn(f"meta_gradient_batch: the losses cannot be vmapped ({type(err).__name__}: {message});"
+                          " looping over tasks instead", VmapFallbackWarning, stacklevel=2)
+            return _loop(support_loss, query_loss, theta, support_data, query_data, size,
+                         f"vmap failed: {type(err).__name__}", **kw)
 
     r = meta_gradient(lambda p: batched_support(p, support_data).sum(),
                       lambda p: batched_query(p, query_data).sum(), stacked, **kw)
