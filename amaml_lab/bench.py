@@ -287,6 +287,118 @@ def _run_worker(cfg: dict) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def stream(cfgs: list[dict]):
+    """Measure ``cfgs`` one after the other in one separate Python process; yield each row as it arrives.
+
+    A row with ``"error"`` stands for a measurement that failed (the rest go on).
+    """
+    cmd = [sys.executable, "-m", "amaml_lab.bench", "--worker-stream"]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdin.write(json.dumps(cfgs))
+    proc.stdin.close()
+    got = 0
+    for line in proc.stdout:
+        if line.startswith("{"):
+            got += 1
+            yield json.loads(line)
+    proc.wait()
+    if got < len(cfgs):
+        last = (proc.stderr.read().strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        for cfg in cfgs[got:]:
+            yield {**cfg, "error": last}
+
+
+def _serve_stream() -> None:
+    for cfg in json.loads(sys.stdin.read()):
+        try:
+            row = {**cfg, **measure(cfg)}
+        except Exception as err:  # one failed point must not lose the others
+            row = {**cfg, "error": f"{type(err).__name__}: {err}"}
+        print(json.dumps(row), flush=True)
+
+
+# ---------------------------------------------------------------- the widget apps' latencies
+def _spread(control, count: int) -> list:
+    """``count`` values across a control's range, alternating ends and middle so that every move changes it."""
+    if hasattr(control, "options") and not hasattr(control, "rows"):  # selection sliders, toggles, dropdowns
+        values = [v if not isinstance(v, tuple) else v[1] for v in control.options]
+    elif hasattr(control, "rows"):  # a multiple selection: drop one option after another, then all back
+        keys = [v[1] if isinstance(v, tuple) else v for v in control.options]
+        values = [tuple(k for k in keys if k != drop) for drop in keys] + [tuple(keys)]
+    elif getattr(control, "base", None):  # log sliders: their value is base ** exponent
+        lo, hi = control.min, control.max
+        values = [control.base ** (lo + (hi - lo) * i / (count - 1)) for i in range(count)]
+    else:
+        lo, hi = control.min, control.max
+        values = [lo + (hi - lo) * i / (count - 1) for i in range(count)]
+        if isinstance(control.value, int):
+            values = sorted({int(round(v)) for v in values})
+    n = len(values)
+    zigzag = [values[i // 2] if i % 2 == 0 else values[n - 1 - i // 2] for i in range(n)]  # first, last, second...
+    return [zigzag[i % n] for i in range(max(count, n))]
+
+
+def widget_latencies(apps=None, moves: int = 10) -> list[dict]:
+    """Build each widget app as notebooks do with FAST, then time ``moves`` moves of each control.
+
+    Returns rows {app, build_s, control, moves, median_s, worst_s}; the
+    CostExplorer's rows are timed once its background measurements are in
+    (``ready_s``), the others right after their build.
+    """
+    import statistics
+
+    from . import widgets
+
+    def horizon():
+        return widgets.HorizonExplorer()
+
+    def cost():
+        return widgets.CostExplorer(steps_options=(10, 30, 100), shots=20, hidden=8)
+
+    def baselines():
+        support_loss, query_loss, theta = build_task(20, "float64", "cpu", 8, 0)
+        return widgets.BaselineExplorer(support_loss, query_loss, theta, steps_list=(5, 20, 50))
+
+    builders = {"HorizonExplorer": horizon, "FlowExplorer": widgets.FlowExplorer,
+                "CostExplorer": cost, "ReconstructionExplorer": widgets.ReconstructionExplorer,
+                "BaselineExplorer": baselines}
+    rows = []
+    for name in apps or builders:
+        started = time.perf_counter()
+        app = builders[name]()
+        build = time.perf_counter() - started
+        ready = None
+        if hasattr(app, "wait"):
+            app.wait()
+            ready = time.perf_counter() - started
+        for key, control in app.controls.items():
+            original = control.value
+            times = []
+            for value in _spread(control, 3 * moves):
+                if len(times) == moves:
+                    break
+                if value == control.value:
+                    continue
+                t0 = time.perf_counter()
+                control.value = value
+                times.append(time.perf_counter() - t0)
+            control.value = original
+            rows.append({"app": name, "build_s": build, "ready_s": ready, "control": key, "moves": len(times),
+                         "median_s": statistics.median(times), "worst_s": max(times)})
+        print(f"  {name}: built in {build:.1f} s", file=sys.stderr, flush=True)
+    return rows
+
+
+def widget_table(rows: list[dict]) -> str:
+    head = "| app | build (s) | control | moves | redraw median (s) | redraw worst (s) |"
+    lines = [head, "|---|---:|---|---:|---:|---:|"]
+    for r in rows:
+        build = f"{r['build_s']:.1f}" + (f" (measured in {r['ready_s']:.1f})" if r.get("ready_s") else "")
+        lines.append(f"| {r['app']} | {build} | {r['control']} | {r['moves']} | {r['median_s']:.3f} | "
+                     f"{r['worst_s']:.3f} |")
+    return "\n".join(lines)
+
+
 def table(rows: list[dict]) -> str:
     head = "| steps | method | time (s) | peak memory (MB) | time / maml | memory / maml |"
     lines = [head, "|---:|---|---:|---:|---:|---:|"]
@@ -354,6 +466,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--meta-step", action="store_true",
                         help="time a whole meta-step of the paper's setting instead (meta-batch 5, --shots support and"
                              " query points, float64), with the MLP's losses stacked and, as before, vmapped")
+    parser.add_argument("--widgets", action="store_true",
+                        help="instead: build each notebook widget app with FAST settings and time 10 moves of each"
+                             " control across its range (build time, redraw median and worst)")
     parser.add_argument("--domain", default="CosMixture2D", help="--meta-step: the synthetic domain (default CosMixture2D)")
 
 
@@ -400,6 +515,15 @@ def report(args) -> str:
     """Run the measurements and return the header line and the Markdown table."""
     import torch
 
+    if args.widgets:
+        head = (f"# torch {torch.__version__}, cpu, {torch.get_num_threads()} threads: widget apps as the notebooks"
+                f" build them with FAST = True; each control moved across its range")
+        rows = widget_latencies()
+        if args.out:
+            from .io import write_json_atomic
+
+            write_json_atomic(args.out, rows)
+        return head + "\n" + widget_table(rows)
     if args.meta_step:
         head = (f"# torch {torch.__version__}, {args.device}, float64, {args.domain} {args.shots}/{args.shots},"
                 f" meta-batch 5, MLP 2 x 32 tanh, rk4 steps of 0.01, reg 1, {torch.get_num_threads()} threads")
@@ -415,8 +539,12 @@ def main(argv=None) -> int:
 
     parser = OneLineParser(prog="python -m amaml_lab.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-stream", action="store_true", help=argparse.SUPPRESS)
     add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.worker_stream:
+        _serve_stream()
+        return 0
     if args.worker:
         cfg = json.loads(args.worker)
         print(json.dumps(measure_meta_step(cfg) if cfg.get("kind") == "meta-step" else measure(cfg)))
