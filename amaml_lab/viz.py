@@ -385,6 +385,8 @@ def _clip(values):
 
 def horizon_view(data, step_size: float, solver: str, j: int, shown) -> dict:
     """Everything one view of the horizon explorer draws, as plain lists (indexing only, no computing)."""
+    import math
+
     from .horizon import LABELS, METHODS
 
     key = (step_size, solver)
@@ -405,6 +407,7 @@ def horizon_view(data, step_size: float, solver: str, j: int, shown) -> dict:
     }
     for m in METHODS:
         rel, cos = errs[m]
+        cos = [c if math.isfinite(c) else None for c in cos]  # JSON has no NaN: a gap
         view["methods"].append(dict(key=m, label=LABELS[m], shown=m in shown, rel=_clip(rel), cos=cos,
                                     rel_at=rel[j], cos_at=cos[j]))
     return view
@@ -417,10 +420,10 @@ def horizon_figure(data, step_size: float, solver: str, j: int, shown, cost: dic
 
     task = data.task
     view = horizon_view(data, step_size, solver, j, shown)
-    fig = make_subplots(rows=3, cols=2, vertical_spacing=0.09, horizontal_spacing=0.1, subplot_titles=(
-        "(a) the model at θ and after the inner loop", "(b) support and query loss along t",
-        "(c) relative error to the exact meta-gradient", "(c) cosine to the exact meta-gradient",
-        "(d) time of one meta-gradient (measured)", "(d) peak memory (measured)"))
+    fig = make_subplots(rows=3, cols=2, vertical_spacing=0.1, horizontal_spacing=0.12, subplot_titles=(
+        "(a) the model at θ and at u(T)", "(b) losses along t",
+        "(c) error to the exact meta-gradient", "(c) cosine to it",
+        "(d) time of one meta-gradient", "(d) its peak memory"))
     if widget:
         fig = go.FigureWidget(fig)
     x = task.x_plot[:, 0].tolist()
@@ -466,12 +469,13 @@ def horizon_figure(data, step_size: float, solver: str, j: int, shown, cost: dic
     fig.update_yaxes(type="log", row=1, col=2)
     for col in (1, 2):
         fig.update_xaxes(title="T = steps × step size", type="log", row=2, col=col)
-        fig.update_xaxes(title="inner steps (rk4)", type="log", row=3, col=col)
+        fig.update_xaxes(title="inner steps (rk4, measured)", type="log", row=3, col=col)
         fig.update_yaxes(type="log", row=3, col=col)
     fig.update_yaxes(type="log", range=[-10, 4.2], row=2, col=1)
     fig.update_yaxes(range=[-1.05, 1.05], row=2, col=2)
-    fig.update_layout(template="plotly_white", height=1050, margin=dict(l=60, r=20, t=70, b=50),
-                      legend=dict(font=dict(size=11)), title=_horizon_title(view, step_size, solver))
+    fig.update_layout(template="plotly_white", height=1150, margin=dict(l=60, r=20, t=70, b=40),
+                      legend=dict(font=dict(size=11), orientation="h", yanchor="top", y=-0.06, x=0),
+                      title=_horizon_title(view, step_size, solver))
     return fig
 
 

@@ -52,6 +52,16 @@ class App:
                                 self.status, self.figure])
         return self._box
 
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        self._shown = display(self._repr_mimebundle_(), raw=True, display_id=True)
+
+    def refresh_display(self) -> None:
+        """Rewrite the output this app was displayed in, so that a saved notebook keeps the figure as it is now."""
+        if getattr(self, "_shown", None) is not None:
+            self._shown.update(self._repr_mimebundle_(), raw=True)
+
     def _repr_mimebundle_(self, **kwargs):
         """The live widget, and beside it the figure as it is now as plain plotly JSON.
 
@@ -169,6 +179,8 @@ class CostExplorer(App):
         self._thread.join(timeout)
         if self.error:
             raise RuntimeError(self.error)
+        if not self._thread.is_alive():
+            self.refresh_display()
         return self
 
     def _describe(self, steps: int) -> str:
@@ -321,7 +333,7 @@ class HorizonExplorer(App):
     """
 
     def __init__(self, step_sizes=(0.01, 0.03), solvers=("euler", "midpoint", "rk4"), largest: int = 1000,
-                 steps: int = 100, step_size: float | None = None, solver: str = "rk4", methods=None,
+                 steps: int | None = None, step_size: float | None = None, solver: str = "rk4", methods=None,
                  data=None, cost: dict | None = None, workers: int | None = None, **task_options):
         from . import horizon
 
@@ -333,6 +345,8 @@ class HorizonExplorer(App):
         for m in shown:
             if m not in horizon.METHODS:
                 raise ValueError(f"methods: {m!r} is not known; allowed values: {', '.join(horizon.METHODS)}")
+        if steps is None:  # 100 steps where the grid has them, else the middle of the grid
+            steps = 100 if 100 in d.steps else d.steps[len(d.steps) // 2]
         if steps not in d.steps:
             raise ValueError(f"steps={steps!r} is not on the grid; allowed values: {', '.join(map(str, d.steps))}")
         step_size = d.step_sizes[0] if step_size is None else step_size

@@ -198,6 +198,16 @@ def _plot_data(page) -> list:
         gd => (gd.data || []).map(t => [Array.from(t.x || []), Array.from(t.y || [])]))""")
 
 
+def _named_traces(page, plots) -> list:
+    """(name, data) of each trace of the horizon explorer's figure (the graph with a trace 'model at u(T)')."""
+    names = page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(
+        gd => (gd.data || []).map(t => t.name || ''))""")
+    for graph_names, graph in zip(names, plots):
+        if "model at u(T)" in graph_names:
+            return list(zip(graph_names, graph))
+    return []
+
+
 def _wait_until(predicate, timeout: float, what: str, page=None):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -211,7 +221,9 @@ def _wait_until(predicate, timeout: float, what: str, page=None):
 def _kernel_idle_and_all_run(page) -> bool:
     prompts = page.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt").all_inner_texts()
     status = page.locator(".jp-Notebook-ExecutionIndicator").first.get_attribute("data-status")
-    return bool(prompts) and all(p.strip() not in ("[*]:", "[ ]:", "") for p in prompts) and status == "idle"
+    # JupyterLab renders only the cells near the view: the others' prompts come back empty
+    shown = [p.strip() for p in prompts if p.strip()]
+    return bool(shown) and all(p not in ("[*]:", "[ ]:") for p in shown) and status == "idle"
 
 
 def _errors(page) -> list[str]:
@@ -236,15 +248,26 @@ def run_and_check(page, lab: Lab, name: str, slider: str, shot: Path | None) -> 
     assert not errors, f"{name}: error output {errors}"
     plots = _wait_until(lambda: _plot_data(page), 30, f"a plotly figure in {name}")
     handle = page.locator(".widget-slider", has_text=slider).locator(".noUi-handle").first
-    handle.wait_for(timeout=30_000)
+    try:
+        handle.wait_for(timeout=30_000)
+    except Exception as err:  # playwright's timeout: the widget did not render (a static figure may stand in)
+        raise AssertionError(f"{name}: no slider '{slider}' rendered ({type(err).__name__})") from None
     handle.scroll_into_view_if_needed()
     handle.focus()
     handle.press("ArrowRight")
     _wait_until(lambda: _plot_data(page) != plots and _kernel_idle_and_all_run(page), 180,
                 f"a figure in {name} to redraw after moving '{slider}'")
     assert not _errors(page), f"{name}: error output after moving '{slider}'"
+    if name.startswith("02"):  # the horizon explorer: every panel's data follows the steps
+        before = _wait_until(lambda: _named_traces(page, plots), 10, "the horizon explorer's figure")
+        after = _named_traces(page, _plot_data(page))
+        panels = {"model at u(T)", "at T", "steps now"}  # (a); (b) and both of (c); both of (d)
+        still = [n for (n, b), (_, a) in zip(before, after) if n in panels and a == b]
+        assert before and not still, f"{name}: moving '{slider}' left these traces as they were: {still}"
     if shot is not None:  # the app's output: its controls, status line and figure, after the redraw
         app = page.locator(".jp-OutputArea-output", has=page.locator(".widget-slider", has_text=slider)).first
+        if name.startswith("02"):  # the horizon explorer is tall: a taller window shows all of it
+            page.set_viewport_size({"width": 1400, "height": 2000})
         app.scroll_into_view_if_needed()
         time.sleep(1)  # let plotly finish its transition
         app.screenshot(path=str(shot))

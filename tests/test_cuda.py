@@ -203,5 +203,5 @@ def test_cuda_tour_notebook_runs_with_its_data_on_the_gpu(tmp_path):
 def test_cuda_cost_explorer_measures_on_the_gpu():
     from amaml_lab.widgets import CostExplorer
 
-    app = CostExplorer(steps_options=(10,), methods=("maml",), device="cuda")
+    app = CostExplorer(steps_options=(10,), methods=("maml",), device="cuda").wait(300)
     assert app.device == "cuda" and app.rows[0]["peak_mb"] > 0

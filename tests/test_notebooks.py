@@ -63,6 +63,11 @@ def test_notebook_runs_fast(path, tmp_path, monkeypatch):
                   for t in figure.get("data", []) for v in (t.get(k) for k in ("x", "y", "z"))
                   if isinstance(v, (list, str, dict))]
         assert figure.get("data") and max(points, default=0) > 0, "a saved figure has no traces or no points"
+    # a widget app's output carries its figure's data beside the widget (read without a kernel, the widget is empty)
+    for o in outputs:
+        if "application/vnd.jupyter.widget-view+json" in o.get("data", {}) and path.name[:2] in ("01", "02", "03", "04"):
+            figure = o["data"].get("application/vnd.plotly.v1+json")
+            assert figure and any(t.get("x") or t.get("y") for t in figure["data"]), "a widget app saved without data"
     if path.name[:2] in ("05", "06", "07"):  # no widget apps here: progress is text, one line per run
         widgets = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
         assert not widgets, f"{len(widgets)} widget outputs (progress bars?) left in the notebook"

@@ -35,34 +35,135 @@ def test_reconstruction_explorer_redraws():
 def test_baseline_explorer_redraws_for_lambda_cg_steps_and_truncation():
     support_loss, query_loss, theta = bench.build_task(8, "float64", "cpu", 4, 0)
     app = widgets.BaselineExplorer(support_loss, query_loss, theta, steps_list=(4, 8), cg_steps=2, truncate=2)
+    assert app.computed == [["adjoint", "fomaml", "reptile", "imaml", "truncated"]]
     labels = [t.name for t in app.figure.data]
     imaml = labels.index("imaml")
     trunc = labels.index("truncated (last 2)")
+    adjoint = [r for r in app.rows if r["method"] == "adjoint"]
     before = app.figure.data[imaml].y
     app.controls["lam"].value = 20.0
-    assert app.figure.data[imaml].y != before
+    assert app.figure.data[imaml].y != before and app.computed[-1] == ["imaml"]
     before = app.figure.data[imaml].y
     app.controls["cg_steps"].value = 6
-    assert app.figure.data[imaml].y != before
+    assert app.figure.data[imaml].y != before and app.computed[-1] == ["imaml"]
     before = app.figure.data[trunc].y
     app.controls["truncate"].value = 4
     assert app.figure.data[trunc].y != before and app.figure.data[trunc].name == "truncated (last 4)"
+    assert app.computed[-1] == ["truncated"]
+    # the rows of methods no change touched are the very same objects
+    assert all(a is b for a, b in zip(adjoint, [r for r in app.rows if r["method"] == "adjoint"]))
+    # the steps control recomputes nothing: it moves the dotted line and the status line
+    n = len(app.computed)
+    app.controls["steps"].value = 4
+    assert len(app.computed) == n and app.figure.data[-1].x == (4, 4) and app.status.value.startswith("at 4 steps")
 
 
-def test_cost_explorer_measures_each_new_point_once():
+def test_cost_explorer_measures_every_point_once_in_the_background():
+    import threading
+
     calls = []
 
     def measure(name, steps):
-        calls.append((name, steps))
+        calls.append((name, steps, threading.current_thread() is threading.main_thread()))
         return widgets.bench_measure(name, steps, shots=5, hidden=4, in_process=True)
 
     app = widgets.CostExplorer(steps_options=(4, 8), measure=measure)
-    assert app.figure.data[0].x == (4,)
-    app.controls["steps"].value = 8
+    app.controls["steps"].value = 8  # a move while measuring: no measurement of its own
+    app.wait(60)
+    assert sorted(c[:2] for c in calls) == sorted((n, s) for s in (4, 8) for n in viz.COST_METHODS)
+    assert not any(c[2] for c in calls)  # all in the background
     assert app.figure.data[0].x == (4, 8) and len(app.figure.data[0].y) == 2
     app.controls["steps"].value = 4
-    assert len(calls) == 2 * len(viz.COST_METHODS)  # the first point was not measured again
+    assert len(calls) == 2 * len(viz.COST_METHODS)
     assert all(r["time_s"] > 0 for r in app.rows)
+    assert "all 6 points measured" in app.status.value
+
+
+def test_cost_explorer_measures_in_one_separate_process():
+    app = widgets.CostExplorer(steps_options=(3, 6), methods=("maml", "adjoint"), shots=5, hidden=4)
+    assert "in a separate process" in app.status.value or app.rows
+    app.wait(120)
+    assert [(r["name"], r["steps"]) for r in app.rows] == [("maml", 3), ("adjoint", 3), ("maml", 6), ("adjoint", 6)]
+    assert all(r["peak_mb"] > 0 and r["time_s"] > 0 for r in app.rows)
+
+
+def test_cost_explorer_reports_a_failed_measurement():
+    def measure(name, steps):
+        raise ValueError("no such luck")
+
+    app = widgets.CostExplorer(steps_options=(4,), measure=measure)
+    with pytest.raises(RuntimeError, match="no such luck"):
+        app.wait(30)
+    assert "measuring stopped" in app.status.value
+
+
+@pytest.fixture(scope="module")
+def horizon_app():
+    from amaml_lab import horizon
+
+    data = horizon.compute(dict(shots=6, queries=8, hidden=(8,), seed=1), step_sizes=(0.02, 0.05),
+                           solvers=("euler", "rk4"), steps=horizon.log_steps(30), workers=1)
+    return widgets.HorizonExplorer(data=data, steps=10, step_size=0.02, solver="rk4")
+
+
+def test_horizon_explorer_moves_every_panel_with_the_steps(horizon_app, monkeypatch):
+    from amaml_lab import horizon
+
+    app = horizon_app
+    # a move only indexes: nothing may compute
+    monkeypatch.setattr(horizon, "sweep", lambda *a, **k: pytest.fail("a move recomputed a sweep"))
+    monkeypatch.setattr(horizon, "exact_gradients", lambda *a, **k: pytest.fail("a move recomputed the reference"))
+    before = [(tuple(t.x or ()), tuple(t.y or ())) for t in app.figure.data]
+    app.controls["steps"].value = 30
+    after = [(tuple(t.x or ()), tuple(t.y or ())) for t in app.figure.data]
+    names = [t.name for t in app.figure.data]
+    changed = {names[i] for i, (b, a) in enumerate(zip(before, after)) if b != a}
+    # (a) the adapted model, (b) the markers at T, (c) the markers at T, (d) the line at the steps
+    assert {"model at u(T)", "at T", "steps now"} <= changed
+    assert app.figure.data[names.index("steps now")].x == (30, 30)
+    v = app.view()
+    assert v["T"] == pytest.approx(0.6) and "T = 0.6" in app.status.value
+    # the drawn errors are the data's
+    sw = app.data.sweeps[(0.02, "rk4")]
+    rel, _ = horizon.errors(sw.grads["maml"], app.data.exact[0.02])
+    assert v["methods"][0]["rel_at"] == rel[-1]
+
+
+def test_horizon_explorer_step_size_solver_and_methods(horizon_app):
+    app = horizon_app
+    names = [t.name for t in app.figure.data]
+    loss = names.index("L_S(u(t))")
+    maml = names.index(app.view()["methods"][0]["label"])
+    for control, value in (("step_size", 0.05), ("solver", "euler")):
+        before = (app.figure.data[loss].y, app.figure.data[maml].y)
+        app.controls[control].value = value
+        assert app.figure.data[loss].y != before[0] and app.figure.data[maml].y != before[1]
+    app.controls["methods"].value = ("maml", "adjoint")
+    hidden = [t for t in app.figure.data if t.name and t.name.startswith("backsolve")]
+    assert hidden and not any(t.visible for t in hidden)
+    assert "backsolve" not in app.status.value
+    app.controls["methods"].value = tuple(app.data.sweeps[(0.02, "rk4")].grads)
+
+
+def test_horizon_explorer_shows_its_data_without_a_kernel(horizon_app):
+    bundle = horizon_app._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    fig = bundle["application/vnd.plotly.v1+json"]
+    assert len(fig["data"]) == len(horizon_app.figure.data)
+    assert all(len(t.get("x", [])) > 0 for t in fig["data"] if t.get("visible", True) is not False)
+
+
+def test_horizon_explorer_rejects_what_it_did_not_compute(horizon_app):
+    for kwargs, name in (({"steps": 7}, "steps"), ({"step_size": 0.1}, "step_size"), ({"solver": "midpoint"}, "solver"),
+                         ({"methods": ("maml", "nope")}, "methods")):
+        with pytest.raises(ValueError, match=name):
+            widgets.HorizonExplorer(data=horizon_app.data, **kwargs)
+
+
+def test_measured_costs_are_shipped():
+    cost = widgets.measured_costs()
+    names = {r["name"] for r in cost["rows"]}
+    assert {"maml", "adjoint"} <= names and "python -m amaml_lab.bench" in cost["command"]
 
 
 def test_experiment_figures_from_a_run(tmp_path):

@@ -1,0 +1,112 @@
+"""The horizon explorer's data: every method at every horizon, each row equal to meta_gradient run at that horizon."""
+import math
+import warnings
+
+import pytest
+import torch
+
+from amaml_lab import horizon as hz
+from amaml_lab.metagrad import BacksolveWarning, meta_gradient
+
+STEPS = (1, 3, 8, 20)
+H = 0.02
+
+
+@pytest.fixture(scope="module")
+def task():
+    return hz.horizon_task(shots=6, queries=8, hidden=(8,), seed=1)
+
+
+def flat(tree):
+    return torch.cat([v.reshape(-1) for v in tree.values()])
+
+
+# each line of the explorer against the package's method(s) it stands for, run at one horizon alone
+ALONE = {
+    "maml": [("maml", {}), ("adjoint", {"scheme": "discrete"})],
+    "adjoint": [("adjoint", {}), ("adjoint", {"checkpoints": 3}), ("adjoint", {"checkpoints": "sqrt"})],
+    "backsolve": [("backsolve", {})],
+    "fomaml": [("fomaml", {})],
+    "reptile": [("reptile", {"scale": "horizon"})],
+    "imaml": [("imaml", {"lam": 2.0, "cg_steps": 4})],
+    "truncated": [("truncated", {"truncate": 5})],
+}
+
+
+def test_log_steps():
+    assert hz.log_steps(1000) == (1, 2, 3, 5, 10, 20, 30, 50, 100, 200, 300, 500, 1000)
+    assert hz.log_steps(7) == (1, 2, 3, 5, 7)
+    with pytest.raises(ValueError, match="largest"):
+        hz.log_steps(0)
+
+
+@pytest.mark.parametrize("solver", ["euler", "midpoint", "rk4"])
+def test_every_line_is_its_method_run_at_that_horizon(task, solver):
+    sw = hz.sweep(task, H, solver, steps=STEPS, lam=2.0, cg_steps=4, truncate=5)
+    assert sw.steps == STEPS and sw.states.shape[0] == STEPS[-1] + 1
+    for line, runs in ALONE.items():
+        for j, k in enumerate(STEPS):
+            for method, options in runs:
+                if method == "truncated":
+                    options = {"truncate": min(5, k)}
+                if method == "adjoint" and options.get("checkpoints") == 3 and k < 3:
+                    continue
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", BacksolveWarning)
+                    ref = flat(meta_gradient(task.support_loss, task.query_loss, task.theta, method=method, steps=k,
+                                             step_size=H, solver=solver, **options).grad)
+                err = float((sw.grads[line][j] - ref).norm() / ref.norm())
+                assert err < 1e-10, (line, method, options, k, err)
+
+
+def test_loss_curves_are_the_losses_along_the_trajectory(task):
+    sw = hz.sweep(task, H, "rk4", steps=(5,), methods=())
+    p = task.problem(5, H, "rk4")
+    for k in range(6):
+        assert float(sw.support_curve[k]) == pytest.approx(float(p.support.loss(sw.states[k])), rel=1e-14)
+        assert float(sw.query_curve[k]) == pytest.approx(float(p.query.loss(sw.states[k])), rel=1e-14)
+
+
+def test_exact_gradients_are_the_flow_meta_gradient(task):
+    """Forward sensitivities by dopri5 against back-propagation through 800 rk4 steps (error ~h^4), two algorithms."""
+    exact = hz.exact_gradients(task, [0.1, 0.4])
+    for T, g in zip((0.1, 0.4), exact):
+        fine = flat(meta_gradient(task.support_loss, task.query_loss, task.theta, method="maml", steps=800,
+                                  step_size=T / 800, solver="rk4").grad)
+        assert float((g - fine).norm() / fine.norm()) < 1e-8
+    # and not trivially: one euler step differs from the flow by far more
+    coarse = flat(meta_gradient(task.support_loss, task.query_loss, task.theta, method="maml", steps=1,
+                                step_size=0.4, solver="euler").grad)
+    assert float((exact[1] - coarse).norm() / coarse.norm()) > 1e-3
+
+
+def test_errors_mark_non_finite_gradients():
+    ref = torch.ones(2, 3, dtype=torch.float64)
+    rel, cos = hz.errors(torch.tensor([[1.0, 1.0, 1.0], [math.inf, 0.0, 0.0]], dtype=torch.float64), ref)
+    assert rel[0] == 0 and cos[0] == pytest.approx(1.0) and rel[1] == math.inf and math.isnan(cos[1])
+
+
+def test_compute_in_processes_equals_computing_here():
+    options = dict(shots=6, queries=8, hidden=(8,), seed=1)
+    args = dict(step_sizes=(0.02, 0.05), solvers=("euler", "rk4"), steps=(1, 4, 10))
+    here = hz.compute(options, workers=1, **args)
+    spread = hz.compute(options, workers=2, **args)
+    for key, sw in here.sweeps.items():
+        for m, g in sw.grads.items():
+            assert torch.allclose(g, spread.sweeps[key].grads[m], rtol=1e-13, atol=0), (key, m)
+        assert here.errors[key]["maml"][0] == pytest.approx(spread.errors[key]["maml"][0], rel=1e-9)
+    assert set(here.curves) == {(h, s) for h in (0.02, 0.05) for s in ("euler", "rk4")}
+    assert here.curves[(0.02, "rk4")].shape == (4, here.task.x_plot.shape[0])
+    # the reference at the union of horizons serves each step size at its own
+    assert torch.allclose(here.exact[0.05][0], hz.exact_gradients(here.task, [0.05])[0], rtol=1e-8)
+
+
+def test_bad_arguments_are_named(task):
+    with pytest.raises(ValueError, match="solver"):
+        hz.sweep(task, H, "dopri5", steps=(2,))
+    with pytest.raises(ValueError, match="step_size"):
+        hz.sweep(task, -1.0, "rk4", steps=(2,))
+    with pytest.raises(ValueError, match="methods"):
+        hz.sweep(task, H, "rk4", steps=(2,), methods=("nope",))
+    with pytest.raises(ValueError, match="family"):
+        hz.horizon_task("Alpine2D")
