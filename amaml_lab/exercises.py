@@ -85,7 +85,10 @@ def _check_adjoint_euler_step(step) -> tuple[bool, str]:
             return False, "the step size h is missing: an Euler step moves by h times the derivative."
         if _close(got, a - h * a) or _close(got, a + h * a):
             return False, "the Hessian is missing: the adjoint's derivative is H·a, not a."
-        return False, f"at h = {h} the answer is off by {float((got - (a - h * H @ a)).norm()):.3g}; expected a − h·H·a."
+        if _close(got, a):
+            return False, "that leaves a unchanged: an Euler step moves it by h times its time derivative."
+        return False, (f"at h = {h} the answer is off by {float((got - (a - h * H @ a)).norm()):.3g}: write the "
+                       "adjoint's time derivative at t, then step by h against the direction of time.")
     return True, "a(t − h) = a(t) − h·H·a(t): the continuous adjoint's Euler step backward in time."
 
 

@@ -286,13 +286,16 @@ def _smooth(values: list[float], window: int) -> list[float]:
     return out
 
 
-def learning_curves_figure(runs: dict, window: int = 10):
-    """Meta-training query loss (moving average over ``window`` meta-steps), one trace per run label."""
+def learning_curves_figure(runs: dict, window: int = 10, loss: str = "query MSE (standardised)"):
+    """Meta-training query loss (moving average over ``window`` meta-steps), one trace per run label.
+
+    ``loss`` names what the runs' ``query_loss`` is (``"query cross-entropy"`` for classification).
+    """
     traces = [go.Scatter(x=[m["meta_step"] for m in r["metrics"]], y=_smooth([m["query_loss"] for m in r["metrics"]],
                                                                                window),
                          mode="lines", name=label, line_color=_color(label)) for label, r in runs.items()]
-    return _figure(traces, dict(title=f"meta-training: query MSE (moving average of {window})",
-                                xaxis=dict(title="meta-step"), yaxis=dict(title="query MSE (standardised)")), False)
+    return _figure(traces, dict(title=f"meta-training: {loss} (moving average of {window})",
+                                xaxis=dict(title="meta-step"), yaxis=dict(title=loss)), False)
 
 
 def finetune_figure(runs: dict, title: str | None = None, colors: dict | None = None):

@@ -85,7 +85,8 @@ class FlowExplorer(App):
     """Notebook 01: gradient descent, a solver and the gradient flow on a 2-D loss surface."""
 
     def __init__(self, surface: str = "quadratic", horizon: float = 2.0, step_size: float = 0.1,
-                 solver: str = "rk4", reg: float = 0.0):
+                 solver: str = "rk4", reg: float = 0.0, start: float | None = None):
+        self._start_y = explore.surface(surface).start[1]
         self.controls = {
             "surface": W.Dropdown(options=list(explore.SURFACES), value=surface, description="surface"),
             "horizon": W.FloatSlider(value=horizon, min=0.2, max=6.0, step=0.2, description="T",
@@ -94,8 +95,10 @@ class FlowExplorer(App):
                                           description="step size h", readout_format=".3f", **_slider_layout()),
             "solver": W.Dropdown(options=list(FIXED_SOLVERS), value=solver, description="solver"),
             "reg": W.FloatSlider(value=reg, min=0.0, max=3.0, step=0.1, description="reg", **_slider_layout()),
+            "start": W.FloatSlider(value=explore.surface(surface).start[0] if start is None else start, min=-1.9,
+                                   max=1.9, step=0.01, description="start θ₁", **_slider_layout()),
         }
-        self.paths = explore.inner_paths(**self.values())
+        self.paths = explore.inner_paths(**self._path_options())
         self.figure = viz.surface_figure(surface, self.paths, widget=True)
         super().__init__()
         self.status.value = self._describe()
@@ -109,8 +112,14 @@ class FlowExplorer(App):
             parts.append(f"{name}: ends at ({end_point(pts)}), loss {end:.4g}{unstable}")
         return " · ".join(parts)
 
-    def redraw(self) -> str:
+    def _path_options(self) -> dict:
+        """inner_paths' arguments: the start is (θ₁ from its slider, the surface's own θ₂)."""
         values = self.values()
+        values["start"] = (values.pop("start"), self._start_y)
+        return values
+
+    def redraw(self) -> str:
+        values = self._path_options()
         self.paths = explore.inner_paths(**values)
         viz.update_surface(self.figure, values["surface"], self.paths)
         return self._describe()
