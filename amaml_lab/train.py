@@ -699,3 +699,35 @@ def run(cfg: RunConfig, out, resume: bool = False, data_root=None, show_progress
 __all__ = ["RunConfig", "meta_train", "evaluate", "evaluate_episodes", "adapt_batch", "run", "final_metrics",
            "classification_metrics", "comln_batch_gradient", "mean_se", "Diverged", "DOMAINS", "TRAIN_METHODS", "check_device",
            "evaluate_inner_loop", "regression_evaluation", "use_deterministic", "PROTOCOLS"]
+
+
+def episode_check(cfg: RunConfig, methods=("maml", "adjoint", "adjoint (discrete)", "fomaml", "reptile", "imaml"),
+                  data_root=None, seed: int = 0) -> list[dict]:
+    """Each method's meta-gradient on one meta-train episode of ``cfg``'s domain, against the exact one.
+
+    The model is the run's at initialisation (``cfg.seed``), the inner loop the
+    run's (steps, step size, solver, reg; float64 for the comparison), the
+    episode the first task of a batch drawn with ``seed``.  Rows of
+    :func:`amaml_lab.metagrad.compare_methods`: ``rel_error`` and ``cosine`` to
+    back-propagation through the same steps.  What the notebooks assert, so
+    that a wrong meta-gradient fails them whatever the training noise.
+    """
+    from .metagrad import compare_methods
+    from .metagrad.compare import DEFAULT_METHODS
+
+    cfg = cfg.resolved().check()
+    domain = load_domain(cfg.domain, cfg.shots, cfg.query, data_root=data_root, tasks=cfg.tasks, pool=cfg.pool,
+                         ways=cfg.ways, subset=cfg.subset)
+    model = build_model(cfg, getattr(domain, "in_features", None)).to(torch.float64)
+    support, query = domain.train_batch(torch.Generator().manual_seed(seed), 1, cfg.shots, cfg.query)
+
+    def one(batch):
+        return tuple(t[0].to(torch.float64) if t.is_floating_point() else t[0] for t in batch)
+
+    support, query = one(support), one(query)
+    s_loss, q_loss = losses_for(cfg, model)
+    theta = {k: v.detach().clone() for k, v in model.named_parameters()}
+    wanted = [m for m in DEFAULT_METHODS if m[0] in methods]  # by label (see DEFAULT_METHODS)
+    return compare_methods(lambda p: s_loss(p, support), lambda p: q_loss(p, query), theta, [cfg.inner_steps],
+                           step_size=cfg.step_size, methods=wanted, solver=cfg.solver,
+                           reg=0.0 if cfg.classification else cfg.reg)
