@@ -16,6 +16,15 @@ def test_flow_explorer_redraws_on_each_control():
     assert app.figure.layout.title.text.startswith("wells")
 
 
+def test_flow_explorer_start_moves_the_end_across_the_ridge():
+    app = widgets.FlowExplorer(surface="wells", horizon=4.0, step_size=0.05, solver="rk4", start=0.10)
+    assert app.paths["gradient flow"][0].tolist() == [0.10, 1.8]
+    assert float(app.paths["gradient flow"][-1][0]) < -0.9
+    app.controls["start"].value = 0.20
+    assert app.paths["gradient flow"][0].tolist() == [0.20, 1.8]
+    assert float(app.paths["gradient flow"][-1][0]) > 0.9 and "gradient flow: ends at (1.0" in app.status.value
+
+
 def test_flow_explorer_marks_a_diverging_gradient_descent():
     app = widgets.FlowExplorer(surface="quadratic", horizon=4.0, step_size=0.1)
     assert "unstable" not in app.status.value

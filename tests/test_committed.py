@@ -1,0 +1,36 @@
+"""The committed long runs the notebooks open on, and the per-episode meta-gradient check they assert."""
+import pytest
+
+from amaml_lab import committed
+from amaml_lab.train import RunConfig, episode_check
+
+
+@pytest.mark.parametrize("name", list(committed.SETTINGS))
+def test_every_committed_setting_loads_with_its_provenance(name):
+    runs = committed.runs(name)
+    assert runs and all(r["summary"]["status"] == "done" and r["metrics"] for r in runs.values())
+    line = committed.provenance(name, runs)
+    assert committed.SETTINGS[name].script in line and "meta-steps" in line and "torch" in line
+    assert (committed.RESULTS / committed.SETTINGS[name].folder / "table.md").is_file()
+    est = committed.estimate(name, runs, 5000)
+    hours = float(est.split("about ")[1].split(" h")[0])
+    per = sum(r["summary"]["seconds_per_meta_step"] for r in runs.values())
+    assert hours == pytest.approx(per * 5000 / 3600, abs=0.06)
+    assert "times 2" in committed.estimate(name, runs, 10, scale=2, why="twice the batch")
+
+
+def test_missing_results_say_where_they_come_from(tmp_path):
+    with pytest.raises(FileNotFoundError, match="source tree"):
+        committed.runs("CosMixture-50-50", root=tmp_path)
+    with pytest.raises(ValueError, match="setting='nope' is not known"):
+        committed.runs("nope")
+
+
+def test_episode_check_compares_each_method_with_maml_on_the_domain():
+    rows = {r["label"]: r for r in episode_check(RunConfig("CosMixture2D", 10, 10, 20, method="adjoint"))}
+    assert set(rows) == {"maml", "adjoint", "adjoint (discrete)", "fomaml", "reptile", "imaml"}
+    assert rows["maml"]["rel_error"] == 0 and rows["adjoint (discrete)"]["rel_error"] < 1e-10
+    assert 0 < rows["adjoint"]["rel_error"] < 1e-5 and 0.05 < rows["fomaml"]["rel_error"]
+    rows = episode_check(RunConfig("Omniglot", 1, 2, 3, ways=3, subset="demo", hidden=8, method="maml"),
+                         methods=("maml", "adjoint (discrete)"))
+    assert [r["label"] for r in rows] == ["maml", "adjoint (discrete)"] and rows[1]["rel_error"] < 1e-10
