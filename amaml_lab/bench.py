@@ -205,6 +205,75 @@ def measure(cfg: dict) -> dict:
     return {"time_s": min(times), "peak_mb": peak / 2**20}
 
 
+def measure_peer(cfg: dict) -> dict:
+    """One row of ``--peers`` in this process: time, peak memory and relative error of one meta-gradient."""
+    import warnings
+
+    from . import peers
+
+    task = peers._task(cfg["shots"], cfg["hidden"], cfg["seed"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # back-solving warns about its drift: the error column says it
+        peers.gradient_fn(cfg["name"], task, 2, cfg["step_size"])()  # warm-up
+        fn = peers.gradient_fn(cfg["name"], task, cfg["steps"], cfg["step_size"])
+        gc.collect()
+        read = _heap_reader()
+        base = read()
+        sampler = _PeakSampler(read)
+        sampler.start()
+        grad = fn()
+        peak = sampler.stop() - base
+        times = []
+        for _ in range(cfg["repeat"]):
+            gc.collect()
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+            if sum(times) > cfg["time_budget"]:
+                break
+        error = peers.relative_error(grad, peers.exact(cfg["name"], task, cfg["steps"], cfg["step_size"]))
+    return {"time_s": min(times), "peak_mb": peak / 2**20, "rel_error": error}
+
+
+def run_peers(args) -> list[dict]:
+    from . import peers
+
+    rows = []
+    for steps in args.steps:
+        for name in peers.ROWS:
+            cfg = dict(kind="peer", name=name, steps=steps, shots=args.shots, hidden=args.hidden,
+                       step_size=args.step_size, repeat=args.repeat, time_budget=args.time_budget, seed=args.seed)
+            if not peers.available(name):
+                rows.append({**cfg, "error": f"skipped: {peers.ROWS[name][0]} is not installed"
+                                             " (pip install -e \".[peers]\")"})
+            else:
+                rows.append({**cfg, **_run_worker(cfg)})
+            r = rows[-1]
+            print(f"  {name:>40} steps={steps:>5}: " + (
+                f"{r['time_s']:.3f} s, {r['peak_mb']:.1f} MB, error {r['rel_error']:.1e}" if "time_s" in r
+                else r["error"]), file=sys.stderr, flush=True)
+    if args.out:
+        from .io import write_json_atomic
+
+        write_json_atomic(args.out, rows)
+    return rows
+
+
+def peers_table(rows: list[dict]) -> str:
+    from .peers import ROWS
+
+    exact = {"euler": "maml (euler)", "rk4": "maml (rk4)", "imaml": "dense solve"}
+    lines = ["| steps | row | time (s) | peak memory (MB) | relative error | exact reference |",
+             "|---:|---|---:|---:|---:|---|"]
+    for r in rows:
+        if "time_s" in r:
+            lines.append(f"| {r['steps']} | {r['name']} | {r['time_s']:.3f} | {r['peak_mb']:.1f} | "
+                         f"{r['rel_error']:.1e} | {exact[ROWS[r['name']][1]]} |")
+        else:
+            lines.append(f"| {r['steps']} | {r['name']} | | | | {r['error']} |")
+    return "\n".join(lines)
+
+
 # a whole meta-step of the Adjoint MAML paper's setting: (method, inner steps)
 META_STEP_CONFIGS = {"adjoint-100": ("adjoint", 100), "maml-10": ("maml", 10), "maml-100": ("maml", 100),
                      "fomaml-100": ("fomaml", 100), "reptile-100": ("reptile", 100), "imaml-100": ("imaml", 100)}
@@ -466,6 +535,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--meta-step", action="store_true",
                         help="time a whole meta-step of the paper's setting instead (meta-batch 5, --shots support and"
                              " query points, float64), with the MLP's losses stacked and, as before, vmapped")
+    parser.add_argument("--peers", action="store_true",
+                        help="instead: the kit beside higher, TorchOpt and torchdiffeq (odeint, odeint_adjoint) on"
+                             " the same task, each row's time, peak memory and error to the exact gradient"
+                             " (peers are the optional [peers] extra; missing ones are skipped)")
     parser.add_argument("--widgets", action="store_true",
                         help="instead: build each notebook widget app with FAST settings and time 10 moves of each"
                              " control across its range (build time, redraw median and worst)")
@@ -515,6 +588,11 @@ def report(args) -> str:
     """Run the measurements and return the header line and the Markdown table."""
     import torch
 
+    if args.peers:
+        head = (f"# torch {torch.__version__}, cpu, float64, an Alpine2D task (standardised), MLP"
+                f" 2-{args.hidden}-{args.hidden}-1 tanh, {args.shots} support / {args.shots} query points, step size {args.step_size}, {torch.get_num_threads()} threads,"
+                f" each row in a fresh process (fastest of {args.repeat})")
+        return head + "\n" + peers_table(run_peers(args))
     if args.widgets:
         head = (f"# torch {torch.__version__}, cpu, {torch.get_num_threads()} threads: widget apps as the notebooks"
                 f" build them with FAST = True; each control moved across its range")
@@ -547,7 +625,8 @@ def main(argv=None) -> int:
         return 0
     if args.worker:
         cfg = json.loads(args.worker)
-        print(json.dumps(measure_meta_step(cfg) if cfg.get("kind") == "meta-step" else measure(cfg)))
+        kinds = {"meta-step": measure_meta_step, "peer": measure_peer}
+        print(json.dumps(kinds.get(cfg.get("kind"), measure)(cfg)))
         return 0
     print(report(args))
     return 0

@@ -1,0 +1,194 @@
+"""The libraries people use instead, side by side with the kit on the benchmark's task.
+
+Every row computes d L_Q(u(T)) / d theta for the same task (an Alpine2D function of the Adjoint MAML paper,
+standardised, 100 support and 100 query points, a tanh MLP 2-32-32-1, float64, inner step 0.01) and is compared with the
+exact gradient of the loop it differentiates:
+
+* unrolled SGD (the Euler steps of the gradient flow): ``higher``'s ``innerloop_ctx``, TorchOpt's
+  ``MetaSGD`` and the kit's ``maml`` with ``solver="euler"``; exact: the kit's ``maml`` (euler);
+* rk4 steps: back-propagation through torchdiffeq's ``odeint``, torchdiffeq's ``odeint_adjoint`` (the state
+  rebuilt backward in time), the kit's ``maml``, stored ``adjoint`` and ``adjoint`` with 32 checkpoints;
+  exact: the kit's ``maml`` (rk4), i.e. the discrete loop's gradient;
+* iMAML's implicit gradient (I + H/λ)⁻¹ ∇L_Q at the proximal flow's end point: TorchOpt's ``custom_root``
+  with its CG solver and the kit's ``imaml``, both with the same CG steps; exact: a dense solve.
+
+The peers are an optional extra (``pip install -e ".[peers]"``); a missing one is reported, not an error.
+"""
+from __future__ import annotations
+
+import importlib.util
+
+import torch
+
+LAM, CG_STEPS = 2.0, 5
+
+# name -> (the package it needs, the loop it differentiates, what it is)
+ROWS = {
+    "kit maml (euler)": (None, "euler", "back-propagation through SGD steps"),
+    "higher (unrolled SGD)": ("higher", "euler", "higher.innerloop_ctx with torch.optim.SGD"),
+    "TorchOpt (MetaSGD)": ("torchopt", "euler", "torchopt.MetaSGD"),
+    "kit maml (rk4)": (None, "rk4", "back-propagation through rk4 steps"),
+    "torchdiffeq odeint (rk4)": ("torchdiffeq", "rk4", "back-propagation through torchdiffeq.odeint"),
+    "kit adjoint (rk4, stored)": (None, "rk4", "A-MAML, every state stored"),
+    "kit adjoint (rk4, 32 states)": (None, "rk4", "A-MAML, at most 32 states (binomial checkpointing)"),
+    "torchdiffeq odeint_adjoint (rk4)": ("torchdiffeq", "rk4", "the state rebuilt backward with the adjoint"),
+    "kit imaml (CG 5)": (None, "imaml", "CG on (I + H/λ) v = ∇L_Q"),
+    "TorchOpt implicit (custom_root, CG 5)": ("torchopt", "imaml", "torchopt.diff.implicit.custom_root, solve_cg"),
+}
+
+
+def available(name: str) -> bool:
+    package = ROWS[name][0]
+    return package is None or importlib.util.find_spec(package) is not None
+
+
+def _task(shots: int, hidden: int, seed: int, family: str = "Alpine2D"):
+    """One task of a synthetic ``family`` (targets standardised by the support set's mean and std) and the MLP.
+
+    On Alpine2D rebuilding the state backward is still right at T = 1 and off
+    by orders of magnitude at T = 3: the curvature the paper's tasks have.
+    """
+    from .functional import ParamSpec, flat_loss, module_params, task_losses
+    from .models import mlp
+    from .tasks.synthetic import FAMILIES
+
+    fam = FAMILIES[family]
+    gen = torch.Generator().manual_seed(seed)
+    params = fam.draw(gen)
+
+    def sample(n):
+        x = fam.low + (fam.high - fam.low) * torch.rand(n, fam.dim, generator=gen, dtype=torch.float64)
+        return x, fam.fn(params, x).reshape(n, 1)
+
+    support, query = sample(shots), sample(shots)
+    mean, std = support[1].mean(), support[1].std()  # standardised targets, as the paper's evaluation has them
+    support, query = (support[0], (support[1] - mean) / std), (query[0], (query[1] - mean) / std)
+    model = mlp(fam.dim, (hidden, hidden), 1, dtype=torch.float64, seed=seed)
+    support_loss, query_loss = task_losses(model, support, query)
+    theta = module_params(model)
+    spec = ParamSpec.of(theta)
+    return dict(support_loss=support_loss, query_loss=query_loss, theta=theta, spec=spec, model=model,
+                support=support, query=query, flat_support=flat_loss(support_loss, spec, "support_loss"),
+                flat_query=flat_loss(query_loss, spec, "query_loss"), theta_flat=spec.flatten(theta).detach())
+
+
+def _flat(grads) -> torch.Tensor:
+    return torch.cat([g.reshape(-1) for g in (grads.values() if isinstance(grads, dict) else grads)])
+
+
+def _mse(out, y):
+    return ((out - y) ** 2).mean()
+
+
+def gradient_fn(name: str, task: dict, steps: int, step_size: float):
+    """A function of no arguments computing row ``name``'s meta-gradient (flat): what is timed."""
+    from . import meta_gradient
+
+    T = steps * step_size
+    kit = dict(steps=steps, step_size=step_size)
+    sl, ql, theta = task["support_loss"], task["query_loss"], task["theta"]
+    if name == "kit maml (euler)":
+        return lambda: _flat(meta_gradient(sl, ql, theta, method="maml", solver="euler", **kit).grad)
+    if name == "kit maml (rk4)":
+        return lambda: _flat(meta_gradient(sl, ql, theta, method="maml", **kit).grad)
+    if name == "kit adjoint (rk4, stored)":
+        return lambda: _flat(meta_gradient(sl, ql, theta, method="adjoint", **kit).grad)
+    if name == "kit adjoint (rk4, 32 states)":
+        return lambda: _flat(meta_gradient(sl, ql, theta, method="adjoint", checkpoints=32, **kit).grad)
+    if name == "kit imaml (CG 5)":
+        return lambda: _flat(meta_gradient(sl, ql, theta, method="imaml", lam=LAM, cg_steps=CG_STEPS, **kit).grad)
+    model, (xs, ys), (xq, yq) = task["model"], task["support"], task["query"]
+    if name == "higher (unrolled SGD)":
+        import higher
+
+        def run():
+            opt = torch.optim.SGD(model.parameters(), lr=step_size)
+            with higher.innerloop_ctx(model, opt, copy_initial_weights=False, track_higher_grads=True) as (f, diff):
+                for _ in range(steps):
+                    diff.step(_mse(f(xs), ys))
+                return _flat(torch.autograd.grad(_mse(f(xq), yq), list(model.parameters())))
+        return run
+    if name == "TorchOpt (MetaSGD)":
+        import torchopt
+
+        def run():
+            params = list(model.parameters())
+            state = torchopt.extract_state_dict(model)
+            opt = torchopt.MetaSGD(model, lr=step_size)
+            for _ in range(steps):
+                opt.step(_mse(model(xs), ys))
+            grad = _flat(torch.autograd.grad(_mse(model(xq), yq), params))
+            torchopt.recover_state_dict(model, state)
+            return grad
+        return run
+    fs, fq, th = task["flat_support"], task["flat_query"], task["theta_flat"]
+    if name in ("torchdiffeq odeint (rk4)", "torchdiffeq odeint_adjoint (rk4)"):
+        import torchdiffeq
+
+        class Field(torch.nn.Module):
+            def forward(self, t, u):
+                with torch.enable_grad():
+                    x = u if u.requires_grad else u.requires_grad_(True)
+                    return -torch.autograd.grad(fs(x), x, create_graph=True)[0]
+
+        # output at 0 and T only, as one asks for u(T): odeint_adjoint then keeps no intermediate state and
+        # rebuilds them backward (asked for every state, it resets to them and back-solves nothing)
+        ends = torch.tensor([0.0, T], dtype=th.dtype)
+        options = {"grid_constructor": lambda func, y0, t: torch.linspace(float(t[0]), float(t[-1]), steps + 1,
+                                                                          dtype=th.dtype)}
+        adjoint = name.endswith("odeint_adjoint (rk4)")
+
+        def run():
+            u0 = th.clone().requires_grad_(True)
+            if adjoint:
+                uT = torchdiffeq.odeint_adjoint(Field(), u0, ends, method="rk4", options=options,
+                                                adjoint_options=options, adjoint_params=())[-1]
+            else:
+                uT = torchdiffeq.odeint(Field(), u0, ends, method="rk4", options=options)[-1]
+            return torch.autograd.grad(fq(uT), u0)[0]
+        return run
+    if name == "TorchOpt implicit (custom_root, CG 5)":
+        import torchopt
+
+        grad_fs = torch.func.grad(fs)  # TorchOpt differentiates the optimality condition with torch.func
+
+        def optimality(u, theta_):  # the proximal inner problem's stationarity: grad L_S(u) + lam (u - theta) = 0
+            return grad_fs(u) + LAM * (u - theta_)
+
+        @torchopt.diff.implicit.custom_root(optimality, argnums=1,
+                                            solve=torchopt.linear_solve.solve_cg(maxiter=CG_STEPS))
+        def inner(u_init, theta_):
+            return _proximal_end(task, steps, step_size)
+
+        def run():
+            theta_ = th.clone().requires_grad_(True)
+            uT = inner(th.clone(), theta_)
+            return torch.autograd.grad(fq(uT), theta_)[0]
+        return run
+    raise ValueError(f"row {name!r} is not known; allowed values: {', '.join(ROWS)}")
+
+
+def _proximal_end(task: dict, steps: int, step_size: float) -> torch.Tensor:
+    """u(T) of the proximal flow (reg = λ) by the kit's rk4 steps: the iMAML rows' inner solution."""
+    from .flow import trajectory
+
+    return trajectory(task["flat_support"], task["theta_flat"], steps=steps, step_size=step_size, reg=LAM)[1][-1]
+
+
+def exact(name: str, task: dict, steps: int, step_size: float) -> torch.Tensor:
+    """The exact gradient of the loop row ``name`` differentiates (see the module's docstring)."""
+    loop = ROWS[name][1]
+    if loop == "euler":
+        return gradient_fn("kit maml (euler)", task, steps, step_size)()
+    if loop == "rk4":
+        return gradient_fn("kit maml (rk4)", task, steps, step_size)()
+    u = _proximal_end(task, steps, step_size).requires_grad_(True)
+    H = torch.func.hessian(task["flat_support"])(u.detach())
+    g = torch.autograd.grad(task["flat_query"](u), u)[0]
+    return torch.linalg.solve(torch.eye(len(g), dtype=g.dtype) + H / LAM, g)
+
+
+def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    if not bool(torch.isfinite(a).all()):
+        return float("inf")
+    return float(torch.linalg.vector_norm(a - b) / torch.linalg.vector_norm(b))

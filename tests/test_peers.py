@@ -1,0 +1,78 @@
+"""The peers beside the kit: each row's gradient against the exact one, and bench --peers's table."""
+import warnings
+
+import pytest
+import torch
+
+from amaml_lab import bench, peers
+
+
+@pytest.fixture(scope="module")
+def task():
+    return peers._task(10, 4, 0)
+
+
+@pytest.mark.parametrize("name", list(peers.ROWS))
+def test_each_row_differentiates_its_loop(task, name):
+    if not peers.available(name):
+        pytest.skip(f"{peers.ROWS[name][0]} is not installed (pip install -e '.[peers]')")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        g = peers.gradient_fn(name, task, 6, 0.01)()
+    ref = peers.exact(name, task, 6, 0.01)
+    err = peers.relative_error(g, ref)
+    loop = peers.ROWS[name][1]
+    if name.startswith("kit adjoint") or "odeint_adjoint" in name:
+        assert 0 < err < 1e-6  # the continuous adjoint: the rk4 scheme's small error, not the discrete gradient
+    elif loop == "imaml":
+        assert 1e-8 < err < 1  # five CG steps: not converged on this system
+    else:
+        assert err < 1e-12  # unrolled: the same steps, the same gradient
+
+
+def test_the_two_implicit_rows_agree(task):
+    if not peers.available("TorchOpt implicit (custom_root, CG 5)"):
+        pytest.skip("torchopt is not installed")
+    a = peers.gradient_fn("kit imaml (CG 5)", task, 6, 0.01)()
+    b = peers.gradient_fn("TorchOpt implicit (custom_root, CG 5)", task, 6, 0.01)()
+    assert peers.relative_error(b, a) < 1e-10
+
+
+def test_back_solving_breaks_where_the_stored_adjoint_does_not():
+    task = peers._task(100, 32, 0)  # the bench's task: back-solving is fine at T = 1, broken by T = 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        back = peers.gradient_fn("torchdiffeq odeint_adjoint (rk4)", task, 300, 0.01)()
+    stored = peers.gradient_fn("kit adjoint (rk4, 32 states)", task, 300, 0.01)()
+    ref = peers.exact("kit maml (rk4)", task, 300, 0.01)
+    assert peers.relative_error(stored, ref) < 1e-5 < 1e3 < peers.relative_error(back, ref)
+
+
+def test_bench_peers_prints_every_row_and_skips_missing_ones(monkeypatch, capsys):
+    missing = "higher (unrolled SGD)"
+    real = peers.available
+    monkeypatch.setattr(peers, "available", lambda name: name != missing and real(name))
+    monkeypatch.setattr(bench, "_run_worker", lambda cfg: bench.measure_peer(cfg))  # in process: quick
+    out = bench.report(bench_args(["--peers", "--steps", "3", "--shots", "5", "--hidden", "4", "--repeat", "1"]))
+    lines = [l for l in out.splitlines() if l.startswith("| 3 |")]
+    assert len(lines) == len(peers.ROWS)
+    assert any(missing in l and "skipped: higher is not installed" in l for l in lines)
+    for l in lines:
+        if "skipped" not in l:
+            cells = [c.strip() for c in l.split("|")]
+            assert float(cells[3]) > 0 and float(cells[5]) < 1.5, l  # iMAML's 5 CG steps: order one here
+
+
+def bench_args(argv):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--worker")
+    bench.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_unknown_row_is_named(task):
+    with pytest.raises(ValueError, match="row 'nope' is not known"):
+        peers.gradient_fn("nope", task, 2, 0.01)
+    assert torch.isfinite(peers.exact("kit imaml (CG 5)", task, 2, 0.01)).all()
