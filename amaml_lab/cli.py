@@ -67,14 +67,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
+
+
+def _distributed(command, args, argv) -> int:
+    """``--nproc N``: launch N ranks through torchrun; inside a rank: join the group, run, leave."""
+    import os
+
+    from . import distributed
+
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        method = args.method if args.command == "run" else args.methods[0]
+        batch = experiments.config(args, method, args.inner_steps).resolved().meta_batch
+        if args.nproc > batch:
+            raise ValueError(f"--nproc {args.nproc} is more processes than the meta-batch's {batch} tasks;"
+                             f" use --nproc 1..{batch} or a larger --meta-batch")
+        return distributed.launch(_without_nproc(argv), args.nproc)
+    joined = distributed.init_from_environment(args.device)
+    try:
+        return command(args)
+    finally:
+        if joined:
+            distributed.finish()
+
+
 def main(argv=None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
-            return experiments.run_command(args)
+            return _distributed(experiments.run_command, args, argv)
         if args.command == "compare":
-            return experiments.compare_command(args)
+            return _distributed(experiments.compare_command, args, argv)
         if args.command == "demo":
             return _demo(args)
         print(bench.report(args))

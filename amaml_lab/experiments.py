@@ -70,6 +70,9 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="model initialisation and episode sampling (default 0)")
     p.add_argument("--out", default=None, help="output folder (default runs/...)")
     p.add_argument("--resume", action="store_true", help="continue from the output folder's last checkpoint")
+    p.add_argument("--nproc", type=_positive_int, default=1,
+                   help="split each meta-batch's tasks over N processes with torch.distributed (gloo on the CPU,"
+                        " NCCL on GPUs), launched through torchrun (default 1: this process)")
     p.add_argument("--data-root", default=None, help="folder holding the data set (ratings domains)")
     p.add_argument("--ways", type=_ways, default=5, help="Omniglot: classes per episode (default 5)")
     p.add_argument("--subset", choices=["auto", "full", "small", "demo"], default="auto",
@@ -160,7 +163,9 @@ def run_command(args) -> int:
     cfg = config(args, args.method, args.inner_steps)
     out = Path(args.out or f"runs/{cfg.domain}-{cfg.shots}-{cfg.query}-{cfg.method}-{cfg.inner_steps}-seed{cfg.seed}")
     summary = run(cfg, out, resume=args.resume, data_root=args.data_root, show_progress=_progress(args))
-    print(f"{cfg.method} on {cfg.domain} {cfg.shots}/{cfg.query}: {_line(summary)}; files in {out}")
+    if "rank" not in summary:  # rank 0 (or the only process) reports
+        print(f"{cfg.method} on {cfg.domain} {cfg.shots}/{cfg.query}: {_line(summary)}; files in {out}"
+              + (f" ({summary['world_size']} processes)" if summary.get("world_size", 1) > 1 else ""))
     return 0
 
 
@@ -228,8 +233,12 @@ def compare_command(args) -> int:
                 print(f"{cfg.method}: kept the finished run in {out}")
                 continue
         summary = run(cfg, out, resume=True, data_root=args.data_root, show_progress=_progress(args))
+        if "rank" in summary:  # another rank of a distributed run: rank 0 reports and writes
+            continue
         print(f"{cfg.method}: {_line(summary)}")
         summaries.append(summary)
+    if len(summaries) < len(configs):
+        return 0
     md = markdown_table(summaries)
     write_text_atomic(base / "table.md", md)
     header = CLASSIFICATION_HEADER if "accuracy" in summaries[0]["final"] else TABLE_HEADER

@@ -314,9 +314,18 @@ def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain
     the evaluations made before the kill.  Raises :class:`Diverged` on a
     non-finite loss or gradient.
     """
+    from . import distributed
+
     cfg = cfg.resolved().check()
     if cfg.deterministic:
         use_deterministic()
+    size, rank = distributed.world()
+    if size > cfg.meta_batch:
+        raise ValueError(f"{size} processes share a meta-batch of {cfg.meta_batch} tasks; use at most"
+                         f" {cfg.meta_batch} processes (--nproc) or a larger --meta-batch")
+    if rank != 0:  # rank 0 alone evaluates and writes
+        on_checkpoint = on_eval = None
+        show_progress = False
     out = Path(out)
     ckpt_path = out / "checkpoint.pt"
     domain = domain or load_domain(cfg.domain, cfg.shots, cfg.query, data_root=data_root, tasks=cfg.tasks,
@@ -366,6 +375,9 @@ def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain
             # the reference protocol's fixed episode sequence is indexed by the step, so a resumed run continues it
             episode = {"episode": step * cfg.meta_batch} if cfg.protocol == "reference" else {}
             support, query = domain.train_batch(gen, cfg.meta_batch, cfg.shots, cfg.query, **episode)
+            if size > 1:  # every rank drew the same batch; each keeps its slice of the tasks
+                support = distributed.shard(support, rank, size, cfg.meta_batch)
+                query = distributed.shard(query, rank, size, cfg.meta_batch)
             if cfg.method == "comln":
                 horizon = float(log_horizon.detach().exp())
                 grad, query_value, horizon_grad = comln_batch_gradient(
@@ -378,6 +390,17 @@ def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain
                                         step_size=cfg.step_size, solver=cfg.solver, reg=reg,
                                         stacked_losses=stacked, **cfg.options)
                 grad, query_value = r.grad, r.query_loss
+            if size > 1:  # the mean over the whole meta-batch on every rank: one all-reduce
+                lo, hi = distributed.bounds(rank, size, cfg.meta_batch)
+                keys = list(grad)
+                extra = [log_horizon.grad] if log_horizon.grad is not None else []
+                reduced = distributed.mean_over_ranks(
+                    [grad[k] for k in keys] + [torch.tensor(query_value, dtype=torch.float64)] + extra,
+                    hi - lo, cfg.meta_batch)
+                grad = dict(zip(keys, reduced[:len(keys)]))
+                query_value = float(reduced[len(keys)])
+                if extra:
+                    log_horizon.grad = reduced[-1]
             # one host-device synchronisation for every parameter's gradient
             finite = math.isfinite(query_value) and bool(torch.stack([torch.isfinite(g).all() for g in grad.values()]).all())
             if not finite:
@@ -394,7 +417,7 @@ def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain
             bar.update(1)
             bar.set_postfix(query_loss=f"{query_value:.4f}", refresh=False)
             maybe_evaluate()
-            if step % cfg.checkpoint_every == 0 or step == cfg.meta_steps:
+            if (step % cfg.checkpoint_every == 0 or step == cfg.meta_steps) and rank == 0:
                 save_torch_atomic({"config": cfg.identity(), "theta": {k: v.detach().clone() for k, v in theta.items()},
                                    "log_horizon": log_horizon.detach().clone(),
                                    "optimizer": optimizer.state_dict(), "generator": gen.get_state(),
@@ -623,11 +646,15 @@ def run(cfg: RunConfig, out, resume: bool = False, data_root=None, show_progress
     and ``eval.csv`` (fine-tuning iteration, nRMSE mean and s.e.), each written
     atomically.  Returns the summary.
     """
+    from . import distributed
+
     cfg = cfg.resolved().check()
     out = Path(out)
     if not resume and (out / "checkpoint.pt").exists():
         raise ValueError(f"{out} already holds a run (checkpoint.pt); pass --resume to continue it or choose"
                          " another --out")
+    size, rank = distributed.world()
+    distributed.barrier()  # every rank has looked before rank 0 writes
     last = {"step": 0}
 
     def write_progress(step, losses, seconds, evals=()):
@@ -664,8 +691,11 @@ def run(cfg: RunConfig, out, resume: bool = False, data_root=None, show_progress
         trained = meta_train(cfg, out, resume=resume, data_root=data_root, show_progress=show_progress,
                              on_checkpoint=checkpointed, on_eval=on_eval)
     except Diverged as err:
-        write_json_atomic(out / "summary.json", _summary(cfg, last["step"], "diverged", extra={"error": str(err)}))
+        if rank == 0:
+            write_json_atomic(out / "summary.json", _summary(cfg, last["step"], "diverged", extra={"error": str(err)}))
         raise
+    if rank != 0:  # rank 0 evaluates and writes the run's files
+        return {"rank": rank, "world_size": size, "meta_steps": trained["meta_steps"]}
     evalset = trained["domain"].eval_set(cfg.eval_tasks, cfg.shots, cfg.query)
     if cfg.classification:
         learned = replace(cfg, step_size=trained["horizon"] / cfg.inner_steps)  # the (possibly learned) horizon
@@ -691,7 +721,8 @@ def run(cfg: RunConfig, out, resume: bool = False, data_root=None, show_progress
             rows.append((it, f"{mean!r}", f"{se!r}"))
         write_text_atomic(out / "eval.csv", _csv(["iteration", "nrmse_mean", "nrmse_se"], rows))
     write_evals(trained["evals"])
-    summary = _summary(cfg, trained["meta_steps"], "done", final=final, seconds=trained["seconds"])
+    summary = _summary(cfg, trained["meta_steps"], "done", final=final, seconds=trained["seconds"],
+                       extra={"world_size": size})
     write_json_atomic(out / "summary.json", summary)
     return summary
 
