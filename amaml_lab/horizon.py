@@ -358,10 +358,27 @@ class HorizonData:
     seconds: float
 
 
+def default_workers() -> int:
+    """Processes for :func:`compute`: the CPUs this process may use, at most 4, and at most one per spare GB.
+
+    A worker peaks near 350 MB; where JupyterHub states a memory limit (``MEM_LIMIT``, as on Binder) the
+    kernel keeps about a GB for itself, so a 2 GB limit computes in the kernel, one process.
+    """
+    import os
+
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    limit = os.environ.get("MEM_LIMIT")
+    by_memory = max(1, int(float(limit) / 2**30) - 1) if limit and limit.replace(".", "", 1).isdigit() else 4
+    return max(1, min(4, cpus, by_memory))
+
+
 def compute(task_options: dict | None = None, step_sizes=(0.01, 0.03), solvers=FIXED_SOLVERS,
             steps=log_steps(1000), lam: float = 2.0, cg_steps: int = 5, truncate: int = 5,
             workers: int | None = None) -> HorizonData:
-    """Every sweep and reference the explorer shows, spread over ``workers`` processes (default: the CPUs, at most 4).
+    """Every sweep and reference the explorer shows, spread over ``workers`` processes (:func:`default_workers`).
 
     ``workers=1`` computes here, one after the other.
     """
@@ -384,7 +401,7 @@ def compute(task_options: dict | None = None, step_sizes=(0.01, 0.03), solvers=F
         for h in step_sizes:
             jobs[(h, s)] = ("sweep", dict(step_size=h, solver=s, steps=tuple(ks), lam=lam, cg_steps=cg_steps,
                                           truncate=truncate))
-    workers = min(len(jobs), workers or min(4, os.cpu_count() or 1))
+    workers = min(len(jobs), workers or default_workers())
     if workers <= 1:
         results = {key: _job(kind, task_options, args) for key, (kind, args) in jobs.items()}
     else:

@@ -110,3 +110,16 @@ def test_bad_arguments_are_named(task):
         hz.sweep(task, H, "rk4", steps=(2,), methods=("nope",))
     with pytest.raises(ValueError, match="family"):
         hz.horizon_task("Alpine2D")
+
+
+def test_default_workers_follow_the_cpus_and_a_stated_memory_limit(monkeypatch):
+    import os
+
+    monkeypatch.delenv("MEM_LIMIT", raising=False)
+    assert 1 <= hz.default_workers() <= min(4, len(os.sched_getaffinity(0)))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
+    assert hz.default_workers() == 4
+    monkeypatch.setenv("MEM_LIMIT", str(2 * 2**30))  # Binder's 2 GB: compute in the kernel
+    assert hz.default_workers() == 1
+    monkeypatch.setenv("MEM_LIMIT", str(4 * 2**30))
+    assert hz.default_workers() == 3
