@@ -170,7 +170,7 @@ def _segments(ks, K):
     return out
 
 
-def _sweep_back(ks, K, first, step_back, finish=None):
+def _sweep_back(ks, K, first, step_back):
     """Rows of a linear backward sweep: row j starts at step ks[j] with ``first(j)``; returns rows at 0."""
     rows = torch.stack([first(j) for j in range(len(ks))])
     live = None  # (m, ...) rows that have joined, in order of decreasing horizon
@@ -382,7 +382,6 @@ def compute(task_options: dict | None = None, step_sizes=(0.01, 0.03), solvers=F
 
     ``workers=1`` computes here, one after the other.
     """
-    import os
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
