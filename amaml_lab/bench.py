@@ -177,13 +177,24 @@ def measure(cfg: dict) -> dict:
         return out
 
     run(max(2, options.get("truncate", 0)))  # warm-up
-    # memory first, with the sampler; then the timed runs without it
+    _, peak, times = _peak_and_times(lambda: run(cfg["steps"]), cfg, on_cuda)
+    return {"time_s": min(times), "peak_mb": peak / 2**20}
+
+
+def _peak_and_times(call, cfg: dict, on_cuda: bool = False):
+    """(the result of a first call, its peak working memory in bytes, the times of ``cfg["repeat"]`` more).
+
+    Memory first, with the sampler (or CUDA's peak statistics); then the timed
+    calls without it, stopping early once they pass ``cfg["time_budget"]`` seconds.
+    """
+    import torch
+
     gc.collect()
     if on_cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
-        run(cfg["steps"])
+        result = call()
         peak = torch.cuda.max_memory_allocated() - base
     else:
         read = _heap_reader()
@@ -192,17 +203,17 @@ def measure(cfg: dict) -> dict:
         base = read()
         sampler = _PeakSampler(read)
         sampler.start()
-        run(cfg["steps"])
+        result = call()
         peak = sampler.stop() - base
     times = []
     for _ in range(cfg["repeat"]):
         gc.collect()
         t0 = time.perf_counter()
-        run(cfg["steps"])
+        call()
         times.append(time.perf_counter() - t0)
         if sum(times) > cfg["time_budget"]:
             break
-    return {"time_s": min(times), "peak_mb": peak / 2**20}
+    return result, peak, times
 
 
 def measure_peer(cfg: dict) -> dict:
@@ -215,22 +226,7 @@ def measure_peer(cfg: dict) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # back-solving warns about its drift: the error column says it
         peers.gradient_fn(cfg["name"], task, 2, cfg["step_size"])()  # warm-up
-        fn = peers.gradient_fn(cfg["name"], task, cfg["steps"], cfg["step_size"])
-        gc.collect()
-        read = _heap_reader()
-        base = read()
-        sampler = _PeakSampler(read)
-        sampler.start()
-        grad = fn()
-        peak = sampler.stop() - base
-        times = []
-        for _ in range(cfg["repeat"]):
-            gc.collect()
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-            if sum(times) > cfg["time_budget"]:
-                break
+        grad, peak, times = _peak_and_times(peers.gradient_fn(cfg["name"], task, cfg["steps"], cfg["step_size"]), cfg)
         error = peers.relative_error(grad, peers.exact(cfg["name"], task, cfg["steps"], cfg["step_size"]))
     return {"time_s": min(times), "peak_mb": peak / 2**20, "rel_error": error}
 

@@ -42,7 +42,7 @@ from .metagrad.adjoint import _AdjointField
 from .metagrad.core import build_problem, check_choice, check_number
 from .metagrad.implicit import conjugate_gradient
 from .models import mlp
-from .tasks.synthetic import FAMILIES
+from .tasks.synthetic import FAMILIES, family_task
 
 METHODS = ("maml", "adjoint", "backsolve", "fomaml", "reptile", "imaml", "truncated")
 # what each line is; two pairs of methods give the same numbers, so each pair is one line
@@ -102,14 +102,8 @@ def horizon_task(family: str = "Sinusoid", shots: int = 10, queries: int = 20, h
     one_d = [name for name, f in FAMILIES.items() if f.dim == 1]
     check_choice("family", family, one_d)
     fam = FAMILIES[family]
-    gen = torch.Generator().manual_seed(seed)
-    params = fam.draw(gen)
-
-    def sample(n):
-        x = fam.low + (fam.high - fam.low) * torch.rand(n, 1, generator=gen, dtype=torch.float64)
-        return x.to(dtype), fam.fn(params, x).reshape(n, 1).to(dtype)
-
-    support, query = sample(shots), sample(queries)
+    support, query, params = family_task(family, shots, queries, seed)
+    support, query = [tuple(t.to(dtype) for t in pair) for pair in (support, query)]
     x_plot = torch.linspace(fam.low, fam.high, 200, dtype=torch.float64).reshape(-1, 1)
     y_plot = fam.fn(params, x_plot).reshape(-1)
     model = mlp(1, tuple(hidden), 1, dtype=dtype, seed=seed)

@@ -50,17 +50,10 @@ def _task(shots: int, hidden: int, seed: int, family: str = "Alpine2D"):
     """
     from .functional import ParamSpec, flat_loss, module_params, task_losses
     from .models import mlp
-    from .tasks.synthetic import FAMILIES
+    from .tasks.synthetic import FAMILIES, family_task
 
     fam = FAMILIES[family]
-    gen = torch.Generator().manual_seed(seed)
-    params = fam.draw(gen)
-
-    def sample(n):
-        x = fam.low + (fam.high - fam.low) * torch.rand(n, fam.dim, generator=gen, dtype=torch.float64)
-        return x, fam.fn(params, x).reshape(n, 1)
-
-    support, query = sample(shots), sample(shots)
+    support, query, _ = family_task(family, shots, shots, seed)
     mean, std = support[1].mean(), support[1].std()  # standardised targets, as the paper's evaluation has them
     support, query = (support[0], (support[1] - mean) / std), (query[0], (query[1] - mean) / std)
     model = mlp(fam.dim, (hidden, hidden), 1, dtype=torch.float64, seed=seed)

@@ -65,3 +65,17 @@ def test_cos_mixture_task_is_seeded():
     (xs, ys), _ = cos_mixture_task(5, 5, seed=3)
     (xs2, ys2), _ = cos_mixture_task(5, 5, seed=3)
     assert torch.equal(ys, ys2) and xs.shape == (5, 2)
+
+
+def test_family_task_draws_one_task_on_the_family_box():
+    from amaml_lab.tasks.synthetic import FAMILIES, family_task
+
+    for name, fam in FAMILIES.items():
+        (xs, ys), (xq, yq), params = family_task(name, 7, 5, seed=3)
+        assert xs.shape == (7, fam.dim) and ys.shape == (7, 1) and xq.shape == (5, fam.dim) and yq.shape == (5, 1)
+        assert bool(((xs >= fam.low) & (xs <= fam.high)).all())
+        assert torch.equal(ys[:, 0], fam.fn(params, xs).reshape(-1))
+        again = family_task(name, 7, 5, seed=3)
+        assert torch.equal(again[0][0], xs) and torch.equal(again[1][1], yq)
+    with pytest.raises(ValueError, match="Nope"):
+        family_task("Nope", 1, 1)

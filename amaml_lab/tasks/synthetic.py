@@ -146,6 +146,23 @@ def sample_episode(split: Split, task: int, shots: int, query: int, generator: t
     return (split.support_x[task, s], split.support_y[task, s]), (split.query_x[task, q], split.query_y[task, q])
 
 
+def family_task(name: str, shots: int, query: int, seed: int = 0):
+    """One unstandardised task of family ``name`` drawn with ``seed``: ``(support, query, params)``.
+
+    ``support`` and ``query`` are ``(x, y)`` pairs (y of shape (n, 1)) of points uniform on the family's
+    box; ``family(name).fn(params, x)`` evaluates the task anywhere else.
+    """
+    fam = family(name)
+    gen = torch.Generator().manual_seed(seed)
+    params = fam.draw(gen)
+
+    def sample(n):
+        x = _uniform(gen, fam.low, fam.high, n, fam.dim)
+        return x, fam.fn(params, x).reshape(n, 1)
+
+    return sample(shots), sample(query), params
+
+
 def cos_mixture_task(shots: int, query: int, dim: int = 2, seed: int = 0, dtype=torch.float64):
     """One unstandardised CosMixture task in ``dim`` dimensions (the benchmark's and the tour's task).
 
