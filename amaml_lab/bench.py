@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import ctypes
 import gc
+import os
+import shutil
 import json
 import subprocess
 import sys
@@ -228,26 +230,42 @@ def measure_peer(cfg: dict) -> dict:
         peers.gradient_fn(cfg["name"], task, 2, cfg["step_size"])()  # warm-up
         grad, peak, times = _peak_and_times(peers.gradient_fn(cfg["name"], task, cfg["steps"], cfg["step_size"]), cfg)
         error = peers.relative_error(grad, peers.exact(cfg["name"], task, cfg["steps"], cfg["step_size"]))
-    return {"time_s": min(times), "peak_mb": peak / 2**20, "rel_error": error}
+    row = {"time_s": min(times), "peak_mb": peak / 2**20, "rel_error": error}
+    if cfg.get("flow_reference") and peers.ROWS[cfg["name"]][1] == "rk4":
+        import torch
+
+        row["flow_error"] = peers.relative_error(grad, torch.load(cfg["flow_reference"]))
+    return row
 
 
 def run_peers(args) -> list[dict]:
     from . import peers
 
+    import tempfile
+
+    import torch
+
     rows = []
     for steps in args.steps:
+        # the flow's meta-gradient, once per horizon, for the rk4 rows' "vs the flow" column
+        task = peers._task(args.shots, args.hidden, args.seed)
+        flow = os.path.join(tempfile.mkdtemp(prefix="amaml-peers-"), f"flow-{steps}.pt")
+        torch.save(peers.flow_reference(task, steps, args.step_size), flow)
         for name in peers.ROWS:
             cfg = dict(kind="peer", name=name, steps=steps, shots=args.shots, hidden=args.hidden,
-                       step_size=args.step_size, repeat=args.repeat, time_budget=args.time_budget, seed=args.seed)
+                       step_size=args.step_size, repeat=args.repeat, time_budget=args.time_budget, seed=args.seed,
+                       flow_reference=flow)
             if not peers.available(name):
                 rows.append({**cfg, "error": f"skipped: {peers.ROWS[name][0]} is not installed"
                                              " (pip install -e \".[peers]\")"})
             else:
                 rows.append({**cfg, **_run_worker(cfg)})
             r = rows[-1]
+            r.pop("flow_reference")
             print(f"  {name:>40} steps={steps:>5}: " + (
                 f"{r['time_s']:.3f} s, {r['peak_mb']:.1f} MB, error {r['rel_error']:.1e}" if "time_s" in r
                 else r["error"]), file=sys.stderr, flush=True)
+        shutil.rmtree(os.path.dirname(flow), ignore_errors=True)
     if args.out:
         from .io import write_json_atomic
 
@@ -259,14 +277,15 @@ def peers_table(rows: list[dict]) -> str:
     from .peers import ROWS
 
     exact = {"euler": "maml (euler)", "rk4": "maml (rk4)", "imaml": "dense solve"}
-    lines = ["| steps | row | time (s) | peak memory (MB) | relative error | exact reference |",
-             "|---:|---|---:|---:|---:|---|"]
+    lines = ["| steps | row | time (s) | peak memory (MB) | relative error | exact reference | error vs the flow |",
+             "|---:|---|---:|---:|---:|---|---:|"]
     for r in rows:
         if "time_s" in r:
+            flow = f"{r['flow_error']:.1e}" if "flow_error" in r else ""
             lines.append(f"| {r['steps']} | {r['name']} | {r['time_s']:.3f} | {r['peak_mb']:.1f} | "
-                         f"{r['rel_error']:.1e} | {exact[ROWS[r['name']][1]]} |")
+                         f"{r['rel_error']:.1e} | {exact[ROWS[r['name']][1]]} | {flow} |")
         else:
-            lines.append(f"| {r['steps']} | {r['name']} | | | | {r['error']} |")
+            lines.append(f"| {r['steps']} | {r['name']} | | | | {r['error']} | |")
     return "\n".join(lines)
 
 

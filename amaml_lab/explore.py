@@ -261,6 +261,30 @@ def backsolve_sweep(support_loss, query_loss, theta, steps_list, step_size: floa
 
 
 # ---------------------------------------------------------------- every method against the exact gradient
+def checkpoint_costs(support_loss, query_loss, theta, steps_list, step_size: float = 0.01, checkpoints: int = 8,
+                     solver: str = "rk4", schemes=("continuous", "grid")):
+    """What storing, ``checkpoints`` states and ``"sqrt"`` cost the adjoint, for each scheme and number of steps.
+
+    Rows {steps, scheme, and for each of "stored", "c" (``checkpoints``) and "sqrt": states (the most held at
+    once), evals (support-gradient evaluations), repetitions (how often the busiest step is advanced), and
+    "difference": the largest relative difference of the checkpointed gradients to the stored one}.
+    """
+    rows = []
+    for steps in steps_list:
+        for scheme in schemes:
+            kw = dict(method="adjoint", scheme=scheme, steps=steps, step_size=step_size, solver=solver)
+            runs = {name: meta_gradient(support_loss, query_loss, theta, checkpoints=c, **kw)
+                    for name, c in (("stored", None), ("c", checkpoints), ("sqrt", "sqrt"))}
+            row = {"steps": steps, "scheme": scheme}
+            for name, r in runs.items():
+                row[name] = {"states": r.stats["stored_states"], "evals": r.stats["grad_evals"],
+                             "repetitions": r.stats["repetitions"]}
+            stored = _flat(runs["stored"].grad)
+            row["difference"] = max(_rel(_flat(runs[n].grad), stored) for n in ("c", "sqrt"))
+            rows.append(row)
+    return rows
+
+
 def baseline_methods(lam: float = 2.0, cg_steps: int = 5, truncate: int = 5):
     """The (label, method, options) list of :func:`baseline_sweep`."""
     return (

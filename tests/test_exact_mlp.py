@@ -41,15 +41,16 @@ def test_func_hvp_backend_agrees(mlp_task, reg):
     assert rel(c.grad, ref.grad) < 1e-10
 
 
+@pytest.mark.parametrize("scheme", ["continuous", "grid"])
 @pytest.mark.parametrize("checkpoints", [3, 5, "sqrt"])
 @pytest.mark.parametrize("steps", [17, 30])
 @pytest.mark.parametrize("reg", [0.0, 0.5])
-def test_checkpointed_continuous_equals_stored(mlp_task, checkpoints, steps, reg):
-    """Checkpointed continuous adjoint = the one that stores every state (state-dependent Hessian: the MLP)."""
+def test_checkpointed_continuous_equals_stored(mlp_task, scheme, checkpoints, steps, reg):
+    """Checkpointed continuous (and grid) adjoint = the one that stores every state (state-dependent Hessian)."""
     t = mlp_task
-    kw = dict(method="adjoint", steps=steps, step_size=0.05, solver="rk4", reg=reg)
+    kw = dict(method="adjoint", steps=steps, step_size=0.05, solver="rk4", reg=reg, scheme=scheme)
     full = meta_gradient(t.support_loss, t.query_loss, t.theta, **kw)
-    assert full.stats["stored_states"] == steps + 1
+    assert full.stats["stored_states"] == steps + 1 + (scheme == "grid" and steps % 2)  # grid holds u_1 once
     r = meta_gradient(t.support_loss, t.query_loss, t.theta, checkpoints=checkpoints, **kw)
     assert rel(r.grad, full.grad) < 1e-12
     assert r.stats["stored_states"] < full.stats["stored_states"]
@@ -139,13 +140,14 @@ def flow_reference():
     return t, ref
 
 
+@pytest.mark.parametrize("scheme", ["continuous", "grid"])
 @pytest.mark.parametrize("solver,order", [("euler", 1), ("midpoint", 2), ("rk4", 4)])
-def test_continuous_order_on_nonlinear_task(flow_reference, solver, order):
-    """The continuous adjoint's error against the flow's meta-gradient falls by 2^order per halving of step_size."""
+def test_continuous_order_on_nonlinear_task(flow_reference, scheme, solver, order):
+    """The continuous (and grid) adjoint's error against the flow's meta-gradient falls by 2^order per halving."""
     t, ref = flow_reference
     errs = []
-    for steps in (10, 20, 40):
-        r = meta_gradient(t.support_loss, t.query_loss, t.theta, method="adjoint", steps=steps,
+    for steps in (10, 20, 40) if scheme == "continuous" else (20, 40, 80):  # grid: steps of 2h
+        r = meta_gradient(t.support_loss, t.query_loss, t.theta, method="adjoint", scheme=scheme, steps=steps,
                           step_size=ORDER_T / steps, solver=solver, reg=ORDER_REG)
         errs.append(rel(r.grad, ref))
     rates = [torch.log2(torch.tensor(a / b)).item() for a, b in zip(errs, errs[1:])]

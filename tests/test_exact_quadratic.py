@@ -37,13 +37,55 @@ def test_discrete_methods_equal_product_of_one_step_maps(quad, solver, reg, meth
     assert rel(r.adapted, u_T) < 1e-10
 
 
+def _taylor(Z, order):
+    """The stability polynomial of an explicit scheme of ``order`` stages = order (1 + Z + ... + Z^order / order!)."""
+    R = term = torch.eye(Z.shape[0], dtype=Z.dtype)
+    for j in range(1, order + 1):
+        term = term @ Z / j
+        R = R + term
+    return R
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("reg", [0.0, 0.7])
+@pytest.mark.parametrize("steps", [36, 37])
+@pytest.mark.parametrize("checkpoints", [None, 4, "sqrt"])
+def test_grid_scheme_equals_product_of_its_one_step_maps(quad, solver, reg, steps, checkpoints):
+    """scheme="grid" on a quadratic: the backward system y = (a, q), dy/dt = N y with N = [[M, 0], [-reg, 0]],
+    M = A + reg I, stepped by the solver's polynomial over -2h (euler: -h); an odd first step over -h.
+
+    grad = [I I] R(-hN)^(steps mod 2) R(-2hN)^(steps // 2) [B (u_T - d); 0], u_T from the forward steps.
+    """
+    h = 0.05
+    n = quad.n
+    order = {"euler": 1, "midpoint": 2, "rk4": 4}[solver]
+    _, u_T = quad.exact_steps(solver, steps, h, reg)
+    eye, zero = torch.eye(n, dtype=torch.float64), torch.zeros(n, n, dtype=torch.float64)
+    N = torch.cat([torch.cat([quad.A + reg * eye, zero], 1), torch.cat([-reg * eye, zero], 1)])
+    if solver == "euler":
+        P = torch.linalg.matrix_power(_taylor(-h * N, 1), steps)
+    else:
+        P = torch.linalg.matrix_power(_taylor(-2 * h * N, order), steps // 2)
+        if steps % 2:
+            P = _taylor(-h * N, order) @ P
+    y = P @ torch.cat([quad.B @ (u_T - quad.d), torch.zeros(n, dtype=torch.float64)])
+    exact = y[:n] + y[n:]
+    r = meta_gradient(quad.support_loss, quad.query_loss, quad.theta, method="adjoint", scheme="grid",
+                      steps=steps, step_size=h, solver=solver, reg=reg, checkpoints=checkpoints)
+    assert rel(r.grad, exact) < 1e-12
+    assert rel(r.adapted, u_T) < 1e-12
+    if checkpoints is not None:
+        assert r.stats["stored_states"] <= (4 if checkpoints == 4 else steps)
+
+
+@pytest.mark.parametrize("scheme", ["continuous", "grid"])
 @pytest.mark.parametrize("solver,order", [("euler", 1), ("midpoint", 2), ("rk4", 4)])
 @pytest.mark.parametrize("reg", [0.0, 1.0])
-def test_continuous_scheme_converges_at_its_order(quad, solver, order, reg):
+def test_continuous_scheme_converges_at_its_order(quad, scheme, solver, order, reg):
     T = 1.2
     errors = []
-    for steps in (12, 24, 48):
-        r = meta_gradient(quad.support_loss, quad.query_loss, quad.theta, method="adjoint",
+    for steps in (12, 24, 48) if scheme == "continuous" else (24, 48, 96):  # grid: steps of 2h
+        r = meta_gradient(quad.support_loss, quad.query_loss, quad.theta, method="adjoint", scheme=scheme,
                           steps=steps, step_size=T / steps, solver=solver, reg=reg)
         errors.append(rel(r.grad, quad.exact_flow(T, reg)[0]))
     rates = [torch.log2(torch.tensor(a / b)).item() for a, b in zip(errors, errors[1:])]

@@ -101,3 +101,18 @@ def test_bad_surface_and_solver():
         explore.inner_paths("bowl")
     with pytest.raises(ValueError, match="solver='dopri5' is not known"):
         explore.inner_paths("quadratic", solver="dopri5")
+
+
+def test_checkpoint_costs_counts_what_each_schedule_does():
+    """Stored rk4: 4 gradients a forward step, then per step 3 (continuous: the state's and two interpolated ones)
+    or 1 (grid); checkpointed: at most c states, each step advanced more than once, the same gradient."""
+    support_loss, query_loss, theta = bench.build_task(10, "float64", "cpu", 6, 0)
+    n = 40
+    rows = explore.checkpoint_costs(support_loss, query_loss, theta, [n], checkpoints=5)
+    by = {r["scheme"]: r for r in rows}
+    assert by["continuous"]["stored"] == {"states": n + 1, "evals": 7 * n + 1, "repetitions": 1}
+    assert by["grid"]["stored"] == {"states": n + 1, "evals": 5 * n + 1, "repetitions": 1}
+    for r in rows:
+        assert r["c"]["states"] <= 5 and r["c"]["repetitions"] >= 3 and r["c"]["evals"] > r["stored"]["evals"]
+        assert r["sqrt"]["repetitions"] == 2 and r["sqrt"]["states"] < n + 1
+        assert r["difference"] < 1e-12

@@ -43,9 +43,10 @@ def test_back_solving_breaks_where_the_stored_adjoint_does_not():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         back = peers.gradient_fn("torchdiffeq odeint_adjoint (rk4)", task, 300, 0.01)()
-    stored = peers.gradient_fn("kit adjoint (rk4, 32 states)", task, 300, 0.01)()
     ref = peers.exact("kit maml (rk4)", task, 300, 0.01)
-    assert peers.relative_error(stored, ref) < 1e-5 < 1e3 < peers.relative_error(back, ref)
+    for row in ("kit adjoint (rk4, 32 states)", "kit adjoint (rk4, 32 states, grid)"):
+        checkpointed = peers.gradient_fn(row, task, 300, 0.01)()
+        assert peers.relative_error(checkpointed, ref) < 1e-5 < 1e3 < peers.relative_error(back, ref)
 
 
 def test_bench_peers_prints_every_row_and_skips_missing_ones(monkeypatch, capsys):
@@ -61,6 +62,10 @@ def test_bench_peers_prints_every_row_and_skips_missing_ones(monkeypatch, capsys
         if "skipped" not in l:
             cells = [c.strip() for c in l.split("|")]
             assert float(cells[3]) > 0 and float(cells[5]) < 1.5, l  # iMAML's 5 CG steps: order one here
+            rk4 = peers.ROWS[cells[2]][1] == "rk4"
+            assert (cells[7] != "") == rk4, l  # the flow's column: the rk4 rows only
+            if rk4 and "odeint_adjoint" not in l:
+                assert float(cells[7]) < 1e-2, l
 
 
 def bench_args(argv):
@@ -76,3 +81,16 @@ def test_unknown_row_is_named(task):
     with pytest.raises(ValueError, match="row 'nope' is not known"):
         peers.gradient_fn("nope", task, 2, 0.01)
     assert torch.isfinite(peers.exact("kit imaml (CG 5)", task, 2, 0.01)).all()
+
+
+def test_flow_reference_is_the_flows_meta_gradient(task):
+    """The "vs the flow" column's reference against back-propagation through rk4 on a 16 times finer grid, and the
+    column itself: every rk4 row has one, the others none."""
+    from amaml_lab import meta_gradient
+
+    steps, h = 6, 0.05
+    fine = peers._flat(meta_gradient(task["support_loss"], task["query_loss"], task["theta"], method="maml",
+                                     steps=16 * steps, step_size=h / 16).grad)
+    ref = peers.flow_reference(task, steps, h)
+    coarse = peers.gradient_fn("kit maml (rk4)", task, steps, h)()
+    assert peers.relative_error(ref, fine) < peers.relative_error(coarse, fine) / 100  # 4^4 = 256 in theory

@@ -21,7 +21,7 @@ from .forward import forward
 from .implicit import imaml
 from .unrolled import maml, truncated
 
-SCHEMES = ("continuous", "discrete")
+SCHEMES = ("continuous", "grid", "discrete")
 
 
 @dataclass(frozen=True)
@@ -62,9 +62,10 @@ def _check_options(method: Method, options: dict, steps: int, solver: str) -> di
     opts = {**allowed, **options}
     if "scheme" in opts:
         check_choice("scheme", opts["scheme"], SCHEMES)
-        if opts["scheme"] == "discrete" and solver not in FIXED_SOLVERS:
+        if opts["scheme"] in ("discrete", "grid") and solver not in FIXED_SOLVERS:
+            what = {"discrete": "transposes fixed grid steps", "grid": "takes its stages on a fixed grid's states"}
             raise ValueError(
-                f"scheme='discrete' transposes fixed grid steps; solver={solver!r} is adaptive."
+                f"scheme={opts['scheme']!r} {what[opts['scheme']]}; solver={solver!r} is adaptive."
                 f" Use solver in {', '.join(FIXED_SOLVERS)} or scheme='continuous'"
             )
     if "checkpoints" in opts:

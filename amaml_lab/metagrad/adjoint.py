@@ -89,87 +89,249 @@ def _continuous_segment(p: Problem, i0: int, i1: int, states, a, q):
     return a, (out[1][-1] if p.reg else q)
 
 
-def _discrete_segment(p: Problem, i0: int, i1: int, states, a, q):
-    step = step_function(p.solver)
-    reg = p.reg
-    for k in range(i1 - 1, i0 - 1, -1):
-        t0, t1 = p.grid[k], p.grid[k + 1]
-        u = states[k - i0]
+# ---------------------------------------------------------------- the states in reverse: binomial checkpointing
+def _repetitions(length: int, slots: int) -> int:
+    """How often the busiest step is advanced to give ``length`` states in reverse from ``slots`` stored ones.
+
+    The smallest r with C(slots + r, slots) >= length (Griewank's binomial bound).
+    """
+    r = 0
+    while math.comb(slots + r, slots) < length:
+        r += 1
+    return r
+
+
+def _forward_steps(length: int, slots: int) -> int:
+    """The fewest forward steps that give ``length`` states in reverse holding ``slots`` stored states (the first
+    among them) and one working state: r * length - C(slots + r, slots + 1), r = :func:`_repetitions`."""
+    if length <= 1:
+        return 0
+    r = _repetitions(length, slots)
+    return r * length - math.comb(slots + r, slots + 1)
+
+
+def _split(length: int, slots: int) -> int:
+    """Where to store the next state (steps from the first) so that the schedule takes :func:`_forward_steps`.
+
+    The part to the right is reversed with one slot fewer, the part to the left with the same slots again; both
+    at their fewest steps when the right part needs at most r repetitions and the left one r - 1.
+    """
+    r = _repetitions(length, slots)
+    low = math.comb(slots + r - 2, slots) if r >= 2 else 1
+    return max(1, low, length - math.comb(slots - 1 + r, slots - 1))
+
+
+class _Reverse:
+    """The forward states u_n, ..., u_0 in reverse, in blocks of consecutive states, holding at most ``budget``.
+
+    Every state is produced once, in decreasing order, by the fewest forward steps any schedule holding
+    ``budget`` states can take (binomial checkpointing: revolve's optimal schedule).  ``extra`` states are held by
+    the consumer besides; they count towards ``budget``.  ``peak`` is the most states held at any time.
+    """
+
+    def __init__(self, p: Problem, budget: int, extra: int = 0):
+        self.p, self.extra = p, extra
+        self.forward = p.flow()
+        self.slots = budget - 1 - extra  # stored states besides the one being advanced
+        self.held = 0
+        self.peak = 0
+
+    def _note(self):
+        self.peak = max(self.peak, self.held + self.extra)
+
+    def blocks(self):
+        """Yields ``(i, rows)``: the states i, i + 1, ... as the rows of a tensor, the blocks in decreasing order."""
+        self.held = 1  # theta
+        yield from self._frame(0, self.p.steps + 1, self.slots, [self.p.theta])
+
+    def _frame(self, i0: int, length: int, slots: int, box: list):
+        """States i0 + length - 1 down to i0 from u_{i0} (``box``, owned here and freed when no longer needed)."""
+        solve, f = self.p.solve, self.forward
+        if length <= slots + 1:  # all of them fit: one forward solve keeps every one
+            u0 = box.pop()
+            rows = solve(f, u0, range(i0, i0 + length)) if length > 1 else u0[None]
+            del u0
+            self.held += length - 1
+            self._note()
+            yield i0, rows
+            self.held -= length
+            return
+        if slots == 1:  # nothing left to store: each state from the first, afresh
+            for j in range(length - 1, 0, -1):
+                u = solve(f, box[0], [i0, i0 + j])[-1:]
+                self.held += 1
+                self._note()
+                yield i0 + j, u
+                self.held -= 1
+                del u
+            u0 = box.pop()
+            yield i0, u0[None]
+            self.held -= 1
+            return
+        m = _split(length, slots)
+        right = [solve(f, box[0], [i0, i0 + m])[-1].clone()]
+        self.held += 1
+        self._note()
+        yield from self._frame(i0 + m, length - m, slots - 1, right)
+        yield from self._frame(i0, m, slots, box)
+
+
+# ---------------------------------------------------------------- backward sweeps, fed the states in reverse
+class _Sweep:
+    """The adjoint (a, q) carried from t_n down to t_0 as the states arrive; ``extra``: states it holds besides."""
+
+    extra = 0
+
+    def __init__(self, p: Problem, a):
+        self.p, self.a, self.q = p, a, torch.zeros_like(a)
+        self.times = p.grid.tolist()
+
+    def block(self, i: int, rows):
+        for j in range(len(rows) - 1, -1, -1):
+            self.state(i + j, rows[j])
+
+    def state(self, k: int, u):
+        raise NotImplementedError
+
+
+class _ContinuousSweep(_Sweep):
+    """The adjoint ODE by the forward solver's own scheme on each block (plus the state above it), interpolated."""
+
+    extra = 1
+
+    def __init__(self, p: Problem, a):
+        super().__init__(p, a)
+        self.above = None  # the lowest state of the previous block
+
+    def block(self, i: int, rows):
+        states = list(rows.unbind(0)) + ([self.above] if self.above is not None else [])
+        if len(states) > 1:
+            self.a, self.q = _continuous_segment(self.p, i, i + len(states) - 1, states, self.a, self.q)
+        self.above = rows[0].clone()
+
+
+class _DiscreteSweep(_Sweep):
+    """The exact transpose of each forward step: a vector-Jacobian product of the one-step map, one step at a time."""
+
+    def __init__(self, p: Problem, a):
+        super().__init__(p, a)
+        self.step = step_function(p.solver)
+
+    def state(self, k: int, u):
+        p, reg = self.p, self.p.reg
+        if k == p.steps:
+            return
+        t0, t1 = self.times[k], self.times[k + 1]
         if p.support.backend == "func":
             def one_step(x, th):
-                return step(p.flow(graph=True, theta=th), t0, t1, x)
+                return self.step(p.flow(graph=True, theta=th), t0, t1, x)
 
             _, pullback = torch.func.vjp(one_step, u, p.theta)
-            a_new, q_step = pullback(a)
+            a_new, q_step = pullback(self.a)
         else:
             with torch.enable_grad():
                 x = u.detach().requires_grad_(True)
                 th = p.theta.detach().requires_grad_(True) if reg else p.theta
-                y1 = step(p.flow(graph=True, theta=th), t0, t1, x)
-                grads = torch.autograd.grad(y1, (x, th) if reg else (x,), a)
+                y1 = self.step(p.flow(graph=True, theta=th), t0, t1, x)
+                grads = torch.autograd.grad(y1, (x, th) if reg else (x,), self.a)
             a_new, q_step = grads[0], (grads[1] if reg else None)
-        a = a_new.detach()
+        self.a = a_new.detach()
         if reg:
-            q = q + q_step.detach()
-    return a, q
+            self.q = self.q + q_step.detach()
 
 
-def _capacity(budget: int, depth: int) -> int:
-    """Steps whose adjoint can be swept holding at most ``budget`` states, recomputing ``depth`` levels deep."""
-    if depth == 0:
-        return budget - 1
-    return sum(_capacity(b, depth - 1) for b in range(2, budget + 1))
+class _GridSweep(_Sweep):
+    """The adjoint ODE by a scheme whose stages all fall on forward states: no interpolation, no extra gradients.
 
-
-def _pieces(n: int, budget: int) -> list[int]:
-    """Lengths of the pieces one level splits n steps into (binomial checkpointing, as in revolve).
-
-    Piece j is swept while this level holds j boundary states, so it gets
-    budget - j; its length is what that budget can sweep one level shallower.
+    euler: Euler's steps of h (its stage is the grid point: the continuous scheme's numbers).  midpoint and rk4:
+    the midpoint rule and classical rk4 over two forward steps, 2h, their middle stages at the state between;
+    with an odd number of steps the first one, [t_0, t_1], is the continuous scheme's step.  Each state is
+    linearised once and dropped after its HVPs (1 gradient and 1 (midpoint) or 2 (rk4) HVPs a forward step).
     """
-    depth = 1
-    while _capacity(budget, depth) < n:
-        depth += 1
-    lengths = []
-    for j in range(budget - 1):
-        lengths.append(min(_capacity(budget - j, depth - 1), n - sum(lengths)))
-        if sum(lengths) == n:
-            break
-    return lengths
+
+    def __init__(self, p: Problem, a):
+        super().__init__(p, a)
+        self.pairs = p.solver != "euler"
+        self.extra = int(self.pairs and p.steps % 2 == 1)  # u_1, held for the odd first step
+        self.k1 = None  # (a, q) stage at the top of the current unit
+        self.mid = None  # rk4: k2 + k3 at its middle state; midpoint: k2
+        self.top = p.steps  # the upper end of the current unit
+        self.low = None  # (u_1, its velocity) for the odd first step
+
+    def _field(self, lin, a):
+        """(da, dq) at a linearised state: ((H + reg) a, -reg a) with a masked to the adapted parameters."""
+        a = self.p.masked(a)
+        hv = lin.hvp(a)
+        reg = self.p.reg
+        return (hv + reg * a, -reg * a) if reg else (hv, None)
+
+    def _shift(self, scale, k):
+        return (self.a + scale * k[0], (self.q + scale * k[1]) if self.p.reg else self.q)
+
+    def _advance(self, dt, total):
+        self.a = self.a + dt * total[0]
+        if self.p.reg:
+            self.q = self.q + dt * total[1]
+
+    def state(self, k: int, u):
+        p = self.p
+        if not self.pairs:  # euler: a_k = a_{k+1} + (t_k - t_{k+1}) F(u_{k+1}) a_{k+1}
+            if k < p.steps:
+                self._advance(self.times[k] - self.times[k + 1], self.k1)
+            if k > 0:
+                self.k1 = self._field(p.support.linearize(u), self.a)
+            return
+        odd = p.steps % 2 == 1
+        if odd and k == 0:  # the first step [t_0, t_1], by the continuous scheme between u_0 and u_1
+            self.a, self.q = _continuous_segment(p, 0, 1, [u, self.low], self.a, self.q)
+            return
+        lin = p.support.linearize(u)
+        if k < self.top and (self.top - k) % 2 == 1:  # the middle state of [t_k - h, t_k + h]
+            dt = self.times[self.top - 2] - self.times[self.top]
+            if p.solver == "midpoint":
+                self.mid = self._field(lin, self._shift(0.5 * dt, self.k1)[0])
+            else:
+                k2 = self._field(lin, self._shift(0.5 * dt, self.k1)[0])
+                k3 = self._field(lin, self._shift(0.5 * dt, k2)[0])
+                self.mid = (k2, k3)
+            return
+        if k < self.top:  # the bottom of the unit: finish its step
+            dt = self.times[k] - self.times[self.top]
+            if p.solver == "midpoint":
+                self._advance(dt, self.mid)
+            else:
+                k2, k3 = self.mid
+                k4 = self._field(lin, self._shift(dt, k3)[0])
+                parts = (self.k1, k2, k2, k3, k3, k4)
+                total = [sum(x[0] for x in parts)]
+                if p.reg:
+                    total.append(sum(x[1] for x in parts))
+                self._advance(dt / 6, total)
+            self.top = k
+        if odd and k == 1:
+            self.low = u.clone()
+            return
+        if k > 0:
+            self.k1 = self._field(lin, self.a)
 
 
-class _Sweep:
-    """The backward pass over [i0, i1] from the state at i0, holding at most ``budget`` states."""
+SWEEPS = {"continuous": _ContinuousSweep, "discrete": _DiscreteSweep, "grid": _GridSweep}
 
-    def __init__(self, p: Problem, segment):
-        self.p, self.segment = p, segment
-        self.forward = p.flow()
-        self.peak = 0
 
-    @staticmethod
-    def bounds(i0: int, i1: int, budget: int) -> list[int]:
-        bounds = [i0]
-        for length in _pieces(i1 - i0, budget):
-            bounds.append(bounds[-1] + length)
-        return bounds
-
-    def __call__(self, i0, i1, u0, budget, held, a, q, stored=None):
-        """``stored``: the states at this level's piece starts (all states on a leaf), if already known."""
-        n = i1 - i0
-        if n + 1 <= budget:
-            if stored is None:
-                stored = self.p.solve(self.forward, u0, range(i0, i1 + 1))
-            self.peak = max(self.peak, held + n + 1)
-            return self.segment(self.p, i0, i1, stored, a, q)
-        bounds = self.bounds(i0, i1, budget)
-        if stored is None:
-            # separate tensors, so that each is freed as soon as its piece is done
-            stored = [row.clone() for row in self.p.solve(self.forward, u0, bounds[:-1])]
-        self.peak = max(self.peak, held + len(stored))
-        for j in range(len(bounds) - 2, -1, -1):
-            a, q = self(bounds[j], bounds[j + 1], stored[j], budget - j, held + j, a, q)
-            del stored[j]
-        return a, q
+def _budget(p: Problem, checkpoints, memory_budget_mb: float, extra: int):
+    """The most states to hold (None: every state), from ``checkpoints`` as :func:`adjoint` reads it."""
+    n = p.steps
+    if checkpoints == "auto":
+        state_mb = p.theta.numel() * p.theta.element_size() / 2**20
+        return None if (n + 1 + extra) * state_mb <= memory_budget_mb else max(3, int(memory_budget_mb // state_mb))
+    if checkpoints == "sqrt":  # the fewest with each step advanced at most twice: C(slots + 2, 2) >= n + 1
+        slots = 1
+        while math.comb(slots + 2, 2) < n + 1:
+            slots += 1
+        budget = max(3, slots + 1 + extra)
+    else:
+        budget = checkpoints
+    return None if budget is None or budget >= n + 1 + extra else budget
 
 
 def adjoint(p: Problem, scheme: str = "continuous", checkpoints=None, memory_budget_mb: float = 256.0):
@@ -180,57 +342,61 @@ def adjoint(p: Problem, scheme: str = "continuous", checkpoints=None, memory_bud
       u(t) between stored states by cubic Hermite interpolation.  It converges
       to the exact flow's meta-gradient at the scheme's order as
       ``step_size`` shrinks; it is not the gradient of the discrete steps.
+    * ``scheme="grid"``: the same adjoint ODE by a scheme whose stages fall on
+      the forward states only (Euler over h; the midpoint rule and classical
+      rk4 over 2h, their middle stage at the state between), so every state is
+      linearised once and nothing is interpolated: for rk4 one gradient and two
+      HVPs a forward step against the continuous scheme's three and four.  The
+      same order as the solver, with a larger constant (2h), and rk4's stable
+      steps halve (h * lambda_max < 1.39).  Fixed-grid solvers only.
     * ``scheme="discrete"``: the exact transpose of each forward step (a
       vector-Jacobian product of the one-step map, one step's graph at a time);
       equal to ``"maml"`` to rounding.  Fixed-grid solvers only.
     * ``checkpoints=None`` keeps every state (the reference code's choice):
       memory grows linearly with ``steps``.  An integer c >= 3 holds at most c
-      states at any time, whatever ``steps``: binomial checkpointing (as in
-      revolve) splits the steps into pieces and recomputes each from its
-      stored start; ``stats["recompute_depth"]`` levels of recomputation,
-      each one more forward solve, where c**depth / depth! ~ steps.
-      ``"sqrt"`` is the smallest c with a single level, c (c - 1) / 2 >= steps,
-      about sqrt(2 steps): memory grows like sqrt(steps), time by one forward solve.
-    * ``checkpoints="auto"``: every state when steps + 1 states fit in
+      states at any time, whatever ``steps``, and recomputes the others from
+      the stored ones by the fewest forward steps any schedule holding c
+      states can take (binomial checkpointing, revolve's optimal schedule):
+      with s = c - 1 stored states each step is advanced at most r times, the
+      smallest r with C(s + r, s) >= steps + 1 (``stats["repetitions"]``;
+      ``stats["forward_steps"]`` counts them all).  ``"sqrt"`` is the
+      fewest states with r = 2, C(c + 1, 2) >= steps + 1, about
+      sqrt(2 steps): memory grows like sqrt(steps), time by one forward solve.
+      The continuous scheme holds one state of its own (the one above each
+      block of states), which counts among the c.
+    * ``checkpoints="auto"``: every state when they fit in
       ``memory_budget_mb`` (256 MB by default: 27,000 states of a 2 x 32 MLP,
       about 600 of Conv-4), else as many as fit (at least 3), checkpointed:
       the fastest schedule the budget allows, so nobody has to pick c.
       ``stats["checkpoints"]`` says what was chosen.
     * Time: one forward solve, then per step as many HVPs as the scheme has
-      stages (the continuous scheme adds one gradient per step for the
-      interpolant, the discrete one recomputes its stages).  Never a graph
-      across steps, never a full Hessian.
+      stages (the continuous scheme adds gradients for the interpolant, the
+      discrete one recomputes its stages).  Never a graph across steps, never
+      a full Hessian.
     * Takes exactly ``steps`` backward steps for ``steps`` forward ones (the
       reference code takes one more).
     """
     n = p.steps
-    if checkpoints == "auto":
-        state_mb = p.theta.numel() * p.theta.element_size() / 2**20
-        checkpoints = None if (n + 1) * state_mb <= memory_budget_mb else max(3, int(memory_budget_mb // state_mb))
-    if checkpoints is None:
-        budget = n + 1
-    elif checkpoints == "sqrt":  # the fewest states that need one recompute level: c (c - 1) / 2 >= steps
-        budget = max(3, math.ceil((1 + math.sqrt(1 + 8 * n)) / 2))
-    else:
-        budget = checkpoints
-    sweep = _Sweep(p, _continuous_segment if scheme == "continuous" else _discrete_segment)
+    sweep_type = SWEEPS[scheme]
+    extra = {"continuous": 1, "discrete": 0}.get(scheme, int(p.solver != "euler" and n % 2 == 1))
+    budget = _budget(p, checkpoints, memory_budget_mb, extra)
+    if budget is None and scheme == "continuous":
+        extra = 0  # one block: no state above it to hold
+    reverse = _Reverse(p, n + 1 + extra if budget is None else budget, extra)
+    sweep = None
     with torch.no_grad():
-        if n + 1 <= budget:  # everything fits: the forward solve keeps every state
-            stored = p.solve(sweep.forward, p.theta, range(n + 1))
-            u_T = stored[-1]
-        else:  # the forward solve keeps the first level's piece starts, and u(T)
-            out = p.solve(sweep.forward, p.theta, sweep.bounds(0, n, budget)[:-1] + [n])
-            stored = [row.clone() for row in out[:-1]]
-            u_T = out[-1].clone()
-            del out
-        qloss, a = query_value_and_grad(p, u_T)
-        a, q = sweep(0, n, p.theta, budget, 0, a, torch.zeros_like(a), stored)
-        del stored
-    depth = 0
-    while budget < n + 1 and _capacity(budget, depth) < n:
-        depth += 1
-    return a + q, u_T, qloss, {"stored_states": sweep.peak, "recompute_depth": depth, "scheme": scheme,
-                               "checkpoints": budget if budget < n + 1 else None}
+        for i, rows in reverse.blocks():
+            if sweep is None:  # the first block ends with u(T)
+                u_T = rows[-1].clone()
+                qloss, a = query_value_and_grad(p, u_T)
+                sweep = sweep_type(p, a)
+            sweep.block(i, rows)
+            del rows
+    a, q = sweep.a, sweep.q
+    slots = reverse.slots
+    return a + q, u_T, qloss, {"stored_states": reverse.peak, "scheme": scheme,
+                               "checkpoints": budget, "repetitions": _repetitions(n + 1, slots),
+                               "forward_steps": _forward_steps(n + 1, slots)}
 
 
 def backsolve(p: Problem, reconstruction_tol: float = 1e-3):

@@ -1,0 +1,83 @@
+"""The checkpointing schedule: the fewest forward steps for a number of held states, every state once and right."""
+import math
+from functools import lru_cache
+
+import pytest
+import torch
+
+from amaml_lab import meta_gradient
+from amaml_lab.metagrad.adjoint import _forward_steps, _Reverse, _split
+from amaml_lab.metagrad.core import build_problem
+from conftest import MLPTask
+
+
+@lru_cache(maxsize=None)
+def fewest_steps(length: int, slots: int) -> int:
+    """By exhaustive search: the fewest forward steps giving ``length`` states in reverse from the first, holding
+    ``slots`` stored states (the first among them) and one working state."""
+    if length == 1:
+        return 0
+    if slots == 1:  # each state advanced afresh from the first
+        return length * (length - 1) // 2
+    return min(m + fewest_steps(length - m, slots - 1) + fewest_steps(m, slots) for m in range(1, length))
+
+
+@pytest.mark.parametrize("slots", range(1, 7))
+def test_closed_form_is_the_optimum(slots):
+    for length in range(1, 70):
+        assert _forward_steps(length, slots) == fewest_steps(length, slots), (length, slots)
+
+
+@pytest.mark.parametrize("slots", range(2, 7))
+def test_split_attains_the_optimum(slots):
+    for length in range(slots + 2, 70):
+        m = _split(length, slots)
+        assert 1 <= m < length
+        assert m + _forward_steps(length - m, slots - 1) + _forward_steps(m, slots) == _forward_steps(length, slots)
+
+
+def test_known_values():
+    """Griewank's count for 1,000 steps: 31 stored states take 2,442 forward steps (each step at most 3 times)."""
+    assert _forward_steps(1001, 31) == 3 * 1001 - math.comb(34, 32) == 2442
+    assert _forward_steps(1001, 1000) == 1000  # everything stored: one forward solve
+
+
+@pytest.mark.parametrize("budget", [2, 3, 4, 7, 12])
+@pytest.mark.parametrize("steps", [1, 2, 9, 40])
+def test_reverse_gives_every_state_once_in_order(budget, steps):
+    """On an MLP (state-dependent flow): the states as stored by one solve, n down to 0, within the budget, and
+    exactly as many forward steps as the closed form (counted by the gradient evaluations: rk4 takes 4 a step)."""
+    t = MLPTask(hidden=4, shots=6)
+    p = build_problem(t.support_loss, t.query_loss, t.theta, steps=steps, step_size=0.05, solver="rk4", reg=0.0,
+                      rtol=1e-7, atol=1e-9, hvp="autograd")
+    with torch.no_grad():
+        stored = p.solve(p.flow(), p.theta, range(steps + 1))
+    before = p.support.grad_evals
+    reverse = _Reverse(p, budget)
+    seen = []
+    with torch.no_grad():
+        for i, rows in reverse.blocks():
+            for j in range(len(rows) - 1, -1, -1):
+                seen.append(i + j)
+                assert torch.allclose(rows[j], stored[i + j], rtol=0, atol=1e-14)
+    assert seen == list(range(steps, -1, -1))
+    assert reverse.peak <= max(budget, 2)
+    assert (p.support.grad_evals - before) == 4 * _forward_steps(steps + 1, budget - 1)
+
+
+@pytest.mark.parametrize("steps", [40, 41])
+def test_grid_scheme_costs_one_gradient_and_two_hvps_a_step(steps):
+    """rk4, scheme="grid": 4 gradients a forward step, then one linearisation a state and 2 HVPs a step."""
+    t = MLPTask(hidden=4, shots=6)
+    for checkpoints in (None, 6):
+        r = meta_gradient(t.support_loss, t.query_loss, t.theta, method="adjoint", scheme="grid", steps=steps,
+                          step_size=0.05, checkpoints=checkpoints)
+        s = r.stats
+        if steps % 2 == 0:
+            assert s["grad_evals"] == 4 * s["forward_steps"] + steps + 1
+            assert s["hvp_evals"] == 2 * steps
+        else:  # the odd first step is the continuous scheme's: both ends again, two interpolated HVPs
+            assert s["grad_evals"] == 4 * s["forward_steps"] + steps + 2 + 2
+            assert s["hvp_evals"] == 2 * (steps - 1) + 4
+        if checkpoints:
+            assert s["stored_states"] <= checkpoints and s["repetitions"] >= 2
