@@ -31,6 +31,8 @@ CONFIGS = {
     "adjoint": dict(method="adjoint"),
     "adjoint-sqrt": dict(method="adjoint", checkpoints="sqrt"),
     "adjoint-c64": dict(method="adjoint", checkpoints=64),
+    "adjoint-grid": dict(method="adjoint", scheme="grid"),
+    "adjoint-grid-c64": dict(method="adjoint", scheme="grid", checkpoints=64),
     "adjoint-discrete": dict(method="adjoint", scheme="discrete"),
     "adjoint-discrete-sqrt": dict(method="adjoint", scheme="discrete", checkpoints="sqrt"),
     "backsolve": dict(method="backsolve"),
@@ -251,10 +253,13 @@ def run_peers(args) -> list[dict]:
         task = peers._task(args.shots, args.hidden, args.seed)
         flow = os.path.join(tempfile.mkdtemp(prefix="amaml-peers-"), f"flow-{steps}.pt")
         torch.save(peers.flow_reference(task, steps, args.step_size), flow)
+        lam0, lam_T = peers.curvature(task, steps, args.step_size)
+        print(f"  steps={steps}: λmax of the support Hessian {lam0:.1f} at θ, {lam_T:.1f} at u(T):"
+              f" h·λmax {args.step_size * lam_T:.2f} at T", file=sys.stderr, flush=True)
         for name in peers.ROWS:
             cfg = dict(kind="peer", name=name, steps=steps, shots=args.shots, hidden=args.hidden,
                        step_size=args.step_size, repeat=args.repeat, time_budget=args.time_budget, seed=args.seed,
-                       flow_reference=flow)
+                       flow_reference=flow, lambda_max=[lam0, lam_T])
             if not peers.available(name):
                 rows.append({**cfg, "error": f"skipped: {peers.ROWS[name][0]} is not installed"
                                              " (pip install -e \".[peers]\")"})
@@ -286,6 +291,11 @@ def peers_table(rows: list[dict]) -> str:
                          f"{r['rel_error']:.1e} | {exact[ROWS[r['name']][1]]} | {flow} |")
         else:
             lines.append(f"| {r['steps']} | {r['name']} | | | | {r['error']} | |")
+    curvature = {r["steps"]: r["lambda_max"] for r in rows if "lambda_max" in r}
+    if curvature:
+        lines.append("")
+        lines.append("λmax of the support Hessian at θ and at u(T): " + "; ".join(
+            f"{steps} steps: {lam0:.1f} and {lam_T:.1f}" for steps, (lam0, lam_T) in curvature.items()))
     return "\n".join(lines)
 
 

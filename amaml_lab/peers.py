@@ -188,6 +188,18 @@ def exact(name: str, task: dict, steps: int, step_size: float) -> torch.Tensor:
     return torch.linalg.solve(torch.eye(len(g), dtype=g.dtype) + H / LAM, g)
 
 
+def curvature(task: dict, steps: int, step_size: float) -> tuple[float, float]:
+    """λmax of the support Hessian at θ and at u(T) after ``steps`` rk4 steps (dense eigenvalues: a small model's).
+
+    The rk4 steps are stable for h·λmax < 2.78, the grid scheme's classical rk4 over 2h for h·λmax < 1.39.
+    """
+    from .flow import trajectory
+
+    u_T = trajectory(task["flat_support"], task["theta_flat"], steps=steps, step_size=step_size)[1][-1]
+    hessian = torch.func.hessian(task["flat_support"])
+    return tuple(float(torch.linalg.eigvalsh(hessian(u))[-1]) for u in (task["theta_flat"], u_T))
+
+
 FLOW_REFINE = 4
 
 

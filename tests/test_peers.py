@@ -56,6 +56,7 @@ def test_bench_peers_prints_every_row_and_skips_missing_ones(monkeypatch, capsys
     monkeypatch.setattr(bench, "_run_worker", lambda cfg: bench.measure_peer(cfg))  # in process: quick
     out = bench.report(bench_args(["--peers", "--steps", "3", "--shots", "5", "--hidden", "4", "--repeat", "1"]))
     lines = [l for l in out.splitlines() if l.startswith("| 3 |")]
+    assert "λmax of the support Hessian at θ and at u(T): 3 steps:" in out
     assert len(lines) == len(peers.ROWS)
     assert any(missing in l and "skipped: higher is not installed" in l for l in lines)
     for l in lines:
@@ -94,3 +95,11 @@ def test_flow_reference_is_the_flows_meta_gradient(task):
     ref = peers.flow_reference(task, steps, h)
     coarse = peers.gradient_fn("kit maml (rk4)", task, steps, h)()
     assert peers.relative_error(ref, fine) < peers.relative_error(coarse, fine) / 100  # 4^4 = 256 in theory
+
+
+def test_curvature_is_the_hessians_largest_eigenvalue():
+    lam = torch.tensor([0.5, 2.0, 7.0], dtype=torch.float64)
+    q, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
+    A = q @ torch.diag(lam) @ q.T
+    task = {"flat_support": lambda u: 0.5 * u @ A @ u, "theta_flat": torch.ones(3, dtype=torch.float64)}
+    assert peers.curvature(task, 5, 0.1) == pytest.approx((7.0, 7.0), rel=1e-12)
