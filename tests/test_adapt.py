@@ -13,6 +13,8 @@ HEAD = ["4.weight", "4.bias"]
     ("adjoint", {"scheme": "discrete"}, 1e-10),
     ("adjoint", {"scheme": "discrete", "checkpoints": 4}, 1e-10),
     ("adjoint", {"checkpoints": 5}, 1e-7),
+    ("adjoint", {"scheme": "grid", "checkpoints": 5}, 2e-6),
+    ("adjoint", {"scheme": "grid", "hvp": "func"}, 2e-6),
     ("forward", {}, 1e-10),
     ("maml", {"checkpoints": 3}, 1e-10),
     ("truncated", {"truncate": 40}, 1e-10),
