@@ -108,6 +108,7 @@ def unrolled_euler_reference(loss, theta, sdata, qdata, *, steps, step_size, reg
     ("maml", {"checkpoints": 3}),
     ("adjoint", {}),
     ("adjoint", {"scheme": "discrete", "checkpoints": 4}),
+    ("adjoint", {"scheme": "grid", "checkpoints": 4}),
     ("fomaml", {}),
     ("reptile", {}),
     ("truncated", {"truncate": 3}),

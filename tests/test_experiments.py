@@ -44,6 +44,18 @@ def test_run_flags_reach_the_run(tmp_path, capsys):
     torch.use_deterministic_algorithms(False)  # --deterministic set it for this process
 
 
+def test_scheme_reaches_the_run_and_its_gradient(tmp_path, capsys):
+    """--scheme grid trains with the grid scheme: recorded in the run's options, and a different θ than the
+    default continuous scheme after the same meta-steps (the two schemes' gradients differ in their error)."""
+    args = ["run", "Sinusoid", 5, 5, 4, "cpu", "--meta-steps", 2, "--checkpoints", 3, *SMALL]
+    assert cli(capsys, *args, "--scheme", "grid", "--out", tmp_path / "grid")[0] == 0
+    assert cli(capsys, *args, "--out", tmp_path / "continuous")[0] == 0
+    config = json.loads((tmp_path / "grid" / "summary.json").read_text())["config"]
+    assert config["options"] == {"checkpoints": 3, "scheme": "grid"}
+    a, b = (torch.load(tmp_path / d / "checkpoint.pt", weights_only=False)["theta"] for d in ("grid", "continuous"))
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
 @pytest.mark.parametrize("method", ["adjoint", "maml"])
 def test_resume_equals_uninterrupted_through_the_command_line(tmp_path, capsys, method):
     args = ["run", "Alpine2D", 6, 6, 4, "cpu", "--method", method, "--seed", 3, *SMALL]
@@ -95,6 +107,9 @@ def test_compare_writes_a_table_and_keeps_finished_runs(tmp_path, capsys):
     (["run", "Sinusoid", 5, 5, 3, "cpu", "--meta-steps", 0], "argument --meta-steps: must be an integer >= 1"),
     (["run", "Sinusoid", 5, 5, 3, "tpu"], "device='tpu' is not known; allowed values: cpu, cuda, cuda:N"),
     (["run", "Sinusoid", 5, 5, 3, "cpu", "--lam", 2], "option lam=2.0 is not known to method='adjoint'"),
+    (["run", "Sinusoid", 5, 5, 3, "cpu", "--scheme", "exact"], "argument --scheme: invalid choice: 'exact'"),
+    (["run", "Sinusoid", 5, 5, 3, "cpu", "--method", "maml", "--scheme", "grid"],
+     "option scheme='grid' is not known to method='maml'"),
     (["compare", "Sinusoid", 5, 5, 3, "cpu", "--methods", "adjoint,sgd"], "unknown method 'sgd'; allowed: maml"),
     (["compare", "Sinusoid", 5, 5, 3, "cpu", "--eval-steps", -1], "argument --eval-steps: must be an integer >= 0"),
     (["run", "Sinusoid", 5, 5, 3], "the following arguments are required: DEVICE"),
