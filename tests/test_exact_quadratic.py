@@ -1,9 +1,11 @@
 """Every meta-gradient against closed forms on quadratic tasks (float64)."""
+import warnings
+
 import pytest
 import torch
 
 from amaml_lab import meta_gradient
-from conftest import rel
+from conftest import Quadratic, rel
 
 SOLVERS = ["euler", "midpoint", "rk4"]
 
@@ -116,3 +118,29 @@ def test_discrete_adjoint_counts_one_backward_step_per_forward_step(quad):
     assert r.stats["hvp_evals"] == steps
     assert r.stats["grad_evals"] == 2 * steps
     assert r.stats["query_grad_evals"] == 1
+
+
+@pytest.mark.parametrize("solver,limit", [("rk4", 2.785), ("midpoint", 2.0), ("euler", 2.0)])
+def test_grid_scheme_warns_past_its_stability_limit_and_only_there(solver, limit):
+    """λmax = 10: steps of h with h·λmax just under the forward solver's limit; the grid scheme's backward step
+    (2h for rk4 and midpoint) passes its own and warns, naming the cure; well inside it, no warning.
+    The reported step x curvature never exceeds step x λmax (a Rayleigh quotient)."""
+    from amaml_lab import GridSchemeWarning
+
+    quad = Quadratic(eig=(0.5, 10.0))
+    pairs = solver != "euler"
+    T = 3.0
+    # h·λmax = 0.95 limit: the forward steps are stable, the grid's 2h ones are not; then 2h·λmax = 0.5 limit
+    for h, unstable in ((0.95 * limit / 10, pairs), (0.5 * limit / 10 / (2 if pairs else 1), False)):
+        steps = round(T / h)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            r = meta_gradient(quad.support_loss, quad.query_loss, quad.theta, method="adjoint", scheme="grid",
+                              steps=steps, step_size=h, solver=solver)
+        warned = [w for w in caught if issubclass(w.category, GridSchemeWarning)]
+        step = h * (2 if pairs else 1)
+        assert r.stats["step_curvature"] <= step * 10.0 * (1 + 1e-12)
+        assert bool(warned) == unstable, (h, r.stats["step_curvature"])
+        if unstable:
+            assert "scheme='continuous'" in str(warned[0].message)
+            assert rel(r.grad, quad.exact_flow(steps * h)[0]) > 1.0  # the grown adjoint: off by orders

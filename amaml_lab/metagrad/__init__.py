@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from ..flow import FIXED_SOLVERS, SOLVERS
-from .adjoint import BacksolveWarning, adjoint, backsolve
+from .adjoint import BacksolveWarning, GridSchemeWarning, adjoint, backsolve
 from .core import MetaGradient, build_problem, check_checkpoints, check_choice, check_number, finish
 from .comln import comln, comln_task
 from .first_order import fomaml, reptile
@@ -137,7 +137,7 @@ def meta_gradient(
     return result
 
 
-__all__ = ["meta_gradient", "METHODS", "MetaGradient", "BacksolveWarning", "SCHEMES"]
+__all__ = ["meta_gradient", "METHODS", "MetaGradient", "BacksolveWarning", "GridSchemeWarning", "SCHEMES"]
 
 from .batch import BatchMetaGradient, VmapFallbackWarning, meta_gradient_batch  # noqa: E402
 from .compare import compare_methods  # noqa: E402  (both use meta_gradient)

@@ -23,6 +23,14 @@ class BacksolveWarning(RuntimeWarning):
     """The state reconstructed backward in time drifted away from the true one."""
 
 
+class GridSchemeWarning(RuntimeWarning):
+    """scheme="grid" took backward steps past its stability limit: its meta-gradient is unreliable."""
+
+
+# the largest step x eigenvalue along the negative real axis for which each scheme's steps do not grow
+STABLE_STEP = {"euler": 2.0, "midpoint": 2.0, "rk4": 2.785}
+
+
 class _AdjointField:
     """The backward system (a, q) -> ((H + reg) a, -reg a) along stored states.
 
@@ -257,6 +265,35 @@ class _GridSweep(_Sweep):
         self.mid = None  # rk4: k2 + k3 at its middle state; midpoint: k2
         self.top = p.steps  # the upper end of the current unit
         self.low = None  # (u_1, its velocity) for the odd first step
+        self.curvature = -math.inf  # the largest Rayleigh quotient a.(H + reg)a / a.a met at a unit's top
+
+    def _top(self, lin):
+        """The stage at the top of a unit, and the curvature it shows (a lower bound on λmax there)."""
+        self.k1 = self._field(lin, self.a)
+        a = self.p.masked(self.a)
+        norm = float(a @ a)
+        if norm > 0:
+            self.curvature = max(self.curvature, float(a @ self.k1[0]) / norm)
+
+    def check(self) -> float:
+        """step x the largest curvature met; warns when that passes the scheme's stability limit.
+
+        The quotient never exceeds λmax, so a warning is never false; when the steps are unstable the
+        growing mode takes over a, and the quotient climbs to its eigenvalue, so they are caught.
+        """
+        p = self.p
+        step = p.step_size * (2 if self.pairs else 1)
+        value = step * self.curvature
+        if value > STABLE_STEP[p.solver]:
+            warnings.warn(
+                f"scheme='grid': its backward {p.solver} steps of {step:g} met curvature {self.curvature:.4g}"
+                f" (step x curvature {value:.3g} > {STABLE_STEP[p.solver]}, the stability limit), so the adjoint"
+                f" grew without bound and this meta-gradient is unreliable. Use scheme='continuous' (stable"
+                f" wherever the forward solve is) or a smaller step_size.",
+                GridSchemeWarning,
+                stacklevel=4,
+            )
+        return value
 
     def _field(self, lin, a):
         """(da, dq) at a linearised state: ((H + reg) a, -reg a) with a masked to the adapted parameters."""
@@ -279,7 +316,7 @@ class _GridSweep(_Sweep):
             if k < p.steps:
                 self._advance(self.times[k] - self.times[k + 1], self.k1)
             if k > 0:
-                self.k1 = self._field(p.support.linearize(u), self.a)
+                self._top(p.support.linearize(u))
             return
         odd = p.steps % 2 == 1
         if odd and k == 0:  # the first step [t_0, t_1], by the continuous scheme between u_0 and u_1
@@ -312,7 +349,7 @@ class _GridSweep(_Sweep):
             self.low = u.clone()
             return
         if k > 0:
-            self.k1 = self._field(lin, self.a)
+            self._top(lin)
 
 
 SWEEPS = {"continuous": _ContinuousSweep, "discrete": _DiscreteSweep, "grid": _GridSweep}
@@ -348,7 +385,10 @@ def adjoint(p: Problem, scheme: str = "continuous", checkpoints=None, memory_bud
       linearised once and nothing is interpolated: for rk4 one gradient and two
       HVPs a forward step against the continuous scheme's three and four.  The
       same order as the solver, with a larger constant (2h), and rk4's stable
-      steps halve (h * lambda_max < 1.39).  Fixed-grid solvers only.
+      steps halve (h * lambda_max < 1.39); past that it warns
+      (``GridSchemeWarning``; ``stats["step_curvature"]``: step x the largest
+      curvature a.Ha / a.a met, a lower bound of step x lambda_max).  Fixed-grid
+      solvers only.
     * ``scheme="discrete"``: the exact transpose of each forward step (a
       vector-Jacobian product of the one-step map, one step's graph at a time);
       equal to ``"maml"`` to rounding.  Fixed-grid solvers only.
@@ -394,9 +434,11 @@ def adjoint(p: Problem, scheme: str = "continuous", checkpoints=None, memory_bud
             del rows
     a, q = sweep.a, sweep.q
     slots = reverse.slots
-    return a + q, u_T, qloss, {"stored_states": reverse.peak, "scheme": scheme,
-                               "checkpoints": budget, "repetitions": _repetitions(n + 1, slots),
-                               "forward_steps": _forward_steps(n + 1, slots)}
+    stats = {"stored_states": reverse.peak, "scheme": scheme, "checkpoints": budget,
+             "repetitions": _repetitions(n + 1, slots), "forward_steps": _forward_steps(n + 1, slots)}
+    if scheme == "grid":
+        stats["step_curvature"] = sweep.check()
+    return a + q, u_T, qloss, stats
 
 
 def backsolve(p: Problem, reconstruction_tol: float = 1e-3):
@@ -448,4 +490,4 @@ def backsolve(p: Problem, reconstruction_tol: float = 1e-3):
     return grad, u_T, qloss, {"stored_states": 1, "reconstruction_error": drift}
 
 
-__all__ = ["adjoint", "backsolve", "BacksolveWarning"]
+__all__ = ["adjoint", "backsolve", "BacksolveWarning", "GridSchemeWarning"]
