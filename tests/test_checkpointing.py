@@ -81,3 +81,14 @@ def test_grid_scheme_costs_one_gradient_and_two_hvps_a_step(steps):
             assert s["hvp_evals"] == 2 * (steps - 1) + 4
         if checkpoints:
             assert s["stored_states"] <= checkpoints and s["repetitions"] >= 2
+
+
+def test_many_slots_and_many_steps_need_no_recursion(quad):
+    """2,000 states for 5,000 steps (as checkpoints="auto" picks on small models): a stack, not a recursion, so no
+    depth limit; the same gradient as storing everything, within the budget, at revolve's count."""
+    kw = dict(method="adjoint", scheme="grid", steps=5000, step_size=0.001, solver="euler")
+    stored = meta_gradient(quad.support_loss, quad.query_loss, quad.theta, **kw)
+    r = meta_gradient(quad.support_loss, quad.query_loss, quad.theta, checkpoints=2000, **kw)
+    assert torch.equal(r.grad, stored.grad)
+    assert r.stats["stored_states"] <= 2000 and r.stats["repetitions"] == 2
+    assert r.stats["grad_evals"] == _forward_steps(5001, 1999) + 5000

@@ -122,11 +122,11 @@ def _split(length: int, slots: int) -> int:
     """Where to store the next state (steps from the first) so that the schedule takes :func:`_forward_steps`.
 
     The part to the right is reversed with one slot fewer, the part to the left with the same slots again; both
-    at their fewest steps when the right part needs at most r repetitions and the left one r - 1.
+    at their fewest steps when the right part needs r repetitions or fewer and the left one r - 1 (with r
+    :func:`_repetitions`).  Of the optimal places, the farthest: the longest stretch kept by one forward solve.
     """
     r = _repetitions(length, slots)
-    low = math.comb(slots + r - 2, slots) if r >= 2 else 1
-    return max(1, low, length - math.comb(slots - 1 + r, slots - 1))
+    return max(1, min(math.comb(slots + r - 1, slots), length - math.comb(slots + r - 2, slots - 1)))
 
 
 class _Reverse:
@@ -141,47 +141,43 @@ class _Reverse:
         self.p, self.extra = p, extra
         self.forward = p.flow()
         self.slots = budget - 1 - extra  # stored states besides the one being advanced
-        self.held = 0
         self.peak = 0
 
-    def _note(self):
-        self.peak = max(self.peak, self.held + self.extra)
+    def _note(self, held: int):
+        self.peak = max(self.peak, held + self.extra)
 
     def blocks(self):
-        """Yields ``(i, rows)``: the states i, i + 1, ... as the rows of a tensor, the blocks in decreasing order."""
-        self.held = 1  # theta
-        yield from self._frame(0, self.p.steps + 1, self.slots, [self.p.theta])
+        """Yields ``(i, rows)``: the states i, i + 1, ... as the rows of a tensor, the blocks in decreasing order.
 
-    def _frame(self, i0: int, length: int, slots: int, box: list):
-        """States i0 + length - 1 down to i0 from u_{i0} (``box``, owned here and freed when no longer needed)."""
+        A stack of pieces still to reverse, the latest first; each holds the stored state it starts from (so
+        the states held are the stack's and the current piece's).  A piece whose states all fit is one forward
+        solve; with one slot each state is advanced afresh from the first; otherwise it is split at
+        :func:`_split` and the right part, from the newly stored state, goes first.
+        """
         solve, f = self.p.solve, self.forward
-        if length <= slots + 1:  # all of them fit: one forward solve keeps every one
-            u0 = box.pop()
-            rows = solve(f, u0, range(i0, i0 + length)) if length > 1 else u0[None]
-            del u0
-            self.held += length - 1
-            self._note()
-            yield i0, rows
-            self.held -= length
-            return
-        if slots == 1:  # nothing left to store: each state from the first, afresh
-            for j in range(length - 1, 0, -1):
-                u = solve(f, box[0], [i0, i0 + j])[-1:]
-                self.held += 1
-                self._note()
-                yield i0 + j, u
-                self.held -= 1
-                del u
-            u0 = box.pop()
-            yield i0, u0[None]
-            self.held -= 1
-            return
-        m = _split(length, slots)
-        right = [solve(f, box[0], [i0, i0 + m])[-1].clone()]
-        self.held += 1
-        self._note()
-        yield from self._frame(i0 + m, length - m, slots - 1, right)
-        yield from self._frame(i0, m, slots, box)
+        stack = [(0, self.p.steps + 1, self.slots, self.p.theta)]
+        while stack:
+            i0, length, slots, u0 = stack.pop()
+            if length <= slots + 1:  # all of them fit: one forward solve keeps every one
+                rows = solve(f, u0, range(i0, i0 + length)) if length > 1 else u0[None]
+                del u0
+                self._note(len(stack) + length)
+                yield i0, rows
+                del rows
+            elif slots == 1:  # nothing left to store: each state from the first, afresh
+                for j in range(length - 1, 0, -1):
+                    u = solve(f, u0, [i0, i0 + j])[-1:].clone()
+                    self._note(len(stack) + 2)
+                    yield i0 + j, u
+                    del u
+                yield i0, u0[None]
+                del u0
+            else:
+                m = _split(length, slots)
+                stack.append((i0, m, slots, u0))
+                stack.append((i0 + m, length - m, slots - 1, solve(f, u0, [i0, i0 + m])[-1].clone()))
+                del u0
+                self._note(len(stack) + 0)
 
 
 # ---------------------------------------------------------------- backward sweeps, fed the states in reverse
