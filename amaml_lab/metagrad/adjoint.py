@@ -177,7 +177,7 @@ class _Reverse:
                 stack.append((i0, m, slots, u0))
                 stack.append((i0 + m, length - m, slots - 1, solve(f, u0, [i0, i0 + m])[-1].clone()))
                 del u0
-                self._note(len(stack) + 0)
+                self._note(len(stack))
 
 
 # ---------------------------------------------------------------- backward sweeps, fed the states in reverse
