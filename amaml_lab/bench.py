@@ -18,11 +18,12 @@ from __future__ import annotations
 import argparse
 import ctypes
 import gc
+import json
 import os
 import shutil
-import json
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -241,11 +242,9 @@ def measure_peer(cfg: dict) -> dict:
 
 
 def run_peers(args) -> list[dict]:
-    from . import peers
-
-    import tempfile
-
     import torch
+
+    from . import peers
 
     rows = []
     for steps in args.steps:

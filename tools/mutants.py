@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 MUTANTS = [
     ("sign flip: the adjoint's meta-gradient negated", "amaml_lab/metagrad/adjoint.py",
-     '    return a + q, u_T, qloss, {"stored_states": reverse.peak',
-     '    return -(a + q), u_T, qloss, {"stored_states": reverse.peak',
+     "    return a + q, u_T, qloss, stats",
+     "    return -(a + q), u_T, qloss, stats",
      ["tests/test_exact_quadratic.py"]),
     ("one step skipped: the solver's first step left out", "amaml_lab/flow.py",
      "    for k in range(save[0], save[-1], sign):",
@@ -37,8 +37,8 @@ MUTANTS = [
      "                stack.append((i0 + m, length - m, slots - 1, solve(f, u0, [i0, i0 + m - 1])[-1].clone()))",
      ["tests/test_exact_mlp.py"]),
     ("the reg term dropped: the adjoint leaves out reg * integral of a", "amaml_lab/metagrad/adjoint.py",
-     '    return a + q, u_T, qloss, {"stored_states": reverse.peak',
-     '    return a, u_T, qloss, {"stored_states": reverse.peak',
+     "    return a + q, u_T, qloss, stats",
+     "    return a, u_T, qloss, stats",
      ["tests/test_exact_quadratic.py"]),
     ("checkpointing silently disabled in the adjoint (every state kept)", "amaml_lab/metagrad/adjoint.py",
      "    else:\n        budget = checkpoints\n",

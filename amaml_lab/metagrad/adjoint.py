@@ -182,9 +182,12 @@ class _Reverse:
 
 # ---------------------------------------------------------------- backward sweeps, fed the states in reverse
 class _Sweep:
-    """The adjoint (a, q) carried from t_n down to t_0 as the states arrive; ``extra``: states it holds besides."""
+    """The adjoint (a, q) carried from t_n down to t_0 as the states arrive."""
 
-    extra = 0
+    @staticmethod
+    def holds(p: Problem, stored: bool) -> int:
+        """How many forward states the sweep keeps of its own (they count towards the checkpoints)."""
+        return 0
 
     def __init__(self, p: Problem, a):
         self.p, self.a, self.q = p, a, torch.zeros_like(a)
@@ -201,7 +204,9 @@ class _Sweep:
 class _ContinuousSweep(_Sweep):
     """The adjoint ODE by the forward solver's own scheme on each block (plus the state above it), interpolated."""
 
-    extra = 1
+    @staticmethod
+    def holds(p: Problem, stored: bool) -> int:
+        return 0 if stored else 1  # stored: one block, nothing above it
 
     def __init__(self, p: Problem, a):
         super().__init__(p, a)
@@ -256,11 +261,10 @@ class _GridSweep(_Sweep):
     def __init__(self, p: Problem, a):
         super().__init__(p, a)
         self.pairs = p.solver != "euler"
-        self.extra = int(self.pairs and p.steps % 2 == 1)  # u_1, held for the odd first step
         self.k1 = None  # (a, q) stage at the top of the current unit
         self.mid = None  # rk4: k2 + k3 at its middle state; midpoint: k2
         self.top = p.steps  # the upper end of the current unit
-        self.low = None  # (u_1, its velocity) for the odd first step
+        self.low = None  # u_1, held for an odd first step
         self.curvature = -math.inf  # the largest Rayleigh quotient a.(H + reg)a / a.a met at a unit's top
 
     def _top(self, lin):
@@ -298,8 +302,13 @@ class _GridSweep(_Sweep):
         reg = self.p.reg
         return (hv + reg * a, -reg * a) if reg else (hv, None)
 
+    @staticmethod
+    def holds(p: Problem, stored: bool) -> int:
+        return int(p.solver != "euler" and p.steps % 2 == 1)  # u_1, for an odd first step
+
     def _shift(self, scale, k):
-        return (self.a + scale * k[0], (self.q + scale * k[1]) if self.p.reg else self.q)
+        """The adjoint at a stage: a + scale * k (q does not enter the field)."""
+        return self.a + scale * k[0]
 
     def _advance(self, dt, total):
         self.a = self.a + dt * total[0]
@@ -322,10 +331,10 @@ class _GridSweep(_Sweep):
         if k < self.top and (self.top - k) % 2 == 1:  # the middle state of [t_k - h, t_k + h]
             dt = self.times[self.top - 2] - self.times[self.top]
             if p.solver == "midpoint":
-                self.mid = self._field(lin, self._shift(0.5 * dt, self.k1)[0])
+                self.mid = self._field(lin, self._shift(0.5 * dt, self.k1))
             else:
-                k2 = self._field(lin, self._shift(0.5 * dt, self.k1)[0])
-                k3 = self._field(lin, self._shift(0.5 * dt, k2)[0])
+                k2 = self._field(lin, self._shift(0.5 * dt, self.k1))
+                k3 = self._field(lin, self._shift(0.5 * dt, k2))
                 self.mid = (k2, k3)
             return
         if k < self.top:  # the bottom of the unit: finish its step
@@ -334,7 +343,7 @@ class _GridSweep(_Sweep):
                 self._advance(dt, self.mid)
             else:
                 k2, k3 = self.mid
-                k4 = self._field(lin, self._shift(dt, k3)[0])
+                k4 = self._field(lin, self._shift(dt, k3))
                 parts = (self.k1, k2, k2, k3, k3, k4)
                 total = [sum(x[0] for x in parts)]
                 if p.reg:
@@ -414,10 +423,8 @@ def adjoint(p: Problem, scheme: str = "continuous", checkpoints=None, memory_bud
     """
     n = p.steps
     sweep_type = SWEEPS[scheme]
-    extra = {"continuous": 1, "discrete": 0}.get(scheme, int(p.solver != "euler" and n % 2 == 1))
-    budget = _budget(p, checkpoints, memory_budget_mb, extra)
-    if budget is None and scheme == "continuous":
-        extra = 0  # one block: no state above it to hold
+    budget = _budget(p, checkpoints, memory_budget_mb, sweep_type.holds(p, stored=False))
+    extra = sweep_type.holds(p, stored=budget is None)
     reverse = _Reverse(p, n + 1 + extra if budget is None else budget, extra)
     sweep = None
     with torch.no_grad():
