@@ -11,6 +11,7 @@ every rank reads the checkpoint to resume.  gloo on the CPU, NCCL on GPUs.
 """
 from __future__ import annotations
 
+import faulthandler
 import os
 import sys
 
@@ -34,6 +35,8 @@ def init_from_environment(device: str) -> bool:
         return False
     if not dist.is_available():
         raise ValueError("this PyTorch build has no torch.distributed; run without --nproc / torchrun")
+    # a rank that dies in C++ (SIGABRT, SIGSEGV) prints the Python stack of every thread first
+    faulthandler.enable()
     on_gpu = device.startswith("cuda")
     if on_gpu:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
