@@ -155,6 +155,15 @@ def build_task(shots: int, dtype: str, device: str, hidden: int, seed: int):
     return support_loss, query_loss, module_params(model)
 
 
+def _select(device: str) -> None:
+    """Make ``cuda:N`` the current device (memory statistics and synchronisation are the current device's);
+    plain ``cuda`` is the current one already (torch.cuda.set_device refuses a device without an index)."""
+    import torch
+
+    if device.startswith("cuda") and torch.device(device).index is not None:
+        torch.cuda.set_device(torch.device(device))
+
+
 def measure(cfg: dict) -> dict:
     """One measurement in this process: warm up, then time and peak memory of one meta-gradient."""
     import torch
@@ -162,8 +171,7 @@ def measure(cfg: dict) -> dict:
     from . import meta_gradient
 
     on_cuda = cfg["device"].startswith("cuda")
-    if on_cuda:  # memory statistics and synchronisation below are the current device's: make it the one asked for
-        torch.cuda.set_device(torch.device(cfg["device"]))
+    _select(cfg["device"])
     options = dict(CONFIGS[cfg["name"]])
     method = options.pop("method")
     if options.pop("episode", False):
@@ -316,8 +324,7 @@ def measure_meta_step(cfg: dict) -> dict:
     from .train import RunConfig, _to, build_model, losses_for
     from .tasks.domains import load_domain
 
-    if cfg["device"].startswith("cuda"):
-        torch.cuda.set_device(torch.device(cfg["device"]))
+    _select(cfg["device"])
     method, steps = META_STEP_CONFIGS[cfg["name"]]
     run_cfg = RunConfig(domain=cfg["domain"], shots=cfg["shots"], query=cfg["shots"], inner_steps=steps,
                         method=method, device=cfg["device"]).resolved().check()

@@ -59,6 +59,9 @@ path, runs, meta, jobs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sy
 rows = json.load(open(path)) if os.path.exists(path) else []
 times = [r["time_s"] for r in rows if r.get("losses") == "stacked" and "time_s" in r]
 per = sum(times) / len(times) if times else float("nan")
+errors = sorted({r["error"] for r in rows if "error" in r})
+if errors:
+    print(f"run_gpu.sh: the estimate's measurement failed: {errors[0]}", file=sys.stderr)
 hours = runs * meta * per / jobs / 3600
 print(f"run_gpu.sh: {runs} runs of {meta} meta-steps, {jobs} at a time; about {per:.3f} s per meta-step measured"
       f" here (mean over methods) -> about {hours:.1f} h of meta-training, plus evaluations. Commands: {path[:-14]}commands.txt")
