@@ -4,17 +4,20 @@
 # reptile), MovieLens 100K 10/15 and 20/30, and Omniglot 5-way 1- and 5-shot (the full set where DATA_ROOT holds
 # it, else the small subsets; maml, adjoint, fomaml, reptile, imaml, comln). It prints an estimate first.
 #
-# Small, launch-bound kernels leave a GPU mostly idle, so JOBS runs share it at once (one process each, a CPU
-# core each), which is where the throughput comes from. Every run resumes (--resume), so an interrupted call
+# JOBS runs go at once (one process each, a CPU core each). The MLP settings (synthetic, MovieLens) are
+# launch-bound: on an H200 with 16 processes sharing it, adjoint-100 took 1.7 s a meta-step, against 0.24 s for
+# one process on one CPU core (results/README.md), so MLP_DEVICE=cpu runs them on the cores while Omniglot's
+# Conv-4 uses the GPU. Every run resumes (--resume), so an interrupted call
 # continues. `--small` runs the same commands with 20 meta-steps, 50 fine-tuning iterations and few meta-test
 # tasks (for Omniglot the generated demo glyphs, meta-batch 2, 16 filters), end to end in minutes on a CPU.
-#   usage: results/run_gpu.sh [--small] [--dry-run]   (env: DEVICE=cuda JOBS=8 DATA_ROOT=../shared/data OUT=...)
+#   usage: results/run_gpu.sh [--small] [--dry-run]   (env: DEVICE=cuda MLP_DEVICE=$DEVICE JOBS=8
+#                                                        DATA_ROOT=../shared/data OUT=...)
 set -euo pipefail
 SMALL=0; DRY=0
 for arg in "$@"; do
   case "$arg" in --small) SMALL=1 ;; --dry-run) DRY=1 ;; *) echo "usage: $0 [--small] [--dry-run]" >&2; exit 2 ;; esac
 done
-DEVICE=${DEVICE:-cuda}; JOBS=${JOBS:-8}; DATA_ROOT=${DATA_ROOT:-../shared/data}
+DEVICE=${DEVICE:-cuda}; MLP_DEVICE=${MLP_DEVICE:-$DEVICE}; JOBS=${JOBS:-8}; DATA_ROOT=${DATA_ROOT:-../shared/data}
 AMAML_LAB=${AMAML_LAB:-amaml-lab}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} AMAML_LAB_QUIET=1
 if [ "$SMALL" = 1 ]; then
@@ -30,14 +33,14 @@ commands() {
     for spec in adjoint-100:adjoint:100 maml-10:maml:10 maml-100:maml:100 imaml:imaml:100 fomaml:fomaml:100 \
                 reptile:reptile:100; do
       IFS=: read -r folder method steps <<< "$spec"
-      echo "$AMAML_LAB run $1 $2 $3 $steps $DEVICE --method $method $EVAL $COMMON --out $OUT/$1-$2-$3/$folder"
+      echo "$AMAML_LAB run $1 $2 $3 $steps $MLP_DEVICE --method $method $EVAL $COMMON --out $OUT/$1-$2-$3/$folder"
     done
   done
   for setting in "10 15" "20 30"; do
     set -- $setting
     for spec in adjoint-100:adjoint:100 maml-10:maml:10 imaml:imaml:100 fomaml:fomaml:100 reptile:reptile:100; do
       IFS=: read -r folder method steps <<< "$spec"
-      echo "$AMAML_LAB run MovieLens100K $1 $2 $steps $DEVICE --method $method $EVAL $COMMON --data-root $DATA_ROOT/ml-100k --out $OUT/MovieLens100K-$1-$2/$folder"
+      echo "$AMAML_LAB run MovieLens100K $1 $2 $steps $MLP_DEVICE --method $method $EVAL $COMMON --data-root $DATA_ROOT/ml-100k --out $OUT/MovieLens100K-$1-$2/$folder"
     done
   done
   for shots in 1 5; do
@@ -51,7 +54,7 @@ commands > "$OUT/commands.txt"
 RUNS=$(wc -l < "$OUT/commands.txt")
 # the estimate: one meta-step of the paper's synthetic setting per method, measured here, times the runs
 if [ "$DRY" = 0 ] || [ "$SMALL" = 0 ]; then
-  python -m amaml_lab.bench --meta-step --device "$DEVICE" --shots 50 --repeat 3 --out "$OUT/meta-step.json" >/dev/null 2>&1 || true
+  python -m amaml_lab.bench --meta-step --device "$MLP_DEVICE" --shots 50 --repeat 3 --out "$OUT/meta-step.json" >/dev/null 2>&1 || true
 fi
 python - "$OUT/meta-step.json" "$RUNS" "$META" "$JOBS" <<'PY'
 import json, os, sys
