@@ -5,7 +5,7 @@
 # it, else the small subsets; maml, adjoint, fomaml, reptile, imaml, comln). It prints an estimate first.
 #
 # JOBS runs go at once (one process each, a CPU core each). The MLP settings (synthetic, MovieLens) are
-# launch-bound: on an H200 with 16 processes sharing it, adjoint-100 took 1.7 s a meta-step, against 0.24 s for
+# launch-bound: on an H200 with 16 processes sharing it, adjoint-100 took 1.7 s a meta-step, against 0.35 s for
 # one process on one CPU core (results/README.md), so MLP_DEVICE=cpu runs them on the cores while Omniglot's
 # Conv-4 uses the GPU. Every run resumes (--resume), so an interrupted call
 # continues. `--small` runs the same commands with 20 meta-steps, 50 fine-tuning iterations and few meta-test
