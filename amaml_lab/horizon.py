@@ -15,6 +15,10 @@ joins a backward sweep when the sweep passes its horizon):
   The checkpointed adjoint reads states recomputed from ceil(sqrt(K)) stored
   checkpoints; they are checked equal to the stored ones to rounding, so its
   gradients are these to rounding;
+* ``grid``: A-MAML's ``scheme="grid"``: the adjoint ODE by the solver's own scheme with every stage on a
+  forward state (euler over h: the continuous scheme's numbers; midpoint and rk4 over 2h, the middle stage at
+  the state between, an odd first step by the continuous scheme). Its units end at each row's horizon, so
+  rows of even and odd horizons sweep apart;
 * ``backsolve``: state and adjoint run backward together, each row from its own u(T_j);
 * ``fomaml``, ``reptile`` (divided by T), ``imaml`` (its own proximal
   trajectory, CG at each horizon) and ``truncated`` (the last few steps).
@@ -44,11 +48,12 @@ from .metagrad.implicit import conjugate_gradient
 from .models import mlp
 from .tasks.synthetic import FAMILIES, family_task
 
-METHODS = ("maml", "adjoint", "backsolve", "fomaml", "reptile", "imaml", "truncated")
+METHODS = ("maml", "adjoint", "grid", "backsolve", "fomaml", "reptile", "imaml", "truncated")
 # what each line is; two pairs of methods give the same numbers, so each pair is one line
 LABELS = {
     "maml": "maml = adjoint (discrete)",
     "adjoint": "adjoint (continuous; stored = checkpointed)",
+    "grid": "adjoint (grid scheme)",
     "backsolve": "backsolve (state run backward)",
     "fomaml": "fomaml",
     "reptile": "reptile",
@@ -153,6 +158,12 @@ class _BatchedAdjointField(_AdjointField):
         self.p.support.hvp_evals += A.shape[0]
         with torch.enable_grad():
             return torch.autograd.grad(lin._g, lin._x, A, retain_graph=True, is_grads_batched=True)[0]
+
+
+def _batched_hvp(lin, A):
+    """H(u) A for a (rows, P) A at a linearised state: one batched HVP."""
+    with torch.enable_grad():
+        return torch.autograd.grad(lin._g, lin._x, A, retain_graph=True, is_grads_batched=True)[0]
 
 
 def _segments(ks, K):
@@ -267,6 +278,45 @@ def sweep(task: HorizonTask, step_size: float, solver: str = "rk4", steps=log_st
             raise RuntimeError(f"states recomputed from checkpoints are {drift:.3g} away from the stored ones")
         return continuous(states)
 
+    def grid():
+        if solver == "euler":  # its stage is the grid point: the continuous scheme's numbers
+            return continuous(states)
+        fieldfn = _BatchedAdjointField(p, p.grid, states)
+        lins = {}
+
+        def hvp(k, A):
+            if k not in lins:
+                if len(lins) > 3:  # a sweep walks down: keep only the few states in use
+                    lins.clear()
+                lins[k] = p.support.linearize(states[k])
+            return _batched_hvp(lins[k], A)
+
+        def units(hi, lo, A):
+            """Backward units of 2h from hi down to lo (same parity); below 1 on an odd sweep, the continuous step."""
+            top = hi
+            while top - 2 >= max(lo, 0) and top >= 2:
+                dt = times[top - 2] - times[top]
+                k1 = hvp(top, A)
+                if solver == "midpoint":
+                    A = A + dt * hvp(top - 1, A + 0.5 * dt * k1)
+                else:
+                    k2 = hvp(top - 1, A + 0.5 * dt * k1)
+                    k3 = hvp(top - 1, A + 0.5 * dt * k2)
+                    k4 = hvp(top - 2, A + dt * k3)
+                    A = A + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+                top -= 2
+            if lo == 0 and top == 1:
+                A = p.solve(fieldfn, A, [1, 0])[-1]
+            return A
+
+        out = torch.empty(len(ks), p.theta.numel(), dtype=p.theta.dtype)
+        for parity in (0, 1):  # a row's units end at its horizon: even and odd horizons sweep apart
+            rows = [j for j, k in enumerate(ks) if k % 2 == parity]
+            if rows:
+                sub = [ks[j] for j in rows]
+                out[rows] = _sweep_back(sub, sub[-1], lambda i: q[rows[i]], units)
+        return out
+
     def backsolve():
         n = p.theta.numel()
         loss = torch.func.vmap(p.support.loss)
@@ -307,6 +357,7 @@ def sweep(task: HorizonTask, step_size: float, solver: str = "rk4", steps=log_st
 
     timed("maml", discrete)
     timed("adjoint", adjoint)
+    timed("grid", grid)
     timed("backsolve", backsolve)
     timed("fomaml", lambda: q.clone())
     timed("reptile", lambda: torch.stack([(p.theta - states[k]) / (k * step_size) for k in ks]))

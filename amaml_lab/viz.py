@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from . import explore
 
 COLORS = {"gradient descent": "#d62728", "gradient flow": "#1f77b4", "maml": "#7f7f7f", "adjoint": "#1f77b4",
-          "fomaml": "#ff7f0e", "reptile": "#2ca02c", "imaml": "#9467bd", "truncated": "#8c564b",
+          "fomaml": "#ff7f0e", "reptile": "#2ca02c", "imaml": "#9467bd", "truncated": "#8c564b", "grid": "#bcbd22",
           "backsolve": "#d62728", "checkpointed": "#17becf", "continuous": "#1f77b4", "discrete": "#ff7f0e",
           "euler": "#d62728", "midpoint": "#ff7f0e", "rk4": "#1f77b4", "forward": "#e377c2"}
 
@@ -107,6 +107,9 @@ def order_figure(rows: list[dict]):
 
 
 COST_METHODS = ("maml", "adjoint", "adjoint-sqrt")
+# the horizon explorer's cost panel: the shipped measurements of these bench rows, and their colours
+HORIZON_COST = {"maml": COLORS["maml"], "adjoint": COLORS["adjoint"], "adjoint-sqrt": COLORS["checkpointed"],
+                "adjoint-grid": COLORS["grid"]}
 
 
 def cost_figure(rows: list[dict], widget: bool = False):
@@ -458,12 +461,12 @@ def horizon_figure(data, step_size: float, solver: str, j: int, shown, cost: dic
     steps = data.steps[j]
     for col, field in ((1, "time_s"), (2, "peak_mb")):
         top = 1.0
-        for name in ("maml", "adjoint", "adjoint-sqrt"):
+        for name, color in HORIZON_COST.items():
             mine = sorted((r for r in cost["rows"] if r["name"] == name and field in r), key=lambda r: r["steps"])
             top = max([top] + [r[field] for r in mine])
             fig.add_trace(go.Scatter(x=[r["steps"] for r in mine], y=[r[field] for r in mine], mode="lines+markers",
                                      name=f"{name} (measured)", legendgroup=f"cost-{name}", showlegend=col == 1,
-                                     line_color=_color(name) if name != "adjoint-sqrt" else "#17becf"), 3, col)
+                                     line_color=color), 3, col)
         floor = min([r[field] for r in cost["rows"] if field in r] + [top]) / 2
         fig.add_trace(go.Scatter(x=[steps, steps], y=[floor, top * 2], mode="lines", showlegend=False,
                                  name="steps now", line=dict(color="#111111", dash="dot")), 3, col)
@@ -516,6 +519,6 @@ def update_horizon(fig, data, step_size: float, solver: str, j: int, shown) -> N
                 markers["text"]
             base += n + 1
         for col in range(2):
-            trace = fig.data[base + 3 + col * 4]
+            trace = fig.data[base + len(HORIZON_COST) + col * (len(HORIZON_COST) + 1)]
             trace.x = [data.steps[j]] * 2
         fig.layout.title.text = _horizon_title(view, step_size, solver)

@@ -25,6 +25,7 @@ def flat(tree):
 ALONE = {
     "maml": [("maml", {}), ("adjoint", {"scheme": "discrete"})],
     "adjoint": [("adjoint", {}), ("adjoint", {"checkpoints": 3}), ("adjoint", {"checkpoints": "sqrt"})],
+    "grid": [("adjoint", {"scheme": "grid"}), ("adjoint", {"scheme": "grid", "checkpoints": 3})],
     "backsolve": [("backsolve", {})],
     "fomaml": [("fomaml", {})],
     "reptile": [("reptile", {"scale": "horizon"})],

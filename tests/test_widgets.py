@@ -130,6 +130,7 @@ def test_horizon_explorer_moves_every_panel_with_the_steps(horizon_app, monkeypa
     # (a) the adapted model, (b) the markers at T, (c) the markers at T, (d) the line at the steps
     assert {"model at u(T)", "at T", "steps now"} <= changed
     assert app.figure.data[names.index("steps now")].x == (30, 30)
+    assert {f"{name} (measured)" for name in viz.HORIZON_COST} <= set(names)  # panel (d): the shipped rows
     v = app.view()
     assert v["T"] == pytest.approx(0.6) and "T = 0.6" in app.status.value
     # the drawn errors are the data's
