@@ -11,7 +11,8 @@
 # continues. `--small` runs the same commands with 20 meta-steps, 50 fine-tuning iterations and few meta-test
 # tasks (for Omniglot the generated demo glyphs, meta-batch 2, 16 filters), end to end in minutes on a CPU.
 #   usage: results/run_gpu.sh [--small] [--dry-run]   (env: DEVICE=cuda MLP_DEVICE=$DEVICE JOBS=8
-#                                                        DATA_ROOT=../shared/data OUT=...)
+#                                                        DATA_ROOT=../shared/data OUT=... ESTIMATE=1; 0 skips
+#                                                        the estimate's measurement)
 set -euo pipefail
 SMALL=0; DRY=0
 for arg in "$@"; do
@@ -53,7 +54,7 @@ mkdir -p "$OUT"
 commands > "$OUT/commands.txt"
 RUNS=$(wc -l < "$OUT/commands.txt")
 # the estimate: one meta-step of the paper's synthetic setting per method, measured here, times the runs
-if [ "$DRY" = 0 ] || [ "$SMALL" = 0 ]; then
+if [ "${ESTIMATE:-1}" = 1 ] && { [ "$DRY" = 0 ] || [ "$SMALL" = 0 ]; }; then
   python -m amaml_lab.bench --meta-step --device "$MLP_DEVICE" --shots 50 --repeat 3 --out "$OUT/meta-step.json" >/dev/null 2>&1 || true
 fi
 python - "$OUT/meta-step.json" "$RUNS" "$META" "$JOBS" <<'PY'
