@@ -8,7 +8,10 @@ Markdown and CSV.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import math
+import statistics
 from dataclasses import asdict
 from pathlib import Path
 
@@ -194,30 +197,86 @@ def table_rows(summaries: list[dict]) -> list[list]:
     return rows
 
 
-def markdown_table(summaries: list[dict]) -> str:
+def per_task(folder) -> dict | None:
+    """A finished run's results task by task, ``{measure: [value per meta-test task]}``: every measure of
+    ``tasks.csv`` (regression) or the episodes' ``accuracy`` in ``eval.csv`` (Omniglot); None without them."""
+    folder = Path(folder)
+    for name, key in (("tasks.csv", "task"), ("eval.csv", "episode")):
+        path = folder / name
+        if path.exists():
+            with open(path, newline="") as f:
+                rows = list(csv.DictReader(f))
+            if rows and key in rows[0]:
+                return {m: [float(r[m]) for r in rows] for m in rows[0] if m != key}
+    return None
+
+
+def paired(base, other, lower_is_better: bool = True) -> dict:
+    """``other - base`` task by task, on the same meta-test tasks: the mean difference, the half-width of its 95%
+    interval (1.96 standard errors of the differences), and on how many tasks ``other`` does better.
+
+    Two methods evaluated on the same tasks share each task's difficulty, which dominates the spread over tasks;
+    the differences do not carry it, so their interval is far narrower than the two means' s.e. suggest.
+    """
+    if len(base) != len(other) or len(base) < 2:
+        raise ValueError(f"paired needs the same tasks, at least 2, for both runs; got {len(base)} and {len(other)}")
+    d = [o - b for b, o in zip(base, other)]
+    better = sum(1 for x in d if (x < 0 if lower_is_better else x > 0))
+    return {"difference": statistics.fmean(d), "ci95": 1.96 * statistics.stdev(d) / math.sqrt(len(d)),
+            "better": better, "worse": sum(1 for x in d if x != 0) - better, "tasks": len(d)}
+
+
+def _paired_cells(summaries, tasks) -> list[str] | None:
+    """The paired column against the first run, or None where some run has no per-task results or other tasks."""
+    classification = "accuracy" in summaries[0]["final"]
+    measure = "accuracy" if classification else "finetuned"
+    if not tasks or any(t is None or measure not in t for t in tasks) or len({len(t[measure]) for t in tasks}) != 1:
+        return None
+    cells = ["(reference)"]
+    for t in tasks[1:]:
+        p = paired(tasks[0][measure], t[measure], lower_is_better=not classification)
+        scale = 100 if classification else 1
+        cells.append(f"{scale * p['difference']:+.{2 if classification else 4}f} ± "
+                     f"{scale * p['ci95']:.{2 if classification else 4}f} (better on {p['better']}/{p['tasks']})")
+    return cells
+
+
+def markdown_table(summaries: list[dict], tasks: list | None = None) -> str:
+    """The comparison as Markdown; with ``tasks`` (each run's :func:`per_task`, in order) a paired column against
+    the first run."""
     c = summaries[0]["config"]
     f = summaries[0]["final"]
+    pairs = _paired_cells(summaries, tasks)
+    first = summaries[0]["config"]["method"]
+    extra = f" | vs {first}, paired |" if pairs else " |"
+    rule = "---:|" if pairs else ""
+    note = ("" if not pairs else f"\nPaired: each method's difference to {first} on the same meta-test "
+            f"{'episodes' if 'accuracy' in f else 'tasks'}, mean ± 1.96 s.e. of the differences (for accuracy in "
+            "points), and on how many it does better.\n")
     if "accuracy" in f:
         title = (f"Omniglot {c['ways']}-way {c['shots']}-shot ({f.get('subset', '?')} set), {c['query']} query per class:"
                  f" meta-test accuracy (mean ± 95% CI over {f['eval_tasks']} episodes);"
                  f" {summaries[0]['meta_steps']} meta-steps, seed {c['seed']}")
-        lines = [f"**{title}**", "", "| method | inner steps | accuracy (%) | s / meta-step |", "|---|---:|---:|---:|"]
-        for s in summaries:
+        lines = [f"**{title}**", "", "| method | inner steps | accuracy (%) | s / meta-step" + extra,
+                 "|---|---:|---:|---:|" + rule]
+        for i, s in enumerate(summaries):
             g = s["final"]
             lines.append(f"| {s['config']['method']} | {s['config']['inner_steps']} | {100 * g['accuracy']:.2f} ± "
-                         f"{100 * g['accuracy_ci95']:.2f} | {s['seconds_per_meta_step']:.3f} |")
-        return "\n".join(lines) + "\n"
+                         f"{100 * g['accuracy_ci95']:.2f} | {s['seconds_per_meta_step']:.3f} |"
+                         + (f" {pairs[i]} |" if pairs else ""))
+        return "\n".join(lines) + "\n" + note
     title = (f"{c['domain']} {c['shots']}/{c['query']}: meta-test nRMSE (mean ± s.e. over {f['eval_tasks']} tasks)"
              f" after {f['eval_steps']} Adam fine-tuning steps; {summaries[0]['meta_steps']} meta-steps, seed {c['seed']}")
     lines = [f"**{title}**", "",
-             "| method | inner steps | nRMSE | at θ (no fine-tuning) | best on the curve (iteration) | s / meta-step |",
-             "|---|---:|---:|---:|---:|---:|"]
-    for s in summaries:
+             "| method | inner steps | nRMSE | at θ (no fine-tuning) | best on the curve (iteration) | s / meta-step"
+             + extra, "|---|---:|---:|---:|---:|---:|" + rule]
+    for i, s in enumerate(summaries):
         f = s["final"]
         lines.append(f"| {s['config']['method']} | {s['config']['inner_steps']} | {f['nrmse']:.3f} ± {f['nrmse_se']:.3f}"
                      f" | {f['nrmse_at_theta']:.3f} ± {f['nrmse_at_theta_se']:.3f} | {f['nrmse_best']:.3f} ± "
-                     f"{f['nrmse_best_se']:.3f} ({f['best_iteration']}) | {s['seconds_per_meta_step']:.3f} |")
-    return "\n".join(lines) + "\n"
+                     f"{f['nrmse_best_se']:.3f} ({f['best_iteration']}) | {s['seconds_per_meta_step']:.3f} |"
+                     + (f" {pairs[i]} |" if pairs else ""))
+    return "\n".join(lines) + "\n" + note
 
 
 def compare_command(args) -> int:
@@ -243,7 +302,7 @@ def compare_command(args) -> int:
         summaries.append(summary)
     if len(summaries) < len(configs):
         return 0
-    md = markdown_table(summaries)
+    md = markdown_table(summaries, [per_task(base / cfg.method) for cfg in configs])
     write_text_atomic(base / "table.md", md)
     header = CLASSIFICATION_HEADER if "accuracy" in summaries[0]["final"] else TABLE_HEADER
     write_text_atomic(base / "table.csv", _csv(header, table_rows(summaries)))

@@ -642,9 +642,11 @@ def run(cfg: RunConfig, out, resume: bool = False, data_root=None, show_progress
     """Meta-train to ``cfg.meta_steps`` (continuing ``out`` when ``resume``), evaluate, write the run's files.
 
     ``out`` gets ``checkpoint.pt``, ``summary.json`` (config, ``meta_steps``,
-    ``status``, ``final``), ``metrics.csv`` (meta-step, query loss, seconds)
-    and ``eval.csv`` (fine-tuning iteration, nRMSE mean and s.e.), each written
-    atomically.  Returns the summary.
+    ``status``, ``final``), ``metrics.csv`` (meta-step, query loss, seconds),
+    ``eval.csv`` (fine-tuning iteration, nRMSE mean and s.e.; for Omniglot each
+    episode's accuracy) and, for regression, ``tasks.csv`` (each meta-test
+    task's nRMSE at θ, after the run's own inner loop, after 10, 100 and all
+    fine-tuning iterations), each written atomically.  Returns the summary.
     """
     from . import distributed
 
@@ -720,6 +722,10 @@ def run(cfg: RunConfig, out, resume: bool = False, data_root=None, show_progress
             mean, se = mean_se(curve[:, j])
             rows.append((it, f"{mean!r}", f"{se!r}"))
         write_text_atomic(out / "eval.csv", _csv(["iteration", "nrmse_mean", "nrmse_se"], rows))
+        # every meta-test task's numbers: runs on the same tasks compare task by task (experiments.paired)
+        names = list(result["per_task"])
+        write_text_atomic(out / "tasks.csv", _csv(["task", *names], [
+            (i, *(f"{float(result['per_task'][n][i])!r}" for n in names)) for i in range(curve.shape[0])]))
     write_evals(trained["evals"])
     summary = _summary(cfg, trained["meta_steps"], "done", final=final, seconds=trained["seconds"],
                        extra={"world_size": size})

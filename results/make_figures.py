@@ -1,19 +1,23 @@
-"""The figures of results/README.md from the run folders: python results/make_figures.py [RESULTS_DIR]
+"""The figures and tables of results/README.md from the run folders:
+python results/make_figures.py [RESULTS_DIR] [--tables]
 
 For each setting under results/cpu-long: the meta-test nRMSE against meta-steps (after each method's own inner
 loop, and after the reference's Adam fine-tuning) and the fine-tuning curves at the end of the 1,000-step runs;
-for CosMixture 50/50 also the 5,000-step runs; and each setting's table.md.  Plotly draws the figures and
-Debian's Chromium (headless) saves each as a PNG under results/figures/.
+for CosMixture 50/50 also the 5,000-step runs; and each setting's table.md, with the paired differences of the
+runs that ended at the same meta-step (from their tasks.csv).  Plotly draws the figures and Debian's Chromium
+(headless) saves each as a PNG under results/figures/.  The Omniglot tables under results/omniglot-cpu are
+rebuilt from their runs' folders, with the paired column.  ``--tables`` writes the tables only.
 """
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from amaml_lab import viz
+from amaml_lab import experiments, viz
 
 ORDER = ("adjoint-100", "maml-100", "maml-10", "imaml", "fomaml", "reptile", "maml-10-reference-protocol")
 
@@ -61,9 +65,57 @@ def table(runs: dict, step: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(root="results") -> int:
-    root = Path(root)
+def paired_table(setting: Path, names=ORDER[:-1]) -> str:
+    """Each run's difference to the first run that ended at the same meta-step, task by task (tasks.csv)."""
+    cols = [("inner", "own inner loop"), ("finetuned", "1,000 Adam its")]
+    groups = {}
+    for name in names:
+        summary_path = setting / name / "summary.json"
+        tasks = experiments.per_task(setting / name)
+        if summary_path.exists() and tasks:
+            steps = json.loads(summary_path.read_text())["meta_steps"]
+            groups.setdefault(steps, []).append((name, tasks))
+    text = ""
+    for steps, runs in sorted(groups.items()):
+        if len(runs) < 2:
+            continue
+        ref, base = runs[0]
+        text += (f"\n**{setting.name}, the runs that ended at meta-step {steps:,}, paired: nRMSE minus {ref}'s on the same"
+                 f" 100 tasks** (mean ± 1.96 s.e. of the differences; on how many tasks the run does better)\n\n")
+        text += "| run | " + " | ".join(c[1] for c in cols) + " |\n|---|" + "---:|" * len(cols) + "\n"
+        for name, tasks in runs[1:]:
+            cells = []
+            for key, _ in cols:
+                p = experiments.paired(base[key], tasks[key])
+                fmt = ".1e" if abs(p["difference"]) < 1e-4 else ".4f"  # adjoint against maml through the same steps
+                cells.append(f"{p['difference']:+{fmt}} ± {p['ci95']:{fmt}} ({p['better']}/{p['tasks']})")
+            text += f"| {name} | " + " | ".join(cells) + " |\n"
+    return text
+
+
+def omniglot_tables(root: Path) -> None:
+    """results/omniglot-cpu/*/table.md rebuilt from the runs' folders (the order of table.csv), paired column added."""
+    import csv
+
+    for folder in sorted((root / "omniglot-cpu").glob("*/table.csv")):
+        with open(folder, newline="") as f:
+            methods = [r["method"] for r in csv.DictReader(f)]
+        base = folder.parent
+        summaries = [json.loads((base / m / "summary.json").read_text()) for m in methods]
+        md = experiments.markdown_table(summaries, [experiments.per_task(base / m) for m in methods])
+        (base / "table.md").write_text(md)
+        print(f"wrote {base / 'table.md'}")
+
+
+def main(*argv) -> int:
+    flags = [a for a in argv if a.startswith("-")]
+    roots = [a for a in argv if not a.startswith("-")]
+    if any(f != "--tables" for f in flags) or len(roots) > 1:
+        print("usage: python results/make_figures.py [RESULTS_DIR] [--tables]", file=sys.stderr)
+        return 2
+    root = Path(roots[0] if roots else "results")
     out = root / "figures"
+    omniglot_tables(root)
     for setting in sorted((root / "cpu-long").glob("*-*-*")):
         runs = runs_in(setting, at_steps=1000)
         if not runs:
@@ -74,8 +126,11 @@ def main(root="results") -> int:
         last = max(r["evals"][-1]["meta_step"] for r in full.values() if r["evals"])
         if last > 1000:
             text += f"\n**{setting.name}, meta-step {last:,.0f}**\n\n" + table(full, last)
+        text += paired_table(setting)
         (setting / "table.md").write_text(text)
         print(f"wrote {setting / 'table.md'}")
+        if flags:
+            continue
         save(viz.meta_progress_figure(runs, title=f"{setting.name}: meta-test nRMSE along the first 1,000 meta-steps"),
              out / f"{setting.name}-meta-steps.png")
         finished = {k: r for k, r in runs.items() if r["eval"]}

@@ -34,3 +34,24 @@ def test_episode_check_compares_each_method_with_maml_on_the_domain():
     rows = episode_check(RunConfig("Omniglot", 1, 2, 3, ways=3, subset="demo", hidden=8, method="maml"),
                          methods=("maml", "adjoint (discrete)"))
     assert [r["label"] for r in rows] == ["maml", "adjoint (discrete)"] and rows[1]["rel_error"] < 1e-10
+
+
+def test_committed_tables_are_what_make_figures_writes(tmp_path):
+    """results/*/table.md, the paired differences included, are rebuilt from the committed run folders alone."""
+    import importlib.util
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "results"
+    spec = importlib.util.spec_from_file_location("make_figures", root / "make_figures.py")
+    make_figures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_figures)
+    for part in ("cpu-long", "omniglot-cpu"):
+        shutil.copytree(root / part, tmp_path / part, ignore=shutil.ignore_patterns("checkpoint.pt"))
+    assert make_figures.main(str(tmp_path), "--tables") == 0
+    tables = sorted(root.glob("cpu-long/*/table.md")) + sorted(root.glob("omniglot-cpu/*/table.md"))
+    assert len(tables) == 4
+    for table in tables:
+        assert (tmp_path / table.relative_to(root)).read_text() == table.read_text(), table
+        assert "paired" in table.read_text().lower()
+    assert make_figures.main(str(tmp_path), "--figures") == 2

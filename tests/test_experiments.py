@@ -29,6 +29,12 @@ def test_run_writes_summary_metrics_eval_and_checkpoint(tmp_path, capsys):
     curve = list(csv.DictReader(open(tmp_path / "eval.csv")))
     assert [int(r["iteration"]) for r in curve] == [0, 10, 20]
     assert float(curve[-1]["nrmse_mean"]) == pytest.approx(final["nrmse"], rel=1e-15)
+    # each meta-test task's numbers, whose means are the summary's
+    tasks = list(csv.DictReader(open(tmp_path / "tasks.csv")))
+    assert [int(r["task"]) for r in tasks] == [0, 1, 2]
+    for column, key in (("finetuned", "nrmse"), ("theta", "nrmse_at_theta"), ("inner", "nrmse_inner"),
+                        ("ft10", "nrmse_ft10")):
+        assert sum(float(r[column]) for r in tasks) / 3 == pytest.approx(final[key], rel=1e-12), column
     assert not list(tmp_path.glob(".tmp-*"))  # atomic writes leave no temporary files
 
 
@@ -92,9 +98,51 @@ def test_compare_writes_a_table_and_keeps_finished_runs(tmp_path, capsys):
     rows = list(csv.DictReader(open(tmp_path / "table.csv")))
     assert [r["method"] for r in rows] == ["adjoint", "maml", "imaml", "truncated"]
     assert json.loads((tmp_path / "truncated" / "summary.json").read_text())["config"]["options"] == {"truncate": 1}
+    # the paired column: each method's difference to the first on the same tasks, from the runs' tasks.csv
+    from amaml_lab.experiments import paired, per_task
+
+    assert "| vs adjoint, paired |" in md and "| (reference) |" in md
+    first = per_task(tmp_path / "adjoint")["finetuned"]
+    for method in ("maml", "imaml", "truncated"):
+        p = paired(first, per_task(tmp_path / method)["finetuned"])
+        cell = f"{p['difference']:+.4f} ± {p['ci95']:.4f} (better on {p['better']}/3)"
+        assert f"| {method} | " in md and cell in md.split(f"| {method} | ")[1].splitlines()[0]
     code, out, _ = cli(capsys, *args)
     assert code == 0 and out.count("kept the finished run") == 4
     assert (tmp_path / "table.md").read_text() == md
+
+
+def test_paired_differences_by_hand():
+    from amaml_lab.experiments import paired
+
+    base, other = [1.0, 2.0, 3.0, 4.0], [0.9, 2.1, 2.7, 3.8]  # differences -0.1, 0.1, -0.3, -0.2
+    p = paired(base, other)
+    # mean -0.125; deviations 0.025, 0.225, -0.175, -0.075; sample variance 0.0875 / 3
+    assert p["difference"] == pytest.approx(-0.125, rel=1e-12)
+    assert p["ci95"] == pytest.approx(1.96 * (0.0875 / 3) ** 0.5 / 2, rel=1e-12)
+    assert (p["better"], p["worse"], p["tasks"]) == (3, 1, 4)
+    q = paired([0.5, 0.6, 0.7], [0.5, 0.8, 0.9], lower_is_better=False)  # accuracy: higher is better; a tie
+    assert (q["better"], q["worse"]) == (2, 0) and q["difference"] == pytest.approx(0.4 / 3, rel=1e-12)
+    with pytest.raises(ValueError, match="same tasks"):
+        paired([1.0, 2.0], [1.0])
+
+
+def test_per_task_reads_omniglot_episodes_and_is_none_without_files(tmp_path):
+    from amaml_lab.experiments import markdown_table, per_task
+
+    assert per_task(tmp_path) is None
+    (tmp_path / "eval.csv").write_text("episode,accuracy\n0,0.6\n1,0.8\n2,0.4\n")
+    assert per_task(tmp_path) == {"accuracy": [0.6, 0.8, 0.4]}
+    (tmp_path / "eval.csv").write_text("iteration,nrmse_mean,nrmse_se\n0,1.0,0.1\n")  # a regression curve
+    assert per_task(tmp_path) is None
+    summary = {"config": {"method": "maml", "inner_steps": 10, "ways": 5, "shots": 1, "query": 15, "seed": 0,
+                          "domain": "Omniglot"},
+               "final": {"accuracy": 0.6, "accuracy_ci95": 0.1, "eval_tasks": 3}, "meta_steps": 5,
+               "seconds_per_meta_step": 0.1}
+    other = {**summary, "config": {**summary["config"], "method": "adjoint"}}
+    md = markdown_table([summary, other], [{"accuracy": [0.6, 0.8, 0.4]}, {"accuracy": [0.8, 0.8, 0.6]}])
+    assert "| adjoint | 10 | 60.00 ± 10.00 | 0.100 | +13.33 ± 13.07 (better on 2/3) |" in md
+    assert "paired" not in markdown_table([summary, other], [{"accuracy": [0.6]}, None])
 
 
 @pytest.mark.parametrize("args,pattern", [
