@@ -226,6 +226,14 @@ def paired(base, other, lower_is_better: bool = True) -> dict:
             "better": better, "worse": sum(1 for x in d if x != 0) - better, "tasks": len(d)}
 
 
+def format_paired(p: dict, scale: float = 1.0, digits: int = 4, counts: str = "better on ") -> str:
+    """``+d ± ci (better on k/n)``; differences under 1e-4 (the adjoint against maml through the same steps) in
+    scientific notation, so that they do not read as zero."""
+    d, ci = scale * p["difference"], scale * p["ci95"]
+    fmt = ".1e" if d and abs(d) < 1e-4 else f".{digits}f"
+    return f"{d:+{fmt}} ± {ci:{fmt}} ({counts}{p['better']}/{p['tasks']})"
+
+
 def _paired_cells(summaries, tasks) -> list[str] | None:
     """The paired column against the first run, or None where some run has no per-task results or other tasks."""
     classification = "accuracy" in summaries[0]["final"]
@@ -235,9 +243,7 @@ def _paired_cells(summaries, tasks) -> list[str] | None:
     cells = ["(reference)"]
     for t in tasks[1:]:
         p = paired(tasks[0][measure], t[measure], lower_is_better=not classification)
-        scale = 100 if classification else 1
-        cells.append(f"{scale * p['difference']:+.{2 if classification else 4}f} ± "
-                     f"{scale * p['ci95']:.{2 if classification else 4}f} (better on {p['better']}/{p['tasks']})")
+        cells.append(format_paired(p, 100, 2) if classification else format_paired(p))
     return cells
 
 
@@ -250,9 +256,9 @@ def markdown_table(summaries: list[dict], tasks: list | None = None) -> str:
     first = summaries[0]["config"]["method"]
     extra = f" | vs {first}, paired |" if pairs else " |"
     rule = "---:|" if pairs else ""
-    note = ("" if not pairs else f"\nPaired: each method's difference to {first} on the same meta-test "
-            f"{'episodes' if 'accuracy' in f else 'tasks'}, mean ± 1.96 s.e. of the differences (for accuracy in "
-            "points), and on how many it does better.\n")
+    unit = "episodes, in accuracy points" if "accuracy" in f else "tasks, in nRMSE"
+    note = ("" if not pairs else f"\nPaired: each method's difference to {first} on the same meta-test {unit}: "
+            "mean ± 1.96 s.e. of the differences, and on how many it does better.\n")
     if "accuracy" in f:
         title = (f"Omniglot {c['ways']}-way {c['shots']}-shot ({f.get('subset', '?')} set), {c['query']} query per class:"
                  f" meta-test accuracy (mean ± 95% CI over {f['eval_tasks']} episodes);"

@@ -87,8 +87,7 @@ def paired_table(setting: Path, names=ORDER[:-1]) -> str:
             cells = []
             for key, _ in cols:
                 p = experiments.paired(base[key], tasks[key])
-                fmt = ".1e" if abs(p["difference"]) < 1e-4 else ".4f"  # adjoint against maml through the same steps
-                cells.append(f"{p['difference']:+{fmt}} ± {p['ci95']:{fmt}} ({p['better']}/{p['tasks']})")
+                cells.append(experiments.format_paired(p, counts=""))
             text += f"| {name} | " + " | ".join(cells) + " |\n"
     return text
 

@@ -105,7 +105,8 @@ def test_compare_writes_a_table_and_keeps_finished_runs(tmp_path, capsys):
     first = per_task(tmp_path / "adjoint")["finetuned"]
     for method in ("maml", "imaml", "truncated"):
         p = paired(first, per_task(tmp_path / method)["finetuned"])
-        cell = f"{p['difference']:+.4f} ± {p['ci95']:.4f} (better on {p['better']}/3)"
+        fmt = ".1e" if abs(p["difference"]) < 1e-4 else ".4f"
+        cell = f"{p['difference']:+{fmt}} ± {p['ci95']:{fmt}} (better on {p['better']}/3)"
         assert f"| {method} | " in md and cell in md.split(f"| {method} | ")[1].splitlines()[0]
     code, out, _ = cli(capsys, *args)
     assert code == 0 and out.count("kept the finished run") == 4
@@ -125,6 +126,12 @@ def test_paired_differences_by_hand():
     assert (q["better"], q["worse"]) == (2, 0) and q["difference"] == pytest.approx(0.4 / 3, rel=1e-12)
     with pytest.raises(ValueError, match="same tasks"):
         paired([1.0, 2.0], [1.0])
+    from amaml_lab.experiments import format_paired
+
+    assert format_paired(p) == "-0.1250 ± 0.1674 (better on 3/4)"
+    tiny = {"difference": -2e-11, "ci95": 1.4e-11, "better": 60, "tasks": 100}  # not to read as -0.0000
+    assert format_paired(tiny, counts="") == "-2.0e-11 ± 1.4e-11 (60/100)"
+    assert format_paired(q, 100, 2) == "+13.33 ± 13.07 (better on 2/3)"
 
 
 def test_per_task_reads_omniglot_episodes_and_is_none_without_files(tmp_path):
