@@ -297,7 +297,8 @@ def compare_command(args) -> int:
         done = out / "summary.json"
         if done.exists():
             previous = json.loads(done.read_text())
-            if previous.get("status") == "done" and previous["config"] == json.loads(json.dumps(asdict(cfg))):
+            # the same run, also when its summary predates fields added since (they count as their defaults)
+            if previous.get("status") == "done" and not cfg.differences(previous["config"], everything=True):
                 summaries.append(previous)
                 print(f"{cfg.method}: kept the finished run in {out}")
                 continue

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import re
 import time
@@ -209,14 +210,18 @@ class RunConfig:
         """What a checkpoint must agree on to be resumed."""
         return {k: v for k, v in asdict(self).items() if k not in RESUMABLE_CHANGES}
 
-    def differences(self, saved: dict) -> list[str]:
-        """The identity fields in which a checkpoint's saved identity differs from this one.
+    def differences(self, saved: dict, everything: bool = False) -> list[str]:
+        """The identity fields in which a checkpoint's saved identity differs from this one; with
+        ``everything``, every field, against a summary.json's config (compared as JSON reads them).
 
         A field the checkpoint does not name (it was added to the kit after the
         run started) counts as its default value, so older runs still resume.
         """
         defaults = {f.name: f.default for f in fields(self) if f.default is not MISSING}
         mine = self.identity()
+        if everything:
+            mine = json.loads(json.dumps(asdict(self)))
+            defaults = json.loads(json.dumps(defaults))
         return sorted(k for k in mine if saved.get(k, defaults.get(k, MISSING)) != mine[k])
 
 

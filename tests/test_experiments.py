@@ -111,6 +111,18 @@ def test_compare_writes_a_table_and_keeps_finished_runs(tmp_path, capsys):
     code, out, _ = cli(capsys, *args)
     assert code == 0 and out.count("kept the finished run") == 4
     assert (tmp_path / "table.md").read_text() == md
+    # runs finished by an older kit, whose summaries lack fields added since, are still kept
+    for method in ("adjoint", "maml", "imaml", "truncated"):
+        path = tmp_path / method / "summary.json"
+        summary = json.loads(path.read_text())
+        del summary["config"]["deterministic"], summary["config"]["protocol"]
+        path.write_text(json.dumps(summary))
+    code, out, _ = cli(capsys, *args)
+    assert code == 0 and out.count("kept the finished run") == 4
+    # and a finished run with another setting is run again
+    code, out, _ = cli(capsys, *[a if a != "adjoint,maml,imaml,truncated" else "adjoint,maml" for a in args],
+                       "--eval-steps", 10)
+    assert code == 0 and "kept the finished run" not in out
 
 
 def test_paired_differences_by_hand():
