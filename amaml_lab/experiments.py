@@ -238,7 +238,9 @@ def _paired_cells(summaries, tasks) -> list[str] | None:
     """The paired column against the first run, or None where some run has no per-task results or other tasks."""
     classification = "accuracy" in summaries[0]["final"]
     measure = "accuracy" if classification else "finetuned"
-    if not tasks or any(t is None or measure not in t for t in tasks) or len({len(t[measure]) for t in tasks}) != 1:
+    if not tasks or len(tasks) < 2 or any(t is None or measure not in t for t in tasks):
+        return None
+    if len({len(t[measure]) for t in tasks}) != 1 or len(tasks[0][measure]) < 2:  # other tasks, or one alone
         return None
     cells = ["(reference)"]
     for t in tasks[1:]:

@@ -162,6 +162,9 @@ def test_per_task_reads_omniglot_episodes_and_is_none_without_files(tmp_path):
     md = markdown_table([summary, other], [{"accuracy": [0.6, 0.8, 0.4]}, {"accuracy": [0.8, 0.8, 0.6]}])
     assert "| adjoint | 10 | 60.00 ± 10.00 | 0.100 | +13.33 ± 13.07 (better on 2/3) |" in md
     assert "paired" not in markdown_table([summary, other], [{"accuracy": [0.6]}, None])
+    assert "paired" not in markdown_table([summary, other], [{"accuracy": [0.6]}, {"accuracy": [0.8]}])  # 1 task
+    assert "paired" not in markdown_table([summary, other], [{"accuracy": [0.6, 0.7]}, {"accuracy": [0.8]}])
+    assert "paired" not in markdown_table([summary], [{"accuracy": [0.6, 0.7]}])
 
 
 @pytest.mark.parametrize("args,pattern", [
