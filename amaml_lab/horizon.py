@@ -149,6 +149,12 @@ def exact_gradients(task: HorizonTask, times, rtol: float = 1e-9, atol: float = 
 
 
 # ---------------------------------------------------------------- every method at every horizon
+def _batched_hvp(lin, A):
+    """H(u) A for a (rows, P) A at a linearised state: one batched HVP."""
+    with torch.enable_grad():
+        return torch.autograd.grad(lin._g, lin._x, A, retain_graph=True, is_grads_batched=True)[0]
+
+
 class _BatchedAdjointField(_AdjointField):
     """The adjoint field H(u(t)) A for a (rows, P) adjoint A: the package's field, one batched HVP a stage."""
 
@@ -156,14 +162,7 @@ class _BatchedAdjointField(_AdjointField):
         u, k = self.state_at(t)
         lin = self.p.support.linearize(u) if k is None else self._point(k)[0]
         self.p.support.hvp_evals += A.shape[0]
-        with torch.enable_grad():
-            return torch.autograd.grad(lin._g, lin._x, A, retain_graph=True, is_grads_batched=True)[0]
-
-
-def _batched_hvp(lin, A):
-    """H(u) A for a (rows, P) A at a linearised state: one batched HVP."""
-    with torch.enable_grad():
-        return torch.autograd.grad(lin._g, lin._x, A, retain_graph=True, is_grads_batched=True)[0]
+        return _batched_hvp(lin, A)
 
 
 def _segments(ks, K):
