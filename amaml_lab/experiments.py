@@ -59,6 +59,10 @@ def _methods(text: str) -> list[str]:
     return names
 
 
+def _horizons(text: str) -> tuple:
+    return tuple(sorted({_nonnegative_int(t.strip()) for t in text.split(",") if t.strip()}))
+
+
 def _checkpoints(text: str):
     return text if text in ("sqrt", "auto") else _positive_int(text)
 
@@ -114,6 +118,9 @@ def add_common(p: argparse.ArgumentParser) -> None:
                         " stored states, about 0.6x the time, ten times the error; discrete: equal to maml)")
     p.add_argument("--learn-horizon", action="store_true",
                    help="comln: meta-learn the horizon T = INNER_STEPS x step size, as COMLN does")
+    p.add_argument("--test-horizons", type=_horizons, default=(),
+                   help="regression: also the error after each of these numbers of inner steps, comma-separated"
+                        " (tasks.csv columns adapt<N>; 0 is theta itself)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -149,7 +156,8 @@ def config(args, method: str, inner_steps: int) -> RunConfig:
                      bug_compatible=args.bug_compatible, options=_options(args, method),
                      checkpoint_every=args.checkpoint_every, eval_tasks=args.eval_tasks,
                      eval_steps=args.eval_steps, eval_interval=args.eval_interval,
-                     protocol=args.protocol, deterministic=args.deterministic).resolved().check()
+                     protocol=args.protocol, deterministic=args.deterministic,
+                     test_horizons=args.test_horizons).resolved().check()
 
 
 def _progress(args):
@@ -207,7 +215,7 @@ def per_task(folder) -> dict | None:
             with open(path, newline="") as f:
                 rows = list(csv.DictReader(f))
             if rows and key in rows[0]:
-                return {m: [float(r[m]) for r in rows] for m in rows[0] if m != key}
+                return {m: [float(r[m]) for r in rows] for m in rows[0] if m not in (key, "task_id")}
     return None
 
 

@@ -55,7 +55,7 @@ DEFAULTS = {
 }
 # fields that may change between a run and its --resume: they do not touch the meta-training arithmetic
 RESUMABLE_CHANGES = ("meta_steps", "device", "eval_tasks", "eval_steps", "eval_every", "eval_lr",
-                     "eval_weight_decay", "checkpoint_every", "eval_interval", "deterministic")
+                     "eval_weight_decay", "checkpoint_every", "eval_interval", "deterministic", "test_horizons")
 # "kit": fresh episodes every meta-step, scaling fitted on meta-train tasks only (no meta-test leak);
 # "reference": the Adjoint MAML code's pool of episodes drawn once per task and its scaling over all tasks
 PROTOCOLS = ("kit", "reference")
@@ -135,6 +135,9 @@ class RunConfig:
     eval_interval: int = 0  # meta-steps between evaluations during training (the reference: 100); 0: at the end only
     protocol: str = "kit"
     deterministic: bool = False  # CUDA: deterministic kernels and no TF32 (see use_deterministic)
+    # regression: also the error after N inner steps (the run's step size, solver and reg) for each N here,
+    # columns adapt<N> of tasks.csv: the cross-evaluation of a theta trained at one horizon and tested at others
+    test_horizons: tuple = ()
 
     @property
     def classification(self) -> bool:
@@ -170,6 +173,9 @@ class RunConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
+        if not isinstance(self.test_horizons, (tuple, list)) or any(
+                isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in self.test_horizons):
+            raise ValueError(f"test_horizons must be a tuple of integers >= 0; got {self.test_horizons!r}")
         for name in ("eval_steps", "eval_interval"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -557,7 +563,9 @@ def regression_evaluation(model, theta: dict, evalset, cfg: RunConfig, show_prog
 
     ``theta``: nRMSE at theta itself; ``inner``: after the run's own inner loop;
     ``ft10``, ``ft100``: after 10 and 100 Adam iterations (where logged);
-    ``finetuned``: after ``cfg.eval_steps`` (the reference's protocol).
+    ``finetuned``: after ``cfg.eval_steps`` (the reference's protocol);
+    ``adapt<N>``: after N steps of the run's inner loop, for each N > 0 in
+    ``cfg.test_horizons`` (N = 0 is ``theta``).
     """
     curve = evaluate(model, theta, evalset, steps=cfg.eval_steps, every=cfg.eval_every, lr=cfg.eval_lr,
                      weight_decay=cfg.eval_weight_decay, show_progress=show_progress)
@@ -568,6 +576,9 @@ def regression_evaluation(model, theta: dict, evalset, cfg: RunConfig, show_prog
         if n in its and n < its[-1]:
             per_task[f"ft{n}"] = curve["nrmse"][:, its.index(n)]
     per_task["finetuned"] = curve["nrmse"][:, -1]
+    for n in sorted(set(cfg.test_horizons) - {0}):
+        per_task[f"adapt{n}"] = evaluate_inner_loop(model, theta, evalset, replace(cfg, inner_steps=n),
+                                                    show_progress=show_progress)
     return {"per_task": per_task, "curve": curve}
 
 
@@ -728,9 +739,9 @@ def run(cfg: RunConfig, out, resume: bool = False, data_root=None, show_progress
             rows.append((it, f"{mean!r}", f"{se!r}"))
         write_text_atomic(out / "eval.csv", _csv(["iteration", "nrmse_mean", "nrmse_se"], rows))
         # every meta-test task's numbers: runs on the same tasks compare task by task (experiments.paired)
-        names = list(result["per_task"])
-        write_text_atomic(out / "tasks.csv", _csv(["task", *names], [
-            (i, *(f"{float(result['per_task'][n][i])!r}" for n in names)) for i in range(curve.shape[0])]))
+        names, ids = list(result["per_task"]), evalset.ids()
+        write_text_atomic(out / "tasks.csv", _csv(["task", "task_id", *names], [
+            (i, ids[i], *(f"{float(result['per_task'][n][i])!r}" for n in names)) for i in range(curve.shape[0])]))
     write_evals(trained["evals"])
     summary = _summary(cfg, trained["meta_steps"], "done", final=final, seconds=trained["seconds"],
                        extra={"world_size": size})

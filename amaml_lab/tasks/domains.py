@@ -10,6 +10,7 @@ ratings).
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import torch
@@ -45,6 +46,18 @@ class EvalSet:
     @property
     def tasks(self) -> int:
         return self.support[0].shape[0]
+
+    def ids(self) -> list[str]:
+        """One short content hash per task (its support and target tensors in float64): two runs' tasks.csv
+        rows are the same task exactly when their ids agree (experiments.paired checks it)."""
+        ids = []
+        for i in range(self.tasks):
+            digest = hashlib.sha1()
+            for t in (*self.support, *self.target):
+                row = t[i].detach().cpu()
+                digest.update((row.double() if row.is_floating_point() else row.long()).contiguous().numpy().tobytes())
+            ids.append(digest.hexdigest()[:12])
+        return ids
 
 
 REFERENCE_EPISODES = 10000  # the reference code's episodes per epoch (its batchsize), reused every epoch
