@@ -207,7 +207,8 @@ def table_rows(summaries: list[dict]) -> list[list]:
 
 def per_task(folder) -> dict | None:
     """A finished run's results task by task, ``{measure: [value per meta-test task]}``: every measure of
-    ``tasks.csv`` (regression) or the episodes' ``accuracy`` in ``eval.csv`` (Omniglot); None without them."""
+    ``tasks.csv`` (regression) or the episodes' ``accuracy`` in ``eval.csv`` (Omniglot); None without them.
+    Where tasks.csv records each task's content id, ``"task_id"`` holds them (strings)."""
     folder = Path(folder)
     for name, key in (("tasks.csv", "task"), ("eval.csv", "episode")):
         path = folder / name
@@ -215,8 +216,30 @@ def per_task(folder) -> dict | None:
             with open(path, newline="") as f:
                 rows = list(csv.DictReader(f))
             if rows and key in rows[0]:
-                return {m: [float(r[m]) for r in rows] for m in rows[0] if m not in (key, "task_id")}
+                out = {m: [float(r[m]) for r in rows] for m in rows[0] if m not in (key, "task_id")}
+                if "task_id" in rows[0]:
+                    out["task_id"] = [r["task_id"] for r in rows]
+                return out
     return None
+
+
+def paired_runs(base: dict, other: dict, measure: str, lower_is_better: bool = True) -> dict:
+    """:func:`paired` on ``measure`` of two runs' :func:`per_task` results, refusing runs on other tasks.
+
+    Where both runs record task ids they must agree task by task; where one
+    records them and the other does not, the tasks cannot be told the same and
+    the pair is refused too; where neither does (older runs, Omniglot's
+    episodes), only the counts are checked.
+    """
+    ids = [r.get("task_id") for r in (base, other)]
+    if (ids[0] is None) != (ids[1] is None):
+        raise ValueError("paired needs both runs' task ids or neither: one tasks.csv has a task_id column and the"
+                         " other not; re-evaluate the older run so that both record them")
+    if ids[0] is not None and ids[0] != ids[1]:
+        differ = sum(a != b for a, b in zip(*ids)) + abs(len(ids[0]) - len(ids[1]))
+        raise ValueError(f"paired needs the same tasks: the runs' task ids differ on {differ} of"
+                         f" {max(map(len, ids))} tasks (another domain, shots, pool or evaluation set)")
+    return paired(base[measure], other[measure], lower_is_better=lower_is_better)
 
 
 def paired(base, other, lower_is_better: bool = True) -> dict:
@@ -252,7 +275,7 @@ def _paired_cells(summaries, tasks) -> list[str] | None:
         return None
     cells = ["(reference)"]
     for t in tasks[1:]:
-        p = paired(tasks[0][measure], t[measure], lower_is_better=not classification)
+        p = paired_runs(tasks[0], t, measure, lower_is_better=not classification)
         cells.append(format_paired(p, 100, 2) if classification else format_paired(p))
     return cells
 

@@ -86,7 +86,7 @@ def paired_table(setting: Path, names=ORDER[:-1]) -> str:
         for name, tasks in runs[1:]:
             cells = []
             for key, _ in cols:
-                p = experiments.paired(base[key], tasks[key])
+                p = experiments.paired_runs(base, tasks, key)
                 cells.append(experiments.format_paired(p, counts=""))
             text += f"| {name} | " + " | ".join(cells) + " |\n"
     return text
