@@ -561,6 +561,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop repeating once a measurement's timed runs pass this many seconds (default 60)")
     parser.add_argument("--maml-max-steps", type=int, default=None,
                         help="skip maml above this many steps (its memory grows linearly)")
+    parser.add_argument("--memory-budget", type=float, default=None, metavar="MB",
+                        help="refuse an unrolled row (maml, conv4-maml, head-maml) whose peak memory, extrapolated"
+                             " from its two largest measured step counts, exceeds this many MB")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="also write the rows as JSON to this file")
     parser.add_argument("--meta-step", action="store_true",
@@ -593,6 +596,19 @@ def run_meta_step(args) -> list[dict]:
     return rows
 
 
+UNROLLED = ("maml", "conv4-maml", "head-maml")  # every state kept: memory linear in the steps
+
+
+def predicted_peak(rows: list[dict], name: str, steps: int) -> float | None:
+    """``name``'s peak memory (MB) at ``steps``, extrapolated along the line through its two measured rows with
+    the most steps; None with fewer than two (nothing is refused before its growth is measured)."""
+    done = sorted((r["steps"], r["peak_mb"]) for r in rows if r["name"] == name and "peak_mb" in r)
+    if len(done) < 2:
+        return None
+    (n0, m0), (n1, m1) = done[-2:]
+    return m1 + (m1 - m0) / (n1 - n0) * (steps - n1)
+
+
 def run(args) -> list[dict]:
     rows = []
     for steps in args.steps:
@@ -602,6 +618,12 @@ def run(args) -> list[dict]:
                        time_budget=args.time_budget, seed=args.seed)
             if name == "maml" and args.maml_max_steps is not None and steps > args.maml_max_steps:
                 rows.append({**cfg, "error": f"skipped (over --maml-max-steps {args.maml_max_steps})"})
+                continue
+            predicted = predicted_peak(rows, name, steps) if name in UNROLLED else None
+            if args.memory_budget is not None and predicted is not None and predicted > args.memory_budget:
+                rows.append({**cfg, "predicted_mb": predicted, "error": (
+                    f"refused: {predicted:,.0f} MB predicted > the {args.memory_budget:,.4g} MB budget")})
+                print(f"  {name:>22} steps={steps:>6}: {rows[-1]['error']}", file=sys.stderr, flush=True)
                 continue
             row = {**cfg, **_run_worker(cfg)}
             rows.append(row)
@@ -637,9 +659,15 @@ def report(args) -> str:
         head = (f"# torch {torch.__version__}, {args.device}, float64, {args.domain} {args.shots}/{args.shots},"
                 f" meta-batch 5, MLP 2 x 32 tanh, rk4 steps of 0.01, reg 1, {torch.get_num_threads()} threads")
         return head + "\n" + meta_step_table(run_meta_step(args))
-    head = (f"# torch {torch.__version__}, {args.device}, {args.dtype}, solver {args.solver}, "
-            f"MLP 2-{args.hidden}-{args.hidden}-1 tanh, {args.shots} support / {args.shots} query points, "
-            f"step size {args.step_size}, {torch.get_num_threads()} threads")
+    if all(CONFIGS[n].get("images") for n in args.methods):
+        task = "Conv-4 (64 filters, float32), a 5-way 1-shot episode of 28 x 28 glyphs, 15 queries a class"
+    else:
+        task = (f"{args.dtype}, MLP 2-{args.hidden}-{args.hidden}-1 tanh, {args.shots} support / {args.shots} query"
+                " points" + (" (Conv-4 rows: a 5-way 1-shot episode, float32)" if any(
+                    CONFIGS[n].get("images") for n in args.methods) else ""))
+    budget = f", memory budget {args.memory_budget:,.4g} MB" if args.memory_budget is not None else ""
+    head = (f"# torch {torch.__version__}, {args.device}, solver {args.solver}, {task}, "
+            f"step size {args.step_size}, {torch.get_num_threads()} threads{budget}")
     return head + "\n" + table(run(args))
 
 

@@ -88,3 +88,25 @@ def test_stored_adjoint_memory_grows_with_steps_and_checkpointed_does_not(tmp_pa
     checkpointed = peaks[("adjoint-c64", 1100)] - peaks[("adjoint-c64", 100)]
     assert stored > 6, f"the stored adjoint's peak grew only {stored:.2f} MB for 1,000 more steps"
     assert checkpointed < 2, f"the checkpointed adjoint's peak grew {checkpointed:.2f} MB for 1,000 more steps"
+
+
+def test_memory_budget_refuses_unrolled_rows_past_it_and_the_adjoint_carries_on(tmp_path):
+    """--memory-budget: maml's peak at 1,100 steps, extrapolated from 100 and 600, is refused under a budget
+    below it, while the checkpointed adjoint runs at 1,100; the prediction is the line through the two rows."""
+    from amaml_lab.bench import predicted_peak
+
+    rows = [{"name": "maml", "steps": 100, "peak_mb": 2.0}, {"name": "maml", "steps": 600, "peak_mb": 7.0},
+            {"name": "adjoint", "steps": 600, "peak_mb": 99.0}]
+    assert predicted_peak(rows, "maml", 1100) == pytest.approx(12.0)
+    assert predicted_peak(rows, "adjoint", 1100) is None  # one row: growth not yet measured
+    out = tmp_path / "rows.json"
+    done = subprocess.run([sys.executable, "-m", "amaml_lab.bench", "--steps", "100,600,1100", "--methods",
+                           "maml,adjoint-c64", "--shots", "20", "--repeat", "1", "--memory-budget", "0.5",
+                           "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    rows = {(r["name"], r["steps"]): r for r in json.loads(out.read_text())}
+    maml = rows[("maml", 1100)]
+    assert "time_s" not in maml and maml["error"].startswith("refused") and "0.5 MB budget" in maml["error"]
+    expected = predicted_peak([rows[("maml", 100)], rows[("maml", 600)]], "maml", 1100)
+    assert maml["predicted_mb"] == pytest.approx(expected) and expected > 0.5
+    assert "time_s" in rows[("adjoint-c64", 1100)] and "refused" in done.stdout
