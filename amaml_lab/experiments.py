@@ -12,7 +12,7 @@ import csv
 import json
 import math
 import statistics
-from dataclasses import asdict
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 from .io import write_text_atomic
@@ -181,6 +181,41 @@ def run_command(args) -> int:
     if "rank" not in summary:  # rank 0 (or the only process) reports
         print(f"{cfg.method} on {cfg.domain} {cfg.shots}/{cfg.query}: {_line(summary)}; files in {out}"
               + (f" ({summary['world_size']} processes)" if summary.get("world_size", 1) > 1 else ""))
+    return 0
+
+
+def add_reevaluate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("folders", metavar="FOLDER", nargs="+", help="finished run folders (summary.json and checkpoint.pt)")
+    p.add_argument("--eval-steps", type=_nonnegative_int, default=None,
+                   help="Adam fine-tuning iterations (default: the run's own)")
+    p.add_argument("--test-horizons", type=_horizons, default=None,
+                   help="regression: the error after each of these numbers of inner steps (default: the run's own)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def reevaluate(folder, eval_steps: int | None = None, test_horizons: tuple | None = None,
+               show_progress: bool | None = None) -> dict:
+    """Evaluate a finished run's final theta again (its checkpoint), with other evaluation settings only;
+    its summary.json, eval.csv and tasks.csv are rewritten, its meta-training is untouched."""
+    folder = Path(folder)
+    path = folder / "summary.json"
+    if not path.exists() or not (folder / "checkpoint.pt").exists():
+        raise FileNotFoundError(f"{folder} holds no finished run: summary.json and checkpoint.pt are needed")
+    summary = json.loads(path.read_text())
+    if summary.get("status") != "done":
+        raise ValueError(f"{folder} is not finished (status {summary.get('status')!r}); continue it with run --resume")
+    known = {f.name for f in fields(RunConfig)}
+    saved = {k: v for k, v in summary["config"].items() if k in known}
+    saved["test_horizons"] = tuple(saved.get("test_horizons", ()))
+    changes = {k: v for k, v in (("eval_steps", eval_steps), ("test_horizons", test_horizons)) if v is not None}
+    cfg = replace(RunConfig(**saved), **changes)
+    return run(cfg, folder, resume=True, show_progress=show_progress)
+
+
+def reevaluate_command(args) -> int:
+    for folder in args.folders:
+        summary = reevaluate(folder, args.eval_steps, args.test_horizons, _progress(args))
+        print(f"{folder}: {_line(summary)}")
     return 0
 
 

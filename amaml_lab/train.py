@@ -555,14 +555,16 @@ def _spread(values: torch.Tensor) -> dict:
     return {"mean": mean, "se": se, "std": float(values.std()) if values.numel() > 1 else float("nan")}
 
 
-FEW_ITERATIONS = (10, 100)  # "a few" Adam fine-tuning iterations, reported beside the reference's long run
+# Adam fine-tuning iterations reported beside the reference's long run (where the run fine-tunes longer)
+FEW_ITERATIONS = (10, 100, 1000)
 
 
 def regression_evaluation(model, theta: dict, evalset, cfg: RunConfig, show_progress: bool | None = None) -> dict:
     """Every number a regression run reports about theta, each per meta-test task, and the fine-tuning curve.
 
     ``theta``: nRMSE at theta itself; ``inner``: after the run's own inner loop;
-    ``ft10``, ``ft100``: after 10 and 100 Adam iterations (where logged);
+    ``ft10``, ``ft100``, ``ft1000``: after 10, 100 and 1,000 Adam iterations (where logged and fewer than
+    ``cfg.eval_steps``);
     ``finetuned``: after ``cfg.eval_steps`` (the reference's protocol);
     ``adapt<N>``: after N steps of the run's inner loop, for each N > 0 in
     ``cfg.test_horizons`` (N = 0 is ``theta``).

@@ -8,7 +8,8 @@
 # 1,000 meta-steps, seeds 0, 1, 2.  Each run is evaluated on the same 100 meta-test tasks: after its own inner
 # loop, after N_test = 0 ... 3000 steps of it (the cross-evaluation), and after 5,000 Adam iterations.
 # Every run resumes from its checkpoint (written every 50 meta-steps) and a finished run is skipped, so the
-# script continues where it stopped.  JOBS runs at once (default 2), each on one thread.
+# script continues where it stopped.  JOBS runs at once (default 2), each on one thread; several runners may
+# share the grid (each run is locked while one runs it).
 #   usage: results/run_horizon.sh [list|run] (default run), from the project root.
 #   AMAML_LAB overrides the command (e.g. a frozen copy of the package while the tree changes under it).
 set -euo pipefail
@@ -34,6 +35,8 @@ one() {  # DOMAIN SHOTS QUERY REG METHOD N SEED
   local out="$OUT/$domain-$shots-$query/reg$reg/$method-$n/seed$seed"
   if [ -f "$out/summary.json" ] && grep -q '"status": "done"' "$out/summary.json"; then return 0; fi
   mkdir -p "$out"
+  exec 9>"$out/.lock"  # a run another runner holds is left to it (the lock goes with its process)
+  flock -n 9 || return 0
   $AMAML_LAB run "$domain" "$shots" "$query" "$n" cpu --method "$method" --seed "$seed" --solver euler \
     --step-size 0.01 --reg "$reg" --optimizer adam --meta-lr 1e-3 --meta-batch 5 --meta-steps 1000 \
     --eval-steps 5000 --test-horizons "$TEST_HORIZONS" --checkpoint-every 50 --out "$out" --resume --quiet \

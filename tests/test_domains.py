@@ -131,8 +131,16 @@ def test_reference_protocol_scales_over_every_task_and_fixes_the_episodes():
     a = ref.train_batch(torch.Generator().manual_seed(0), 3, 5, 6, episode=7)
     b = ref.train_batch(torch.Generator().manual_seed(9), 3, 5, 6, episode=7)
     assert all(torch.equal(x, y) for x, y in zip(a[0] + a[1], b[0] + b[1]))
-    c = ref.train_batch(torch.Generator().manual_seed(0), 3, 5, 6, episode=7 + REFERENCE_EPISODES)
-    assert all(torch.equal(x, y) for x, y in zip(a[0] + a[1], c[0] + c[1]))  # the next epoch reuses them
+    # experiment.sh's pool: 1,000 episodes, each epoch visiting every one of them once, in a new order
+    assert REFERENCE_EPISODES == 1000
+
+    def epoch(e):
+        supports = ref.train_batch(torch.Generator(), REFERENCE_EPISODES, 5, 6, episode=e * REFERENCE_EPISODES)[0]
+        return [(float(x.sum()), float(y.sum())) for x, y in zip(*supports)]
+
+    first, second = epoch(0), epoch(1)
+    assert len(set(first)) == REFERENCE_EPISODES and sorted(first) == sorted(second) and first != second
+    assert epoch(1) == second  # the order is seeded: a resumed run visits what an uninterrupted one would
     assert sorted(ref.episode_tasks[:10].tolist()) == list(range(10))
     assert sorted(ref.episode_tasks[10:20].tolist()) == list(range(10))
     with pytest.raises(ValueError, match="protocol='reference' .*domain='MovieLens100K' has only protocol='kit'"):

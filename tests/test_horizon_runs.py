@@ -98,3 +98,30 @@ def test_task_ids_change_with_one_point():
     moved = EvalSet((x, y2), (x, y)).ids()
     assert ids[0] == moved[0] and ids[1] != moved[1]
     assert ids == EvalSet((x.float(), y), (x, y)).ids()  # a float32 copy hashes as its float64 values
+
+
+def test_reevaluate_equals_a_run_evaluated_so_from_the_start(tmp_path, capsys):
+    """``amaml-lab reevaluate --eval-steps`` on a finished run gives the files of a run that was given those
+    settings from the start (the same theta: meta-training untouched), and keeps the shorter fine-tuning as ft10."""
+    base = ["run", "Sinusoid", 5, 5, 3, "cpu", "--meta-steps", 4, "--eval-interval", 2, *SMALL]
+    assert cli(capsys, *base, "--out", tmp_path / "short")[0] == 0
+    assert cli(capsys, *[a if a != "20" else "40" for a in base], "--test-horizons", "7",
+               "--out", tmp_path / "long")[0] == 0
+    metrics = (tmp_path / "short" / "metrics.csv").read_text()
+    evals = (tmp_path / "short" / "evals.csv").read_text()
+    code, out, err = cli(capsys, "reevaluate", tmp_path / "short", "--eval-steps", 40, "--test-horizons", "7",
+                         "--quiet")
+    assert code == 0, err
+    assert "after 40 fine-tuning steps" in out
+    for name in ("tasks.csv", "eval.csv"):
+        assert (tmp_path / "short" / name).read_text() == (tmp_path / "long" / name).read_text(), name
+    short = json.loads((tmp_path / "short" / "summary.json").read_text())
+    long = json.loads((tmp_path / "long" / "summary.json").read_text())
+    assert short["final"] == long["final"] and short["config"]["eval_steps"] == 40
+    assert (tmp_path / "short" / "metrics.csv").read_text() == metrics  # meta-training untouched
+    assert (tmp_path / "short" / "evals.csv").read_text() == evals  # the evaluations along training kept
+
+
+def test_reevaluate_bad_input_is_one_line(tmp_path, capsys):
+    code, _, err = cli(capsys, "reevaluate", tmp_path)
+    assert code == 2 and "holds no finished run" in err and len(err.strip().splitlines()) == 1

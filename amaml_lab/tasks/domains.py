@@ -60,7 +60,9 @@ class EvalSet:
         return ids
 
 
-REFERENCE_EPISODES = 10000  # the reference code's episodes per epoch (its batchsize), reused every epoch
+# the reference's experiment.sh: batchsize=1000 episodes drawn once, meta_shuffle_batch=True (a new order each epoch)
+REFERENCE_EPISODES = 1000
+EPOCH_ORDER_SEED = 5000  # epoch e visits the episodes in the order of randperm(REFERENCE_EPISODES) seeded 5000 + e
 
 
 class SyntheticDomain:
@@ -73,10 +75,11 @@ class SyntheticDomain:
     scaler (mean and population standard deviation) fitted on every pool and
     test grid of all meta-train and meta-test tasks together (meta-test
     statistics leak into training), and a fixed sequence of
-    ``REFERENCE_EPISODES`` episodes, drawn once and reused in order each epoch
-    (task order from seeded permutations, episode i's support and query points
-    from seeds 2i and 2i + 1).  Meta-test tasks are scored on the family's test
-    grid either way.
+    ``REFERENCE_EPISODES`` (1,000) episodes drawn once (task order from seeded
+    permutations, episode i's support and query points from seeds 2i and
+    2i + 1) and visited in a new seeded order each epoch, as the reference's
+    ``experiment.sh`` runs it (``batchsize=1000``, ``meta_shuffle_batch=True``).
+    Meta-test tasks are scored on the family's test grid either way.
     """
 
     def __init__(self, name: str, tasks: int = 100, pool: int = 1000, bug_compatible: bool = False,
@@ -100,6 +103,7 @@ class SyntheticDomain:
             order = [torch.randperm(tasks, generator=torch.Generator().manual_seed(1 + n))
                      for n in range(-(-REFERENCE_EPISODES // tasks))]
             self.episode_tasks = torch.cat(order)[:REFERENCE_EPISODES]
+            self._order = (-1, None)
         self.test = make_split(name, task_seed=101, design_seed=201, standardise_with=stats, **kw)
         self.in_features = FAMILIES[name].dim
         self.pool = pool
@@ -109,7 +113,12 @@ class SyntheticDomain:
             raise ValueError(f"shots and query must be at most the pool size {self.pool}; got {shots} and {query}")
 
     def _reference_episode(self, i: int, shots: int, query: int):
-        i %= REFERENCE_EPISODES
+        """The i-th episode visited: epoch i // 1000 visits the fixed episodes in its own shuffled order."""
+        epoch, position = divmod(i, REFERENCE_EPISODES)
+        if self._order[0] != epoch:
+            self._order = (epoch, torch.randperm(REFERENCE_EPISODES,
+                                                 generator=torch.Generator().manual_seed(EPOCH_ORDER_SEED + epoch)))
+        i = int(self._order[1][position])
         s_idx = torch.randperm(self.pool, generator=torch.Generator().manual_seed(2 * i))[:shots]
         q_idx = torch.randperm(self.pool, generator=torch.Generator().manual_seed(2 * i + 1))[:query]
         return int(self.episode_tasks[i]), s_idx, q_idx
