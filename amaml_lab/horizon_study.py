@@ -200,3 +200,58 @@ def memory_table(rows) -> str:
 
 def _memory_order(name: str) -> tuple:
     return ("maml" not in name, "sqrt" in name, name)
+
+
+def run_config(record: dict):
+    """The :class:`~amaml_lab.train.RunConfig` a run was made with (from its summary.json)."""
+    from dataclasses import fields
+
+    from .train import RunConfig
+
+    known = {f.name for f in fields(RunConfig)}
+    saved = {k: v for k, v in record["summary"]["config"].items() if k in known}
+    saved["test_horizons"] = tuple(saved.get("test_horizons", ()))
+    return RunConfig(**saved).resolved()
+
+
+def adaptation_view(records, setting: str, reg: float, seed: int = 0, tasks=(0, 1, 2),
+                    horizons=TEST_HORIZONS, points: int = 200) -> dict:
+    """What the payoff explorer shows, computed once: for each theta trained at N (maml, ``seed``), its
+    predictions on ``tasks``' test grids after each test horizon, from one inner-loop solve per theta.
+
+    Returns ``train`` and ``test`` (the step counts), ``x`` (``points`` inputs of the 1-D test grid),
+    ``truth`` and ``support`` per task, ``pred`` [train][test][task][point], and the cross-evaluation
+    (:func:`cross_matrix`) with each cell's difference to theta trained at N = 10 paired per seed (``pairs``).
+    """
+    import torch
+
+    from .tasks.domains import load_domain
+    from .train import adapt_batch_at, build_model, losses_for
+
+    runs = {r["steps"]: r for r in select(records, setting, reg, "maml", seed=seed)}
+    if not runs:
+        raise ValueError(f"no finished maml run of {setting} reg {reg:g} seed {seed}; run results/run_horizon.sh")
+    cfg = run_config(next(iter(runs.values())))
+    domain = load_domain(cfg.domain, cfg.shots, cfg.query, tasks=cfg.tasks, pool=cfg.pool, protocol=cfg.protocol)
+    if domain.in_features != 1:
+        raise ValueError(f"the payoff explorer draws 1-D functions; {cfg.domain} has {domain.in_features} inputs")
+    evalset = domain.eval_set(cfg.eval_tasks, cfg.shots, cfg.query)
+    tasks = list(tasks)
+    every = max(1, evalset.target[0].shape[1] // points)
+    sx, sy = (t[tasks] for t in evalset.support)
+    tx, ty = (t[tasks, ::every] for t in evalset.target)
+    model = build_model(cfg, 1)
+    support_loss, _ = losses_for(cfg, model)
+    predict = torch.func.vmap(lambda p, x: torch.func.functional_call(model, p, (x,)))
+    pred = []
+    for n in sorted(runs):
+        theta = torch.load(runs[n]["folder"] / "checkpoint.pt", weights_only=False, map_location="cpu")["theta"]
+        states = adapt_batch_at(support_loss, theta, (sx, sy), list(horizons), cfg.step_size, cfg.solver, cfg.reg)
+        with torch.no_grad():
+            pred.append(torch.stack([predict(u, tx)[..., 0] for u in states]))
+    cross = cross_matrix(records, setting, reg)
+    pairs = {(a, b): paired_by_seed(records, setting, reg, ("maml", 10), ("maml", a), measure_at(b))
+             for a in cross["train"] for b in cross["test"] if a != 10}
+    return {"setting": setting, "reg": reg, "seed": seed, "tasks": tasks, "train": sorted(runs),
+            "test": list(horizons), "x": tx[0, :, 0], "truth": ty[..., 0], "support": (sx[..., 0], sy[..., 0]),
+            "pred": torch.stack(pred), "cross": cross, "pairs": pairs}

@@ -489,6 +489,12 @@ def adapt_batch(support_loss, theta: dict, support, steps: int, step_size: float
     parameters stacked along it.  ``keys`` limits adaptation to those entries
     (COMLN's head).  No graph is kept: this is for evaluation.
     """
+    return adapt_batch_at(support_loss, theta, support, [steps], step_size, solver, reg, keys)[0]
+
+
+def adapt_batch_at(support_loss, theta: dict, support, horizons, step_size: float, solver: str = "rk4",
+                   reg: float = 0.0, keys=None) -> list[dict]:
+    """:func:`adapt_batch` after each number of steps in ``horizons`` (any order; 0 is theta), from one solve."""
     size = support[0].shape[0]
     stacked = {k: v.detach().expand(size, *v.shape).clone() for k, v in theta.items()}
     spec = ParamSpec.of(stacked)
@@ -498,10 +504,14 @@ def adapt_batch(support_loss, theta: dict, support, steps: int, step_size: float
     mask = None
     if keys is not None:
         mask = spec.flatten({k: torch.full_like(v, float(k in keys)) for k, v in stacked.items()})
-    grid = time_grid(steps, step_size, start.dtype, start.device)
+    horizons = list(horizons)
+    if not horizons or any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in horizons):
+        raise ValueError(f"horizons must be step counts >= 0; got {horizons!r}")
+    save = [0, *sorted(set(horizons) - {0})]
+    grid = time_grid(max(save[-1], 1), step_size, start.dtype, start.device)
     with torch.no_grad():
-        end = solve(GradientFlow(d, start, reg, mask=mask), start, grid, [0, steps], solver)[-1]
-    return spec.unflatten(end)
+        states = solve(GradientFlow(d, start, reg, mask=mask), start, grid, save, solver)
+    return [spec.unflatten(states[save.index(n)]) for n in horizons]
 
 
 def _inner_reg(cfg: RunConfig) -> float:
@@ -751,7 +761,7 @@ def run(cfg: RunConfig, out, resume: bool = False, data_root=None, show_progress
     return summary
 
 
-__all__ = ["RunConfig", "meta_train", "evaluate", "evaluate_episodes", "adapt_batch", "run", "final_metrics",
+__all__ = ["RunConfig", "meta_train", "evaluate", "evaluate_episodes", "adapt_batch", "adapt_batch_at", "run", "final_metrics",
            "classification_metrics", "comln_batch_gradient", "mean_se", "Diverged", "DOMAINS", "TRAIN_METHODS", "check_device",
            "evaluate_inner_loop", "regression_evaluation", "use_deterministic", "PROTOCOLS"]
 

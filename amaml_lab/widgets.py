@@ -77,7 +77,7 @@ class App:
         return bundle
 
 
-def _slider_layout():
+def slider_layout():
     return dict(continuous_update=False, style={"description_width": "initial"})
 
 
@@ -90,13 +90,13 @@ class FlowExplorer(App):
         self.controls = {
             "surface": W.Dropdown(options=list(explore.SURFACES), value=surface, description="surface"),
             "horizon": W.FloatSlider(value=horizon, min=0.2, max=6.0, step=0.2, description="T",
-                                     **_slider_layout()),
+                                     **slider_layout()),
             "step_size": W.FloatLogSlider(value=step_size, base=10, min=-2.5, max=-0.5, step=0.05,
-                                          description="step size h", readout_format=".3f", **_slider_layout()),
+                                          description="step size h", readout_format=".3f", **slider_layout()),
             "solver": W.Dropdown(options=list(FIXED_SOLVERS), value=solver, description="solver"),
-            "reg": W.FloatSlider(value=reg, min=0.0, max=3.0, step=0.1, description="reg", **_slider_layout()),
+            "reg": W.FloatSlider(value=reg, min=0.0, max=3.0, step=0.1, description="reg", **slider_layout()),
             "start": W.FloatSlider(value=explore.surface(surface).start[0] if start is None else start, min=-1.9,
-                                   max=1.9, step=0.01, description="start θ₁", **_slider_layout()),
+                                   max=1.9, step=0.01, description="start θ₁", **slider_layout()),
         }
         self.paths = explore.inner_paths(**self._path_options())
         self.figure = viz.surface_figure(surface, self.paths, widget=True)
@@ -154,7 +154,7 @@ class CostExplorer(App):
         self.error: str | None = None
         self.points = [(name, s) for s in sorted(steps_options) for name in self.methods]
         self.controls = {"steps": W.SelectionSlider(options=list(steps_options), value=steps or steps_options[0],
-                                                    description="inner steps", **_slider_layout())}
+                                                    description="inner steps", **slider_layout())}
         self.figure = viz.cost_figure(self.rows, widget=True)
         self._lock = threading.RLock()  # the collecting thread and the controls both redraw
         super().__init__()
@@ -241,8 +241,8 @@ class ReconstructionExplorer(App):
         self.steps = steps
         self.controls = {
             "lam_max": W.FloatLogSlider(value=lam_max, base=10, min=0, max=1.8, step=0.05, description="λmax",
-                                        readout_format=".1f", **_slider_layout()),
-            "horizon": W.FloatSlider(value=horizon, min=0.5, max=5.0, step=0.25, description="T", **_slider_layout()),
+                                        readout_format=".1f", **slider_layout()),
+            "horizon": W.FloatSlider(value=horizon, min=0.5, max=5.0, step=0.25, description="T", **slider_layout()),
         }
         self.result = self._compute()
         self.component = self._stiffest() if component is None else component
@@ -285,12 +285,12 @@ class BaselineExplorer(App):
         self.steps_list, self.step_size = tuple(sorted(steps_list)), step_size
         self.controls = {
             "lam": W.FloatLogSlider(value=lam, base=10, min=-1, max=2, step=0.1, description="iMAML λ",
-                                    readout_format=".2f", **_slider_layout()),
-            "cg_steps": W.IntSlider(value=cg_steps, min=1, max=20, description="CG steps", **_slider_layout()),
+                                    readout_format=".2f", **slider_layout()),
+            "cg_steps": W.IntSlider(value=cg_steps, min=1, max=20, description="CG steps", **slider_layout()),
             "truncate": W.IntSlider(value=truncate, min=1, max=max(self.steps_list), description="truncation",
-                                    **_slider_layout()),
+                                    **slider_layout()),
             "steps": W.SelectionSlider(options=list(self.steps_list), value=steps or max(self.steps_list),
-                                       description="inner steps", **_slider_layout()),
+                                       description="inner steps", **slider_layout()),
         }
         self._rows: dict = {}  # method -> its rows (one per steps)
         self._made_with: dict = {}  # method -> the options its rows were computed with
@@ -366,7 +366,7 @@ class HorizonExplorer(App):
             raise ValueError(f"solver={solver!r} was not computed; allowed values: {', '.join(d.solvers)}")
         self.controls = {
             "steps": W.SelectionSlider(options=list(d.steps), value=steps, description="inner steps",
-                                       **_slider_layout()),
+                                       **slider_layout()),
             "step_size": W.ToggleButtons(options=list(d.step_sizes), value=step_size, description="step size h",
                                          style={"button_width": "60px"}),
             "solver": W.ToggleButtons(options=list(d.solvers), value=solver, description="solver",

@@ -125,3 +125,28 @@ def test_reevaluate_equals_a_run_evaluated_so_from_the_start(tmp_path, capsys):
 def test_reevaluate_bad_input_is_one_line(tmp_path, capsys):
     code, _, err = cli(capsys, "reevaluate", tmp_path)
     assert code == 2 and "holds no finished run" in err and len(err.strip().splitlines()) == 1
+
+
+def test_adapt_batch_at_equals_one_adapt_batch_per_horizon():
+    """One solve saving several horizons gives each horizon's own solve (and 0 is theta); bad horizons refused."""
+    from amaml_lab.train import adapt_batch, adapt_batch_at
+    from amaml_lab.models import mlp
+    from amaml_lab.functional import module_params
+
+    model = mlp(1, (4, 4), 1)
+    theta = module_params(model)
+    g = torch.Generator().manual_seed(0)
+    support = (torch.randn(3, 5, 1, generator=g, dtype=torch.float64), torch.randn(3, 5, 1, generator=g, dtype=torch.float64))
+
+    def loss(p, data):
+        return 0.5 * ((torch.func.functional_call(model, p, (data[0],)) - data[1]) ** 2).mean()
+
+    states = adapt_batch_at(loss, theta, support, [7, 0, 3], 0.1, "euler", reg=0.3)
+    for n, state in zip([7, 0, 3], states):
+        expected = adapt_batch(loss, theta, support, n, 0.1, "euler", reg=0.3) if n else {
+            k: v.expand(3, *v.shape) for k, v in theta.items()}
+        for k in theta:
+            assert torch.allclose(state[k], expected[k], rtol=0, atol=1e-14), (n, k)
+    assert not torch.allclose(states[0]["0.weight"], states[2]["0.weight"])
+    with pytest.raises(ValueError, match="horizons must be step counts"):
+        adapt_batch_at(loss, theta, support, [-1], 0.1, "euler")
