@@ -6,7 +6,8 @@ loop, and after the reference's Adam fine-tuning) and the fine-tuning curves at 
 for CosMixture 50/50 also the 5,000-step runs; and each setting's table.md, with the paired differences of the
 runs that ended at the same meta-step (from their tasks.csv).  Plotly draws the figures and Debian's Chromium
 (headless) saves each as a PNG under results/figures/.  The Omniglot tables under results/omniglot-cpu are
-rebuilt from their runs' folders, with the paired column.  ``--tables`` writes the tables only.
+rebuilt from their runs' folders, with the paired column; the horizon experiment's tables go to
+results/horizon/tables.md and its figures to results/figures/horizon-*.png.  ``--tables`` writes the tables only.
 """
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ def table(runs: dict, step: int) -> str:
 
 def paired_table(setting: Path, names=ORDER[:-1]) -> str:
     """Each run's difference to the first run that ended at the same meta-step, task by task (tasks.csv)."""
-    cols = [("inner", "own inner loop"), ("finetuned", "1,000 Adam its")]
+    cols = [("inner", "own inner loop"), ("ft1000", "1,000 Adam its"), ("finetuned", "")]
     groups = {}
     for name in names:
         summary_path = setting / name / "summary.json"
@@ -82,14 +83,32 @@ def paired_table(setting: Path, names=ORDER[:-1]) -> str:
         ref, base = runs[0]
         text += (f"\n**{setting.name}, the runs that ended at meta-step {steps:,}, paired: nRMSE minus {ref}'s on the same"
                  f" 100 tasks** (mean ± 1.96 s.e. of the differences; on how many tasks the run does better)\n\n")
-        text += "| run | " + " | ".join(c[1] for c in cols) + " |\n|---|" + "---:|" * len(cols) + "\n"
+        longest = max(_fine_tuned(setting / n) for n, _ in runs)
+        shown = [c if c[0] != "finetuned" else (c[0], f"{longest:,} Adam its") for c in cols
+                 if c[0] != "finetuned" or longest > 1000]
+        text += "| run | " + " | ".join(c[1] for c in shown) + " |\n|---|" + "---:|" * len(shown) + "\n"
         for name, tasks in runs[1:]:
             cells = []
-            for key, _ in cols:
-                p = experiments.paired_runs(base, tasks, key)
+            for key, _ in shown:
+                column = "finetuned" if key == "ft1000" and _fine_tuned(setting / ref) == 1000 else key
+                other = "finetuned" if key == "ft1000" and _fine_tuned(setting / name) == 1000 else key
+                mixed = key == "finetuned" and _fine_tuned(setting / ref) != _fine_tuned(setting / name)
+                if column not in base or other not in tasks or mixed:
+                    cells.append("-")
+                    continue
+                try:
+                    p = experiments.paired_runs(base, {**tasks, column: tasks[other]}, column)
+                except ValueError:  # one run re-evaluated (task ids recorded), the other not yet
+                    cells.append("not yet re-evaluated")
+                    continue
                 cells.append(experiments.format_paired(p, counts=""))
             text += f"| {name} | " + " | ".join(cells) + " |\n"
     return text
+
+
+def _fine_tuned(folder: Path) -> int:
+    """The Adam iterations a run's ``finetuned`` column holds (1,000 before re-evaluation, 5,000 after)."""
+    return json.loads((folder / "summary.json").read_text())["config"]["eval_steps"]
 
 
 def omniglot_tables(root: Path) -> None:
@@ -106,6 +125,42 @@ def omniglot_tables(root: Path) -> None:
         print(f"wrote {base / 'table.md'}")
 
 
+MEMORY_BUDGET_MB = 2048  # results/run_horizon_memory.sh's --memory-budget
+
+
+def horizon(root: Path, out: Path, tables_only: bool) -> None:
+    """results/horizon/tables.md (every table of the horizon experiment and the memory arm) and its figures."""
+    from amaml_lab import horizon_study as study
+
+    folder = root / "horizon"
+    records = study.load(folder)
+    if not records:
+        return
+    text = ("# The horizon experiment's tables\n\nMade by `python results/make_figures.py --tables` from the run"
+            " folders under results/horizon (results/run_horizon.sh); what they show: results/README.md,"
+            f" \"When does a longer inner loop pay off?\". Finished runs: {len(records)}.\n\n"
+            + study.study_tables(records))
+    memory = folder / "memory-conv4.json"
+    if memory.exists():
+        text += ("\n**Memory arm** (results/run_horizon_memory.sh): Conv-4, 5-way 1-shot, one meta-gradient, peak"
+                 f" working memory and time; unrolled maml refused past a {MEMORY_BUDGET_MB:,} MB budget\n\n"
+                 + study.memory_table(study.memory_rows(memory)))
+    (folder / "tables.md").write_text(text)
+    print(f"wrote {folder / 'tables.md'}")
+    if tables_only:
+        return
+    from amaml_lab import viz_study
+
+    save(viz_study.own_loop_figure(records), out / "horizon-own-loop.png")
+    for setting, reg in study.settings(records):
+        m = study.cross_matrix(records, setting, reg)
+        save(viz_study.cross_heatmap(m, f"{setting}, reg {reg:g}: θ trained through N steps, adapted for N_test"),
+             out / f"horizon-cross-{setting}-reg{reg:g}.png", width=900)
+    if memory.exists():
+        save(viz_study.memory_figure(study.memory_rows(memory), MEMORY_BUDGET_MB), out / "horizon-memory.png",
+             width=900)
+
+
 def main(*argv) -> int:
     flags = [a for a in argv if a.startswith("-")]
     roots = [a for a in argv if not a.startswith("-")]
@@ -115,6 +170,7 @@ def main(*argv) -> int:
     root = Path(roots[0] if roots else "results")
     out = root / "figures"
     omniglot_tables(root)
+    horizon(root, out, tables_only=bool(flags))
     for setting in sorted((root / "cpu-long").glob("*-*-*")):
         runs = runs_in(setting, at_steps=1000)
         if not runs:

@@ -46,11 +46,13 @@ def test_committed_tables_are_what_make_figures_writes(tmp_path):
     spec = importlib.util.spec_from_file_location("make_figures", root / "make_figures.py")
     make_figures = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(make_figures)
-    for part in ("cpu-long", "omniglot-cpu"):
-        shutil.copytree(root / part, tmp_path / part, ignore=shutil.ignore_patterns("checkpoint.pt"))
+    for part in ("cpu-long", "omniglot-cpu", "horizon"):
+        shutil.copytree(root / part, tmp_path / part, ignore=shutil.ignore_patterns("checkpoint.pt", "tables.md",
+                                                                                    "table.md"))
     assert make_figures.main(str(tmp_path), "--tables") == 0
     tables = sorted(root.glob("cpu-long/*/table.md")) + sorted(root.glob("omniglot-cpu/*/table.md"))
     assert len(tables) == 4
+    tables.append(root / "horizon" / "tables.md")  # the horizon experiment's, from its run folders
     for table in tables:
         assert (tmp_path / table.relative_to(root)).read_text() == table.read_text(), table
         assert "paired" in table.read_text().lower()
