@@ -19,9 +19,7 @@ from pathlib import Path
 
 from .experiments import paired_runs, per_task
 
-TEST_HORIZONS = (0, 10, 30, 100, 300, 1000, 3000)
-TRAIN_HORIZONS = (10, 30, 100, 300, 1000)
-STEP_SIZE = 0.01
+STEP_SIZE = 0.01  # results/run_horizon.sh's Euler step
 _RUN = re.compile(r"(?P<method>[a-z]+)-(?P<steps>\d+)")
 
 
@@ -38,6 +36,36 @@ def load(root) -> list[dict]:
                         "method": match["method"], "steps": int(match["steps"]), "seed": int(path.parent.name[4:]),
                         "summary": summary, "tasks": tasks, "folder": path.parent})
     return records
+
+
+def committed(root=None) -> list[dict]:
+    """The committed horizon experiment (``results/horizon`` of the source tree), or FileNotFoundError saying so."""
+    from .committed import RESULTS
+
+    folder = Path(root or RESULTS / "horizon")
+    records = load(folder) if folder.is_dir() else []
+    if not records:
+        raise FileNotFoundError(f"no finished horizon runs under {folder}: they ship with the source tree (a clone"
+                                " of the repository) and come from results/run_horizon.sh")
+    return records
+
+
+def mini_study(out, settings_=(("Sinusoid", 10, 10),), steps=(10, 100), reg: float = 0.0, seed: int = 0,
+               meta_steps: int = 150, eval_tasks: int = 20, eval_steps: int = 100, step_size: float = STEP_SIZE,
+               test_horizons=(0, 10, 100, 1000), show_progress: bool | None = False) -> list[dict]:
+    """A small horizon experiment run here, in the committed study's layout under ``out`` (notebook 08's FAST):
+    maml through ``steps`` Euler steps of 0.01, Adam 1e-3, meta-batch 5; returns :func:`load` of ``out``."""
+    from .train import RunConfig, run
+
+    for domain, shots, query in settings_:
+        for n in steps:
+            cfg = RunConfig(domain, shots, query, n, method="maml", seed=seed, solver="euler", step_size=step_size,
+                            reg=reg, optimizer="adam", meta_lr=1e-3, meta_batch=5, meta_steps=meta_steps,
+                            eval_tasks=eval_tasks, eval_steps=eval_steps, test_horizons=tuple(test_horizons),
+                            checkpoint_every=max(1, meta_steps // 3))
+            folder = Path(out) / f"{domain}-{shots}-{query}" / f"reg{reg:g}" / f"maml-{n}" / f"seed{seed}"
+            run(cfg, folder, resume=True, show_progress=show_progress)
+    return load(out)
 
 
 def settings(records) -> list[tuple]:
@@ -66,14 +94,32 @@ def seeds_of(records, setting, reg, method, steps) -> dict:
     return {r["seed"]: r for r in select(records, setting, reg, method, steps)}
 
 
+def test_horizons(records) -> list[int]:
+    """The test horizons every one of ``records`` was evaluated at (0, theta itself, always)."""
+    common = None
+    for r in records:
+        mine = {int(k[5:]) for k in r["tasks"] if k.startswith("adapt")}
+        common = mine if common is None else common & mine
+    return [0, *sorted(common or ())]
+
+
+def scale(records) -> dict:
+    """What the numbers are over: meta-test tasks, Adam iterations, step size (the first record's)."""
+    r = records[0]
+    return {"tasks": len(r["tasks"]["inner"]), "adam": r["summary"]["config"]["eval_steps"],
+            "step_size": r["summary"]["config"]["step_size"]}
+
+
 def cross_matrix(records, setting: str, reg: float, method: str = "maml") -> dict:
     """The cross-evaluation: rows theta trained at N (``train``), columns N_test (``test``); ``mean`` is the
     mean over seeds of each seed's mean nRMSE over tasks, ``low``/``high`` the seeds' extremes, ``seeds`` how many."""
-    trained = sorted({r["steps"] for r in select(records, setting, reg, method)})
-    out = {"train": trained, "test": list(TEST_HORIZONS), "mean": [], "low": [], "high": [], "seeds": []}
+    mine = select(records, setting, reg, method)
+    trained = sorted({r["steps"] for r in mine})
+    horizons = test_horizons(mine)
+    out = {"train": trained, "test": horizons, "mean": [], "low": [], "high": [], "seeds": []}
     for n in trained:
         runs = list(seeds_of(records, setting, reg, method, n).values())
-        per_seed = [[task_mean(r, measure_at(m)) for r in runs] for m in TEST_HORIZONS]
+        per_seed = [[task_mean(r, measure_at(m)) for r in runs] for m in horizons]
         out["mean"].append([statistics.fmean(v) for v in per_seed])
         out["low"].append([min(v) for v in per_seed])
         out["high"].append([max(v) for v in per_seed])
@@ -114,11 +160,12 @@ def _fmt_pairs(by_seed: dict) -> str:
 def own_loop_table(records, setting: str, reg: float, base: tuple = ("maml", 10)) -> str:
     """Each trained run's error after its own inner loop, seed by seed, its difference to ``base`` paired per seed,
     the 5,000 Adam iterations' error, and the cost of a meta-step."""
-    lines = [f"**{setting}, reg {reg:g}: after each run's own inner loop** (nRMSE, mean over 100 meta-test tasks,"
-             f" seed by seed; paired: minus {base[0]}-{base[1]}'s on the same tasks in the same seed, ± 1.96 s.e."
-             " over tasks)", "",
+    size = scale(select(records, setting, reg))
+    lines = [f"**{setting}, reg {reg:g}: after each run's own inner loop** (nRMSE, mean over {size['tasks']}"
+             f" meta-test tasks, seed by seed; paired: minus {base[0]}-{base[1]}'s on the same tasks in the same seed,"
+             " ± 1.96 s.e. over tasks)", "",
              "| run | T = N·h | own loop, per seed | paired vs " + f"{base[0]}-{base[1]}, per seed | all seeds"
-             " | 5,000 Adam its (mean of seeds) | s / meta-step |", "|---|---:|---|---|---|---:|---:|"]
+             f" | {size['adam']:,} Adam its (mean of seeds) | s / meta-step |", "|---|---:|---|---|---|---:|---:|"]
     keys = sorted({(r["method"], r["steps"]) for r in select(records, setting, reg)},
                   key=lambda k: (k[0] != "maml", k[1], k[0]))
     for method, n in keys:
@@ -128,7 +175,7 @@ def own_loop_table(records, setting: str, reg: float, base: tuple = ("maml", 10)
         adam = statistics.fmean(task_mean(r, "finetuned") for r in runs.values())
         cost = statistics.fmean(r["summary"]["seconds_per_meta_step"] for r in runs.values())
         verdict = agreement(pairs) if pairs else "(reference)"
-        lines.append(f"| {method}-{n} | {n * STEP_SIZE:g} | {own} | {_fmt_pairs(pairs) if pairs else '-'} | {verdict}"
+        lines.append(f"| {method}-{n} | {n * size['step_size']:g} | {own} | {_fmt_pairs(pairs) if pairs else '-'} | {verdict}"
                      f" | {adam:.3f} | {cost:.3f} |")
     return "\n".join(lines) + "\n"
 
@@ -139,7 +186,8 @@ def cross_table(records, setting: str, reg: float, method: str = "maml") -> str:
     if not m["train"]:
         return ""
     lines = [f"**{setting}, reg {reg:g}: θ trained through N steps, adapted with N_test steps** (nRMSE, mean over"
-             " 100 tasks, mean of the seeds with their range; the diagonal is each run's own loop)", "",
+             f" {scale(select(records, setting, reg))['tasks']} tasks, mean of the seeds with their range; in bold"
+             " each run's own loop)", "",
              "| trained N (seeds) | " + " | ".join(f"N_test {n}" for n in m["test"]) + " |",
              "|---|" + "---:|" * len(m["test"])]
     for i, n in enumerate(m["train"]):
@@ -156,6 +204,8 @@ def cross_table(records, setting: str, reg: float, method: str = "maml") -> str:
 def long_test_table(records, setting: str, reg: float, n_test: int = 1000, base_train: int = 10) -> str:
     """Given the same long loop at test time (``n_test`` steps), theta trained at N minus theta trained at
     ``base_train``, paired per seed: does training through the long horizon matter, or only adapting longer?"""
+    if n_test not in test_horizons(select(records, setting, reg, "maml")):
+        return ""
     lines = [f"**{setting}, reg {reg:g}: every θ adapted with the same {n_test} steps at test time**, minus θ trained"
              f" at N = {base_train} (paired per seed over the same tasks, ± 1.96 s.e.)", "",
              "| trained N | paired, per seed | all seeds |", "|---|---|---|"]
@@ -215,9 +265,10 @@ def run_config(record: dict):
 
 
 def adaptation_view(records, setting: str, reg: float, seed: int = 0, tasks=(0, 1, 2),
-                    horizons=TEST_HORIZONS, points: int = 200) -> dict:
+                    horizons=None, points: int = 200) -> dict:
     """What the payoff explorer shows, computed once: for each theta trained at N (maml, ``seed``), its
-    predictions on ``tasks``' test grids after each test horizon, from one inner-loop solve per theta.
+    predictions on ``tasks``' test grids after each test horizon (default: every one the runs were evaluated
+    at), from one inner-loop solve per theta.
 
     Returns ``train`` and ``test`` (the step counts), ``x`` (``points`` inputs of the 1-D test grid),
     ``truth`` and ``support`` per task, ``pred`` [train][test][task][point], and the cross-evaluation
@@ -232,6 +283,7 @@ def adaptation_view(records, setting: str, reg: float, seed: int = 0, tasks=(0, 
     if not runs:
         raise ValueError(f"no finished maml run of {setting} reg {reg:g} seed {seed}; run results/run_horizon.sh")
     cfg = run_config(next(iter(runs.values())))
+    horizons = list(horizons or test_horizons(list(runs.values())))
     domain = load_domain(cfg.domain, cfg.shots, cfg.query, tasks=cfg.tasks, pool=cfg.pool, protocol=cfg.protocol)
     if domain.in_features != 1:
         raise ValueError(f"the payoff explorer draws 1-D functions; {cfg.domain} has {domain.in_features} inputs")
@@ -253,5 +305,6 @@ def adaptation_view(records, setting: str, reg: float, seed: int = 0, tasks=(0, 
     pairs = {(a, b): paired_by_seed(records, setting, reg, ("maml", 10), ("maml", a), measure_at(b))
              for a in cross["train"] for b in cross["test"] if a != 10}
     return {"setting": setting, "reg": reg, "seed": seed, "tasks": tasks, "train": sorted(runs),
+            "step_size": cfg.step_size, "evaluated": evalset.tasks,
             "test": list(horizons), "x": tx[0, :, 0], "truth": ty[..., 0], "support": (sx[..., 0], sy[..., 0]),
             "pred": torch.stack(pred), "cross": cross, "pairs": pairs}

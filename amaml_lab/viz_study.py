@@ -22,13 +22,14 @@ def own_loop_figure(records, measure: str = "inner"):
         for reg in sorted({r["reg"] for r in records if r["setting"] == setting}):
             color = REG_COLORS.get(reg, "#7f7f7f")
             steps = sorted({r["steps"] for r in study.select(records, setting, reg, "maml")})
+            h = study.scale(study.select(records, setting, reg))["step_size"]
             means, seeds_x, seeds_y = [], [], []
             for n in steps:
                 values = [study.task_mean(r, measure) for r in study.select(records, setting, reg, "maml", n)]
                 means.append(sum(values) / len(values))
-                seeds_x += [n * study.STEP_SIZE] * len(values)
+                seeds_x += [n * h] * len(values)
                 seeds_y += values
-            fig.add_trace(go.Scatter(x=[n * study.STEP_SIZE for n in steps], y=means, mode="lines+markers",
+            fig.add_trace(go.Scatter(x=[n * h for n in steps], y=means, mode="lines+markers",
                                      name=f"maml (exact), reg {reg:g}", legendgroup=f"reg{reg}", showlegend=col == 1,
                                      line=dict(color=color)), row=1, col=col)
             fig.add_trace(go.Scatter(x=seeds_x, y=seeds_y, mode="markers", name=f"each seed, reg {reg:g}",
@@ -38,12 +39,12 @@ def own_loop_figure(records, measure: str = "inner"):
                 runs = study.select(records, setting, reg, method)
                 if runs:
                     fig.add_trace(go.Scatter(
-                        x=[r["steps"] * study.STEP_SIZE for r in runs], y=[study.task_mean(r, measure) for r in runs],
+                        x=[r["steps"] * h for r in runs], y=[study.task_mean(r, measure) for r in runs],
                         mode="markers", name=f"{method}, reg {reg:g}", legendgroup=method, showlegend=col == 1,
                         marker=dict(color=COLORS[method], symbol="x" if reg else "diamond", size=9)), row=1, col=col)
-        fig.update_xaxes(title_text="training horizon T = N·h (h = 0.01)", row=1, col=col, **_LOG_AXIS)
+        fig.update_xaxes(title_text="training horizon T = N·h", row=1, col=col, **_LOG_AXIS)
     fig.update_yaxes(title_text="meta-test nRMSE after the run's own loop", row=1, col=1)
-    fig.update_layout(title="Training through a longer inner loop: the error after that loop (100 meta-test tasks)",
+    fig.update_layout(title="Training through a longer inner loop: the meta-test error after that loop",
                       legend=dict(orientation="h", y=-0.2))
     return fig
 

@@ -47,8 +47,9 @@ class PayoffExplorer(App):
 
     def describe(self) -> str:
         c = self.cell()
-        text = (f"θ trained through N = {c['train']} (T = {c['train'] * study.STEP_SIZE:g}), adapted for"
-                f" {c['test']} steps: nRMSE {c['mean']:.3f} over 100 meta-test tasks")
+        tasks = self.view["evaluated"]
+        text = (f"θ trained through N = {c['train']} (T = {c['train'] * self.view['step_size']:g}), adapted for"
+                f" {c['test']} steps: nRMSE {c['mean']:.3f} over {tasks} meta-test tasks")
         if c["seeds"] > 1:
             text += f" (seeds {c['low']:.3f}–{c['high']:.3f})"
         if c["pairs"]:

@@ -121,3 +121,17 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+def euler_by_hand(theta: dict, x, y, steps: int, h: float, reg: float):
+    """The support flow by explicit Euler written out with autograd on one task: 1/2 MSE + reg/2 |u - theta|^2."""
+    u = {k: v.clone() for k, v in theta.items()}
+    for _ in range(steps):
+        w = {k: v.detach().requires_grad_(True) for k, v in u.items()}
+        hidden = torch.tanh(x @ w["0.weight"].T + w["0.bias"])
+        hidden = torch.tanh(hidden @ w["2.weight"].T + w["2.bias"])
+        loss = 0.5 * ((hidden @ w["4.weight"].T + w["4.bias"] - y) ** 2).mean()
+        loss = loss + 0.5 * reg * sum(((w[k] - theta[k]) ** 2).sum() for k in w)
+        grads = torch.autograd.grad(loss, list(w.values()))
+        u = {k: v.detach() - h * g for (k, v), g in zip(w.items(), grads)}
+    return u

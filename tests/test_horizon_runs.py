@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from conftest import euler_by_hand
 from conftest import run_cli as cli
 
 SMALL = ["--meta-batch", "2", "--hidden", "4", "--eval-tasks", "3", "--eval-steps", "20", "--checkpoint-every", "2",
@@ -14,20 +15,6 @@ EULER = ["--solver", "euler", "--step-size", "0.05"]
 
 def _rows(folder):
     return list(csv.DictReader(open(folder / "tasks.csv")))
-
-
-def _euler_by_hand(theta: dict, x, y, steps: int, h: float, reg: float):
-    """The support flow by explicit Euler written out with autograd on one task: 1/2 MSE + reg/2 |u - theta|^2."""
-    u = {k: v.clone() for k, v in theta.items()}
-    for _ in range(steps):
-        w = {k: v.detach().requires_grad_(True) for k, v in u.items()}
-        hidden = torch.tanh(x @ w["0.weight"].T + w["0.bias"])
-        hidden = torch.tanh(hidden @ w["2.weight"].T + w["2.bias"])
-        loss = 0.5 * ((hidden @ w["4.weight"].T + w["4.bias"] - y) ** 2).mean()
-        loss = loss + 0.5 * reg * sum(((w[k] - theta[k]) ** 2).sum() for k in w)
-        grads = torch.autograd.grad(loss, list(w.values()))
-        u = {k: v.detach() - h * g for (k, v), g in zip(w.items(), grads)}
-    return u
 
 
 @pytest.mark.parametrize("reg", [0.0, 0.5])
@@ -52,7 +39,7 @@ def test_test_horizons_are_the_runs_inner_loop_at_other_lengths(tmp_path, capsys
     theta = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["theta"]
     evalset = load_domain("Sinusoid", 5, 5).eval_set(3, 5, 5)
     (sx, sy), (tx, ty) = [tuple(t[1] for t in pair) for pair in (evalset.support, evalset.target)]
-    u = _euler_by_hand(theta, sx, sy, 5, 0.05, reg)
+    u = euler_by_hand(theta, sx, sy, 5, 0.05, reg)
     hidden = torch.tanh(torch.tanh(tx @ u["0.weight"].T + u["0.bias"]) @ u["2.weight"].T + u["2.bias"])
     nrmse = float(((hidden @ u["4.weight"].T + u["4.bias"] - ty) ** 2).mean().sqrt())
     assert float(rows[1]["adapt5"]) == pytest.approx(nrmse, rel=1e-10)
