@@ -20,8 +20,9 @@ class PayoffExplorer(App):
                  train: int | None = None, test: int | None = None, view: dict | None = None):
         self.view = view or study.adaptation_view(records, setting, reg, seed=seed, tasks=tasks)
         v = self.view
-        train = v["train"][-1] if train is None else train
-        test = train if test is None and train in v["test"] else (v["test"][-1] if test is None else test)
+        # by default the shortest-trained theta with a long test loop: moving "trained N" right shows the payoff
+        train = v["train"][0] if train is None else train
+        test = (1000 if 1000 in v["test"] else v["test"][-1]) if test is None else test
         for name, value, allowed in (("train", train, v["train"]), ("test", test, v["test"])):
             if value not in allowed:
                 raise ValueError(f"{name}={value!r} is not computed; allowed values: {', '.join(map(str, allowed))}")

@@ -29,6 +29,7 @@ WIDGET_NOTEBOOKS = {  # notebook -> the slider to move (its description)
     "02_adjoint_vs_unrolled.ipynb": "inner steps",
     "03_why_not_backward.ipynb": "λmax",
     "04_baselines.ipynb": "CG steps",
+    "08_when_does_a_long_loop_pay_off.ipynb": "trained N",
 }
 CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",

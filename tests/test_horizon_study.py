@@ -127,11 +127,13 @@ def test_mini_study_and_explorer_index_what_an_independent_loop_computes(mini, m
     out, records = mini
     assert sorted(r["steps"] for r in records) == [2, 4] and study.test_horizons(records) == [0, 2, 4, 9]
     app = PayoffExplorer(records, "Sinusoid-10-10", tasks=(1, 3))
-    assert app.values() == {"train": 4, "test": 4}  # the longest trained theta, at its own horizon
+    assert app.values() == {"train": 2, "test": 9}  # the shortest-trained theta, the longest test loop
     monkeypatch.setattr(train, "adapt_batch_at", lambda *a, **k: pytest.fail("a move recomputed"))
+    app.controls["train"].value = 4
+    app.controls["test"].value = 0
     app.controls["train"].value = 2
     app.controls["test"].value = 9
-    assert app.updates == 2 and "N = 2" in app.status.value and "adapted for 9 steps" in app.status.value
+    assert app.updates == 4 and "N = 2" in app.status.value and "adapted for 9 steps" in app.status.value
     monkeypatch.undo()
     # independently: theta_2 from its checkpoint, 9 Euler steps of 0.05 on task 3's support set, written out by hand
     record = next(r for r in records if r["steps"] == 2)

@@ -65,7 +65,7 @@ def test_notebook_runs_fast(path, tmp_path, monkeypatch):
         assert figure.get("data") and max(points, default=0) > 0, "a saved figure has no traces or no points"
     # a widget app's output carries its figure's data beside the widget (read without a kernel, the widget is empty)
     for o in outputs:
-        if "application/vnd.jupyter.widget-view+json" in o.get("data", {}) and path.name[:2] in ("01", "02", "03", "04"):
+        if "application/vnd.jupyter.widget-view+json" in o.get("data", {}) and path.name[:2] in ("01", "02", "03", "04", "08"):
             figure = o["data"].get("application/vnd.plotly.v1+json")
             assert figure and any(t.get("x") or t.get("y") for t in figure["data"]), "a widget app saved without data"
     if path.name[:2] in ("05", "06", "07"):  # no widget apps here: progress is text, one line per run
