@@ -10,13 +10,21 @@
 # Conv-4 uses the GPU. Every run resumes (--resume), so an interrupted call
 # continues. `--small` runs the same commands with 20 meta-steps, 50 fine-tuning iterations and few meta-test
 # tasks (for Omniglot the generated demo glyphs, meta-batch 2, 16 filters), end to end in minutes on a CPU.
-#   usage: results/run_gpu.sh [--small] [--dry-run]   (env: DEVICE=cuda MLP_DEVICE=$DEVICE JOBS=8
+# `--horizon` runs the horizon experiment's full arms instead (results/run_horizon.sh's protocol on the paper's five
+# synthetic settings: reg 0, Euler steps of 0.01, N = 10, 100, 1,000 and 10,000 (maml to 1,000; past it the
+# checkpointed adjoint, scheme discrete, equal to maml with sqrt(N) states), seeds 0-2, Adam 1e-3, 1,000
+# meta-steps, the cross-evaluation to 10,000 test steps; and Omniglot 5-way 1-shot with meta-batch 32 at N = 10,
+# 100, 1,000 (maml, then the checkpointed adjoint), reg 0, Euler steps of 0.1).
+#   usage: results/run_gpu.sh [--small] [--horizon] [--dry-run]   (env: DEVICE=cuda MLP_DEVICE=$DEVICE JOBS=8
 #                                                        DATA_ROOT=../shared/data OUT=... ESTIMATE=1; 0 skips
 #                                                        the estimate's measurement)
 set -euo pipefail
-SMALL=0; DRY=0
+SMALL=0; DRY=0; HORIZON=0
 for arg in "$@"; do
-  case "$arg" in --small) SMALL=1 ;; --dry-run) DRY=1 ;; *) echo "usage: $0 [--small] [--dry-run]" >&2; exit 2 ;; esac
+  case "$arg" in
+    --small) SMALL=1 ;; --dry-run) DRY=1 ;; --horizon) HORIZON=1 ;;
+    *) echo "usage: $0 [--small] [--horizon] [--dry-run]" >&2; exit 2 ;;
+  esac
 done
 DEVICE=${DEVICE:-cuda}; MLP_DEVICE=${MLP_DEVICE:-$DEVICE}; JOBS=${JOBS:-8}; DATA_ROOT=${DATA_ROOT:-../shared/data}
 AMAML_LAB=${AMAML_LAB:-amaml-lab}
@@ -27,8 +35,31 @@ if [ "$SMALL" = 1 ]; then
 else
   OUT=${OUT:-results/gpu}; META=5000; EVAL="--eval-steps 5000 --eval-interval 100"; SUBSET=auto; EPIS=600; OMNI=""
 fi
+[ "$HORIZON" = 1 ] && [ "$SMALL" = 0 ] && META=1000  # the horizon runs' length (for the estimate)
 COMMON="--meta-steps $META --checkpoint-every 50 --resume --quiet"
+horizon_commands() {  # the horizon experiment's full arms (see the header)
+  local meta=1000 eval="--eval-steps 5000" tests=0,10,30,100,300,1000,3000,10000 epis=600 omni=""
+  if [ "$SMALL" = 1 ]; then meta=20; eval="--eval-steps 50 --eval-tasks 10"; tests=0,10,100; epis=20; omni="$OMNI"; fi
+  local flow="--solver euler --step-size 0.01 --reg 0 --optimizer adam --meta-lr 1e-3 --meta-batch 5"
+  local common="--meta-steps $meta --checkpoint-every 50 --resume --quiet"
+  for setting in "CosMixture 50 50" "CosMixture2D 50 50" "CosMixture2D 100 100" "Alpine2D 50 50" "Alpine2D 100 100"; do
+    set -- $setting
+    for seed in 0 1 2; do
+      for n in 10 100 1000 10000; do
+        local method="--method maml"
+        [ "$n" -gt 1000 ] && method="--method adjoint --scheme discrete --checkpoints sqrt"
+        echo "$AMAML_LAB run $1 $2 $3 $n $MLP_DEVICE $method --seed $seed $flow $eval --test-horizons $tests $common --out $OUT/horizon/$1-$2-$3/reg0/maml-$n/seed$seed"
+      done
+    done
+  done
+  for n in 10 100 1000; do
+    local method="--method maml"
+    [ "$n" -gt 100 ] && method="--method adjoint --scheme discrete --checkpoints sqrt"
+    echo "$AMAML_LAB run Omniglot 1 15 $n $DEVICE --ways 5 $method --solver euler --step-size 0.1 --reg 0 --meta-batch 32 --subset $SUBSET --eval-tasks $epis $omni $common --data-root $DATA_ROOT/omniglot --out $OUT/horizon/Omniglot-5way-1shot/reg0/maml-$n/seed0"
+  done
+}
 commands() {
+  if [ "$HORIZON" = 1 ]; then horizon_commands; return; fi
   for setting in "CosMixture 50 50" "CosMixture2D 50 50" "CosMixture2D 100 100" "Alpine2D 50 50" "Alpine2D 100 100"; do
     set -- $setting
     for spec in adjoint-100:adjoint:100 maml-10:maml:10 maml-100:maml:100 imaml:imaml:100 fomaml:fomaml:100 \

@@ -35,6 +35,28 @@ def test_every_run_gpu_command_parses_to_a_valid_configuration(tmp_path, flags):
     assert len(outs) == len(runs)  # no two runs share a folder
 
 
+@pytest.mark.parametrize("flags", [["--horizon", "--small"], ["--horizon"]], ids=["small", "full"])
+def test_every_horizon_arm_command_parses_to_a_valid_configuration(tmp_path, flags):
+    """--horizon: the five synthetic settings x 3 seeds x N = 10 ... 10,000 and Omniglot's three horizons; exact
+    meta-gradients throughout (maml, or the discrete adjoint, which equals it, past maml's memory), reg 0, Euler."""
+    runs = commands(tmp_path, *flags, DEVICE="cpu", MLP_DEVICE="cpu", DATA_ROOT=str(tmp_path / "data"), ESTIMATE="0")
+    assert len(runs) == 5 * 3 * 4 + 3
+    outs = set()
+    for argv in runs:
+        args = cli.build_parser().parse_args(argv[1:])
+        cfg = experiments.config(args, args.method, args.inner_steps)
+        assert cfg.reg == 0 and cfg.solver == "euler" and args.resume
+        assert cfg.method == "maml" or cfg.options == {"scheme": "discrete", "checkpoints": "sqrt"}
+        if cfg.domain != "Omniglot":
+            assert cfg.step_size == 0.01 and cfg.optimizer == "adam" and cfg.meta_batch == 5
+            assert cfg.inner_steps in cfg.test_horizons or "--small" in flags
+        else:
+            assert cfg.meta_batch == (2 if "--small" in flags else 32) and cfg.step_size == 0.1
+        assert f"/maml-{cfg.inner_steps}/seed{cfg.seed}" in args.out  # the layout horizon_study reads
+        outs.add(args.out)
+    assert len(outs) == len(runs)
+
+
 def test_mlp_device_moves_the_mlp_settings_only(tmp_path):
     runs = commands(tmp_path, "--small", DEVICE="cuda:1", MLP_DEVICE="cpu", ESTIMATE="0")
     devices = {argv[2]: set() for argv in runs}
@@ -44,7 +66,8 @@ def test_mlp_device_moves_the_mlp_settings_only(tmp_path):
     assert all(devices[d] == {"cpu"} for d in devices if d != "Omniglot")
 
 
-@pytest.mark.parametrize("script,argv", [("run_gpu.sh", ["--fast"]), ("gpu_session.sh", []),
+@pytest.mark.parametrize("script,argv", [("run_gpu.sh", ["--fast"]), ("run_horizon.sh", ["all"]),
+                                         ("run_cpu_long.sh", ["some"]), ("gpu_session.sh", []),
                                          ("gpu_session.sh", ["soon", "back"])])
 def test_bad_arguments_get_one_line_and_status_2(script, argv, tmp_path):
     done = subprocess.run(["bash", str(ROOT / "results" / script), *argv], cwd=tmp_path, capture_output=True,
