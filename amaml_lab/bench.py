@@ -235,7 +235,7 @@ def measure_peer(cfg: dict) -> dict:
 
     from . import peers
 
-    task = peers._task(cfg["shots"], cfg["hidden"], cfg["seed"])
+    task = peers.peer_task(cfg["shots"], cfg["hidden"], cfg["seed"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # back-solving warns about its drift: the error column says it
         peers.gradient_fn(cfg["name"], task, 2, cfg["step_size"])()  # warm-up
@@ -257,7 +257,7 @@ def run_peers(args) -> list[dict]:
     rows = []
     for steps in args.steps:
         # the flow's meta-gradient, once per horizon, for the rk4 rows' "vs the flow" column
-        task = peers._task(args.shots, args.hidden, args.seed)
+        task = peers.peer_task(args.shots, args.hidden, args.seed)
         flow = os.path.join(tempfile.mkdtemp(prefix="amaml-peers-"), f"flow-{steps}.pt")
         torch.save(peers.flow_reference(task, steps, args.step_size), flow)
         lam0, lam_T = peers.curvature(task, steps, args.step_size)
@@ -271,7 +271,7 @@ def run_peers(args) -> list[dict]:
                 rows.append({**cfg, "error": f"skipped: {peers.ROWS[name][0]} is not installed"
                                              " (pip install -e \".[peers]\")"})
             else:
-                rows.append({**cfg, **_run_worker(cfg)})
+                rows.append({**cfg, **run_worker(cfg)})
             r = rows[-1]
             r.pop("flow_reference")
             print(f"  {name:>40} steps={steps:>5}: " + (
@@ -320,9 +320,10 @@ def measure_meta_step(cfg: dict) -> dict:
     """
     import torch
 
-    from .metagrad import meta_gradient_batch
-    from .train import RunConfig, _to, build_model, losses_for
+    from .builders import build_model, losses_for, on_device
+    from .config import RunConfig
     from .tasks.domains import load_domain
+    from .train import batch_gradient
 
     _select(cfg["device"])
     method, steps = META_STEP_CONFIGS[cfg["name"]]
@@ -332,25 +333,24 @@ def measure_meta_step(cfg: dict) -> dict:
     model = build_model(run_cfg, domain.in_features).to(run_cfg.device)
     theta = {k: v.detach().clone().requires_grad_(True) for k, v in model.named_parameters()}
     if cfg["losses"] == "stacked":
-        support_loss, query_loss = losses_for(run_cfg, model)
+        losses = losses_for(run_cfg, model)
     else:
         def support_loss(params, data):
             return 0.5 * torch.mean((torch.func.functional_call(model, params, (data[0],)) - data[1]) ** 2)
 
         def query_loss(params, data):
             return torch.mean((torch.func.functional_call(model, params, (data[0],)) - data[1]) ** 2)
+
+        losses = (support_loss, query_loss)
     optimizer = torch.optim.SGD(theta.values(), lr=run_cfg.meta_lr)
     gen = torch.Generator().manual_seed(cfg["seed"])
-    reg = 0.0 if method == "imaml" else run_cfg.reg
 
-    def meta_step():
+    def meta_step():  # what meta-training does each step (train.batch_gradient), then the outer step
         support, query = domain.train_batch(gen, run_cfg.meta_batch, run_cfg.shots, run_cfg.query)
-        r = meta_gradient_batch(support_loss, query_loss, {k: v.detach() for k, v in theta.items()},
-                                _to(support, run_cfg), _to(query, run_cfg), method=method, steps=steps,
-                                step_size=run_cfg.step_size, solver=run_cfg.solver, reg=reg,
-                                stacked_losses=cfg["losses"] == "stacked")
+        grad, _, _ = batch_gradient(run_cfg, model, theta, on_device(support, run_cfg), on_device(query, run_cfg),
+                                    losses, stacked=cfg["losses"] == "stacked")
         for k, v in theta.items():
-            v.grad = r.grad[k]
+            v.grad = grad[k]
         optimizer.step()
         if run_cfg.device.startswith("cuda"):
             torch.cuda.synchronize()
@@ -378,7 +378,7 @@ def meta_step_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _run_worker(cfg: dict) -> dict:
+def run_worker(cfg: dict) -> dict:
     cmd = [sys.executable, "-m", "amaml_lab.bench", "--worker", json.dumps(cfg)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -528,7 +528,7 @@ def _positive_ints(text: str) -> list[int]:
 
 
 def _device(text: str) -> str:
-    from .train import check_device
+    from .config import check_device
 
     try:
         return check_device(text)
@@ -585,7 +585,7 @@ def run_meta_step(args) -> list[dict]:
         for losses in ("vmapped", "stacked"):
             cfg = dict(kind="meta-step", name=name, losses=losses, domain=args.domain, shots=args.shots,
                        device=args.device, repeat=max(args.repeat, 5), seed=args.seed)
-            row = {**cfg, **_run_worker(cfg)}
+            row = {**cfg, **run_worker(cfg)}
             rows.append(row)
             print(f"  {name:>12} {losses:>8}: " + (f"{row['time_s']:.3f} s" if "time_s" in row else row["error"]),
                   file=sys.stderr, flush=True)
@@ -625,7 +625,7 @@ def run(args) -> list[dict]:
                     f"refused: {predicted:,.0f} MB predicted > the {args.memory_budget:,.4g} MB budget")})
                 print(f"  {name:>22} steps={steps:>6}: {rows[-1]['error']}", file=sys.stderr, flush=True)
                 continue
-            row = {**cfg, **_run_worker(cfg)}
+            row = {**cfg, **run_worker(cfg)}
             rows.append(row)
             print(f"  {name:>22} steps={steps:>6}: " + (
                 f"{row['time_s']:.3f} s, {row['peak_mb']:.1f} MB" if "time_s" in row else row["error"]),

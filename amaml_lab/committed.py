@@ -47,8 +47,8 @@ def _setting(name: str) -> Setting:
 
 
 def runs(name: str, root=None) -> dict:
-    """{run name: :func:`amaml_lab.viz.load_run`} for every finished run of a committed setting."""
-    from .viz import load_run
+    """{run name: :func:`amaml_lab.runs.load_run`} for every finished run of a committed setting."""
+    from .runs import load_run
 
     folder = Path(root or RESULTS) / _setting(name).folder
     if not folder.is_dir():

@@ -12,12 +12,13 @@ import csv
 import json
 import math
 import statistics
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
+from .config import TRAIN_METHODS, RunConfig
 from .io import write_text_atomic
 from .metagrad import METHODS
-from .train import TRAIN_METHODS, RunConfig, _csv, run
+from .runs import config_of, csv_text, per_task, run
 from .tasks.domains import DOMAINS
 
 PAPER_METHODS = ("adjoint", "maml", "fomaml", "imaml", "reptile")
@@ -204,11 +205,8 @@ def reevaluate(folder, eval_steps: int | None = None, test_horizons: tuple | Non
     summary = json.loads(path.read_text())
     if summary.get("status") != "done":
         raise ValueError(f"{folder} is not finished (status {summary.get('status')!r}); continue it with run --resume")
-    known = {f.name for f in fields(RunConfig)}
-    saved = {k: v for k, v in summary["config"].items() if k in known}
-    saved["test_horizons"] = tuple(saved.get("test_horizons", ()))
     changes = {k: v for k, v in (("eval_steps", eval_steps), ("test_horizons", test_horizons)) if v is not None}
-    cfg = replace(RunConfig(**saved), **changes)
+    cfg = replace(config_of(summary), **changes)
     return run(cfg, folder, resume=True, show_progress=show_progress)
 
 
@@ -238,24 +236,6 @@ def table_rows(summaries: list[dict]) -> list[list]:
                      f["nrmse_at_theta"], f["nrmse_at_theta_se"], f["nrmse_best"], f["nrmse_best_se"],
                      f["best_iteration"], f["eval_tasks"], f["eval_steps"], s["seconds_per_meta_step"]])
     return rows
-
-
-def per_task(folder) -> dict | None:
-    """A finished run's results task by task, ``{measure: [value per meta-test task]}``: every measure of
-    ``tasks.csv`` (regression) or the episodes' ``accuracy`` in ``eval.csv`` (Omniglot); None without them.
-    Where tasks.csv records each task's content id, ``"task_id"`` holds them (strings)."""
-    folder = Path(folder)
-    for name, key in (("tasks.csv", "task"), ("eval.csv", "episode")):
-        path = folder / name
-        if path.exists():
-            with open(path, newline="") as f:
-                rows = list(csv.DictReader(f))
-            if rows and key in rows[0]:
-                out = {m: [float(r[m]) for r in rows] for m in rows[0] if m not in (key, "task_id")}
-                if "task_id" in rows[0]:
-                    out["task_id"] = [r["task_id"] for r in rows]
-                return out
-    return None
 
 
 def paired_runs(base: dict, other: dict, measure: str, lower_is_better: bool = True) -> dict:
@@ -380,7 +360,7 @@ def compare_command(args) -> int:
     md = markdown_table(summaries, [per_task(base / cfg.method) for cfg in configs])
     write_text_atomic(base / "table.md", md)
     header = CLASSIFICATION_HEADER if "accuracy" in summaries[0]["final"] else TABLE_HEADER
-    write_text_atomic(base / "table.csv", _csv(header, table_rows(summaries)))
+    write_text_atomic(base / "table.csv", csv_text(header, table_rows(summaries)))
     print()
     print(md, end="")
     print(f"\nwritten: {base / 'table.md'}, {base / 'table.csv'}")

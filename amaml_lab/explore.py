@@ -154,7 +154,7 @@ def _rel(a, b) -> float:
     return float(torch.linalg.vector_norm(a - b) / torch.linalg.vector_norm(b))
 
 
-def _flat(tree):
+def flat_grad(tree):
     return tree.reshape(-1) if torch.is_tensor(tree) else torch.cat([tree[k].reshape(-1) for k in tree])
 
 
@@ -170,9 +170,9 @@ def agreement(support_loss, query_loss, theta, horizon: float, steps_list, solve
     for steps in steps_list:
         h = horizon / steps
         kw = dict(steps=steps, step_size=h, solver=solver, reg=reg)
-        ref = _flat(meta_gradient(support_loss, query_loss, theta, method="maml", **kw).grad)
-        cont = _flat(meta_gradient(support_loss, query_loss, theta, method="adjoint", **kw).grad)
-        disc = _flat(meta_gradient(support_loss, query_loss, theta, method="adjoint", scheme="discrete", **kw).grad)
+        ref = flat_grad(meta_gradient(support_loss, query_loss, theta, method="maml", **kw).grad)
+        cont = flat_grad(meta_gradient(support_loss, query_loss, theta, method="adjoint", **kw).grad)
+        disc = flat_grad(meta_gradient(support_loss, query_loss, theta, method="adjoint", scheme="discrete", **kw).grad)
         rows.append({"steps": steps, "step_size": h, "continuous": _rel(cont, ref), "discrete": _rel(disc, ref)})
     return rows
 
@@ -244,17 +244,17 @@ def backsolve_sweep(support_loss, query_loss, theta, steps_list, step_size: floa
     rows = []
     for steps in steps_list:
         kw = dict(steps=steps, step_size=step_size, solver=solver)
-        ref = _flat(meta_gradient(support_loss, query_loss, theta, method="maml", **kw).grad)
+        ref = flat_grad(meta_gradient(support_loss, query_loss, theta, method="maml", **kw).grad)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", BacksolveWarning)
             warnings.simplefilter("ignore", RuntimeWarning)
             b = meta_gradient(support_loss, query_loss, theta, method="backsolve", **kw)
-        g = _flat(b.grad)
+        g = flat_grad(b.grad)
         row = {"steps": steps, "horizon": steps * step_size,
                "backsolve": _rel(g, ref) if torch.isfinite(g).all() else float("inf"),
                "reconstruction_error": b.stats.get("reconstruction_error", float("nan"))}
-        row["adjoint"] = _rel(_flat(meta_gradient(support_loss, query_loss, theta, method="adjoint", **kw).grad), ref)
-        row["checkpointed"] = _rel(_flat(meta_gradient(support_loss, query_loss, theta, method="adjoint",
+        row["adjoint"] = _rel(flat_grad(meta_gradient(support_loss, query_loss, theta, method="adjoint", **kw).grad), ref)
+        row["checkpointed"] = _rel(flat_grad(meta_gradient(support_loss, query_loss, theta, method="adjoint",
                                                        checkpoints=checkpoints, **kw).grad), ref)
         rows.append(row)
     return rows
@@ -279,8 +279,8 @@ def checkpoint_costs(support_loss, query_loss, theta, steps_list, step_size: flo
             for name, r in runs.items():
                 row[name] = {"states": r.stats["stored_states"], "evals": r.stats["grad_evals"],
                              "repetitions": r.stats["repetitions"]}
-            stored = _flat(runs["stored"].grad)
-            row["difference"] = max(_rel(_flat(runs[n].grad), stored) for n in ("c", "sqrt"))
+            stored = flat_grad(runs["stored"].grad)
+            row["difference"] = max(_rel(flat_grad(runs[n].grad), stored) for n in ("c", "sqrt"))
             rows.append(row)
     return rows
 

@@ -17,7 +17,8 @@ import re
 import statistics
 from pathlib import Path
 
-from .experiments import paired_runs, per_task
+from .experiments import paired_runs
+from .runs import config_of, per_task
 
 STEP_SIZE = 0.01  # results/run_horizon.sh's Euler step
 _RUN = re.compile(r"(?P<method>[a-z]+)-(?P<steps>\d+)")
@@ -55,7 +56,8 @@ def mini_study(out, settings_=(("Sinusoid", 10, 10),), steps=(10, 100), reg: flo
                test_horizons=(0, 10, 100, 1000), show_progress: bool | None = False) -> list[dict]:
     """A small horizon experiment run here, in the committed study's layout under ``out`` (notebook 08's FAST):
     maml through ``steps`` Euler steps of 0.01, Adam 1e-3, meta-batch 5; returns :func:`load` of ``out``."""
-    from .train import RunConfig, run
+    from .config import RunConfig
+    from .runs import run
 
     for domain, shots, query in settings_:
         for n in steps:
@@ -253,15 +255,8 @@ def _memory_order(name: str) -> tuple:
 
 
 def run_config(record: dict):
-    """The :class:`~amaml_lab.train.RunConfig` a run was made with (from its summary.json)."""
-    from dataclasses import fields
-
-    from .train import RunConfig
-
-    known = {f.name for f in fields(RunConfig)}
-    saved = {k: v for k, v in record["summary"]["config"].items() if k in known}
-    saved["test_horizons"] = tuple(saved.get("test_horizons", ()))
-    return RunConfig(**saved).resolved()
+    """The :class:`~amaml_lab.config.RunConfig` a run was made with (from its summary.json), resolved."""
+    return config_of(record["summary"]).resolved()
 
 
 def adaptation_view(records, setting: str, reg: float, seed: int = 0, tasks=(0, 1, 2),
@@ -277,7 +272,8 @@ def adaptation_view(records, setting: str, reg: float, seed: int = 0, tasks=(0, 
     import torch
 
     from .tasks.domains import load_domain
-    from .train import adapt_batch_at, build_model, losses_for
+    from .builders import build_model, losses_for
+    from .evaluate import adapt_batch_at
 
     runs = {r["steps"]: r for r in select(records, setting, reg, "maml", seed=seed)}
     if not runs:

@@ -44,7 +44,7 @@ def available(name: str) -> bool:
     return package is None or importlib.util.find_spec(package) is not None
 
 
-def _task(shots: int, hidden: int, seed: int, family: str = "Alpine2D"):
+def peer_task(shots: int, hidden: int, seed: int, family: str = "Alpine2D"):
     """One task of a synthetic ``family`` (targets standardised by the support set's mean and std) and the MLP.
 
     On Alpine2D rebuilding the state backward is still right at T = 1 and off
@@ -67,7 +67,7 @@ def _task(shots: int, hidden: int, seed: int, family: str = "Alpine2D"):
                 flat_query=flat_loss(query_loss, spec, "query_loss"), theta_flat=spec.flatten(theta).detach())
 
 
-def _flat(grads) -> torch.Tensor:
+def flat_grad(grads) -> torch.Tensor:
     return torch.cat([g.reshape(-1) for g in (grads.values() if isinstance(grads, dict) else grads)])
 
 
@@ -83,20 +83,20 @@ def gradient_fn(name: str, task: dict, steps: int, step_size: float):
     kit = dict(steps=steps, step_size=step_size)
     sl, ql, theta = task["support_loss"], task["query_loss"], task["theta"]
     if name == "kit maml (euler)":
-        return lambda: _flat(meta_gradient(sl, ql, theta, method="maml", solver="euler", **kit).grad)
+        return lambda: flat_grad(meta_gradient(sl, ql, theta, method="maml", solver="euler", **kit).grad)
     if name == "kit maml (rk4)":
-        return lambda: _flat(meta_gradient(sl, ql, theta, method="maml", **kit).grad)
+        return lambda: flat_grad(meta_gradient(sl, ql, theta, method="maml", **kit).grad)
     if name == "kit adjoint (rk4, stored)":
-        return lambda: _flat(meta_gradient(sl, ql, theta, method="adjoint", **kit).grad)
+        return lambda: flat_grad(meta_gradient(sl, ql, theta, method="adjoint", **kit).grad)
     if name == "kit adjoint (rk4, 32 states)":
-        return lambda: _flat(meta_gradient(sl, ql, theta, method="adjoint", checkpoints=32, **kit).grad)
+        return lambda: flat_grad(meta_gradient(sl, ql, theta, method="adjoint", checkpoints=32, **kit).grad)
     if name == "kit adjoint (rk4, stored, grid)":
-        return lambda: _flat(meta_gradient(sl, ql, theta, method="adjoint", scheme="grid", **kit).grad)
+        return lambda: flat_grad(meta_gradient(sl, ql, theta, method="adjoint", scheme="grid", **kit).grad)
     if name == "kit adjoint (rk4, 32 states, grid)":
-        return lambda: _flat(meta_gradient(sl, ql, theta, method="adjoint", scheme="grid", checkpoints=32,
+        return lambda: flat_grad(meta_gradient(sl, ql, theta, method="adjoint", scheme="grid", checkpoints=32,
                                            **kit).grad)
     if name == "kit imaml (CG 5)":
-        return lambda: _flat(meta_gradient(sl, ql, theta, method="imaml", lam=LAM, cg_steps=CG_STEPS, **kit).grad)
+        return lambda: flat_grad(meta_gradient(sl, ql, theta, method="imaml", lam=LAM, cg_steps=CG_STEPS, **kit).grad)
     model, (xs, ys), (xq, yq) = task["model"], task["support"], task["query"]
     if name == "higher (unrolled SGD)":
         import higher
@@ -106,7 +106,7 @@ def gradient_fn(name: str, task: dict, steps: int, step_size: float):
             with higher.innerloop_ctx(model, opt, copy_initial_weights=False, track_higher_grads=True) as (f, diff):
                 for _ in range(steps):
                     diff.step(_mse(f(xs), ys))
-                return _flat(torch.autograd.grad(_mse(f(xq), yq), list(model.parameters())))
+                return flat_grad(torch.autograd.grad(_mse(f(xq), yq), list(model.parameters())))
         return run
     if name == "TorchOpt (MetaSGD)":
         import torchopt
@@ -117,7 +117,7 @@ def gradient_fn(name: str, task: dict, steps: int, step_size: float):
             opt = torchopt.MetaSGD(model, lr=step_size)
             for _ in range(steps):
                 opt.step(_mse(model(xs), ys))
-            grad = _flat(torch.autograd.grad(_mse(model(xq), yq), params))
+            grad = flat_grad(torch.autograd.grad(_mse(model(xq), yq), params))
             torchopt.recover_state_dict(model, state)
             return grad
         return run
@@ -212,7 +212,7 @@ def flow_reference(task: dict, steps: int, step_size: float) -> torch.Tensor:
     from . import meta_gradient
 
     fine = steps * FLOW_REFINE
-    return _flat(meta_gradient(task["support_loss"], task["query_loss"], task["theta"], method="adjoint",
+    return flat_grad(meta_gradient(task["support_loss"], task["query_loss"], task["theta"], method="adjoint",
                                steps=fine, step_size=step_size / FLOW_REFINE).grad)
 
 

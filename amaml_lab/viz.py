@@ -7,10 +7,6 @@ one ``batch_update``), so a slider redraws without rebuilding the figure.
 """
 from __future__ import annotations
 
-import csv
-import json
-from pathlib import Path
-
 import plotly.graph_objects as go
 
 from . import explore
@@ -232,22 +228,6 @@ def update_baselines(fig, rows: list[dict], steps: int | None = None) -> None:
 
 
 # ---------------------------------------------------------------- 05-06: experiments
-def load_run(folder) -> dict:
-    """A run folder's summary, meta-training curve and fine-tuning curve."""
-    folder = Path(folder)
-    summary = json.loads((folder / "summary.json").read_text())
-    with open(folder / "metrics.csv") as fh:
-        metrics = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
-    curve, evals = [], []
-    if (folder / "eval.csv").exists():
-        with open(folder / "eval.csv") as fh:
-            curve = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
-    if (folder / "evals.csv").exists():
-        with open(folder / "evals.csv") as fh:
-            evals = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
-    return {"summary": summary, "metrics": metrics, "eval": curve, "evals": evals}
-
-
 MEASURES = {"theta": "at θ (no adaptation)", "inner": "after the method's own inner loop",
             "ft10": "after 10 Adam iterations", "ft100": "after 100 Adam iterations",
             "finetuned": "after the full Adam fine-tuning"}

@@ -146,7 +146,7 @@ class CostExplorer(App):
                  methods=viz.COST_METHODS, device: str = "cpu", shots: int = 50, hidden: int = 32):
         import threading
 
-        from .train import check_device
+        from .config import check_device
 
         self.device = check_device(device)
         self.methods = tuple(methods)
@@ -228,7 +228,7 @@ def bench_measure(name: str, steps: int, shots: int = 50, hidden: int = 32, devi
 
     cfg = dict(name=name, steps=steps, shots=shots, hidden=hidden, step_size=0.01, solver="rk4", dtype=dtype,
                device=device, repeat=1, time_budget=30.0, seed=0)
-    row = bench.measure(cfg) if in_process else bench._run_worker(cfg)
+    row = bench.measure(cfg) if in_process else bench.run_worker(cfg)
     if "error" in row:
         raise ValueError(f"measuring {name} at {steps} steps failed: {row['error']}")
     return row

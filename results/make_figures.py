@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from amaml_lab import experiments, viz
+from amaml_lab.runs import load_run
 
 ORDER = ("adjoint-100", "maml-100", "maml-10", "imaml", "fomaml", "reptile", "maml-10-reference-protocol")
 
@@ -28,7 +29,7 @@ def runs_in(folder: Path, names=ORDER, at_steps: int | None = None) -> dict:
     for name in names:
         path = folder / name
         if (path / "summary.json").exists() and (path / "metrics.csv").exists():
-            run = viz.load_run(path)
+            run = load_run(path)
             if at_steps is not None:
                 run["evals"] = [e for e in run["evals"] if e["meta_step"] <= at_steps]
             runs[name] = run

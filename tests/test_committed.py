@@ -2,7 +2,8 @@
 import pytest
 
 from amaml_lab import committed
-from amaml_lab.train import RunConfig, episode_check
+from amaml_lab.config import RunConfig
+from amaml_lab.evaluate import episode_check
 
 
 @pytest.mark.parametrize("name", list(committed.SETTINGS))

@@ -15,7 +15,10 @@ import torch
 from amaml_lab import meta_gradient
 from amaml_lab.metagrad import meta_gradient_batch
 from amaml_lab.models import conv4, mlp
-from amaml_lab.train import RunConfig, _to, build_model, check_device, losses_for, meta_train, run
+from amaml_lab.builders import build_model, losses_for, on_device
+from amaml_lab.config import check_device, RunConfig
+from amaml_lab.runs import run
+from amaml_lab.train import meta_train
 from amaml_lab.tasks.domains import load_domain
 from conftest import Quadratic, rel
 
@@ -152,7 +155,7 @@ def _meta_step(device):
     theta = {k: v.detach() for k, v in model.named_parameters()}
     sl, ql = losses_for(cfg, model)
     support, query = domain.train_batch(torch.Generator().manual_seed(0), 5, 20, 20)
-    return lambda: meta_gradient_batch(sl, ql, theta, _to(support, cfg), _to(query, cfg), method="adjoint",
+    return lambda: meta_gradient_batch(sl, ql, theta, on_device(support, cfg), on_device(query, cfg), method="adjoint",
                                        steps=100, step_size=0.01, reg=1.0, stacked_losses=True)
 
 

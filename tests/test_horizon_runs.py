@@ -48,7 +48,7 @@ def test_test_horizons_are_the_runs_inner_loop_at_other_lengths(tmp_path, capsys
 def test_test_horizons_bad_input_is_one_line(tmp_path, capsys):
     code, _, err = cli(capsys, "run", "Sinusoid", 5, 5, 3, "cpu", "--test-horizons", "10,-1", "--out", tmp_path)
     assert code == 2 and "--test-horizons" in err and len(err.strip().splitlines()) == 1
-    from amaml_lab.train import RunConfig
+    from amaml_lab.config import RunConfig
 
     with pytest.raises(ValueError, match="test_horizons"):
         RunConfig("Sinusoid", 5, 5, 3, test_horizons=(1.5,)).resolved().check()
@@ -116,7 +116,7 @@ def test_reevaluate_bad_input_is_one_line(tmp_path, capsys):
 
 def test_adapt_batch_at_equals_one_adapt_batch_per_horizon():
     """One solve saving several horizons gives each horizon's own solve (and 0 is theta); bad horizons refused."""
-    from amaml_lab.train import adapt_batch, adapt_batch_at
+    from amaml_lab.evaluate import adapt_batch, adapt_batch_at
     from amaml_lab.models import mlp
     from amaml_lab.functional import module_params
 

@@ -120,7 +120,7 @@ def mini(tmp_path_factory):
 def test_mini_study_and_explorer_index_what_an_independent_loop_computes(mini, monkeypatch):
     """The explorer's adapted curve for (N, N_test) is theta_N (its checkpoint) adapted N_test steps by
     adapt_batch alone and evaluated on the task's grid; a move recomputes nothing."""
-    from amaml_lab import train
+    from amaml_lab import evaluate
     from amaml_lab.tasks.domains import load_domain
     from amaml_lab.widgets_study import PayoffExplorer
 
@@ -128,7 +128,7 @@ def test_mini_study_and_explorer_index_what_an_independent_loop_computes(mini, m
     assert sorted(r["steps"] for r in records) == [2, 4] and study.test_horizons(records) == [0, 2, 4, 9]
     app = PayoffExplorer(records, "Sinusoid-10-10", tasks=(1, 3))
     assert app.values() == {"train": 2, "test": 9}  # the shortest-trained theta, the longest test loop
-    monkeypatch.setattr(train, "adapt_batch_at", lambda *a, **k: pytest.fail("a move recomputed"))
+    monkeypatch.setattr(evaluate, "adapt_batch_at", lambda *a, **k: pytest.fail("a move recomputed"))
     app.controls["train"].value = 4
     app.controls["test"].value = 0
     app.controls["train"].value = 2

@@ -9,7 +9,7 @@ from amaml_lab import bench, peers
 
 @pytest.fixture(scope="module")
 def task():
-    return peers._task(10, 4, 0)
+    return peers.peer_task(10, 4, 0)
 
 
 @pytest.mark.parametrize("name", list(peers.ROWS))
@@ -39,7 +39,7 @@ def test_the_two_implicit_rows_agree(task):
 
 
 def test_back_solving_breaks_where_the_stored_adjoint_does_not():
-    task = peers._task(100, 32, 0)  # the bench's task: back-solving is fine at T = 1, broken by T = 3
+    task = peers.peer_task(100, 32, 0)  # the bench's task: back-solving is fine at T = 1, broken by T = 3
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         back = peers.gradient_fn("torchdiffeq odeint_adjoint (rk4)", task, 300, 0.01)()
@@ -53,7 +53,7 @@ def test_bench_peers_prints_every_row_and_skips_missing_ones(monkeypatch, capsys
     missing = "higher (unrolled SGD)"
     real = peers.available
     monkeypatch.setattr(peers, "available", lambda name: name != missing and real(name))
-    monkeypatch.setattr(bench, "_run_worker", lambda cfg: bench.measure_peer(cfg))  # in process: quick
+    monkeypatch.setattr(bench, "run_worker", lambda cfg: bench.measure_peer(cfg))  # in process: quick
     out = bench.report(bench_args(["--peers", "--steps", "3", "--shots", "5", "--hidden", "4", "--repeat", "1"]))
     lines = [l for l in out.splitlines() if l.startswith("| 3 |")]
     assert "λmax of the support Hessian at θ and at u(T): 3 steps:" in out
@@ -90,7 +90,7 @@ def test_flow_reference_is_the_flows_meta_gradient(task):
     from amaml_lab import meta_gradient
 
     steps, h = 6, 0.05
-    fine = peers._flat(meta_gradient(task["support_loss"], task["query_loss"], task["theta"], method="maml",
+    fine = peers.flat_grad(meta_gradient(task["support_loss"], task["query_loss"], task["theta"], method="maml",
                                      steps=16 * steps, step_size=h / 16).grad)
     ref = peers.flow_reference(task, steps, h)
     coarse = peers.gradient_fn("kit maml (rk4)", task, steps, h)()

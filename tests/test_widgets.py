@@ -177,12 +177,13 @@ def test_measured_costs_are_shipped():
 
 
 def test_experiment_figures_from_a_run(tmp_path):
-    from amaml_lab.train import RunConfig, run
+    from amaml_lab.config import RunConfig
+    from amaml_lab.runs import load_run, run
 
     cfg = RunConfig("Sinusoid", 5, 5, 2, meta_steps=3, tasks=3, pool=10, hidden=4, checkpoint_every=3,
                     eval_tasks=2, eval_steps=20)
     run(cfg, tmp_path / "adjoint", show_progress=False)
-    loaded = viz.load_run(tmp_path / "adjoint")
+    loaded = load_run(tmp_path / "adjoint")
     assert len(loaded["metrics"]) == 3 and len(loaded["eval"]) == 3
     fig = viz.learning_curves_figure({"adjoint": loaded}, window=2)
     assert list(fig.data[0].x) == [1, 2, 3]
@@ -191,12 +192,13 @@ def test_experiment_figures_from_a_run(tmp_path):
 
 
 def test_meta_progress_figure_reads_evals_csv(tmp_path):
-    from amaml_lab.train import RunConfig, run
+    from amaml_lab.config import RunConfig
+    from amaml_lab.runs import load_run, run
 
     cfg = RunConfig("Sinusoid", 5, 5, 2, meta_steps=4, tasks=3, pool=10, hidden=4, checkpoint_every=2,
                     eval_tasks=2, eval_steps=20, eval_interval=2)
     summary = run(cfg, tmp_path / "maml", show_progress=False)
-    loaded = viz.load_run(tmp_path / "maml")
+    loaded = load_run(tmp_path / "maml")
     fig = viz.meta_progress_figure({"maml": loaded})
     inner, finetuned = fig.data
     assert list(inner.x) == [0, 2, 4] and list(finetuned.x) == [0, 2, 4]

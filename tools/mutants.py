@@ -49,7 +49,7 @@ MUTANTS = [
      "    if False:\n        return _segmented(p, checkpoints)",
      ["tests/test_memory.py"]),
     ("the optimiser state not restored on resume", "amaml_lab/train.py",
-     '        optimizer.load_state_dict(state["optimizer"])\n',
+     '        self.optimizer.load_state_dict(state["optimizer"])\n',
      "        pass\n",
      ["tests/test_train.py"]),
     ("a notebook figure's data emptied: the fine-tuning figure without traces", "amaml_lab/viz.py",

@@ -14,7 +14,7 @@ DEFAULT_METHODS = (
 )
 
 
-def _flat(tree) -> torch.Tensor:
+def flat_grad(tree) -> torch.Tensor:
     if torch.is_tensor(tree):
         return tree.reshape(-1)
     return torch.cat([tree[k].reshape(-1) for k in tree])
@@ -42,11 +42,11 @@ def compare_methods(support_loss, query_loss, theta, steps_list, *, step_size, m
             if method == "truncated":
                 opts["truncate"] = min(opts.get("truncate", steps), steps)
             if run_reg not in exact:
-                exact[run_reg] = _flat(meta_gradient(support_loss, query_loss, theta, method="maml", steps=steps,
+                exact[run_reg] = flat_grad(meta_gradient(support_loss, query_loss, theta, method="maml", steps=steps,
                                                      step_size=step_size, solver=solver, reg=run_reg, **common).grad)
             r = meta_gradient(support_loss, query_loss, theta, method=method, steps=steps, step_size=step_size,
                               solver=solver, reg=0.0 if method == "imaml" else reg, **common, **opts)
-            g, ref = _flat(r.grad), exact[run_reg]
+            g, ref = flat_grad(r.grad), exact[run_reg]
             rows.append({
                 "steps": steps,
                 "label": label,

@@ -1,0 +1,177 @@
+"""The run folder, written and read in one place: what ``amaml-lab run`` leaves behind.
+
+A run folder holds ``checkpoint.pt`` (theta, the optimiser, the episode generator, the step count),
+``summary.json`` (config, ``meta_steps``, ``status``, ``final``), ``metrics.csv`` (meta-step, query loss,
+seconds), ``eval.csv`` (fine-tuning iteration, nRMSE mean and s.e.; for Omniglot each episode's accuracy),
+``evals.csv`` (every evaluation along training) and, for regression, ``tasks.csv`` (each meta-test task's id and
+numbers), each written atomically.  :func:`run` writes them; :func:`load_run` and :func:`per_task` read them.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict, fields, replace
+from pathlib import Path
+
+import torch
+
+from .config import RunConfig
+from .evaluate import (classification_metrics, evaluate_episodes, evaluation_row, final_metrics, mean_se,
+                       regression_evaluation)
+from .io import write_json_atomic, write_text_atomic
+from .train import Diverged, meta_train
+
+
+def csv_text(header, rows) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def summary_of(cfg, step, status, final=None, seconds=None, extra=None) -> dict:
+    from . import __version__
+
+    per_step = sum(seconds) / len(seconds) if seconds else None
+    return {"config": asdict(cfg), "meta_steps": step, "status": status, "final": final,
+            "seconds_per_meta_step": per_step, "versions": {"amaml_lab": __version__, "torch": torch.__version__},
+            **(extra or {})}
+
+
+class _RunFiles:
+    """Rank 0's writer of one run folder: progress at each checkpoint, evaluations along training, the end."""
+
+    def __init__(self, cfg: RunConfig, out: Path):
+        self.cfg, self.out, self.step, self.evalset, self.last = cfg, out, 0, None, (None, None)
+
+    def progress(self, step, losses, seconds, evals=()) -> None:
+        self.step = step
+        write_text_atomic(self.out / "metrics.csv", csv_text(["meta_step", "query_loss", "seconds"], [
+            (i + 1, f"{loss!r}", f"{s:.6f}") for i, (loss, s) in enumerate(zip(losses, seconds))]))
+        write_json_atomic(self.out / "summary.json", summary_of(self.cfg, step, "training", seconds=seconds))
+        self.evals(evals)
+
+    def evals(self, rows) -> None:
+        if rows:
+            header = list(rows[0])
+            write_text_atomic(self.out / "evals.csv", csv_text(header, [
+                [r[h] if isinstance(r[h], int) else f"{r[h]!r}" for h in header] for r in rows]))
+
+    def evaluate(self, step, theta, model, domain, horizon) -> dict:
+        """One row of evals.csv (meta_train's ``on_eval``); the regression result is kept for the end."""
+        cfg = self.cfg
+        if self.evalset is None:
+            self.evalset = domain.eval_set(cfg.eval_tasks, cfg.shots, cfg.query)
+        if cfg.classification:  # the inner loop to the horizon reached so far (COMLN may learn it)
+            accuracies = evaluate_episodes(model, theta, self.evalset, replace(cfg, step_size=horizon / cfg.inner_steps),
+                                           show_progress=False)
+            return evaluation_row(step, {"accuracy": accuracies})
+        result = regression_evaluation(model, theta, self.evalset, cfg, show_progress=False)
+        self.last = (step, result)  # the final evaluation reuses the one at the last meta-step
+        return evaluation_row(step, result["per_task"])
+
+    def final_classification(self, trained, evalset, show_progress) -> dict:
+        cfg = self.cfg
+        learned = replace(cfg, step_size=trained["horizon"] / cfg.inner_steps)  # the (possibly learned) horizon
+        accuracies = evaluate_episodes(trained["model"], trained["theta"], evalset, learned,
+                                       show_progress=show_progress)
+        final = classification_metrics(accuracies, trained["losses"])
+        final["subset"] = trained["domain"].subset
+        if cfg.method == "comln":
+            final["horizon"] = trained["horizon"]
+        write_text_atomic(self.out / "eval.csv", csv_text(["episode", "accuracy"],
+                                                          [(i, f"{a!r}") for i, a in enumerate(accuracies.tolist())]))
+        return final
+
+    def final_regression(self, trained, evalset, show_progress) -> dict:
+        step, result = self.last
+        if step != trained["meta_steps"]:
+            result = regression_evaluation(trained["model"], trained["theta"], evalset, self.cfg,
+                                           show_progress=show_progress)
+        evaluation, per_task = result["curve"], result["per_task"]
+        curve = evaluation["nrmse"]
+        rows = [(it, *(f"{v!r}" for v in mean_se(curve[:, j]))) for j, it in enumerate(evaluation["iterations"])]
+        write_text_atomic(self.out / "eval.csv", csv_text(["iteration", "nrmse_mean", "nrmse_se"], rows))
+        # every meta-test task's numbers, with its id: runs on the same tasks compare task by task (paired_runs)
+        names, ids = list(per_task), evalset.ids()
+        write_text_atomic(self.out / "tasks.csv", csv_text(["task", "task_id", *names], [
+            (i, ids[i], *(f"{float(per_task[n][i])!r}" for n in names)) for i in range(curve.shape[0])]))
+        return final_metrics(evaluation, trained["losses"], per_task)
+
+
+def run(cfg: RunConfig, out, resume: bool = False, data_root=None, show_progress: bool | None = None) -> dict:
+    """Meta-train to ``cfg.meta_steps`` (continuing ``out`` when ``resume``), evaluate, write the run's files
+    (see the module's docstring); returns the summary."""
+    from . import distributed
+
+    cfg = cfg.resolved().check()
+    out = Path(out)
+    if not resume and (out / "checkpoint.pt").exists():
+        raise ValueError(f"{out} already holds a run (checkpoint.pt); pass --resume to continue it or choose"
+                         " another --out")
+    size, rank = distributed.world()
+    distributed.barrier()  # every rank has looked before rank 0 writes
+    files = _RunFiles(cfg, out)
+    try:
+        trained = meta_train(cfg, out, resume=resume, data_root=data_root, show_progress=show_progress,
+                             on_checkpoint=files.progress, on_eval=files.evaluate)
+    except Diverged as err:
+        if rank == 0:
+            write_json_atomic(out / "summary.json", summary_of(cfg, files.step, "diverged", extra={"error": str(err)}))
+        raise
+    if rank != 0:  # rank 0 evaluates and writes the run's files
+        return {"rank": rank, "world_size": size, "meta_steps": trained["meta_steps"]}
+    evalset = trained["domain"].eval_set(cfg.eval_tasks, cfg.shots, cfg.query)
+    finish = files.final_classification if cfg.classification else files.final_regression
+    final = finish(trained, evalset, show_progress)
+    files.evals(trained["evals"])
+    summary = summary_of(cfg, trained["meta_steps"], "done", final=final, seconds=trained["seconds"],
+                         extra={"world_size": size})
+    write_json_atomic(out / "summary.json", summary)
+    return summary
+
+
+def load_run(folder) -> dict:
+    """A run folder's summary, meta-training curve, fine-tuning curve and evaluations along training."""
+    folder = Path(folder)
+    summary = json.loads((folder / "summary.json").read_text())
+    return {"summary": summary, "metrics": _floats(folder / "metrics.csv"), "eval": _floats(folder / "eval.csv"),
+            "evals": _floats(folder / "evals.csv")}
+
+
+def _floats(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as fh:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def per_task(folder) -> dict | None:
+    """A finished run's results task by task, ``{measure: [value per meta-test task]}``: every measure of
+    ``tasks.csv`` (regression) or the episodes' ``accuracy`` in ``eval.csv`` (Omniglot); None without them.
+    Where tasks.csv records each task's content id, ``"task_id"`` holds them (strings)."""
+    folder = Path(folder)
+    for name, key in (("tasks.csv", "task"), ("eval.csv", "episode")):
+        path = folder / name
+        if path.exists():
+            with open(path, newline="") as f:
+                rows = list(csv.DictReader(f))
+            if rows and key in rows[0]:
+                out = {m: [float(r[m]) for r in rows] for m in rows[0] if m not in (key, "task_id")}
+                if "task_id" in rows[0]:
+                    out["task_id"] = [r["task_id"] for r in rows]
+                return out
+    return None
+
+
+def config_of(summary: dict) -> RunConfig:
+    """The :class:`RunConfig` a summary.json records (fields added to the kit since count as their defaults)."""
+    known = {f.name for f in fields(RunConfig)}
+    saved = {k: v for k, v in summary["config"].items() if k in known}
+    saved["test_horizons"] = tuple(saved.get("test_horizons", ()))
+    return RunConfig(**saved)
+
+
+__all__ = ["run", "load_run", "per_task", "config_of", "csv_text", "summary_of"]
