@@ -9,14 +9,8 @@ import argparse
 import sys
 
 from . import bench, experiments
+from .checks import OneLineParser
 from .train import Diverged
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr and exit status 2."""
-
-    def error(self, message):  # one line, status 2
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def _demo(args) -> int:

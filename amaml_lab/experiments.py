@@ -8,11 +8,10 @@ Markdown and CSV.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import statistics
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 from .config import TRAIN_METHODS, RunConfig

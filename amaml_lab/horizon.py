@@ -40,10 +40,11 @@ from dataclasses import dataclass, field
 import torch
 from torchdiffeq import odeint
 
+from .checks import check_choice, check_number
 from .flow import FIXED_SOLVERS, step_function
 from .functional import module_params, task_losses
 from .metagrad.adjoint import _AdjointField
-from .metagrad.core import build_problem, check_choice, check_number
+from .metagrad.core import build_problem
 from .metagrad.implicit import conjugate_gradient
 from .models import mlp
 from .tasks.synthetic import FAMILIES, family_task

@@ -271,9 +271,9 @@ def adaptation_view(records, setting: str, reg: float, seed: int = 0, tasks=(0, 
     """
     import torch
 
-    from .tasks.domains import load_domain
     from .builders import build_model, losses_for
     from .evaluate import adapt_batch_at
+    from .tasks.domains import load_domain
 
     runs = {r["steps"]: r for r in select(records, setting, reg, "maml", seed=seed)}
     if not runs:

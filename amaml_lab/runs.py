@@ -17,8 +17,14 @@ from pathlib import Path
 import torch
 
 from .config import RunConfig
-from .evaluate import (classification_metrics, evaluate_episodes, evaluation_row, final_metrics, mean_se,
-                       regression_evaluation)
+from .evaluate import (
+    classification_metrics,
+    evaluate_episodes,
+    evaluation_row,
+    final_metrics,
+    mean_se,
+    regression_evaluation,
+)
 from .io import write_json_atomic, write_text_atomic
 from .train import Diverged, meta_train
 

@@ -3,7 +3,6 @@ import math
 import warnings
 
 import pytest
-import torch
 
 from amaml_lab import BacksolveWarning, meta_gradient
 from conftest import MLPTask, Quadratic, rel

@@ -59,7 +59,7 @@ MUTANTS = [
 ]
 
 # the negation drill: each method's meta-gradient negated where meta_gradient returns it; every notebook runs
-NEGATE_AT = ("amaml_lab/metagrad/__init__.py",
+NEGATE_AT = ("amaml_lab/metagrad/dispatch.py",
              "    grad, u_T, qloss, stats = m.fn(problem, **opts)\n",
              "    grad, u_T, qloss, stats = m.fn(problem, **opts)\n    if method == {method!r}:\n        grad = -grad\n")
 NEGATED = ("maml", "adjoint", "backsolve", "fomaml", "reptile", "imaml", "truncated")

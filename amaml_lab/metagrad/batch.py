@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..flow import FIXED_SOLVERS
+from .dispatch import meta_gradient
 
 # methods whose batched form is not the per-task one: CG on the joint system explores a
 # different Krylov space than per-task CG; forward sensitivities would be (B P) x (B P)
@@ -66,8 +67,6 @@ def _mean(tree):
 
 
 def _loop(support_loss, query_loss, theta, support_data, query_data, size, why, **kw):
-    from . import meta_gradient
-
     results = [meta_gradient(lambda p, d=_task(support_data, b): support_loss(p, d),
                              lambda p, d=_task(query_data, b): query_loss(p, d), theta, **kw) for b in range(size)]
     grads = _stack([r.grad for r in results])
@@ -100,8 +99,6 @@ def meta_gradient_batch(support_loss, query_loss, theta, support_data, query_dat
     (a third of a small MLP's gradient on a CPU; see
     :func:`~amaml_lab.models.stacked_forward`).  Same numbers to rounding.
     """
-    from . import meta_gradient
-
     size = _leading(support_data, "support_data")
     if _leading(query_data, "query_data") != size:
         raise ValueError(f"support_data has {size} tasks but query_data has {_leading(query_data, 'query_data')}")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from .dispatch import meta_gradient
+
 DEFAULT_METHODS = (
     ("maml", "maml", {}),
     ("adjoint", "adjoint", {}),
@@ -31,8 +33,6 @@ def compare_methods(support_loss, query_loss, theta, steps_list, *, step_size, m
     ``wall_time``, ``grad_evals``, ``hvp_evals``, ``stored_states``.
     ``truncate`` options larger than ``steps`` are clipped to ``steps``.
     """
-    from . import meta_gradient
-
     rows = []
     for steps in steps_list:
         exact = {}

@@ -1,13 +1,13 @@
 """What every meta-gradient method shares: the problem, the result, option checks."""
 from __future__ import annotations
 
-import math
 import numbers
 import time
 from dataclasses import dataclass, field
 
 import torch
 
+from ..checks import check_choice, check_number
 from ..flow import SOLVERS, GradientFlow, solve, time_grid
 from ..functional import HVP_BACKENDS, Derivatives, ParamSpec, check_loss, flat_loss
 
@@ -55,25 +55,6 @@ class Problem:
 
     def solve(self, field, u0, save, grid=None):
         return solve(field, u0, self.grid if grid is None else grid, save, self.solver, self.rtol, self.atol)
-
-
-def check_choice(name: str, value, allowed) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not known; allowed values: {', '.join(map(str, allowed))}")
-
-
-def check_number(name: str, value, *, positive: bool = False, nonnegative: bool = False, integer: bool = False):
-    kind = numbers.Integral if integer else numbers.Real
-    if isinstance(value, bool) or not isinstance(value, kind):
-        want = "an integer" if integer else "a real number"
-        raise ValueError(f"{name} must be {want}; got {value!r}")
-    if not integer and not math.isfinite(float(value)):
-        raise ValueError(f"{name} must be finite; got {value!r}")
-    if positive and value <= 0:
-        raise ValueError(f"{name} must be > 0; got {value!r}")
-    if nonnegative and value < 0:
-        raise ValueError(f"{name} must be >= 0; got {value!r}")
-    return int(value) if integer else float(value)
 
 
 def check_checkpoints(checkpoints, auto: bool = False):

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from .core import Problem, check_choice, query_value_and_grad
+from ..checks import check_choice
+from .core import Problem, query_value_and_grad
 
 
 def _adapt(p: Problem) -> torch.Tensor:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from .core import Problem, check_number, query_value_and_grad
+from ..checks import check_number
+from .core import Problem, query_value_and_grad
 
 
 def conjugate_gradient(matvec, b: torch.Tensor, steps: int, tol: float = 1e-12):

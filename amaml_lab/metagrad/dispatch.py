@@ -1,0 +1,135 @@
+"""The dispatcher behind :func:`meta_gradient`: each method registered in :data:`METHODS` with its options,
+their allowed values and the solvers it accepts; a method is a function
+``method(problem, **options) -> (grad, u_T, query_loss, stats)``."""
+from __future__ import annotations
+
+import inspect
+import time
+from dataclasses import dataclass
+
+import torch
+
+from ..checks import check_choice, check_number
+from ..flow import FIXED_SOLVERS, SOLVERS
+from .adjoint import adjoint, backsolve
+from .comln import comln
+from .core import MetaGradient, build_problem, check_checkpoints, finish
+from .first_order import fomaml, reptile
+from .forward import forward
+from .implicit import imaml
+from .unrolled import maml, truncated
+
+SCHEMES = ("continuous", "grid", "discrete")
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    fn: object
+    solvers: tuple
+    summary: str
+
+    @property
+    def options(self) -> dict:
+        sig = inspect.signature(self.fn)
+        return {k: v.default for k, v in list(sig.parameters.items())[1:]}
+
+
+METHODS = {
+    m.name: m
+    for m in (
+        Method("maml", maml, SOLVERS, "back-propagation through every solver step (exact, memory grows with steps)"),
+        Method("adjoint", adjoint, SOLVERS, "A-MAML: adjoint ODE backward with HVPs (stored or checkpointed states)"),
+        Method("backsolve", backsolve, SOLVERS, "adjoint with the state run backward in time (unstable; for teaching)"),
+        Method("fomaml", fomaml, SOLVERS, "first-order MAML: grad L_Q(u(T)), no derivative through the inner loop"),
+        Method("reptile", reptile, SOLVERS, "Reptile's direction theta - u(T)"),
+        Method("imaml", imaml, SOLVERS, "implicit MAML: CG on (I + H/lam) v = grad L_Q at the proximal optimum"),
+        Method("truncated", truncated, SOLVERS, "back-propagation through the last `truncate` steps only"),
+        Method("comln", comln, SOLVERS, "COMLN: a linear head's flow on cross-entropy, checkpointed adjoint (use comln_task)"),
+        Method("forward", forward, SOLVERS, "forward-mode sensitivities du/dtheta along the flow (exact; P HVPs a stage)"),
+    )
+}
+
+
+def _check_options(method: Method, options: dict, steps: int, solver: str) -> dict:
+    allowed = method.options
+    for name in options:
+        if name not in allowed:
+            names = ", ".join(allowed) or "none"
+            raise ValueError(f"option {name}={options[name]!r} is not known to method={method.name!r}; its options: {names}")
+    opts = {**allowed, **options}
+    if "scheme" in opts:
+        check_choice("scheme", opts["scheme"], SCHEMES)
+        if opts["scheme"] in ("discrete", "grid") and solver not in FIXED_SOLVERS:
+            what = {"discrete": "transposes fixed grid steps", "grid": "takes its stages on a fixed grid's states"}
+            raise ValueError(
+                f"scheme={opts['scheme']!r} {what[opts['scheme']]}; solver={solver!r} is adaptive."
+                f" Use solver in {', '.join(FIXED_SOLVERS)} or scheme='continuous'"
+            )
+    if "checkpoints" in opts:
+        opts["checkpoints"] = check_checkpoints(opts["checkpoints"], auto=method.name in ("adjoint", "comln"))
+        if method.name == "maml" and opts["checkpoints"] is not None and solver not in FIXED_SOLVERS:
+            raise ValueError(f"method='maml' with checkpoints recomputes fixed grid segments; solver={solver!r} is"
+                             f" adaptive. Use solver in {', '.join(FIXED_SOLVERS)} or checkpoints=None")
+    if "memory_budget_mb" in opts:
+        opts["memory_budget_mb"] = check_number("memory_budget_mb", opts["memory_budget_mb"], positive=True)
+    if "reconstruction_tol" in opts:
+        opts["reconstruction_tol"] = check_number("reconstruction_tol", opts["reconstruction_tol"], positive=True)
+    return opts
+
+
+def meta_gradient(
+    support_loss,
+    query_loss,
+    theta,
+    *,
+    method: str,
+    steps: int,
+    step_size: float,
+    solver: str = "rk4",
+    reg: float = 0.0,
+    rtol: float = 1e-7,
+    atol: float = 1e-9,
+    hvp: str = "autograd",
+    learn_horizon: bool = False,
+    adapt=None,
+    **options,
+) -> MetaGradient:
+    """d L_Q(u(T)) / d theta for the inner flow du/dt = -grad L_S(u) - reg (u - theta), u(0) = theta.
+
+    ``support_loss`` and ``query_loss`` are callables ``params -> scalar tensor``
+    taking params in the structure of ``theta`` (a tensor or a dict of tensors).
+    The flow runs to T = steps * step_size with ``solver`` (``euler``,
+    ``midpoint``, ``rk4`` take exactly ``steps`` steps; ``dopri5`` adapts to
+    ``rtol``/``atol``).  ``hvp`` picks how Hessian-vector products are taken
+    (``"autograd"`` or ``"func"``, see :mod:`amaml_lab.functional`).
+    ``method`` is one of :data:`METHODS`; its docstring says what it costs and
+    when it is exact; ``options`` are the method's own (``scheme``,
+    ``checkpoints``, ...).  ``learn_horizon=True`` also returns
+    ``horizon_grad`` = dL_Q/dT = <grad L_Q(u(T)), du/dt(T)>, the flow's
+    velocity against the query gradient (exact for the continuous flow; two
+    gradient evaluations), so that T can be meta-learned.  ``adapt`` names the
+    keys of a dict ``theta`` that the inner loop adapts (ANIL- or COMLN-style:
+    only a head); the others stay at theta during the inner run, and their
+    meta-gradient still comes back (through the adjoint's mixed terms).
+    """
+    check_choice("method", method, METHODS)
+    m = METHODS[method]
+    started = time.perf_counter()
+    problem = build_problem(
+        support_loss, query_loss, theta, steps=steps, step_size=step_size, solver=solver,
+        reg=reg, rtol=rtol, atol=atol, hvp=hvp, adapt=adapt,
+    )
+    opts = _check_options(m, options, problem.steps, solver)
+    if not isinstance(learn_horizon, bool):
+        raise ValueError(f"learn_horizon must be True or False; got {learn_horizon!r}")
+    grad, u_T, qloss, stats = m.fn(problem, **opts)
+    horizon_grad = None
+    if learn_horizon:
+        velocity = problem.flow().velocity(u_T, problem.support.grad(u_T))
+        horizon_grad = float(torch.dot(problem.query.grad(u_T), velocity))
+    stats = {"method": method, "solver": solver, "steps": problem.steps, "step_size": problem.step_size,
+             "reg": problem.reg, **stats}
+    result = finish(problem, grad, u_T, qloss, stats, started)
+    result.horizon_grad = horizon_grad
+    return result
