@@ -10,6 +10,9 @@ import sys
 
 from . import bench, experiments
 from .checks import OneLineParser
+from .config import check_device
+from .measure import CONFIGS
+from .tasks.examples import build_task
 from .train import Diverged
 
 
@@ -20,7 +23,7 @@ def _demo(args) -> int:
     from . import METHODS, BacksolveWarning, compare_methods
     from .metagrad.compare import DEFAULT_METHODS
 
-    support_loss, query_loss, theta = bench.build_task(args.shots, "float64", "cpu", 32, args.seed)
+    support_loss, query_loss, theta = build_task(args.shots, "float64", "cpu", 32, args.seed)
     methods = [*DEFAULT_METHODS, ("adjoint (sqrt checkpoints)", "adjoint", {"checkpoints": "sqrt"}),
                ("backsolve", "backsolve", {})]
     with warnings.catch_warnings(record=True) as caught:
@@ -42,6 +45,66 @@ def _demo(args) -> int:
     return 0
 
 
+def _step_counts(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"steps must be integers >= 1, got {text!r}")
+    return values
+
+
+def _bench_device(text: str) -> str:
+    try:
+        return check_device(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _bench_names(text: str) -> list[str]:
+    names = [v for v in text.split(",") if v]
+    bad = [n for n in names if n not in CONFIGS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"unknown method {bad[0] if bad else text!r}; allowed: {', '.join(CONFIGS)}")
+    return names
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--steps", type=_step_counts, default=[10, 100, 1000, 10000],
+                        help="comma-separated inner step counts (default 10,100,1000,10000)")
+    parser.add_argument("--methods", type=_bench_names, default=["maml", "adjoint", "adjoint-sqrt", "adjoint-c64"],
+                        help=f"comma-separated, from: {', '.join(CONFIGS)}")
+    parser.add_argument("--shots", type=int, default=100, help="support and query points (default 100)")
+    parser.add_argument("--hidden", type=int, default=32, help="hidden width of the 2-layer tanh MLP (default 32)")
+    parser.add_argument("--step-size", type=float, default=0.01, help="inner step size (default 0.01)")
+    parser.add_argument("--solver", choices=["euler", "midpoint", "rk4"], default="rk4")
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float64")
+    parser.add_argument("--device", type=_bench_device, default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="timed runs per measurement, the fastest counts (default 3)")
+    parser.add_argument("--time-budget", type=float, default=60.0,
+                        help="stop repeating once a measurement's timed runs pass this many seconds (default 60)")
+    parser.add_argument("--maml-max-steps", type=int, default=None,
+                        help="skip maml above this many steps (its memory grows linearly)")
+    parser.add_argument("--memory-budget", type=float, default=None, metavar="MB",
+                        help="refuse an unrolled row (maml, conv4-maml, head-maml) whose peak memory, extrapolated"
+                             " from its two largest measured step counts, exceeds this many MB")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None, help="also write the rows as JSON to this file")
+    parser.add_argument("--meta-step", action="store_true",
+                        help="time a whole meta-step of the paper's setting instead (meta-batch 5, --shots support and"
+                             " query points, float64), with the MLP's losses stacked and, as before, vmapped")
+    parser.add_argument("--peers", action="store_true",
+                        help="instead: the kit beside higher, TorchOpt and torchdiffeq (odeint, odeint_adjoint) on"
+                             " the same task, each row's time, peak memory and error to the exact gradient"
+                             " (peers are the optional [peers] extra; missing ones are skipped)")
+    parser.add_argument("--widgets", action="store_true",
+                        help="instead: build each notebook widget app with FAST settings and time 10 moves of each"
+                             " control across its range (build time, redraw median and worst)")
+    parser.add_argument("--domain", default="CosMixture2D", help="--meta-step: the synthetic domain (default CosMixture2D)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="amaml-lab", description="Meta-learning with long inner loops: adjoint methods side by side.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
@@ -59,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--shots", type=int, default=50)
     demo.add_argument("--seed", type=int, default=0)
     b = sub.add_parser("bench", help="time and peak memory of one meta-gradient against inner steps")
-    bench.add_arguments(b)
+    add_bench_arguments(b)
     return parser
 
 

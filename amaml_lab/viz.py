@@ -109,7 +109,7 @@ HORIZON_COST = {"maml": COLORS["maml"], "adjoint": COLORS["adjoint"], "adjoint-s
 
 
 def cost_figure(rows: list[dict], widget: bool = False):
-    """Time and peak memory against steps, one trace per method (rows of :func:`amaml_lab.bench.measure`)."""
+    """Time and peak memory against steps, one trace per method (rows of :func:`amaml_lab.measure.measure`)."""
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=1, cols=2, subplot_titles=("time (s)", "peak memory (MB)"))

@@ -3,7 +3,7 @@
 Each app holds ``controls`` (a dict of ipywidgets), ``figure`` (a plotly
 ``FigureWidget``) and ``status`` (an HTML line); changing a control's
 ``.value`` calls :meth:`App.update`, which recomputes through
-:mod:`amaml_lab.explore` or :mod:`amaml_lab.bench` and writes the new data into
+:mod:`amaml_lab.explore` or :mod:`amaml_lab.measure` and writes the new data into
 the figure's traces.  Nothing needs a running kernel, so the tests drive the
 apps by setting values.  Show one in a notebook with ``display(app.widget)``.
 """
@@ -134,7 +134,7 @@ class CostExplorer(App):
 
     Every (steps, method) point is measured once, in the background, from the
     app's build on: by default all of them in one separate Python process
-    (:func:`amaml_lab.bench.stream`, so a measurement never shares this
+    (:func:`amaml_lab.measure.stream`, so a measurement never shares this
     kernel's memory), smallest steps first; ``measure(name, steps) -> {"time_s",
     "peak_mb"}`` replaces it (called in a background thread).  Points appear
     as they arrive and the status line says how many are still coming; a move
@@ -162,9 +162,9 @@ class CostExplorer(App):
         cfgs = [dict(name=name, steps=s, shots=shots, hidden=hidden, step_size=0.01, solver="rk4", dtype="float64",
                      device=self.device, repeat=1, time_budget=30.0, seed=0) for name, s in self.points]
         if measure is None:
-            from . import bench
+            from .measure import stream
 
-            source = bench.stream(cfgs)
+            source = stream(cfgs)
         else:
             source = ({**cfg, **measure(cfg["name"], cfg["steps"])} for cfg in cfgs)
         self._thread = threading.Thread(target=self._collect, args=(source,), daemon=True)
@@ -215,23 +215,6 @@ class CostExplorer(App):
         with self._lock:
             viz.update_cost(self.figure, list(self.rows))
             return self._describe(self.controls["steps"].value)
-
-
-def bench_measure(name: str, steps: int, shots: int = 50, hidden: int = 32, device: str = "cpu",
-                  dtype: str = "float64", in_process: bool = False) -> dict:
-    """Time and peak memory of one meta-gradient (:mod:`amaml_lab.bench`'s task and method ``name``).
-
-    ``in_process=False`` measures in a fresh Python process (clean memory
-    baseline, about two seconds of start-up); True measures here.
-    """
-    from . import bench
-
-    cfg = dict(name=name, steps=steps, shots=shots, hidden=hidden, step_size=0.01, solver="rk4", dtype=dtype,
-               device=device, repeat=1, time_budget=30.0, seed=0)
-    row = bench.measure(cfg) if in_process else bench.run_worker(cfg)
-    if "error" in row:
-        raise ValueError(f"measuring {name} at {steps} steps failed: {row['error']}")
-    return row
 
 
 class ReconstructionExplorer(App):
@@ -337,7 +320,7 @@ class HorizonExplorer(App):
     one trajectory per step size and solver serves every horizon, each method
     carries every horizon at once, the work spread over processes); a move of
     any control only indexes what is stored.  ``cost`` is a dict with
-    ``rows`` of :mod:`amaml_lab.bench` measurements (default: the ones shipped
+    ``rows`` of :mod:`amaml_lab.measure` measurements (default: the ones shipped
     in ``amaml_lab/measured/cpu-steps.json``) drawn in panel (d).
     """
 

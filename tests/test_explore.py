@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from amaml_lab import bench, explore, meta_gradient
+from amaml_lab import explore, meta_gradient
+from amaml_lab.tasks.examples import build_task
 
 
 def rel(a, b):
@@ -46,7 +47,7 @@ def test_scheme_orders_are_one_two_four():
 
 
 def test_agreement_discrete_to_rounding_continuous_converging():
-    support_loss, query_loss, theta = bench.build_task(10, "float64", "cpu", 6, 0)
+    support_loss, query_loss, theta = build_task(10, "float64", "cpu", 6, 0)
     rows = explore.agreement(support_loss, query_loss, theta, horizon=0.4, steps_list=(2, 4, 8), solver="midpoint")
     assert all(r["discrete"] < 1e-12 for r in rows)
     cont = [r["continuous"] for r in rows]
@@ -65,7 +66,7 @@ def test_running_the_flow_backward_blows_up_with_lambda_T():
 
 
 def test_backsolve_sweep_stored_adjoint_stays_exact():
-    support_loss, query_loss, theta = bench.build_task(10, "float64", "cpu", 6, 0)
+    support_loss, query_loss, theta = build_task(10, "float64", "cpu", 6, 0)
     rows = explore.backsolve_sweep(support_loss, query_loss, theta, [10, 40], step_size=0.01, checkpoints=4)
     assert [r["horizon"] for r in rows] == [0.1, 0.4]
     assert all(r["adjoint"] < 1e-7 and r["checkpointed"] < 1e-7 for r in rows)
@@ -87,7 +88,7 @@ def test_inner_paths_gradient_descent_is_euler_and_flow_reaches_the_minimum():
 
 
 def test_baseline_sweep_rows():
-    support_loss, query_loss, theta = bench.build_task(10, "float64", "cpu", 6, 0)
+    support_loss, query_loss, theta = build_task(10, "float64", "cpu", 6, 0)
     rows = explore.baseline_sweep(support_loss, query_loss, theta, [4, 8], lam=3.0, cg_steps=2, truncate=6)
     labels = {r["label"] for r in rows}
     assert labels == {"adjoint", "fomaml", "reptile", "imaml", "truncated (last 6)"}
@@ -106,7 +107,7 @@ def test_bad_surface_and_solver():
 def test_checkpoint_costs_counts_what_each_schedule_does():
     """Stored rk4: 4 gradients a forward step, then per step 3 (continuous: the state's and two interpolated ones)
     or 1 (grid); checkpointed: at most c states, each step advanced more than once, the same gradient."""
-    support_loss, query_loss, theta = bench.build_task(10, "float64", "cpu", 6, 0)
+    support_loss, query_loss, theta = build_task(10, "float64", "cpu", 6, 0)
     n = 40
     rows = explore.checkpoint_costs(support_loss, query_loss, theta, [n], checkpoints=5)
     by = {r["scheme"]: r for r in rows}

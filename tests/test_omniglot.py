@@ -223,9 +223,9 @@ def test_demo_glyphs_are_labelled_as_such_and_run(tmp_path, capsys):
 
 
 def test_the_benchmark_measures_conv4():
-    from amaml_lab import bench
+    from amaml_lab import measure
 
-    row = bench.measure(dict(name="conv4-adjoint", steps=2, shots=1, hidden=64, step_size=0.01, solver="euler",
+    row = measure.measure(dict(name="conv4-adjoint", steps=2, shots=1, hidden=64, step_size=0.01, solver="euler",
                              dtype="float32", device="cpu", repeat=1, time_budget=10.0, seed=0))
     assert row["time_s"] > 0 and row["peak_mb"] >= 0
 

@@ -1,7 +1,8 @@
 """The widget apps outside any kernel: set a control's value, the figure's traces change."""
 import pytest
 
-from amaml_lab import bench, viz, widgets
+from amaml_lab import viz, widgets
+from amaml_lab.tasks.examples import build_task
 
 
 def test_flow_explorer_redraws_on_each_control():
@@ -42,7 +43,7 @@ def test_reconstruction_explorer_redraws():
 
 
 def test_baseline_explorer_redraws_for_lambda_cg_steps_and_truncation():
-    support_loss, query_loss, theta = bench.build_task(8, "float64", "cpu", 4, 0)
+    support_loss, query_loss, theta = build_task(8, "float64", "cpu", 4, 0)
     app = widgets.BaselineExplorer(support_loss, query_loss, theta, steps_list=(4, 8), cg_steps=2, truncate=2)
     assert app.computed == [["adjoint", "fomaml", "reptile", "imaml", "truncated"]]
     labels = [t.name for t in app.figure.data]
@@ -70,11 +71,14 @@ def test_baseline_explorer_redraws_for_lambda_cg_steps_and_truncation():
 def test_cost_explorer_measures_every_point_once_in_the_background():
     import threading
 
+    from amaml_lab.measure import measure as measure_row
+
     calls = []
 
     def measure(name, steps):
         calls.append((name, steps, threading.current_thread() is threading.main_thread()))
-        return widgets.bench_measure(name, steps, shots=5, hidden=4, in_process=True)
+        return measure_row(dict(name=name, steps=steps, shots=5, hidden=4, step_size=0.01, solver="rk4",
+                                dtype="float64", device="cpu", repeat=1, time_budget=30.0, seed=0))
 
     app = widgets.CostExplorer(steps_options=(4, 8), measure=measure)
     app.controls["steps"].value = 8  # a move while measuring: no measurement of its own
