@@ -58,3 +58,22 @@ def test_committed_tables_are_what_make_figures_writes(tmp_path):
         assert (tmp_path / table.relative_to(root)).read_text() == table.read_text(), table
         assert "paired" in table.read_text().lower()
     assert make_figures.main(str(tmp_path), "--figures") == 2
+
+
+def test_results_readme_horizon_numbers_come_from_the_tables():
+    """Every nRMSE and paired difference the horizon section of results/README.md states is in the tables that
+    make_figures.py builds from the run folders (results/horizon/tables.md): prose cannot drift from the data."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "results"
+    text = (root / "README.md").read_text()
+    section = text.split("## When does a longer inner loop pay off?")[1].split("\n## ")[0]
+    tables = (root / "horizon" / "tables.md").read_text()
+    pairs = re.findall(r"[−-]\d\.\d{3} ± \d\.\d{3}", section)
+    values = re.findall(r"(?<![\d.±−-])\d\.\d{3}(?![\d ]*±)", section)
+    assert len(pairs) >= 6 and len(values) >= 10
+    for p in pairs:
+        assert p.replace("−", "-") in tables, p
+    for v in values:
+        assert v in tables, v
