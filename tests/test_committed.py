@@ -77,3 +77,18 @@ def test_results_readme_horizon_numbers_come_from_the_tables():
         assert p.replace("−", "-") in tables, p
     for v in values:
         assert v in tables, v
+
+
+def test_readme_lesson_numbers_come_from_the_tables():
+    """The README's "What the kit shows" quotes the horizon experiment: every nRMSE there is in its tables."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    section = (root / "README.md").read_text().split("## What the kit shows")[1].split("\n## ")[0]
+    tables = (root / "results" / "horizon" / "tables.md").read_text()
+    values = re.findall(r"\b\d\.\d{3}\b", section)
+    assert len(values) >= 4
+    for v in values:
+        assert v in tables, v
+    assert "45 MB" in tables and "1,823 MB" in tables  # the memory arm's numbers the section rounds
