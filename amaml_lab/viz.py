@@ -17,7 +17,7 @@ COLORS = {"gradient descent": "#d62728", "gradient flow": "#1f77b4", "maml": "#7
           "euler": "#d62728", "midpoint": "#ff7f0e", "rk4": "#1f77b4", "forward": "#e377c2"}
 
 
-def _color(label: str) -> str | None:
+def color_of(label: str) -> str | None:
     for key, value in COLORS.items():
         if label.startswith(key):
             return value
@@ -57,7 +57,7 @@ def surface_figure(surface: str, paths: dict, widget: bool = False):
     styles = [dict(mode="lines+markers", marker=dict(size=6)), dict(mode="markers", marker=dict(size=8, symbol="x")),
               dict(mode="lines", line=dict(width=3))]
     for data, style, name in zip(_path_traces(paths), styles, PATH_NAMES):
-        traces.append(go.Scatter(**data, **style, line_color=_color(name) or "#2ca02c"))
+        traces.append(go.Scatter(**data, **style, line_color=color_of(name) or "#2ca02c"))
     return _figure(traces, dict(title=_surface_title(s), xaxis=dict(range=s.box[:2], title="u₁"),
                                 yaxis=dict(range=s.box[2:], title="u₂", scaleanchor="x"), height=520,
                                 legend=dict(orientation="h", y=-0.15)), widget)
@@ -83,7 +83,7 @@ def agreement_figure(rows: list[dict]):
     """Relative difference to maml's gradient against steps, at a fixed horizon."""
     steps = [r["steps"] for r in rows]
     traces = [go.Scatter(x=steps, y=[max(r[k], 1e-17) for r in rows], mode="lines+markers", name=f"adjoint ({k})",
-                         line_color=_color(k)) for k in ("continuous", "discrete")]
+                         line_color=color_of(k)) for k in ("continuous", "discrete")]
     return _figure(traces, dict(title="adjoint vs back-propagation through the same steps (fixed T)",
                                 xaxis=dict(type="log", title="inner steps"),
                                 yaxis=dict(type="log", title="relative difference", exponentformat="power")), False)
@@ -96,7 +96,7 @@ def order_figure(rows: list[dict]):
         mine = [r for r in rows if r["solver"] == solver]
         slope = mine[-1]["slope"]
         traces.append(go.Scatter(x=[r["step_size"] for r in mine], y=[r["error"] for r in mine], mode="lines+markers",
-                                 name=f"{solver} (slope {slope:.2f})", line_color=_color(solver)))
+                                 name=f"{solver} (slope {slope:.2f})", line_color=color_of(solver)))
     return _figure(traces, dict(title="the continuous adjoint's error against the exact meta-gradient",
                                 xaxis=dict(type="log", title="step size h"),
                                 yaxis=dict(type="log", title="relative error", exponentformat="power")), False)
@@ -120,7 +120,7 @@ def cost_figure(rows: list[dict], widget: bool = False):
             mine = sorted((r for r in rows if r["name"] == name), key=lambda r: r["steps"])
             fig.add_trace(go.Scatter(x=[r["steps"] for r in mine], y=[r[key] for r in mine], mode="lines+markers",
                                      name=name, legendgroup=name, showlegend=col == 1,
-                                     line_color=_color(name) if name != "adjoint-sqrt" else "#17becf"), 1, col)
+                                     line_color=color_of(name) if name != "adjoint-sqrt" else "#17becf"), 1, col)
     fig.update_xaxes(type="log", title="inner steps")
     fig.update_yaxes(type="log")
     fig.update_layout(template="plotly_white", height=400, margin=dict(l=60, r=20, t=50, b=50))
@@ -172,7 +172,7 @@ def backsolve_figure(rows: list[dict]):
     """Meta-gradient error to maml against the horizon: back-solved vs stored vs checkpointed adjoint."""
     x = [r["horizon"] for r in rows]
     traces = [go.Scatter(x=x, y=[min(max(r[k], 1e-17), 1e30) for r in rows], mode="lines+markers", name=k,
-                         line_color=_color(k)) for k in ("backsolve", "adjoint", "checkpointed")]
+                         line_color=color_of(k)) for k in ("backsolve", "adjoint", "checkpointed")]
     return _figure(traces, dict(title="meta-gradient error against back-propagation", xaxis=dict(title="horizon T"),
                                 yaxis=dict(type="log", title="relative error", exponentformat="power")), False)
 
@@ -197,7 +197,7 @@ def baselines_figure(rows: list[dict], widget: bool = False, steps: int | None =
     for col, key in ((1, "rel_error"), (2, "cosine")):
         for label, (x, y) in _baseline_data(rows, key).items():
             fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=label, legendgroup=label.split()[0],
-                                     showlegend=col == 1, line_color=_color(label)), 1, col)
+                                     showlegend=col == 1, line_color=color_of(label)), 1, col)
     for col, key in ((1, "rel_error"), (2, "cosine")):
         fig.add_trace(go.Scatter(**_steps_line(rows, key, steps), mode="lines", showlegend=False, name="steps now",
                                  line=dict(color="#111111", dash="dot")), 1, col)
@@ -276,7 +276,7 @@ def learning_curves_figure(runs: dict, window: int = 10, loss: str = "query MSE 
     """
     traces = [go.Scatter(x=[m["meta_step"] for m in r["metrics"]], y=_smooth([m["query_loss"] for m in r["metrics"]],
                                                                                window),
-                         mode="lines", name=label, line_color=_color(label)) for label, r in runs.items()]
+                         mode="lines", name=label, line_color=color_of(label)) for label, r in runs.items()]
     return _figure(traces, dict(title=f"meta-training: {loss} (moving average of {window})",
                                 xaxis=dict(title="meta-step"), yaxis=dict(title=loss)), False)
 
@@ -292,7 +292,7 @@ def finetune_figure(runs: dict, title: str | None = None, colors: dict | None = 
         x = [c["iteration"] for c in r["eval"]]
         y = [c["nrmse_mean"] for c in r["eval"]]
         se = [c["nrmse_se"] for c in r["eval"]]
-        color = (colors or {}).get(label) or _color(label)
+        color = (colors or {}).get(label) or color_of(label)
         long = len(x) > 30
         traces.append(go.Scatter(x=x, y=y, mode="lines", name=label, line_color=color, legendgroup=label,
                                  error_y=None if long else dict(type="data", array=se, visible=True, thickness=0.5)))
@@ -345,160 +345,10 @@ def accuracy_figure(runs: dict):
     """Meta-test accuracy with its 95% confidence interval, one bar per run label."""
     labels = list(runs)
     finals = [runs[k]["summary"]["final"] for k in labels]
-    trace = go.Bar(x=labels, y=[100 * f["accuracy"] for f in finals], marker_color=[_color(k) or "#7f7f7f" for k in labels],
+    trace = go.Bar(x=labels, y=[100 * f["accuracy"] for f in finals], marker_color=[color_of(k) or "#7f7f7f" for k in labels],
                    error_y=dict(type="data", array=[100 * f["accuracy_ci95"] for f in finals], visible=True))
     return _figure([trace], dict(title="meta-test accuracy (mean ± 95% CI over the episodes)",
                                  yaxis=dict(title="accuracy (%)", range=[0, 100])), False)
 
 
 # ---------------------------------------------------------------- 02: the horizon explorer
-ERROR_CEILING = 1e4  # errors above this (back-solving's overflow) are drawn at the ceiling
-
-
-def _loss_points(n: int, points: int = 240) -> list[int]:
-    """About ``points`` log-spaced grid indices in 1..n-1 (a loss curve on a log time axis)."""
-    import math
-
-    idx = {min(n - 1, max(1, round(math.exp(i * math.log(n - 1) / (points - 1))))) for i in range(points)}
-    return sorted(idx)
-
-
-def _clip(values):
-    import math
-
-    return [None if not math.isfinite(v) else min(v, ERROR_CEILING) for v in values]
-
-
-def horizon_view(data, step_size: float, solver: str, j: int, shown) -> dict:
-    """Everything one view of the horizon explorer draws, as plain lists (indexing only, no computing)."""
-    import math
-
-    from .horizon import LABELS, METHODS
-
-    key = (step_size, solver)
-    sw, errs = data.sweeps[key], data.errors[key]
-    T = data.steps[j] * step_size
-    idx = _loss_points(len(sw.states))
-    t = [i * step_size for i in idx]
-    horizons = [k * step_size for k in data.steps]
-    view = {
-        "T": T,
-        "curve": data.curves[key][j + 1].tolist(),
-        "t": t,
-        "support": sw.support_curve[idx].tolist(),
-        "query": sw.query_curve[idx].tolist(),
-        "at_T": [float(sw.support_curve[data.steps[j]]), float(sw.query_curve[data.steps[j]])],
-        "horizons": horizons,
-        "methods": [],
-    }
-    for m in METHODS:
-        rel, cos = errs[m]
-        cos = [c if math.isfinite(c) else None for c in cos]  # JSON has no NaN: a gap
-        view["methods"].append(dict(key=m, label=LABELS[m], shown=m in shown, rel=_clip(rel), cos=cos,
-                                    rel_at=rel[j], cos_at=cos[j]))
-    return view
-
-
-def horizon_figure(data, step_size: float, solver: str, j: int, shown, cost: dict, widget: bool = False):
-    """The explorer's six panels: (a) the model at theta and u(T); (b) losses along t; (c) error and cosine
-    of every method against the flow's exact meta-gradient, as functions of T; (d) measured time and memory."""
-    from plotly.subplots import make_subplots
-
-    task = data.task
-    view = horizon_view(data, step_size, solver, j, shown)
-    fig = make_subplots(rows=3, cols=2, vertical_spacing=0.1, horizontal_spacing=0.12, subplot_titles=(
-        "(a) the model at θ and at u(T)", "(b) losses along t",
-        "(c) error to the exact meta-gradient", "(c) cosine to it",
-        "(d) time of one meta-gradient", "(d) its peak memory"))
-    if widget:
-        fig = go.FigureWidget(fig)
-    x = task.x_plot[:, 0].tolist()
-    fig.add_trace(go.Scatter(x=x, y=task.y_plot.tolist(), name="task", line=dict(color="#bbbbbb", width=4),
-                             legendgroup="a"), 1, 1)
-    fig.add_trace(go.Scatter(x=task.support[0][:, 0].tolist(), y=task.support[1][:, 0].tolist(), mode="markers",
-                             name="support points", marker=dict(color="#111111", size=8), legendgroup="a"), 1, 1)
-    fig.add_trace(go.Scatter(x=task.query[0][:, 0].tolist(), y=task.query[1][:, 0].tolist(), mode="markers",
-                             name="query points", marker=dict(color="#ffffff", size=7, line=dict(color="#111111",
-                                                                                              width=1.5)),
-                             legendgroup="a"), 1, 1)
-    fig.add_trace(go.Scatter(x=x, y=data.curves[(step_size, solver)][0].tolist(), name="model at θ",
-                             line=dict(color="#7f7f7f", dash="dash"), legendgroup="a"), 1, 1)
-    fig.add_trace(go.Scatter(x=x, y=view["curve"], name="model at u(T)", line=dict(color="#1f77b4", width=3),
-                             legendgroup="a"), 1, 1)
-    fig.add_trace(go.Scatter(x=view["t"], y=view["support"], name="L_S(u(t))", line_color="#111111",
-                             legendgroup="b"), 1, 2)
-    fig.add_trace(go.Scatter(x=view["t"], y=view["query"], name="L_Q(u(t))", line_color="#e377c2",
-                             legendgroup="b"), 1, 2)
-    fig.add_trace(go.Scatter(x=[view["T"]] * 2, y=view["at_T"], mode="markers", name="at T", showlegend=False,
-                             marker=dict(color=["#111111", "#e377c2"], size=11, symbol="diamond")), 1, 2)
-    for col, field in ((1, "rel"), (2, "cos")):
-        for m in view["methods"]:
-            fig.add_trace(go.Scatter(x=view["horizons"], y=m[field], name=m["label"], mode="lines+markers",
-                                     legendgroup=m["key"], showlegend=col == 1, visible=m["shown"],
-                                     marker=dict(size=4), line_color=_color(m["key"])), 2, col)
-        fig.add_trace(go.Scatter(**_method_markers(view, field), mode="markers", showlegend=False, name="at T",
-                                 marker=dict(size=12, symbol="circle-open", line=dict(width=2))), 2, col)
-    steps = data.steps[j]
-    for col, field in ((1, "time_s"), (2, "peak_mb")):
-        top = 1.0
-        for name, color in HORIZON_COST.items():
-            mine = sorted((r for r in cost["rows"] if r["name"] == name and field in r), key=lambda r: r["steps"])
-            top = max([top] + [r[field] for r in mine])
-            fig.add_trace(go.Scatter(x=[r["steps"] for r in mine], y=[r[field] for r in mine], mode="lines+markers",
-                                     name=f"{name} (measured)", legendgroup=f"cost-{name}", showlegend=col == 1,
-                                     line_color=color), 3, col)
-        floor = min([r[field] for r in cost["rows"] if field in r] + [top]) / 2
-        fig.add_trace(go.Scatter(x=[steps, steps], y=[floor, top * 2], mode="lines", showlegend=False,
-                                 name="steps now", line=dict(color="#111111", dash="dot")), 3, col)
-    fig.update_xaxes(title="x", row=1, col=1)
-    fig.update_xaxes(title="t", type="log", row=1, col=2)
-    fig.update_yaxes(type="log", row=1, col=2)
-    for col in (1, 2):
-        fig.update_xaxes(title="T = steps × step size", type="log", row=2, col=col)
-        fig.update_xaxes(title="inner steps (rk4, measured)", type="log", row=3, col=col)
-        fig.update_yaxes(type="log", row=3, col=col)
-    fig.update_yaxes(type="log", range=[-10, 4.2], row=2, col=1)
-    fig.update_yaxes(range=[-1.05, 1.05], row=2, col=2)
-    fig.update_layout(template="plotly_white", height=1150, margin=dict(l=60, r=20, t=70, b=40),
-                      legend=dict(font=dict(size=11), orientation="h", yanchor="top", y=-0.06, x=0),
-                      title=_horizon_title(view, step_size, solver))
-    return fig
-
-
-def _method_markers(view, field) -> dict:
-    shown = [m for m in view["methods"] if m["shown"]]
-    key = "rel_at" if field == "rel" else "cos_at"
-    ys = _clip([m[key] for m in shown]) if field == "rel" else [m[key] for m in shown]
-    return dict(x=[view["T"]] * len(shown), y=ys, marker_color=[_color(m["key"]) for m in shown],
-                text=[m["label"] for m in shown])
-
-
-def _horizon_title(view, step_size, solver) -> str:
-    return (f"T = {view['T']:.4g}: {round(view['T'] / step_size)} {solver} steps of {step_size:g} · "
-            f"L_S {view['at_T'][0]:.3g}, L_Q {view['at_T'][1]:.3g}")
-
-
-def update_horizon(fig, data, step_size: float, solver: str, j: int, shown) -> None:
-    """Write one view into a :func:`horizon_figure` (trace order as built there)."""
-    view = horizon_view(data, step_size, solver, j, shown)
-    n = len(view["methods"])
-    with fig.batch_update():
-        fig.data[3].y = data.curves[(step_size, solver)][0].tolist()
-        fig.data[4].y = view["curve"]
-        fig.data[5].x, fig.data[5].y = view["t"], view["support"]
-        fig.data[6].x, fig.data[6].y = view["t"], view["query"]
-        fig.data[7].x, fig.data[7].y = [view["T"]] * 2, view["at_T"]
-        base = 8
-        for field in ("rel", "cos"):
-            for i, m in enumerate(view["methods"]):
-                trace = fig.data[base + i]
-                trace.x, trace.y, trace.visible = view["horizons"], m[field], m["shown"]
-            markers = _method_markers(view, field)
-            trace = fig.data[base + n]
-            trace.x, trace.y, trace.marker.color, trace.text = markers["x"], markers["y"], markers["marker_color"], \
-                markers["text"]
-            base += n + 1
-        for col in range(2):
-            trace = fig.data[base + len(HORIZON_COST) + col * (len(HORIZON_COST) + 1)]
-            trace.x = [data.steps[j]] * 2
-        fig.layout.title.text = _horizon_title(view, step_size, solver)

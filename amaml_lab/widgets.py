@@ -15,7 +15,7 @@ import math
 import ipywidgets as W
 import torch
 
-from . import explore, viz
+from . import explore, viz, viz_horizon
 from .flow import FIXED_SOLVERS
 
 
@@ -358,14 +358,14 @@ class HorizonExplorer(App):
                                         description="methods", rows=len(horizon.METHODS),
                                         layout=W.Layout(width="420px")),
         }
-        self.figure = viz.horizon_figure(d, step_size, solver, d.steps.index(steps), shown, self.cost, widget=True)
+        self.figure = viz_horizon.horizon_figure(d, step_size, solver, d.steps.index(steps), shown, self.cost, widget=True)
         super().__init__()
         self.status.value = self._describe()
 
     def view(self) -> dict:
-        """The data the figure shows now (see :func:`amaml_lab.viz.horizon_view`)."""
+        """The data the figure shows now (see :func:`amaml_lab.viz_horizon.horizon_view`)."""
         v = self.values()
-        return viz.horizon_view(self.data, v["step_size"], v["solver"], self.data.steps.index(v["steps"]),
+        return viz_horizon.horizon_view(self.data, v["step_size"], v["solver"], self.data.steps.index(v["steps"]),
                                 v["methods"])
 
     def _describe(self) -> str:
@@ -382,7 +382,7 @@ class HorizonExplorer(App):
 
     def redraw(self) -> str:
         v = self.values()
-        viz.update_horizon(self.figure, self.data, v["step_size"], v["solver"], self.data.steps.index(v["steps"]),
+        viz_horizon.update_horizon(self.figure, self.data, v["step_size"], v["solver"], self.data.steps.index(v["steps"]),
                            v["methods"])
         return self._describe()
 

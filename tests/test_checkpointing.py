@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from amaml_lab import meta_gradient
-from amaml_lab.metagrad.adjoint import _forward_steps, _Reverse, _split
+from amaml_lab.metagrad.checkpointing import Reverse, forward_steps, split_point
 from amaml_lab.metagrad.core import build_problem
 from conftest import MLPTask
 
@@ -25,21 +25,21 @@ def fewest_steps(length: int, slots: int) -> int:
 @pytest.mark.parametrize("slots", range(1, 7))
 def test_closed_form_is_the_optimum(slots):
     for length in range(1, 70):
-        assert _forward_steps(length, slots) == fewest_steps(length, slots), (length, slots)
+        assert forward_steps(length, slots) == fewest_steps(length, slots), (length, slots)
 
 
 @pytest.mark.parametrize("slots", range(2, 7))
 def test_split_attains_the_optimum(slots):
     for length in range(slots + 2, 70):
-        m = _split(length, slots)
+        m = split_point(length, slots)
         assert 1 <= m < length
-        assert m + _forward_steps(length - m, slots - 1) + _forward_steps(m, slots) == _forward_steps(length, slots)
+        assert m + forward_steps(length - m, slots - 1) + forward_steps(m, slots) == forward_steps(length, slots)
 
 
 def test_known_values():
     """Griewank's count for 1,000 steps: 31 stored states take 2,442 forward steps (each step at most 3 times)."""
-    assert _forward_steps(1001, 31) == 3 * 1001 - math.comb(34, 32) == 2442
-    assert _forward_steps(1001, 1000) == 1000  # everything stored: one forward solve
+    assert forward_steps(1001, 31) == 3 * 1001 - math.comb(34, 32) == 2442
+    assert forward_steps(1001, 1000) == 1000  # everything stored: one forward solve
 
 
 @pytest.mark.parametrize("budget", [2, 3, 4, 7, 12])
@@ -53,7 +53,7 @@ def test_reverse_gives_every_state_once_in_order(budget, steps):
     with torch.no_grad():
         stored = p.solve(p.flow(), p.theta, range(steps + 1))
     before = p.support.grad_evals
-    reverse = _Reverse(p, budget)
+    reverse = Reverse(p, budget)
     seen = []
     with torch.no_grad():
         for i, rows in reverse.blocks():
@@ -62,7 +62,7 @@ def test_reverse_gives_every_state_once_in_order(budget, steps):
                 assert torch.allclose(rows[j], stored[i + j], rtol=0, atol=1e-14)
     assert seen == list(range(steps, -1, -1))
     assert reverse.peak <= max(budget, 2)
-    assert (p.support.grad_evals - before) == 4 * _forward_steps(steps + 1, budget - 1)
+    assert (p.support.grad_evals - before) == 4 * forward_steps(steps + 1, budget - 1)
 
 
 @pytest.mark.parametrize("steps", [40, 41])
@@ -91,4 +91,4 @@ def test_many_slots_and_many_steps_need_no_recursion(quad):
     r = meta_gradient(quad.support_loss, quad.query_loss, quad.theta, checkpoints=2000, **kw)
     assert torch.equal(r.grad, stored.grad)
     assert r.stats["stored_states"] <= 2000 and r.stats["repetitions"] == 2
-    assert r.stats["grad_evals"] == _forward_steps(5001, 1999) + 5000
+    assert r.stats["grad_evals"] == forward_steps(5001, 1999) + 5000

@@ -32,7 +32,7 @@ MUTANTS = [
      "    for k in range(save[0] + sign, save[-1], sign):",
      ["tests/test_flow.py", "tests/test_exact_quadratic.py"]),
     ("a recomputed state off by one: a stored checkpoint is the state one step before",
-     "amaml_lab/metagrad/adjoint.py",
+     "amaml_lab/metagrad/checkpointing.py",
      "                stack.append((i0 + m, length - m, slots - 1, solve(f, u0, [i0, i0 + m])[-1].clone()))",
      "                stack.append((i0 + m, length - m, slots - 1, solve(f, u0, [i0, i0 + m - 1])[-1].clone()))",
      ["tests/test_exact_mlp.py"]),

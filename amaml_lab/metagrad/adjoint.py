@@ -16,6 +16,7 @@ import warnings
 import torch
 
 from ..flow import step_function
+from .checkpointing import Reverse, forward_steps, repetitions
 from .core import Problem, query_value_and_grad
 
 
@@ -95,89 +96,6 @@ def _continuous_segment(p: Problem, i0: int, i1: int, states, a, q):
     out = p.solve(field, y0, [i1 - i0, 0], grid=grid)
     a = out[0][-1]
     return a, (out[1][-1] if p.reg else q)
-
-
-# ---------------------------------------------------------------- the states in reverse: binomial checkpointing
-def _repetitions(length: int, slots: int) -> int:
-    """How often the busiest step is advanced to give ``length`` states in reverse from ``slots`` stored ones.
-
-    The smallest r with C(slots + r, slots) >= length (Griewank's binomial bound).
-    """
-    r = 0
-    while math.comb(slots + r, slots) < length:
-        r += 1
-    return r
-
-
-def _forward_steps(length: int, slots: int) -> int:
-    """The fewest forward steps that give ``length`` states in reverse holding ``slots`` stored states (the first
-    among them) and one working state: r * length - C(slots + r, slots + 1), r = :func:`_repetitions`."""
-    if length <= 1:
-        return 0
-    r = _repetitions(length, slots)
-    return r * length - math.comb(slots + r, slots + 1)
-
-
-def _split(length: int, slots: int) -> int:
-    """Where to store the next state (steps from the first) so that the schedule takes :func:`_forward_steps`.
-
-    The part to the right is reversed with one slot fewer, the part to the left with the same slots again; both
-    at their fewest steps when the right part needs r repetitions or fewer and the left one r - 1 (with r
-    :func:`_repetitions`).  Of the optimal places, the farthest: the longest stretch kept by one forward solve.
-    """
-    r = _repetitions(length, slots)
-    return max(1, min(math.comb(slots + r - 1, slots), length - math.comb(slots + r - 2, slots - 1)))
-
-
-class _Reverse:
-    """The forward states u_n, ..., u_0 in reverse, in blocks of consecutive states, holding at most ``budget``.
-
-    Every state is produced once, in decreasing order, by the fewest forward steps any schedule holding
-    ``budget`` states can take (binomial checkpointing: revolve's optimal schedule).  ``extra`` states are held by
-    the consumer besides; they count towards ``budget``.  ``peak`` is the most states held at any time.
-    """
-
-    def __init__(self, p: Problem, budget: int, extra: int = 0):
-        self.p, self.extra = p, extra
-        self.forward = p.flow()
-        self.slots = budget - 1 - extra  # stored states besides the one being advanced
-        self.peak = 0
-
-    def _note(self, held: int):
-        self.peak = max(self.peak, held + self.extra)
-
-    def blocks(self):
-        """Yields ``(i, rows)``: the states i, i + 1, ... as the rows of a tensor, the blocks in decreasing order.
-
-        A stack of pieces still to reverse, the latest first; each holds the stored state it starts from (so
-        the states held are the stack's and the current piece's).  A piece whose states all fit is one forward
-        solve; with one slot each state is advanced afresh from the first; otherwise it is split at
-        :func:`_split` and the right part, from the newly stored state, goes first.
-        """
-        solve, f = self.p.solve, self.forward
-        stack = [(0, self.p.steps + 1, self.slots, self.p.theta)]
-        while stack:
-            i0, length, slots, u0 = stack.pop()
-            if length <= slots + 1:  # all of them fit: one forward solve keeps every one
-                rows = solve(f, u0, range(i0, i0 + length)) if length > 1 else u0[None]
-                del u0
-                self._note(len(stack) + length)
-                yield i0, rows
-                del rows
-            elif slots == 1:  # nothing left to store: each state from the first, afresh
-                for j in range(length - 1, 0, -1):
-                    u = solve(f, u0, [i0, i0 + j])[-1:].clone()
-                    self._note(len(stack) + 2)
-                    yield i0 + j, u
-                    del u
-                yield i0, u0[None]
-                del u0
-            else:
-                m = _split(length, slots)
-                stack.append((i0, m, slots, u0))
-                stack.append((i0 + m, length - m, slots - 1, solve(f, u0, [i0, i0 + m])[-1].clone()))
-                del u0
-                self._note(len(stack))
 
 
 # ---------------------------------------------------------------- backward sweeps, fed the states in reverse
@@ -425,7 +343,7 @@ def adjoint(p: Problem, scheme: str = "continuous", checkpoints=None, memory_bud
     sweep_type = SWEEPS[scheme]
     budget = _budget(p, checkpoints, memory_budget_mb, sweep_type.holds(p, stored=False))
     extra = sweep_type.holds(p, stored=budget is None)
-    reverse = _Reverse(p, n + 1 + extra if budget is None else budget, extra)
+    reverse = Reverse(p, n + 1 + extra if budget is None else budget, extra)
     sweep = None
     with torch.no_grad():
         for i, rows in reverse.blocks():
@@ -438,7 +356,7 @@ def adjoint(p: Problem, scheme: str = "continuous", checkpoints=None, memory_bud
     a, q = sweep.a, sweep.q
     slots = reverse.slots
     stats = {"stored_states": reverse.peak, "scheme": scheme, "checkpoints": budget,
-             "repetitions": _repetitions(n + 1, slots), "forward_steps": _forward_steps(n + 1, slots)}
+             "repetitions": repetitions(n + 1, slots), "forward_steps": forward_steps(n + 1, slots)}
     if scheme == "grid":
         stats["step_curvature"] = sweep.check()
     return a + q, u_T, qloss, stats
