@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .checks import check_choice
+
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
@@ -41,8 +43,7 @@ SETTINGS = {
 
 
 def _setting(name: str) -> Setting:
-    if name not in SETTINGS:
-        raise ValueError(f"setting={name!r} is not known; allowed values: {', '.join(SETTINGS)}")
+    check_choice("setting", name, SETTINGS)
     return SETTINGS[name]
 
 

@@ -14,6 +14,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 
 import torch
 
+from .checks import check_choice
 from .flow import FIXED_SOLVERS
 from .metagrad import METHODS
 from .tasks.domains import CLASSIFICATION, check_domain, default_hidden
@@ -126,8 +127,7 @@ class RunConfig:
 
     def check(self):
         check_domain(self.domain)
-        if self.method not in TRAIN_METHODS:
-            raise ValueError(f"method={self.method!r} is not known; allowed values: {', '.join(TRAIN_METHODS)}")
+        check_choice("method", self.method, TRAIN_METHODS)
         if self.method == "comln" and not self.classification:
             raise ValueError(f"method='comln' adapts a classifier's linear head; domain={self.domain!r} is a"
                              f" regression domain. Use it with {', '.join(CLASSIFICATION)}")
@@ -152,8 +152,7 @@ class RunConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be an integer >= 0; got {value!r}")
-        if self.protocol not in PROTOCOLS:
-            raise ValueError(f"protocol={self.protocol!r} is not known; allowed values: {', '.join(PROTOCOLS)}")
+        check_choice("protocol", self.protocol, PROTOCOLS)
         if self.protocol == "reference" and self.domain not in FAMILIES:
             raise ValueError(f"protocol='reference' reproduces the reference code's synthetic data; domain="
                              f"{self.domain!r} has only protocol='kit'. Use it with {', '.join(FAMILIES)}")
@@ -165,13 +164,11 @@ class RunConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a number >= 0; got {value!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer={self.optimizer!r} is not known; allowed values: {', '.join(OPTIMIZERS)}")
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
         if self.solver not in FIXED_SOLVERS:
             raise ValueError(f"solver={self.solver!r} is not known; allowed values: {', '.join(FIXED_SOLVERS)}"
                              " (a meta-batch shares one fixed grid)")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype={self.dtype!r} is not known; allowed values: {', '.join(DTYPES)}")
+        check_choice("dtype", self.dtype, DTYPES)
         if isinstance(self.hidden, bool) or not isinstance(self.hidden, int) or self.hidden < 1:
             raise ValueError(f"hidden must be an integer >= 1; got {self.hidden!r}")
         if self.classification and self.ways < 2:

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import torch
 
+from .checks import check_choice
 from .flow import FIXED_SOLVERS, GradientFlow, solve, time_grid, trajectory
-from .functional import Derivatives
+from .functional import Derivatives, flat_grad, relative_error
 from .metagrad import BacksolveWarning, compare_methods, meta_gradient
 
 DT = torch.float64
@@ -54,8 +55,7 @@ SURFACES = {s.name: s for s in (
 
 
 def _check_surface(name: str) -> str:
-    if name not in SURFACES:
-        raise ValueError(f"surface={name!r} is not known; allowed values: {', '.join(SURFACES)}")
+    check_choice("surface", name, SURFACES)
     return name
 
 
@@ -91,8 +91,7 @@ def inner_paths(surface: str, horizon: float = 2.0, step_size: float = 0.1, solv
     s = SURFACES[_check_surface(surface)]
     if not horizon > 0 or not step_size > 0:
         raise ValueError(f"horizon and step_size must be positive; got {horizon} and {step_size}")
-    if solver not in FIXED_SOLVERS:
-        raise ValueError(f"solver={solver!r} is not known; allowed values: {', '.join(FIXED_SOLVERS)}")
+    check_choice("solver", solver, FIXED_SOLVERS)
     theta = torch.tensor(start if start is not None else s.start, dtype=DT)
     steps = max(1, round(horizon / step_size))
     paths = {}
@@ -150,12 +149,8 @@ class QuadraticTask:
         return u_T, J.T @ self.B @ (u_T - self.d)
 
 
-def _rel(a, b) -> float:
-    return float(torch.linalg.vector_norm(a - b) / torch.linalg.vector_norm(b))
 
 
-def flat_grad(tree):
-    return tree.reshape(-1) if torch.is_tensor(tree) else torch.cat([tree[k].reshape(-1) for k in tree])
 
 
 def agreement(support_loss, query_loss, theta, horizon: float, steps_list, solver: str = "rk4", reg: float = 0.0):
@@ -173,7 +168,7 @@ def agreement(support_loss, query_loss, theta, horizon: float, steps_list, solve
         ref = flat_grad(meta_gradient(support_loss, query_loss, theta, method="maml", **kw).grad)
         cont = flat_grad(meta_gradient(support_loss, query_loss, theta, method="adjoint", **kw).grad)
         disc = flat_grad(meta_gradient(support_loss, query_loss, theta, method="adjoint", scheme="discrete", **kw).grad)
-        rows.append({"steps": steps, "step_size": h, "continuous": _rel(cont, ref), "discrete": _rel(disc, ref)})
+        rows.append({"steps": steps, "step_size": h, "continuous": relative_error(cont, ref), "discrete": relative_error(disc, ref)})
     return rows
 
 
@@ -192,7 +187,7 @@ def scheme_order(task: QuadraticTask, horizon: float = 2.0, steps_list=(5, 10, 2
             h = horizon / steps
             g = meta_gradient(task.support_loss, task.query_loss, task.theta, method="adjoint", steps=steps,
                               step_size=h, solver=solver, reg=reg).grad
-            err = _rel(g, exact)
+            err = relative_error(g, exact)
             slope = (math.log(previous[1] / err) / math.log(previous[0] / h)
                      if previous and err > 0 and previous[1] > 0 else float("nan"))
             rows.append({"solver": solver, "steps": steps, "step_size": h, "error": err, "slope": slope})
@@ -215,7 +210,7 @@ def reconstruction(task: QuadraticTask, horizon: float, steps: int, solver: str 
         warnings.simplefilter("ignore", RuntimeWarning)
         forward = solve(flow, task.theta, grid, range(steps + 1), solver)
         backward = solve(flow, forward[-1], grid.flip(0), range(steps + 1), solver).flip(0)
-    err = _rel(backward[0], task.theta) if torch.isfinite(backward[0]).all() else float("inf")
+    err = relative_error(backward[0], task.theta) if torch.isfinite(backward[0]).all() else float("inf")
     return {"t": grid, "forward": forward, "backward": backward, "error": err}
 
 
@@ -251,10 +246,10 @@ def backsolve_sweep(support_loss, query_loss, theta, steps_list, step_size: floa
             b = meta_gradient(support_loss, query_loss, theta, method="backsolve", **kw)
         g = flat_grad(b.grad)
         row = {"steps": steps, "horizon": steps * step_size,
-               "backsolve": _rel(g, ref) if torch.isfinite(g).all() else float("inf"),
+               "backsolve": relative_error(g, ref) if torch.isfinite(g).all() else float("inf"),
                "reconstruction_error": b.stats.get("reconstruction_error", float("nan"))}
-        row["adjoint"] = _rel(flat_grad(meta_gradient(support_loss, query_loss, theta, method="adjoint", **kw).grad), ref)
-        row["checkpointed"] = _rel(flat_grad(meta_gradient(support_loss, query_loss, theta, method="adjoint",
+        row["adjoint"] = relative_error(flat_grad(meta_gradient(support_loss, query_loss, theta, method="adjoint", **kw).grad), ref)
+        row["checkpointed"] = relative_error(flat_grad(meta_gradient(support_loss, query_loss, theta, method="adjoint",
                                                        checkpoints=checkpoints, **kw).grad), ref)
         rows.append(row)
     return rows
@@ -280,7 +275,7 @@ def checkpoint_costs(support_loss, query_loss, theta, steps_list, step_size: flo
                 row[name] = {"states": r.stats["stored_states"], "evals": r.stats["grad_evals"],
                              "repetitions": r.stats["repetitions"]}
             stored = flat_grad(runs["stored"].grad)
-            row["difference"] = max(_rel(flat_grad(runs[n].grad), stored) for n in ("c", "sqrt"))
+            row["difference"] = max(relative_error(flat_grad(runs[n].grad), stored) for n in ("c", "sqrt"))
             rows.append(row)
     return rows
 

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch.func import functional_call
 
+from .checks import check_choice
+
 HVP_BACKENDS = ("autograd", "func")
 
 
@@ -136,8 +138,7 @@ class Derivatives:
     """
 
     def __init__(self, loss, backend: str = "autograd"):
-        if backend not in HVP_BACKENDS:
-            raise ValueError(f"hvp={backend!r} is not known; allowed values: {', '.join(HVP_BACKENDS)}")
+        check_choice("hvp", backend, HVP_BACKENDS)
         self.loss = loss
         self.backend = backend
         self.grad_evals = 0
@@ -235,8 +236,7 @@ def module_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, loss: 
         "half_mse": lambda out: 0.5 * torch.mean((out - y) ** 2),
         "cross_entropy": lambda out: torch.nn.functional.cross_entropy(out, y),
     }
-    if loss not in losses:
-        raise ValueError(f"loss={loss!r} is not known; allowed values: {', '.join(losses)}")
+    check_choice("loss", loss, losses)
     fn = losses[loss]
     buffers = dict(model.named_buffers())
     # untying costs ~15% of a small model's gradient; skip it unless the module shares parameters
@@ -251,3 +251,24 @@ def module_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, loss: 
 def task_losses(model: torch.nn.Module, support, query, loss: str = "mse"):
     """``(support_loss, query_loss)`` for a model and two ``(x, y)`` batches."""
     return module_loss(model, *support, loss=loss), module_loss(model, *query, loss=loss)
+
+
+def flat_grad(tree) -> torch.Tensor:
+    """A gradient (a tensor, a dict of tensors in insertion order, or a sequence) as one flat vector."""
+    if torch.is_tensor(tree):
+        return tree.reshape(-1)
+    return torch.cat([g.reshape(-1) for g in (tree.values() if isinstance(tree, dict) else tree)])
+
+
+def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    """|a - b| / |b| (Euclidean norms); inf where ``a`` is not finite."""
+    if not bool(torch.isfinite(a).all()):
+        return float("inf")
+    return float(torch.linalg.vector_norm(a - b) / torch.linalg.vector_norm(b))
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    """The cosine of the angle between two flat vectors; nan where ``a`` is not finite."""
+    if not bool(torch.isfinite(a).all()):
+        return float("nan")
+    return float(torch.nn.functional.cosine_similarity(a, b, dim=0))

@@ -42,7 +42,7 @@ from torchdiffeq import odeint
 
 from .checks import check_choice, check_number
 from .flow import FIXED_SOLVERS, step_function
-from .functional import module_params, task_losses
+from .functional import cosine, module_params, relative_error, task_losses
 from .metagrad.adjoint import _AdjointField
 from .metagrad.core import build_problem
 from .metagrad.implicit import conjugate_gradient
@@ -368,15 +368,7 @@ def sweep(task: HorizonTask, step_size: float, solver: str = "rk4", steps=log_st
 
 def errors(grads: torch.Tensor, exact: torch.Tensor) -> tuple[list, list]:
     """Relative error |g - g*| / |g*| and cosine per row; non-finite gradients give inf and nan."""
-    rel, cos = [], []
-    for g, ref in zip(grads, exact):
-        if not bool(torch.isfinite(g).all()):
-            rel.append(float("inf"))
-            cos.append(float("nan"))
-            continue
-        rel.append(float(torch.linalg.vector_norm(g - ref) / torch.linalg.vector_norm(ref)))
-        cos.append(float(torch.nn.functional.cosine_similarity(g, ref, dim=0)))
-    return rel, cos
+    return [relative_error(g, ref) for g, ref in zip(grads, exact)], [cosine(g, ref) for g, ref in zip(grads, exact)]
 
 
 # ---------------------------------------------------------------- every (step size, solver), in parallel

@@ -169,18 +169,19 @@ def measure_peer(cfg: dict) -> dict:
     import warnings
 
     from . import peers
+    from .functional import relative_error
 
     task = peers.peer_task(cfg["shots"], cfg["hidden"], cfg["seed"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # back-solving warns about its drift: the error column says it
         peers.gradient_fn(cfg["name"], task, 2, cfg["step_size"])()  # warm-up
         grad, peak, times = _peak_and_times(peers.gradient_fn(cfg["name"], task, cfg["steps"], cfg["step_size"]), cfg)
-        error = peers.relative_error(grad, peers.exact(cfg["name"], task, cfg["steps"], cfg["step_size"]))
+        error = relative_error(grad, peers.exact(cfg["name"], task, cfg["steps"], cfg["step_size"]))
     row = {"time_s": min(times), "peak_mb": peak / 2**20, "rel_error": error}
     if cfg.get("flow_reference") and peers.ROWS[cfg["name"]][1] == "rk4":
         import torch
 
-        row["flow_error"] = peers.relative_error(grad, torch.load(cfg["flow_reference"]))
+        row["flow_error"] = relative_error(grad, torch.load(cfg["flow_reference"]))
     return row
 
 

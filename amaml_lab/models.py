@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .checks import check_choice
+
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
 
@@ -13,8 +15,7 @@ def mlp(in_features: int, hidden=(32, 32), out_features: int = 1, activation: st
 
     ``seed`` makes the initialisation repeatable (None leaves torch's global RNG alone).
     """
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation={activation!r} is not known; allowed values: {', '.join(ACTIVATIONS)}")
+    check_choice("activation", activation, ACTIVATIONS)
     sizes = [in_features, *hidden, out_features]
     gen = torch.Generator().manual_seed(seed) if seed is not None else None
     layers = []

@@ -20,6 +20,8 @@ import importlib.util
 
 import torch
 
+from .functional import flat_grad
+
 LAM, CG_STEPS = 2.0, 5
 
 # name -> (the package it needs, the loop it differentiates, what it is)
@@ -50,7 +52,12 @@ def peer_task(shots: int, hidden: int, seed: int, family: str = "Alpine2D"):
     On Alpine2D rebuilding the state backward is still right at T = 1 and off
     by orders of magnitude at T = 3: the curvature the paper's tasks have.
     """
-    from .functional import ParamSpec, flat_loss, module_params, task_losses
+    from .functional import (
+        ParamSpec,
+        flat_loss,
+        module_params,
+        task_losses,
+    )
     from .models import mlp
     from .tasks.synthetic import FAMILIES, family_task
 
@@ -65,10 +72,6 @@ def peer_task(shots: int, hidden: int, seed: int, family: str = "Alpine2D"):
     return dict(support_loss=support_loss, query_loss=query_loss, theta=theta, spec=spec, model=model,
                 support=support, query=query, flat_support=flat_loss(support_loss, spec, "support_loss"),
                 flat_query=flat_loss(query_loss, spec, "query_loss"), theta_flat=spec.flatten(theta).detach())
-
-
-def flat_grad(grads) -> torch.Tensor:
-    return torch.cat([g.reshape(-1) for g in (grads.values() if isinstance(grads, dict) else grads)])
 
 
 def _mse(out, y):
@@ -214,9 +217,3 @@ def flow_reference(task: dict, steps: int, step_size: float) -> torch.Tensor:
     fine = steps * FLOW_REFINE
     return flat_grad(meta_gradient(task["support_loss"], task["query_loss"], task["theta"], method="adjoint",
                                steps=fine, step_size=step_size / FLOW_REFINE).grad)
-
-
-def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
-    if not bool(torch.isfinite(a).all()):
-        return float("inf")
-    return float(torch.linalg.vector_norm(a - b) / torch.linalg.vector_norm(b))

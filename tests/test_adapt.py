@@ -1,9 +1,9 @@
 """adapt=: only some parameters move in the inner loop; every parameter still gets its meta-gradient."""
 import pytest
 import torch
+from conftest import MLPTask, rel
 
 from amaml_lab import meta_gradient
-from conftest import MLPTask, rel
 
 HEAD = ["4.weight", "4.bias"]
 

@@ -3,9 +3,9 @@ import math
 import warnings
 
 import pytest
+from conftest import MLPTask, Quadratic, rel
 
 from amaml_lab import BacksolveWarning, meta_gradient
-from conftest import MLPTask, Quadratic, rel
 
 
 def test_backsolve_accurate_on_short_benign_horizon(quad):

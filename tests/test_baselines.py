@@ -3,9 +3,9 @@ import math
 
 import pytest
 import torch
+from conftest import MLPTask, rel
 
 from amaml_lab import meta_gradient
-from conftest import MLPTask, rel
 
 
 def one_step_map(quad, solver, h, reg):

@@ -4,11 +4,11 @@ from functools import lru_cache
 
 import pytest
 import torch
+from conftest import MLPTask
 
 from amaml_lab import meta_gradient
 from amaml_lab.metagrad.checkpointing import Reverse, forward_steps, split_point
 from amaml_lab.metagrad.core import build_problem
-from conftest import MLPTask
 
 
 @lru_cache(maxsize=None)

@@ -2,9 +2,9 @@
 gradcheck, checkpointing on a state-dependent Hessian, the continuous adjoint's order against a fine maml reference."""
 import pytest
 import torch
+from conftest import MLPTask, flat, rel
 
 from amaml_lab import meta_gradient
-from conftest import MLPTask, flat, rel
 
 
 @pytest.mark.parametrize("solver", ["euler", "midpoint", "rk4"])

@@ -3,9 +3,9 @@ import warnings
 
 import pytest
 import torch
+from conftest import Quadratic, rel
 
 from amaml_lab import meta_gradient
-from conftest import Quadratic, rel
 
 SOLVERS = ["euler", "midpoint", "rk4"]
 

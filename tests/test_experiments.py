@@ -7,7 +7,6 @@ import sys
 
 import pytest
 import torch
-
 from conftest import run_cli as cli
 from test_domains import write_ratings
 

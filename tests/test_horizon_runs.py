@@ -4,7 +4,6 @@ import json
 
 import pytest
 import torch
-
 from conftest import euler_by_hand
 from conftest import run_cli as cli
 
@@ -117,8 +116,8 @@ def test_reevaluate_bad_input_is_one_line(tmp_path, capsys):
 def test_adapt_batch_at_equals_one_adapt_batch_per_horizon():
     """One solve saving several horizons gives each horizon's own solve (and 0 is theta); bad horizons refused."""
     from amaml_lab.evaluate import adapt_batch, adapt_batch_at
-    from amaml_lab.models import mlp
     from amaml_lab.functional import module_params
+    from amaml_lab.models import mlp
 
     model = mlp(1, (4, 4), 1)
     theta = module_params(model)

@@ -4,9 +4,9 @@ import math
 
 import pytest
 import torch
+from conftest import euler_by_hand
 
 from amaml_lab import horizon_study as study
-from conftest import euler_by_hand
 
 
 def write_run(root, setting, reg, method, steps, seed, columns: dict, ids=None, seconds=0.5, eval_steps=5000):

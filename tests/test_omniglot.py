@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_cli
 
 from amaml_lab import meta_gradient, meta_gradient_batch
-from conftest import run_cli
-from amaml_lab.models import conv4
-from amaml_lab.tasks import omniglot
 from amaml_lab.builders import build_model
 from amaml_lab.config import RunConfig
+from amaml_lab.models import conv4
+from amaml_lab.tasks import omniglot
 from amaml_lab.train import comln_batch_gradient
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "omniglot"

@@ -7,6 +7,7 @@ import torch
 from amaml_lab import bench, measure, peers
 from amaml_lab.bench import suites
 from amaml_lab.cli import add_bench_arguments
+from amaml_lab.functional import flat_grad, relative_error
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,7 @@ def test_each_row_differentiates_its_loop(task, name):
         warnings.simplefilter("ignore")
         g = peers.gradient_fn(name, task, 6, 0.01)()
     ref = peers.exact(name, task, 6, 0.01)
-    err = peers.relative_error(g, ref)
+    err = relative_error(g, ref)
     loop = peers.ROWS[name][1]
     if name.startswith("kit adjoint") or "odeint_adjoint" in name:
         assert 0 < err < 1e-6  # the continuous adjoint: the rk4 scheme's small error, not the discrete gradient
@@ -37,7 +38,7 @@ def test_the_two_implicit_rows_agree(task):
         pytest.skip("torchopt is not installed")
     a = peers.gradient_fn("kit imaml (CG 5)", task, 6, 0.01)()
     b = peers.gradient_fn("TorchOpt implicit (custom_root, CG 5)", task, 6, 0.01)()
-    assert peers.relative_error(b, a) < 1e-10
+    assert relative_error(b, a) < 1e-10
 
 
 def test_back_solving_breaks_where_the_stored_adjoint_does_not():
@@ -48,7 +49,7 @@ def test_back_solving_breaks_where_the_stored_adjoint_does_not():
     ref = peers.exact("kit maml (rk4)", task, 300, 0.01)
     for row in ("kit adjoint (rk4, 32 states)", "kit adjoint (rk4, 32 states, grid)"):
         checkpointed = peers.gradient_fn(row, task, 300, 0.01)()
-        assert peers.relative_error(checkpointed, ref) < 1e-5 < 1e3 < peers.relative_error(back, ref)
+        assert relative_error(checkpointed, ref) < 1e-5 < 1e3 < relative_error(back, ref)
 
 
 def test_bench_peers_prints_every_row_and_skips_missing_ones(monkeypatch, capsys):
@@ -92,11 +93,11 @@ def test_flow_reference_is_the_flows_meta_gradient(task):
     from amaml_lab import meta_gradient
 
     steps, h = 6, 0.05
-    fine = peers.flat_grad(meta_gradient(task["support_loss"], task["query_loss"], task["theta"], method="maml",
+    fine = flat_grad(meta_gradient(task["support_loss"], task["query_loss"], task["theta"], method="maml",
                                      steps=16 * steps, step_size=h / 16).grad)
     ref = peers.flow_reference(task, steps, h)
     coarse = peers.gradient_fn("kit maml (rk4)", task, steps, h)()
-    assert peers.relative_error(ref, fine) < peers.relative_error(coarse, fine) / 100  # 4^4 = 256 in theory
+    assert relative_error(ref, fine) < relative_error(coarse, fine) / 100  # 4^4 = 256 in theory
 
 
 def test_curvature_is_the_hessians_largest_eigenvalue():

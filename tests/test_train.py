@@ -4,12 +4,12 @@ import json
 import pytest
 import torch
 
-from amaml_lab.tasks.domains import EvalSet, load_domain
-from amaml_lab.metagrad import meta_gradient
 from amaml_lab.builders import build_model, losses_for
 from amaml_lab.config import RunConfig
 from amaml_lab.evaluate import evaluate, evaluate_inner_loop
+from amaml_lab.metagrad import meta_gradient
 from amaml_lab.runs import run
+from amaml_lab.tasks.domains import EvalSet, load_domain
 from amaml_lab.train import Diverged, meta_train
 
 

@@ -16,7 +16,15 @@ is asserted in a test: it prints a table.
 from __future__ import annotations
 
 from ..measure import CONFIGS
-from .suites import UNROLLED, control_values, predicted_peak, run_meta_step, run_peers, run_steps, widget_latencies
+from .suites import (
+    UNROLLED,
+    control_values,
+    predicted_peak,
+    run_meta_step,
+    run_peers,
+    run_steps,
+    widget_latencies,
+)
 from .tables import meta_step_table, peers_table, steps_table, widget_table
 
 

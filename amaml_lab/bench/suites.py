@@ -11,6 +11,7 @@ import time
 from ..measure import META_STEP_CONFIGS, run_worker
 from ..tasks.examples import build_task
 
+
 def run_peers(args) -> list[dict]:
     import torch
 

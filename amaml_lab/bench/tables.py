@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..measure import CONFIGS
 
+
 def peers_table(rows: list[dict]) -> str:
     from ..peers import ROWS
 

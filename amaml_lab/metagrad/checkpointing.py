@@ -11,6 +11,7 @@ import math
 
 from .core import Problem
 
+
 def repetitions(length: int, slots: int) -> int:
     """How often the busiest step is advanced to give ``length`` states in reverse from ``slots`` stored ones.
 

@@ -1,8 +1,7 @@
 """Each method's meta-gradient against the exact one, as the inner loop grows: the data the notebooks plot."""
 from __future__ import annotations
 
-import torch
-
+from ..functional import cosine, flat_grad, relative_error
 from .dispatch import meta_gradient
 
 DEFAULT_METHODS = (
@@ -16,10 +15,6 @@ DEFAULT_METHODS = (
 )
 
 
-def flat_grad(tree) -> torch.Tensor:
-    if torch.is_tensor(tree):
-        return tree.reshape(-1)
-    return torch.cat([tree[k].reshape(-1) for k in tree])
 
 
 def compare_methods(support_loss, query_loss, theta, steps_list, *, step_size, methods=DEFAULT_METHODS,
@@ -51,8 +46,8 @@ def compare_methods(support_loss, query_loss, theta, steps_list, *, step_size, m
                 "steps": steps,
                 "label": label,
                 "method": method,
-                "rel_error": float(torch.linalg.vector_norm(g - ref) / torch.linalg.vector_norm(ref)),
-                "cosine": float(torch.nn.functional.cosine_similarity(g, ref, dim=0)),
+                "rel_error": relative_error(g, ref),
+                "cosine": cosine(g, ref),
                 "query_loss": r.query_loss,
                 "wall_time": r.stats["wall_time"],
                 "grad_evals": r.stats["grad_evals"],

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..checks import check_choice
 from . import jester, movielens, omniglot
 from .synthetic import FAMILIES, make_split
 
@@ -25,8 +26,7 @@ EVAL_SEED = 300  # meta-test episodes are the same for every method, run seed an
 
 
 def check_domain(name: str) -> str:
-    if name not in DOMAINS:
-        raise ValueError(f"domain={name!r} is not known; allowed values: {', '.join(DOMAINS)}")
+    check_choice("domain", name, DOMAINS)
     return name
 
 

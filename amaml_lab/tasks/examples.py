@@ -3,6 +3,7 @@ MLP, a COMLN episode of embeddings, and a Conv-4 episode of generated glyphs (us
 notebooks and ``amaml-lab demo``)."""
 from __future__ import annotations
 
+
 def build_task(shots: int, dtype: str, device: str, hidden: int, seed: int):
     """The benchmark's task: a CosMixture2D regression task and a tanh MLP 2-hidden-2-1."""
     import torch

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..checks import check_choice
+
 
 @dataclass(frozen=True)
 class Family:
@@ -72,8 +74,7 @@ FAMILIES = {
 
 
 def family(name: str) -> Family:
-    if name not in FAMILIES:
-        raise ValueError(f"domain={name!r} is not known; allowed values: {', '.join(FAMILIES)}")
+    check_choice("domain", name, FAMILIES)
     return FAMILIES[name]
 
 
