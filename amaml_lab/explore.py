@@ -5,7 +5,7 @@
 * the adjoint against back-propagation as the steps grow (:func:`agreement`),
   the continuous scheme's order (:func:`scheme_order`);
 * why the state cannot be run backward (:func:`reconstruction`, :func:`backsolve_sweep`);
-* every method against the exact meta-gradient (:func:`baseline_sweep`).
+* every baseline against the exact meta-gradient (:func:`baseline_methods` for :func:`compare_methods`).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import torch
 from .checks import check_choice
 from .flow import FIXED_SOLVERS, GradientFlow, solve, time_grid, trajectory
 from .functional import Derivatives, flat_grad, relative_error
-from .metagrad import BacksolveWarning, compare_methods, meta_gradient
+from .metagrad import BacksolveWarning, meta_gradient
 
 DT = torch.float64
 
@@ -281,7 +281,7 @@ def checkpoint_costs(support_loss, query_loss, theta, steps_list, step_size: flo
 
 
 def baseline_methods(lam: float = 2.0, cg_steps: int = 5, truncate: int = 5):
-    """The (label, method, options) list of :func:`baseline_sweep`."""
+    """The (label, method, options) rows of the baselines' comparison (for :func:`compare_methods`)."""
     return (
         ("adjoint", "adjoint", {}),
         ("fomaml", "fomaml", {}),
@@ -289,10 +289,3 @@ def baseline_methods(lam: float = 2.0, cg_steps: int = 5, truncate: int = 5):
         ("imaml", "imaml", {"lam": float(lam), "cg_steps": int(cg_steps)}),
         (f"truncated (last {truncate})", "truncated", {"truncate": int(truncate)}),
     )
-
-
-def baseline_sweep(support_loss, query_loss, theta, steps_list, step_size: float = 0.01, lam: float = 2.0,
-                   cg_steps: int = 5, truncate: int = 5, reg: float = 0.0, solver: str = "rk4"):
-    """Relative error and cosine to maml's meta-gradient for each method and steps (:func:`compare_methods`)."""
-    return compare_methods(support_loss, query_loss, theta, steps_list, step_size=step_size,
-                           methods=baseline_methods(lam, cg_steps, truncate), solver=solver, reg=reg)

@@ -19,7 +19,6 @@ from torchdiffeq import odeint
 FIXED_SOLVERS = ("euler", "midpoint", "rk4")
 ADAPTIVE_SOLVERS = ("dopri5",)
 SOLVERS = FIXED_SOLVERS + ADAPTIVE_SOLVERS
-STAGES = {"euler": 1, "midpoint": 2, "rk4": 4}
 
 
 class GradientFlow:

@@ -49,7 +49,8 @@ from .metagrad.implicit import conjugate_gradient
 from .models import mlp
 from .tasks.synthetic import FAMILIES, family_task
 
-METHODS = ("maml", "adjoint", "grid", "backsolve", "fomaml", "reptile", "imaml", "truncated")
+# the explorer's lines: the methods, and the adjoint's grid scheme as a line of its own
+LINES = ("maml", "adjoint", "grid", "backsolve", "fomaml", "reptile", "imaml", "truncated")
 # what each line is; two pairs of methods give the same numbers, so each pair is one line
 LABELS = {
     "maml": "maml = adjoint (discrete)",
@@ -191,7 +192,7 @@ def _sweep_back(ks, K, first, step_back):
 
 
 @dataclass
-class Sweep:
+class HorizonLines:
     """One (step size, solver): the trajectory and each method's meta-gradient at every horizon on the grid."""
 
     step_size: float
@@ -203,18 +204,14 @@ class Sweep:
     grads: dict  # method -> (m, P)
     seconds: dict = field(default_factory=dict)
 
-    @property
-    def horizons(self) -> list:
-        return [k * self.step_size for k in self.steps]
 
-
-def sweep(task: HorizonTask, step_size: float, solver: str = "rk4", steps=log_steps(1000), lam: float = 2.0,
-          cg_steps: int = 5, truncate: int = 5, methods=METHODS) -> Sweep:
+def every_horizon(task: HorizonTask, step_size: float, solver: str = "rk4", steps=log_steps(1000), lam: float = 2.0,
+          cg_steps: int = 5, truncate: int = 5, methods=LINES) -> HorizonLines:
     """Every method in ``methods`` at every horizon ``k * step_size``, k in ``steps`` (see the module's docstring)."""
     check_choice("solver", solver, FIXED_SOLVERS)
     step_size = check_number("step_size", step_size, positive=True)
     for m in methods:
-        check_choice("methods", m, METHODS)
+        check_choice("methods", m, LINES)
     ks = sorted({check_number("steps", k, integer=True) for k in steps})
     if not ks or ks[0] < 1:
         raise ValueError(f"steps must be integers >= 1; got {steps!r}")
@@ -363,7 +360,7 @@ def sweep(task: HorizonTask, step_size: float, solver: str = "rk4", steps=log_st
     timed("reptile", lambda: torch.stack([(p.theta - states[k]) / (k * step_size) for k in ks]))
     timed("imaml", imaml)
     timed("truncated", truncated)
-    return Sweep(step_size, solver, tuple(ks), states, support_curve, query_curve, grads, seconds)
+    return HorizonLines(step_size, solver, tuple(ks), states, support_curve, query_curve, grads, seconds)
 
 
 def errors(grads: torch.Tensor, exact: torch.Tensor) -> tuple[list, list]:
@@ -377,7 +374,7 @@ def _job(kind: str, task_options: dict, args: dict):
     task = horizon_task(**task_options)
     if kind == "exact":
         return exact_gradients(task, args["times"])
-    return sweep(task, **args)
+    return every_horizon(task, **args)
 
 
 @dataclass
@@ -388,7 +385,7 @@ class HorizonData:
     steps: tuple
     step_sizes: tuple
     solvers: tuple
-    sweeps: dict  # (step_size, solver) -> Sweep
+    sweeps: dict  # (step_size, solver) -> HorizonLines
     exact: dict  # step_size -> (m, P)
     errors: dict  # (step_size, solver) -> {method: (rel errors, cosines)}
     curves: dict  # (step_size, solver) -> (m + 1, points): the model at theta and at u(T_j)

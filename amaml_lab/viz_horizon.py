@@ -27,7 +27,7 @@ def horizon_view(data, step_size: float, solver: str, j: int, shown) -> dict:
     """Everything one view of the horizon explorer draws, as plain lists (indexing only, no computing)."""
     import math
 
-    from .horizon import LABELS, METHODS
+    from .horizon import LABELS, LINES
 
     key = (step_size, solver)
     sw, errs = data.sweeps[key], data.errors[key]
@@ -45,7 +45,7 @@ def horizon_view(data, step_size: float, solver: str, j: int, shown) -> dict:
         "horizons": horizons,
         "methods": [],
     }
-    for m in METHODS:
+    for m in LINES:
         rel, cos = errs[m]
         cos = [c if math.isfinite(c) else None for c in cos]  # JSON has no NaN: a gap
         view["methods"].append(dict(key=m, label=LABELS[m], shown=m in shown, rel=_clip(rel), cos=cos,

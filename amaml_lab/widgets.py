@@ -17,6 +17,7 @@ import torch
 
 from . import explore, viz, viz_horizon
 from .flow import FIXED_SOLVERS
+from .metagrad import compare_methods
 
 
 class App:
@@ -291,7 +292,7 @@ class BaselineExplorer(App):
         stale = [m for m in self._methods() if self._made_with.get(m[1]) != m]
         if not stale:
             return
-        rows = explore.compare_methods(*self.task, self.steps_list, step_size=self.step_size, methods=stale)
+        rows = compare_methods(*self.task, self.steps_list, step_size=self.step_size, methods=stale)
         for label, method, options in stale:
             self._rows[method] = [r for r in rows if r["label"] == label]
             self._made_with[method] = (label, method, options)
@@ -333,10 +334,10 @@ class HorizonExplorer(App):
                                             steps=horizon.log_steps(largest), workers=workers)
         self.cost = cost or measured_costs()
         d = self.data
-        shown = list(horizon.METHODS if methods is None else methods)
+        shown = list(horizon.LINES if methods is None else methods)
         for m in shown:
-            if m not in horizon.METHODS:
-                raise ValueError(f"methods: {m!r} is not known; allowed values: {', '.join(horizon.METHODS)}")
+            if m not in horizon.LINES:
+                raise ValueError(f"methods: {m!r} is not known; allowed values: {', '.join(horizon.LINES)}")
         if steps is None:  # 100 steps where the grid has them, else the middle of the grid
             steps = 100 if 100 in d.steps else d.steps[len(d.steps) // 2]
         if steps not in d.steps:
@@ -354,8 +355,8 @@ class HorizonExplorer(App):
                                          style={"button_width": "60px"}),
             "solver": W.ToggleButtons(options=list(d.solvers), value=solver, description="solver",
                                       style={"button_width": "80px"}),
-            "methods": W.SelectMultiple(options=[(horizon.LABELS[m], m) for m in horizon.METHODS], value=shown,
-                                        description="methods", rows=len(horizon.METHODS),
+            "methods": W.SelectMultiple(options=[(horizon.LABELS[m], m) for m in horizon.LINES], value=shown,
+                                        description="methods", rows=len(horizon.LINES),
                                         layout=W.Layout(width="420px")),
         }
         self.figure = viz_horizon.horizon_figure(d, step_size, solver, d.steps.index(steps), shown, self.cost, widget=True)

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from amaml_lab import explore, meta_gradient
+from amaml_lab import compare_methods, explore, meta_gradient
 from amaml_lab.tasks.examples import build_task
 
 
@@ -89,7 +89,8 @@ def test_inner_paths_gradient_descent_is_euler_and_flow_reaches_the_minimum():
 
 def test_baseline_sweep_rows():
     support_loss, query_loss, theta = build_task(10, "float64", "cpu", 6, 0)
-    rows = explore.baseline_sweep(support_loss, query_loss, theta, [4, 8], lam=3.0, cg_steps=2, truncate=6)
+    rows = compare_methods(support_loss, query_loss, theta, [4, 8], step_size=0.01,
+                           methods=explore.baseline_methods(lam=3.0, cg_steps=2, truncate=6))
     labels = {r["label"] for r in rows}
     assert labels == {"adjoint", "fomaml", "reptile", "imaml", "truncated (last 6)"}
     assert all(r["rel_error"] < 1e-6 for r in rows if r["label"] == "adjoint")

@@ -43,7 +43,7 @@ def test_log_steps():
 
 @pytest.mark.parametrize("solver", ["euler", "midpoint", "rk4"])
 def test_every_line_is_its_method_run_at_that_horizon(task, solver):
-    sw = hz.sweep(task, H, solver, steps=STEPS, lam=2.0, cg_steps=4, truncate=5)
+    sw = hz.every_horizon(task, H, solver, steps=STEPS, lam=2.0, cg_steps=4, truncate=5)
     assert sw.steps == STEPS and sw.states.shape[0] == STEPS[-1] + 1
     for line, runs in ALONE.items():
         for j, k in enumerate(STEPS):
@@ -61,7 +61,7 @@ def test_every_line_is_its_method_run_at_that_horizon(task, solver):
 
 
 def test_loss_curves_are_the_losses_along_the_trajectory(task):
-    sw = hz.sweep(task, H, "rk4", steps=(5,), methods=())
+    sw = hz.every_horizon(task, H, "rk4", steps=(5,), methods=())
     p = task.problem(5, H, "rk4")
     for k in range(6):
         assert float(sw.support_curve[k]) == pytest.approx(float(p.support.loss(sw.states[k])), rel=1e-14)
@@ -104,11 +104,11 @@ def test_compute_in_processes_equals_computing_here():
 
 def test_bad_arguments_are_named(task):
     with pytest.raises(ValueError, match="solver"):
-        hz.sweep(task, H, "dopri5", steps=(2,))
+        hz.every_horizon(task, H, "dopri5", steps=(2,))
     with pytest.raises(ValueError, match="step_size"):
-        hz.sweep(task, -1.0, "rk4", steps=(2,))
+        hz.every_horizon(task, -1.0, "rk4", steps=(2,))
     with pytest.raises(ValueError, match="methods"):
-        hz.sweep(task, H, "rk4", steps=(2,), methods=("nope",))
+        hz.every_horizon(task, H, "rk4", steps=(2,), methods=("nope",))
     with pytest.raises(ValueError, match="family"):
         hz.horizon_task("Alpine2D")
 

@@ -26,7 +26,7 @@ def test_reads_data_root_and_builds_leak_free_tasks(tmp_path):
     folder = movielens.locate_ml100k(write_u_data(tmp_path / "ml-100k").parent)
     ratings = movielens.load_ratings(folder)
     assert ratings.shape == (60, 3)
-    train, test = movielens.movielens_tasks(ratings, dim=4, test_fraction=0.25, seed=1)
+    train, test = movielens.rating_tasks(ratings, dim=4, test_fraction=0.25, seed=1)
     assert len(train.users) == 9 and len(test.users) == 3
     assert not set(train.users) & set(test.users)
     assert all(f.shape == (5, 4) for f in train.features)
@@ -34,7 +34,7 @@ def test_reads_data_root_and_builds_leak_free_tasks(tmp_path):
     changed = ratings.clone()
     mask = changed[:, 0] == test.users[0]
     changed[mask, 2] = 6 - changed[mask, 2]
-    train2, _ = movielens.movielens_tasks(changed, dim=4, test_fraction=0.25, seed=1)
+    train2, _ = movielens.rating_tasks(changed, dim=4, test_fraction=0.25, seed=1)
     assert all(torch.equal(a, b) for a, b in zip(train.features, train2.features))
 
 
@@ -63,7 +63,7 @@ def test_real_copy():
     ratings = movielens.load_ratings(movielens.locate_ml100k(REAL))
     assert ratings.shape == (100_000, 3)
     assert len(torch.unique(ratings[:, 0])) == 943 and int(ratings[:, 1].max()) == 1682
-    train, test = movielens.movielens_tasks(ratings, dim=100)
+    train, test = movielens.rating_tasks(ratings, dim=100)
     assert len(train.users) + len(test.users) == 943
     assert train.features[0].shape[1] == 100
     assert abs(torch.cat(train.targets).mean().item()) < 1e-9

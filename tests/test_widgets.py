@@ -124,7 +124,7 @@ def test_horizon_explorer_moves_every_panel_with_the_steps(horizon_app, monkeypa
 
     app = horizon_app
     # a move only indexes: nothing may compute
-    monkeypatch.setattr(horizon, "sweep", lambda *a, **k: pytest.fail("a move recomputed a sweep"))
+    monkeypatch.setattr(horizon, "every_horizon", lambda *a, **k: pytest.fail("a move recomputed the lines"))
     monkeypatch.setattr(horizon, "exact_gradients", lambda *a, **k: pytest.fail("a move recomputed the reference"))
     before = [(tuple(t.x or ()), tuple(t.y or ())) for t in app.figure.data]
     app.controls["steps"].value = 30

@@ -99,7 +99,7 @@ def _continuous_segment(p: Problem, i0: int, i1: int, states, a, q):
 
 
 # ---------------------------------------------------------------- backward sweeps, fed the states in reverse
-class _Sweep:
+class _Backward:
     """The adjoint (a, q) carried from t_n down to t_0 as the states arrive."""
 
     @staticmethod
@@ -119,7 +119,7 @@ class _Sweep:
         raise NotImplementedError
 
 
-class _ContinuousSweep(_Sweep):
+class _ContinuousBackward(_Backward):
     """The adjoint ODE by the forward solver's own scheme on each block (plus the state above it), interpolated."""
 
     @staticmethod
@@ -137,7 +137,7 @@ class _ContinuousSweep(_Sweep):
         self.above = rows[0].clone()
 
 
-class _DiscreteSweep(_Sweep):
+class _DiscreteBackward(_Backward):
     """The exact transpose of each forward step: a vector-Jacobian product of the one-step map, one step at a time."""
 
     def __init__(self, p: Problem, a):
@@ -167,7 +167,7 @@ class _DiscreteSweep(_Sweep):
             self.q = self.q + q_step.detach()
 
 
-class _GridSweep(_Sweep):
+class _GridBackward(_Backward):
     """The adjoint ODE by a scheme whose stages all fall on forward states: no interpolation, no extra gradients.
 
     euler: Euler's steps of h (its stage is the grid point: the continuous scheme's numbers).  midpoint and rk4:
@@ -275,7 +275,7 @@ class _GridSweep(_Sweep):
             self._top(lin)
 
 
-SWEEPS = {"continuous": _ContinuousSweep, "discrete": _DiscreteSweep, "grid": _GridSweep}
+BACKWARD = {"continuous": _ContinuousBackward, "discrete": _DiscreteBackward, "grid": _GridBackward}
 
 
 def _budget(p: Problem, checkpoints, memory_budget_mb: float, extra: int):
@@ -340,7 +340,7 @@ def adjoint(p: Problem, scheme: str = "continuous", checkpoints=None, memory_bud
       reference code takes one more).
     """
     n = p.steps
-    sweep_type = SWEEPS[scheme]
+    sweep_type = BACKWARD[scheme]
     budget = _budget(p, checkpoints, memory_budget_mb, sweep_type.holds(p, stored=False))
     extra = sweep_type.holds(p, stored=budget is None)
     reverse = Reverse(p, n + 1 + extra if budget is None else budget, extra)

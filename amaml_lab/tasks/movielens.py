@@ -149,7 +149,6 @@ def rating_tasks(ratings: torch.Tensor, dim: int = 100, test_fraction: float = 0
     return build(train_users), build(test_users)
 
 
-movielens_tasks = rating_tasks  # the name the MovieLens 100K domain first had
 
 
 ML1M_URL = "https://files.grouplens.org/datasets/movielens/ml-1m.zip"
