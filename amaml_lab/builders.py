@@ -7,7 +7,7 @@ import torch
 from .config import DTYPES, RunConfig
 from .models import conv4, mlp, stacked_forward
 
-HEAD = ("head.weight", "head.bias")  # Conv-4's linear head: what COMLN adapts
+CONV4_HEAD = ("head.weight", "head.bias")  # Conv-4's linear head in its parameters: what COMLN adapts
 
 
 def _mse(model, scale: float = 1.0):

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import torch
 
-from .builders import HEAD, build_model, losses_for, on_device
+from .builders import CONV4_HEAD, build_model, losses_for, on_device
 from .config import RunConfig, inner_reg
 from .flow import GradientFlow, solve, time_grid
 from .functional import Derivatives, ParamSpec, flat_loss
@@ -95,7 +95,7 @@ def _inner_loop_outputs(model, theta: dict, evalset, cfg: RunConfig, chunk: int,
     """(model outputs on each chunk's target inputs after the run's own inner loop on its support set, targets)."""
     support_loss, _ = losses_for(cfg, model)
     predict = torch.func.vmap(lambda p, x: torch.func.functional_call(model, p, (x,)))
-    keys = HEAD if cfg.method == "comln" else None
+    keys = CONV4_HEAD if cfg.method == "comln" else None
     bar = progress(evalset.tasks, what, enabled=show_progress, part=True)
     try:
         for a in range(0, evalset.tasks, chunk):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from amaml_lab.tasks import jester, movielens
-from amaml_lab.tasks.domains import DOMAINS, RatingsDomain, load_domain, load_ratings
+from amaml_lab.tasks.domains import DOMAINS, RatingsDomain, load_domain, ratings_of
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
 
@@ -32,7 +32,7 @@ def write_ratings(folder: Path, fmt: str, users=30, items=40, per_user=12, seed=
                                           ("Jester", "jester", "jester")])
 def test_ratings_domains_read_their_formats(tmp_path, name, fmt, sub):
     write_ratings(tmp_path / sub, fmt)
-    ratings = load_ratings(name, tmp_path)
+    ratings = ratings_of(name, tmp_path)
     assert ratings.shape == (30 * 12, 3)
     domain = load_domain(name, 4, 6, data_root=tmp_path)
     assert domain.in_features == 100
@@ -65,7 +65,7 @@ def test_users_with_too_few_ratings_are_left_out(tmp_path):
 ])
 def test_missing_data_root(name, pattern):
     with pytest.raises(FileNotFoundError, match=pattern):
-        load_ratings(name, None)
+        ratings_of(name, None)
 
 
 def test_empty_data_root_names_the_file_and_url(tmp_path):

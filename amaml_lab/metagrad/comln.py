@@ -6,7 +6,7 @@ import torch
 from .adjoint import adjoint
 from .core import Problem
 
-HEAD = ("weight", "bias")
+HEAD_KEYS = ("weight", "bias")  # the linear head's entries in comln_task's theta
 
 
 def comln(p: Problem, checkpoints=32, scheme: str = "continuous"):
@@ -52,4 +52,4 @@ def comln_task(support_features, support_labels, query_features, query_labels, w
         logits = params["query_features"] @ params["weight"].T + params["bias"]
         return torch.nn.functional.cross_entropy(logits, query_labels)
 
-    return support_loss, query_loss, theta, list(HEAD)
+    return support_loss, query_loss, theta, list(HEAD_KEYS)

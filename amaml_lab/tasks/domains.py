@@ -226,7 +226,7 @@ class OmniglotDomain:
         return EvalSet(support, target)
 
 
-def load_ratings(name: str, data_root=None) -> torch.Tensor:
+def ratings_of(name: str, data_root=None) -> torch.Tensor:
     """The (user, item, rating) rows of a ratings domain, read from ``data_root`` (MovieLens 100K may download)."""
     if name == "MovieLens100K":
         return movielens.load_ratings(movielens.locate_ml100k(data_root))
@@ -250,5 +250,5 @@ def load_domain(name: str, shots: int, query: int, data_root=None, tasks: int = 
     if name in CLASSIFICATION:
         return OmniglotDomain(ways, data_root, subset)
     if name in RATINGS:
-        return RatingsDomain(name, load_ratings(name, data_root), shots, query)
+        return RatingsDomain(name, ratings_of(name, data_root), shots, query)
     return SyntheticDomain(name, tasks=tasks, pool=pool, bug_compatible=bug_compatible, protocol=protocol)
