@@ -159,6 +159,29 @@ def _check_finite(grad: dict, query_value: float, cfg: RunConfig, step: int, out
                        f" The last good checkpoint ({out / 'checkpoint.pt'}) is kept")
 
 
+def _meta_step(state: _State, model, domain, losses, out: Path, rank: int, size: int) -> float:
+    """Draw a meta-batch, take its meta-gradient (all-reduced over ranks), check it, step; the query loss."""
+    from . import distributed
+
+    cfg, started = state.cfg, time.perf_counter()
+    # the reference protocol's fixed episode sequence is indexed by the step, so a resumed run continues it
+    episode = {"episode": state.step * cfg.meta_batch} if cfg.protocol == "reference" else {}
+    support, query = domain.train_batch(state.gen, cfg.meta_batch, cfg.shots, cfg.query, **episode)
+    if size > 1:  # every rank drew the same batch; each keeps its slice of the tasks
+        support = distributed.shard(support, rank, size, cfg.meta_batch)
+        query = distributed.shard(query, rank, size, cfg.meta_batch)
+    grad, query_value, horizon_grad = batch_gradient(cfg, model, state.theta, on_device(support, cfg),
+                                                     on_device(query, cfg), losses, horizon=state.horizon)
+    if size > 1:
+        grad, query_value, horizon_grad = _mean_over_ranks(grad, query_value, horizon_grad, cfg, rank, size)
+    _check_finite(grad, query_value, cfg, state.step, out)
+    state.apply(grad, horizon_grad)
+    state.step += 1
+    state.losses.append(query_value)
+    state.seconds.append(time.perf_counter() - started)
+    return query_value
+
+
 def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain=None,
                show_progress: bool | None = None, on_checkpoint=None, on_eval=None) -> dict:
     """Run (or continue) meta-training to ``cfg.meta_steps``; returns {"theta", "meta_steps", "losses", "domain", "model", "evals"}.
@@ -202,22 +225,7 @@ def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain
     bar = progress(cfg.meta_steps, f"{cfg.method} {cfg.domain}", initial=state.step, enabled=show_progress)
     try:
         while state.step < cfg.meta_steps:
-            started = time.perf_counter()
-            # the reference protocol's fixed episode sequence is indexed by the step, so a resumed run continues it
-            episode = {"episode": state.step * cfg.meta_batch} if cfg.protocol == "reference" else {}
-            support, query = domain.train_batch(state.gen, cfg.meta_batch, cfg.shots, cfg.query, **episode)
-            if size > 1:  # every rank drew the same batch; each keeps its slice of the tasks
-                support = distributed.shard(support, rank, size, cfg.meta_batch)
-                query = distributed.shard(query, rank, size, cfg.meta_batch)
-            grad, query_value, horizon_grad = batch_gradient(cfg, model, state.theta, on_device(support, cfg),
-                                                             on_device(query, cfg), losses, horizon=state.horizon)
-            if size > 1:
-                grad, query_value, horizon_grad = _mean_over_ranks(grad, query_value, horizon_grad, cfg, rank, size)
-            _check_finite(grad, query_value, cfg, state.step, out)
-            state.apply(grad, horizon_grad)
-            state.step += 1
-            state.losses.append(query_value)
-            state.seconds.append(time.perf_counter() - started)
+            query_value = _meta_step(state, model, domain, losses, out, rank, size)
             bar.update(1)
             bar.set_postfix(query_loss=f"{query_value:.4f}", refresh=False)
             maybe_evaluate()
