@@ -78,97 +78,111 @@ def _mse(out, y):
     return ((out - y) ** 2).mean()
 
 
+# the kit's rows: meta_gradient's method and options
+KIT_ROWS = {
+    "kit maml (euler)": dict(method="maml", solver="euler"),
+    "kit maml (rk4)": dict(method="maml"),
+    "kit adjoint (rk4, stored)": dict(method="adjoint"),
+    "kit adjoint (rk4, 32 states)": dict(method="adjoint", checkpoints=32),
+    "kit adjoint (rk4, stored, grid)": dict(method="adjoint", scheme="grid"),
+    "kit adjoint (rk4, 32 states, grid)": dict(method="adjoint", scheme="grid", checkpoints=32),
+    "kit imaml (CG 5)": dict(method="imaml", lam=LAM, cg_steps=CG_STEPS),
+}
+
+
 def gradient_fn(name: str, task: dict, steps: int, step_size: float):
     """A function of no arguments computing row ``name``'s meta-gradient (flat): what is timed."""
     from . import meta_gradient
 
-    T = steps * step_size
-    kit = dict(steps=steps, step_size=step_size)
-    sl, ql, theta = task["support_loss"], task["query_loss"], task["theta"]
-    if name == "kit maml (euler)":
-        return lambda: flat_grad(meta_gradient(sl, ql, theta, method="maml", solver="euler", **kit).grad)
-    if name == "kit maml (rk4)":
-        return lambda: flat_grad(meta_gradient(sl, ql, theta, method="maml", **kit).grad)
-    if name == "kit adjoint (rk4, stored)":
-        return lambda: flat_grad(meta_gradient(sl, ql, theta, method="adjoint", **kit).grad)
-    if name == "kit adjoint (rk4, 32 states)":
-        return lambda: flat_grad(meta_gradient(sl, ql, theta, method="adjoint", checkpoints=32, **kit).grad)
-    if name == "kit adjoint (rk4, stored, grid)":
-        return lambda: flat_grad(meta_gradient(sl, ql, theta, method="adjoint", scheme="grid", **kit).grad)
-    if name == "kit adjoint (rk4, 32 states, grid)":
-        return lambda: flat_grad(meta_gradient(sl, ql, theta, method="adjoint", scheme="grid", checkpoints=32,
-                                           **kit).grad)
-    if name == "kit imaml (CG 5)":
-        return lambda: flat_grad(meta_gradient(sl, ql, theta, method="imaml", lam=LAM, cg_steps=CG_STEPS, **kit).grad)
+    if name in KIT_ROWS:
+        sl, ql, theta = task["support_loss"], task["query_loss"], task["theta"]
+        return lambda: flat_grad(meta_gradient(sl, ql, theta, steps=steps, step_size=step_size, **KIT_ROWS[name]).grad)
+    builders = {"higher (unrolled SGD)": _higher_fn, "TorchOpt (MetaSGD)": _torchopt_fn,
+                "torchdiffeq odeint (rk4)": _odeint_fn, "torchdiffeq odeint_adjoint (rk4)": _odeint_fn,
+                "TorchOpt implicit (custom_root, CG 5)": _implicit_fn}
+    if name not in builders:
+        raise ValueError(f"row {name!r} is not known; allowed values: {', '.join(ROWS)}")
+    return builders[name](name, task, steps, step_size)
+
+
+def _higher_fn(name, task, steps, step_size):
+    import higher
+
     model, (xs, ys), (xq, yq) = task["model"], task["support"], task["query"]
-    if name == "higher (unrolled SGD)":
-        import higher
 
-        def run():
-            opt = torch.optim.SGD(model.parameters(), lr=step_size)
-            with higher.innerloop_ctx(model, opt, copy_initial_weights=False, track_higher_grads=True) as (f, diff):
-                for _ in range(steps):
-                    diff.step(_mse(f(xs), ys))
-                return flat_grad(torch.autograd.grad(_mse(f(xq), yq), list(model.parameters())))
-        return run
-    if name == "TorchOpt (MetaSGD)":
-        import torchopt
-
-        def run():
-            params = list(model.parameters())
-            state = torchopt.extract_state_dict(model)
-            opt = torchopt.MetaSGD(model, lr=step_size)
+    def run():
+        opt = torch.optim.SGD(model.parameters(), lr=step_size)
+        with higher.innerloop_ctx(model, opt, copy_initial_weights=False, track_higher_grads=True) as (f, diff):
             for _ in range(steps):
-                opt.step(_mse(model(xs), ys))
-            grad = flat_grad(torch.autograd.grad(_mse(model(xq), yq), params))
-            torchopt.recover_state_dict(model, state)
-            return grad
-        return run
+                diff.step(_mse(f(xs), ys))
+            return flat_grad(torch.autograd.grad(_mse(f(xq), yq), list(model.parameters())))
+    return run
+
+
+def _torchopt_fn(name, task, steps, step_size):
+    import torchopt
+
+    model, (xs, ys), (xq, yq) = task["model"], task["support"], task["query"]
+
+    def run():
+        params = list(model.parameters())
+        state = torchopt.extract_state_dict(model)
+        opt = torchopt.MetaSGD(model, lr=step_size)
+        for _ in range(steps):
+            opt.step(_mse(model(xs), ys))
+        grad = flat_grad(torch.autograd.grad(_mse(model(xq), yq), params))
+        torchopt.recover_state_dict(model, state)
+        return grad
+    return run
+
+
+def _odeint_fn(name, task, steps, step_size):
+    import torchdiffeq
+
     fs, fq, th = task["flat_support"], task["flat_query"], task["theta_flat"]
-    if name in ("torchdiffeq odeint (rk4)", "torchdiffeq odeint_adjoint (rk4)"):
-        import torchdiffeq
 
-        class Field(torch.nn.Module):
-            def forward(self, t, u):
-                with torch.enable_grad():
-                    x = u if u.requires_grad else u.requires_grad_(True)
-                    return -torch.autograd.grad(fs(x), x, create_graph=True)[0]
+    class Field(torch.nn.Module):
+        def forward(self, t, u):
+            with torch.enable_grad():
+                x = u if u.requires_grad else u.requires_grad_(True)
+                return -torch.autograd.grad(fs(x), x, create_graph=True)[0]
 
-        # output at 0 and T only, as one asks for u(T): odeint_adjoint then keeps no intermediate state and
-        # rebuilds them backward (asked for every state, it resets to them and back-solves nothing)
-        ends = torch.tensor([0.0, T], dtype=th.dtype)
-        options = {"grid_constructor": lambda func, y0, t: torch.linspace(float(t[0]), float(t[-1]), steps + 1,
-                                                                          dtype=th.dtype)}
-        adjoint = name.endswith("odeint_adjoint (rk4)")
+    # output at 0 and T only, as one asks for u(T): odeint_adjoint then keeps no intermediate state and
+    # rebuilds them backward (asked for every state, it resets to them and back-solves nothing)
+    ends = torch.tensor([0.0, steps * step_size], dtype=th.dtype)
+    options = {"grid_constructor": lambda func, y0, t: torch.linspace(float(t[0]), float(t[-1]), steps + 1,
+                                                                      dtype=th.dtype)}
+    adjoint = name.endswith("odeint_adjoint (rk4)")
 
-        def run():
-            u0 = th.clone().requires_grad_(True)
-            if adjoint:
-                uT = torchdiffeq.odeint_adjoint(Field(), u0, ends, method="rk4", options=options,
-                                                adjoint_options=options, adjoint_params=())[-1]
-            else:
-                uT = torchdiffeq.odeint(Field(), u0, ends, method="rk4", options=options)[-1]
-            return torch.autograd.grad(fq(uT), u0)[0]
-        return run
-    if name == "TorchOpt implicit (custom_root, CG 5)":
-        import torchopt
+    def run():
+        u0 = th.clone().requires_grad_(True)
+        if adjoint:
+            uT = torchdiffeq.odeint_adjoint(Field(), u0, ends, method="rk4", options=options,
+                                            adjoint_options=options, adjoint_params=())[-1]
+        else:
+            uT = torchdiffeq.odeint(Field(), u0, ends, method="rk4", options=options)[-1]
+        return torch.autograd.grad(fq(uT), u0)[0]
+    return run
 
-        grad_fs = torch.func.grad(fs)  # TorchOpt differentiates the optimality condition with torch.func
 
-        def optimality(u, theta_):  # the proximal inner problem's stationarity: grad L_S(u) + lam (u - theta) = 0
-            return grad_fs(u) + LAM * (u - theta_)
+def _implicit_fn(name, task, steps, step_size):
+    import torchopt
 
-        @torchopt.diff.implicit.custom_root(optimality, argnums=1,
-                                            solve=torchopt.linear_solve.solve_cg(maxiter=CG_STEPS))
-        def inner(u_init, theta_):
-            return _proximal_end(task, steps, step_size)
+    fs, fq, th = task["flat_support"], task["flat_query"], task["theta_flat"]
+    grad_fs = torch.func.grad(fs)  # TorchOpt differentiates the optimality condition with torch.func
 
-        def run():
-            theta_ = th.clone().requires_grad_(True)
-            uT = inner(th.clone(), theta_)
-            return torch.autograd.grad(fq(uT), theta_)[0]
-        return run
-    raise ValueError(f"row {name!r} is not known; allowed values: {', '.join(ROWS)}")
+    def optimality(u, theta_):  # the proximal inner problem's stationarity: grad L_S(u) + lam (u - theta) = 0
+        return grad_fs(u) + LAM * (u - theta_)
+
+    @torchopt.diff.implicit.custom_root(optimality, argnums=1, solve=torchopt.linear_solve.solve_cg(maxiter=CG_STEPS))
+    def inner(u_init, theta_):
+        return _proximal_end(task, steps, step_size)
+
+    def run():
+        theta_ = th.clone().requires_grad_(True)
+        uT = inner(th.clone(), theta_)
+        return torch.autograd.grad(fq(uT), theta_)[0]
+    return run
 
 
 def _proximal_end(task: dict, steps: int, step_size: float) -> torch.Tensor:
