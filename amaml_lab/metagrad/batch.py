@@ -79,6 +79,29 @@ def _loop(support_loss, query_loss, theta, support_data, query_data, size, why, 
                              query_loss=float(losses.mean()), query_losses=losses, stats=stats)
 
 
+def _checked_stacked(support_loss, query_loss, stacked, support_data, query_data, size):
+    """Losses that take the stack themselves: their shape checked once, no vmap to probe."""
+    with torch.no_grad():
+        for name, loss, data in (("support_loss", support_loss, support_data), ("query_loss", query_loss, query_data)):
+            shape = tuple(loss(stacked, data).shape)
+            if shape != (size,):
+                raise ValueError(f"stacked_losses=True but {name} returned shape {shape} on the stacked"
+                                 f" parameters and data; it must return the {size} per-task losses, shape ({size},)")
+    return support_loss, query_loss
+
+
+def _vmapped(support_loss, query_loss, stacked, support_data, query_data, size):
+    """The losses vmapped over the task dimension, probed once; the error instead where vmap cannot take them."""
+    batched_support, batched_query = torch.func.vmap(support_loss), torch.func.vmap(query_loss)
+    try:
+        with torch.no_grad():
+            batched_support(stacked, support_data)
+            batched_query(stacked, query_data)
+    except (RuntimeError, NotImplementedError, ValueError, TypeError) as err:
+        return err
+    return batched_support, batched_query
+
+
 def meta_gradient_batch(support_loss, query_loss, theta, support_data, query_data, *, method: str,
                         vectorize: bool = True, stacked_losses: bool = False, **kwargs) -> BatchMetaGradient:
     """Meta-gradients of B tasks sharing the initialisation ``theta``.
@@ -113,28 +136,16 @@ def meta_gradient_batch(support_loss, query_loss, theta, support_data, query_dat
 
     stacked = (theta.expand(size, *theta.shape).clone() if torch.is_tensor(theta)
                else {k: v.expand(size, *v.shape).clone() for k, v in theta.items()})
-    if stacked_losses:  # the losses take the stack themselves: check their shape once, no vmap to probe
-        batched_support, batched_query = support_loss, query_loss
-        with torch.no_grad():
-            for name, loss, data in (("support_loss", support_loss, support_data), ("query_loss", query_loss, query_data)):
-                shape = tuple(loss(stacked, data).shape)
-                if shape != (size,):
-                    raise ValueError(f"stacked_losses=True but {name} returned shape {shape} on the stacked"
-                                     f" parameters and data; it must return the {size} per-task losses, shape ({size},)")
-    else:
-        batched_support = torch.func.vmap(support_loss)
-        batched_query = torch.func.vmap(query_loss)
-        try:
-            with torch.no_grad():
-                batched_support(stacked, support_data)
-                batched_query(stacked, query_data)
-        except (RuntimeError, NotImplementedError, ValueError, TypeError) as err:
-            message = " ".join(str(err).split())[:300]
-            warnings.warn(f"meta_gradient_batch: the losses cannot be vmapped ({type(err).__name__}: {message});"
-                          " looping over tasks instead", VmapFallbackWarning, stacklevel=2)
-            return _loop(support_loss, query_loss, theta, support_data, query_data, size,
-                         f"vmap failed: {type(err).__name__}", **kw)
-
+    losses = (_checked_stacked if stacked_losses else _vmapped)(support_loss, query_loss, stacked, support_data,
+                                                                  query_data, size)
+    if isinstance(losses, Exception):
+        err = losses
+        message = " ".join(str(err).split())[:300]
+        warnings.warn(f"meta_gradient_batch: the losses cannot be vmapped ({type(err).__name__}: {message});"
+                      " looping over tasks instead", VmapFallbackWarning, stacklevel=2)
+        return _loop(support_loss, query_loss, theta, support_data, query_data, size,
+                     f"vmap failed: {type(err).__name__}", **kw)
+    batched_support, batched_query = losses
     r = meta_gradient(lambda p: batched_support(p, support_data).sum(),
                       lambda p: batched_query(p, query_data).sum(), stacked, **kw)
     with torch.no_grad():
