@@ -128,6 +128,31 @@ def _fine_tuned(folder: Path) -> int:
     return json.loads((folder / "summary.json").read_text())["config"]["eval_steps"]
 
 
+def seeds_table(folder: Path, base: str = "adjoint-100", others=("maml-100", "maml-10")) -> str:
+    """The headline comparison seed by seed (cpu-long/*-seeds/RUN/seedS): each run's own-loop and fine-tuned
+    nRMSE, and its difference to ``base`` paired over the same tasks within each seed."""
+    cols = [("inner", "own inner loop"), ("ft1000", "1,000 Adam its"), ("finetuned", "5,000 Adam its")]
+    seeds = sorted({p.name for p in folder.glob("*/seed*") if (p / "tasks.csv").exists()})
+    runs = {(n, sd): experiments.per_task(folder / n / sd) for n in (base, *others) for sd in seeds
+            if (folder / n / sd / "tasks.csv").exists()}
+    lines = [f"**{folder.name}: the headline runs seed by seed** (1,000 meta-steps; nRMSE, mean over 100 tasks; paired:"
+             f" minus {base}'s in the same seed, ± 1.96 s.e. over tasks — each interval covers the tasks only, the"
+             " seeds show the spread of meta-training)", "",
+             "| run | seed | " + " | ".join(c[1] for c in cols) + " | " + " | ".join(f"paired, {c[1]}" for c in cols) + " |",
+             "|---|---|" + "---:|" * (2 * len(cols))]
+    for name in (base, *others):
+        for sd in seeds:
+            t = runs.get((name, sd))
+            if t is None:
+                continue
+            means = [f"{sum(t[k]) / len(t[k]):.4f}" for k, _ in cols]
+            ref = runs.get((base, sd))
+            pairs = [experiments.format_paired(experiments.paired_runs(ref, t, k), counts="") if ref and name != base
+                     else "-" for k, _ in cols]
+            lines.append(f"| {name} | {sd[4:]} | " + " | ".join(means) + " | " + " | ".join(pairs) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def omniglot_tables(root: Path) -> None:
     """results/omniglot-cpu/*/table.md rebuilt from the runs' folders (the order of table.csv), paired column added."""
     import csv
@@ -188,7 +213,10 @@ def main(*argv) -> int:
     out = root / "figures"
     omniglot_tables(root)
     horizon(root, out, tables_only=bool(flags))
-    for setting in sorted((root / "cpu-long").glob("*-*-*")):
+    for folder in sorted((root / "cpu-long").glob("*-seeds")):
+        (folder / "table.md").write_text(seeds_table(folder))
+        print(f"wrote {folder / 'table.md'}")
+    for setting in sorted(p for p in (root / "cpu-long").glob("*-*-*") if not p.name.endswith("-seeds")):
         runs = runs_in(setting, at_steps=1000)
         if not runs:
             continue

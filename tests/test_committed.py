@@ -52,7 +52,7 @@ def test_committed_tables_are_what_make_figures_writes(tmp_path):
                                                                                     "table.md"))
     assert make_figures.main(str(tmp_path), "--tables") == 0
     tables = sorted(root.glob("cpu-long/*/table.md")) + sorted(root.glob("omniglot-cpu/*/table.md"))
-    assert len(tables) == 4
+    assert len(tables) >= 4  # each cpu-long setting (and the seeds folder, once it has runs) and each Omniglot one
     tables.append(root / "horizon" / "tables.md")  # the horizon experiment's, from its run folders
     for table in tables:
         assert (tmp_path / table.relative_to(root)).read_text() == table.read_text(), table
