@@ -42,7 +42,7 @@ from torchdiffeq import odeint
 
 from .checks import check_choice, check_number
 from .flow import FIXED_SOLVERS, step_function
-from .functional import cosine, module_params, relative_error, task_losses
+from .functional import module_params, task_losses
 from .metagrad.adjoint import _AdjointField
 from .metagrad.core import build_problem
 from .metagrad.implicit import conjugate_gradient
@@ -361,93 +361,3 @@ def every_horizon(task: HorizonTask, step_size: float, solver: str = "rk4", step
     timed("imaml", imaml)
     timed("truncated", truncated)
     return HorizonLines(step_size, solver, tuple(ks), states, support_curve, query_curve, grads, seconds)
-
-
-def errors(grads: torch.Tensor, exact: torch.Tensor) -> tuple[list, list]:
-    """Relative error |g - g*| / |g*| and cosine per row; non-finite gradients give inf and nan."""
-    return [relative_error(g, ref) for g, ref in zip(grads, exact)], [cosine(g, ref) for g, ref in zip(grads, exact)]
-
-
-# ---------------------------------------------------------------- every (step size, solver), in parallel
-def _job(kind: str, task_options: dict, args: dict):
-    torch.set_num_threads(1)
-    task = horizon_task(**task_options)
-    if kind == "exact":
-        return exact_gradients(task, args["times"])
-    return every_horizon(task, **args)
-
-
-@dataclass
-class HorizonData:
-    """Sweeps for every (step size, solver), the exact gradients, errors and model curves: all a view indexes."""
-
-    task: HorizonTask
-    steps: tuple
-    step_sizes: tuple
-    solvers: tuple
-    sweeps: dict  # (step_size, solver) -> HorizonLines
-    exact: dict  # step_size -> (m, P)
-    errors: dict  # (step_size, solver) -> {method: (rel errors, cosines)}
-    curves: dict  # (step_size, solver) -> (m + 1, points): the model at theta and at u(T_j)
-    seconds: float
-
-
-def default_workers() -> int:
-    """Processes for :func:`compute`: the CPUs this process may use, at most 4, and at most one per spare GB.
-
-    A worker peaks near 350 MB; where JupyterHub states a memory limit (``MEM_LIMIT``, as on Binder) the
-    kernel keeps about a GB for itself, so a 2 GB limit computes in the kernel, one process.
-    """
-    import os
-
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cpus = os.cpu_count() or 1
-    limit = os.environ.get("MEM_LIMIT")
-    by_memory = max(1, int(float(limit) / 2**30) - 1) if limit and limit.replace(".", "", 1).isdigit() else 4
-    return max(1, min(4, cpus, by_memory))
-
-
-def compute(task_options: dict | None = None, step_sizes=(0.01, 0.03), solvers=FIXED_SOLVERS,
-            steps=log_steps(1000), lam: float = 2.0, cg_steps: int = 5, truncate: int = 5,
-            workers: int | None = None) -> HorizonData:
-    """Every sweep and reference the explorer shows, spread over ``workers`` processes (:func:`default_workers`).
-
-    ``workers=1`` computes here, one after the other.
-    """
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
-    started = time.perf_counter()
-    task_options = dict(task_options or {})
-    task = horizon_task(**task_options)
-    step_sizes = tuple(check_number("step_sizes", h, positive=True) for h in step_sizes)
-    for s in solvers:
-        check_choice("solvers", s, FIXED_SOLVERS)
-    ks = sorted(set(steps))
-    # one reference solve serves every step size: the flow's meta-gradient at the union of their horizons
-    times = sorted({k * h for k in ks for h in step_sizes})
-    jobs = {"exact": ("exact", {"times": times})}
-    # the slowest first, so that the pool ends together
-    for s in sorted(solvers, key=lambda s: -("euler", "midpoint", "rk4").index(s)):
-        for h in step_sizes:
-            jobs[(h, s)] = ("sweep", dict(step_size=h, solver=s, steps=tuple(ks), lam=lam, cg_steps=cg_steps,
-                                          truncate=truncate))
-    workers = min(len(jobs), workers or default_workers())
-    if workers <= 1:
-        results = {key: _job(kind, task_options, args) for key, (kind, args) in jobs.items()}
-    else:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            futures = {key: pool.submit(_job, kind, task_options, args) for key, (kind, args) in jobs.items()}
-            results = {key: f.result() for key, f in futures.items()}
-    at = {t: i for i, t in enumerate(times)}
-    exact = {h: results["exact"][[at[k * h] for k in ks]] for h in step_sizes}
-    sweeps = {(h, s): results[(h, s)] for h in step_sizes for s in solvers}
-    errs, curves = {}, {}
-    for (h, s), sw in sweeps.items():
-        errs[(h, s)] = {m: errors(g, exact[h]) for m, g in sw.grads.items()}
-        with torch.no_grad():
-            curves[(h, s)] = task.predict(torch.cat([sw.states[:1], sw.states[list(sw.steps)]]))
-    return HorizonData(task, tuple(ks), step_sizes, tuple(solvers), sweeps, exact, errs, curves,
-                       time.perf_counter() - started)

@@ -1,4 +1,4 @@
-"""The horizon explorer's figure (notebook 02): four panels drawn from :class:`amaml_lab.horizon.HorizonData`,
+"""The horizon explorer's figure (notebook 02): four panels drawn from :class:`amaml_lab.horizon_data.HorizonData`,
 indexed, never computed; :func:`update_horizon` writes a new view into an existing ``FigureWidget``."""
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ import math
 import ipywidgets as W
 import torch
 
-from . import explore, viz, viz_horizon
+from . import explore, horizon_data, viz, viz_horizon
 from .flow import FIXED_SOLVERS
 from .metagrad import compare_methods
 
@@ -317,7 +317,7 @@ class BaselineExplorer(App):
 class HorizonExplorer(App):
     """Notebook 02: drag the inner loop's length and watch the adapted model, every meta-gradient and the cost.
 
-    Everything is computed when the app is built (:func:`amaml_lab.horizon.compute`:
+    Everything is computed when the app is built (:func:`amaml_lab.horizon_data.compute`:
     one trajectory per step size and solver serves every horizon, each method
     carries every horizon at once, the work spread over processes); a move of
     any control only indexes what is stored.  ``cost`` is a dict with
@@ -330,7 +330,7 @@ class HorizonExplorer(App):
                  data=None, cost: dict | None = None, workers: int | None = None, **task_options):
         from . import horizon
 
-        self.data = data or horizon.compute(task_options, step_sizes=step_sizes, solvers=solvers,
+        self.data = data or horizon_data.compute(task_options, step_sizes=step_sizes, solvers=solvers,
                                             steps=horizon.log_steps(largest), workers=workers)
         self.cost = cost or measured_costs()
         d = self.data

@@ -7,6 +7,7 @@ import torch
 
 from amaml_lab import horizon as hz
 from amaml_lab.metagrad import BacksolveWarning, meta_gradient
+from amaml_lab import horizon_data
 
 STEPS = (1, 3, 8, 20)
 H = 0.02
@@ -83,15 +84,15 @@ def test_exact_gradients_are_the_flow_meta_gradient(task):
 
 def test_errors_mark_non_finite_gradients():
     ref = torch.ones(2, 3, dtype=torch.float64)
-    rel, cos = hz.errors(torch.tensor([[1.0, 1.0, 1.0], [math.inf, 0.0, 0.0]], dtype=torch.float64), ref)
+    rel, cos = horizon_data.errors(torch.tensor([[1.0, 1.0, 1.0], [math.inf, 0.0, 0.0]], dtype=torch.float64), ref)
     assert rel[0] == 0 and cos[0] == pytest.approx(1.0) and rel[1] == math.inf and math.isnan(cos[1])
 
 
 def test_compute_in_processes_equals_computing_here():
     options = dict(shots=6, queries=8, hidden=(8,), seed=1)
     args = dict(step_sizes=(0.02, 0.05), solvers=("euler", "rk4"), steps=(1, 4, 10))
-    here = hz.compute(options, workers=1, **args)
-    spread = hz.compute(options, workers=2, **args)
+    here = horizon_data.compute(options, workers=1, **args)
+    spread = horizon_data.compute(options, workers=2, **args)
     for key, sw in here.sweeps.items():
         for m, g in sw.grads.items():
             assert torch.allclose(g, spread.sweeps[key].grads[m], rtol=1e-13, atol=0), (key, m)
@@ -117,10 +118,10 @@ def test_default_workers_follow_the_cpus_and_a_stated_memory_limit(monkeypatch):
     import os
 
     monkeypatch.delenv("MEM_LIMIT", raising=False)
-    assert 1 <= hz.default_workers() <= min(4, len(os.sched_getaffinity(0)))
+    assert 1 <= horizon_data.default_workers() <= min(4, len(os.sched_getaffinity(0)))
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
-    assert hz.default_workers() == 4
+    assert horizon_data.default_workers() == 4
     monkeypatch.setenv("MEM_LIMIT", str(2 * 2**30))  # Binder's 2 GB: compute in the kernel
-    assert hz.default_workers() == 1
+    assert horizon_data.default_workers() == 1
     monkeypatch.setenv("MEM_LIMIT", str(4 * 2**30))
-    assert hz.default_workers() == 3
+    assert horizon_data.default_workers() == 3

@@ -31,7 +31,7 @@ LAYERS = [
     ("runs",),
     ("experiments",),
     ("committed", "explore", "horizon", "peers"),
-    ("horizon_study", "exercises"),
+    ("horizon_study", "exercises", "horizon_data"),
     ("viz",),
     ("viz_study", "viz_horizon"),
     ("measure",),

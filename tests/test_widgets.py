@@ -3,6 +3,7 @@ import pytest
 
 from amaml_lab import viz, widgets
 from amaml_lab.tasks.examples import build_task
+from amaml_lab import horizon_data
 
 
 def test_flow_explorer_redraws_on_each_control():
@@ -114,7 +115,7 @@ def test_cost_explorer_reports_a_failed_measurement():
 def horizon_app():
     from amaml_lab import horizon
 
-    data = horizon.compute(dict(shots=6, queries=8, hidden=(8,), seed=1), step_sizes=(0.02, 0.05),
+    data = horizon_data.compute(dict(shots=6, queries=8, hidden=(8,), seed=1), step_sizes=(0.02, 0.05),
                            solvers=("euler", "rk4"), steps=horizon.log_steps(30), workers=1)
     return widgets.HorizonExplorer(data=data, steps=10, step_size=0.02, solver="rk4")
 
@@ -139,7 +140,7 @@ def test_horizon_explorer_moves_every_panel_with_the_steps(horizon_app, monkeypa
     assert v["T"] == pytest.approx(0.6) and "T = 0.6" in app.status.value
     # the drawn errors are the data's
     sw = app.data.sweeps[(0.02, "rk4")]
-    rel, _ = horizon.errors(sw.grads["maml"], app.data.exact[0.02])
+    rel, _ = horizon_data.errors(sw.grads["maml"], app.data.exact[0.02])
     assert v["methods"][0]["rel_at"] == rel[-1]
 
 
