@@ -15,7 +15,7 @@ LAYERS = [
     ("metagrad.core",),
     ("metagrad.checkpointing",),
     ("metagrad.adjoint", "metagrad.unrolled", "metagrad.first_order", "metagrad.implicit", "metagrad.forward"),
-    ("metagrad.comln",),
+    ("metagrad.comln", "metagrad.backsolve"),
     ("metagrad.dispatch",),
     ("metagrad.batch", "metagrad.compare"),
     ("metagrad",),

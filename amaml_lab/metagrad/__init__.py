@@ -2,7 +2,8 @@
 (:func:`meta_gradient_batch`) and the side-by-side comparison (:func:`compare_methods`)."""
 from __future__ import annotations
 
-from .adjoint import BacksolveWarning, GridSchemeWarning
+from .adjoint import GridSchemeWarning
+from .backsolve import BacksolveWarning
 from .batch import BatchMetaGradient, VmapFallbackWarning, meta_gradient_batch
 from .comln import comln_task
 from .compare import compare_methods

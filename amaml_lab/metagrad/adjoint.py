@@ -1,4 +1,4 @@
-"""Adjoint meta-gradients: the A-MAML method ("adjoint") and state back-solving ("backsolve").
+"""The A-MAML meta-gradient ("adjoint"): the adjoint ODE solved backward along the forward states.
 
 With a(t) = dL_Q(u(T)) / du(t), the adjoint of the flow du/dt = -grad L_S(u) - reg (u - theta) is
 
@@ -18,10 +18,6 @@ import torch
 from ..flow import step_function
 from .checkpointing import Reverse, forward_steps, repetitions
 from .core import Problem, query_value_and_grad
-
-
-class BacksolveWarning(RuntimeWarning):
-    """The state reconstructed backward in time drifted away from the true one."""
 
 
 class GridSchemeWarning(RuntimeWarning):
@@ -362,53 +358,4 @@ def adjoint(p: Problem, scheme: str = "continuous", checkpoints=None, memory_bud
     return a + q, u_T, qloss, stats
 
 
-def backsolve(p: Problem, reconstruction_tol: float = 1e-3):
-    """Reconstruct u(t) backward in time together with the adjoint, as torchdiffeq's odeint_adjoint does.
-
-    * Memory: constant in ``steps`` (only u(T) is kept).
-    * Time: one forward solve, one backward solve of (u, a, q) with an HVP and a
-      gradient per stage.
-    * Exactness: none to speak of for gradient flows.  The flow contracts
-      (eigenvalues of H + reg > 0), so integrating it backward expands every
-      error like exp(lambda_max * T): the reconstructed u(0) drifts from theta
-      and the gradient with it, to overflow on long or stiff horizons.  This
-      method is here to show that; it warns (``BacksolveWarning``) when u(0)
-      comes back non-finite or more than ``reconstruction_tol`` (relative) away
-      from theta.  Use ``"adjoint"`` (stored states) or ``"adjoint"`` with
-      ``checkpoints`` instead.  ``stats["reconstruction_error"]`` reports the drift.
-    """
-    reg = p.reg
-    flow = p.flow()
-    with torch.no_grad():
-        u_T = p.solve(flow, p.theta, [0, p.steps])[-1]
-        qloss, a = query_value_and_grad(p, u_T)
-
-        def field(t, y):
-            u, lam = y[0], p.masked(y[1])
-            g, hv = p.support.hvp(u, lam)
-            if reg:
-                return flow.velocity(u, g), hv + reg * lam, -reg * lam
-            return flow.velocity(u, g), hv
-
-        y_T = (u_T, a, torch.zeros_like(a)) if reg else (u_T, a)
-        try:
-            out = p.solve(field, y_T, [p.steps, 0])
-            u_0, a_0 = out[0][-1], out[1][-1]
-            grad = a_0 + out[2][-1] if reg else a_0
-        except FloatingPointError:
-            u_0 = torch.full_like(a, float("nan"))
-            grad = torch.full_like(a, float("nan"))
-    drift = float(torch.linalg.vector_norm(u_0 - p.theta) / torch.linalg.vector_norm(p.theta).clamp_min(1e-300))
-    if not (drift <= reconstruction_tol) or not bool(torch.isfinite(grad).all()):
-        warnings.warn(
-            f"backsolve: the state reconstructed backward in time is {drift:.3g} (relative) away from"
-            f" theta at t=0, so this meta-gradient is unreliable. Gradient flow contracts, and running it"
-            f" backward amplifies errors like exp(lambda_max * T). Use method='adjoint' (stored states),"
-            f" or method='adjoint' with checkpoints=k to bound memory.",
-            BacksolveWarning,
-            stacklevel=4,
-        )
-    return grad, u_T, qloss, {"stored_states": 1, "reconstruction_error": drift}
-
-
-__all__ = ["adjoint", "backsolve", "BacksolveWarning", "GridSchemeWarning"]
+__all__ = ["adjoint", "GridSchemeWarning"]

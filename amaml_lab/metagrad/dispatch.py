@@ -11,7 +11,8 @@ import torch
 
 from ..checks import check_choice, check_number
 from ..flow import FIXED_SOLVERS, SOLVERS
-from .adjoint import adjoint, backsolve
+from .adjoint import adjoint
+from .backsolve import backsolve
 from .comln import comln
 from .core import MetaGradient, build_problem, check_checkpoints, finish
 from .first_order import fomaml, reptile
