@@ -92,3 +92,21 @@ def test_readme_lesson_numbers_come_from_the_tables():
     for v in values:
         assert v in tables, v
     assert "45 MB" in tables and "1,823 MB" in tables  # the memory arm's numbers the section rounds
+
+
+def test_estimate_hours_scale_with_the_run():
+    """The estimate's hours are the measured seconds per meta-step times the meta-steps times the scale: twice the
+    meta-steps or scale 8 multiply them by exactly that (a dropped scale factor would leave them unchanged)."""
+    import re
+
+    from amaml_lab import committed
+
+    runs = committed.runs("CosMixture-50-50")
+    per = sum(r["summary"]["seconds_per_meta_step"] for r in runs.values())
+
+    def hours(text):
+        return float(re.search(r"about ([\d.]+) h", text).group(1))
+
+    assert hours(committed.estimate("CosMixture-50-50", runs, 5000)) == pytest.approx(per * 5000 / 3600, abs=0.05)
+    assert hours(committed.estimate("CosMixture-50-50", runs, 5000, scale=8, why="x")) == pytest.approx(
+        8 * per * 5000 / 3600, abs=0.05)

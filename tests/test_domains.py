@@ -145,3 +145,12 @@ def test_reference_protocol_scales_over_every_task_and_fixes_the_episodes():
     assert sorted(ref.episode_tasks[10:20].tolist()) == list(range(10))
     with pytest.raises(ValueError, match="protocol='reference' .*domain='MovieLens100K' has only protocol='kit'"):
         load_domain("MovieLens100K", 5, 5, protocol="reference")
+
+
+def test_reference_protocol_scales_inputs_over_all_tasks_too():
+    """The reference's input scaler, like its target scaler, is fitted on every pool and test grid of all 200
+    tasks: pooled, the scaled inputs have mean 0 and population standard deviation 1 per input dimension."""
+    ref = load_domain("Alpine2D", 5, 6, tasks=10, pool=40, protocol="reference")
+    xs = torch.cat([t.reshape(-1, t.shape[-1]) for s in (ref.train, ref.test) for t in (s.support_x, s.query_x, s.test_x)])
+    assert torch.allclose(xs.mean(0), torch.zeros(2, dtype=xs.dtype), atol=1e-12)
+    assert torch.allclose(xs.std(0, unbiased=False), torch.ones(2, dtype=xs.dtype), atol=1e-12)

@@ -191,3 +191,21 @@ def test_reference_protocol_resumes_and_differs_from_the_kit(tmp_path):
     assert whole["losses"] != kit["losses"]
     with pytest.raises(ValueError, match="protocol='reference' reproduces"):
         config(protocol="reference", domain="MovieLens100K").resolved().check()
+
+
+def test_few_iteration_columns_are_the_curve_at_those_iterations():
+    """ft10 and ft100 are the nRMSE after exactly 10 and 100 Adam iterations: each equals a separate fine-tuning
+    of the same theta run for that many iterations (reading the log one entry late would give 20 and 110)."""
+    from amaml_lab.builders import build_model
+    from amaml_lab.config import RunConfig
+    from amaml_lab.evaluate import evaluate, regression_evaluation
+    from amaml_lab.tasks.domains import load_domain
+
+    cfg = RunConfig("Sinusoid", 5, 5, 3, hidden=4, eval_steps=120, eval_tasks=3).resolved().check()
+    evalset = load_domain("Sinusoid", 5, 5).eval_set(3, 5, 5)
+    model = build_model(cfg, 1)
+    theta = {k: v.detach() for k, v in model.named_parameters()}
+    per_task = regression_evaluation(model, theta, evalset, cfg, show_progress=False)["per_task"]
+    for n in (10, 100):
+        alone = evaluate(model, theta, evalset, steps=n, every=n, show_progress=False)["nrmse"][:, -1]
+        assert torch.allclose(per_task[f"ft{n}"], alone, rtol=0, atol=1e-12), n
