@@ -2,8 +2,15 @@
 
 The public face: :func:`meta_gradient` and :data:`METHODS`; the inner flow in
 :mod:`amaml_lab.flow`; task and model builders.
+
+Importing the package sets one intra-op thread for PyTorch (:mod:`amaml_lab.threads`; ``AMAML_LAB_THREADS``
+changes it).
 """
-from .flow import SOLVERS, trajectory
+from .threads import use_chosen_threads
+
+use_chosen_threads()
+
+from .flow import SOLVERS, trajectory  # noqa: E402
 from .functional import ParamSpec, module_loss, module_params, task_losses
 from .metagrad import (
     METHODS,

@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "amaml_lab"
 
 # lowest first; a module may import from any module in an earlier group, never from its own group or a later one
 LAYERS = [
-    ("io", "progress", "distributed", "checks"),
+    ("io", "progress", "distributed", "checks", "threads"),
     ("functional",),
     ("flow",),
     ("metagrad.core",),
