@@ -42,8 +42,44 @@ class HorizonData:
     seconds: float
 
 
+class WorkerFallbackWarning(RuntimeWarning):
+    """The explorer's worker processes could not start or died; what they left undone was computed here."""
+
+
+def _in_workers(jobs: dict, task_options: dict, workers: int) -> dict:
+    """The jobs' results from ``workers`` spawned processes; those a failing pool leaves undone are missing
+    (with one warning), for the caller to compute here."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    results = {}
+    try:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            futures = {key: pool.submit(_job, kind, task_options, args) for key, (kind, args) in jobs.items()}
+            for key, future in futures.items():
+                results[key] = future.result()
+    except Exception as err:  # BrokenProcessPool, a worker killed, a spawn that cannot bootstrap, no /dev/shm ...
+        import warnings
+
+        warnings.warn(f"the explorer's worker processes failed ({type(err).__name__}: {' '.join(str(err).split())[:200]});"
+                      f" computing the {len(jobs) - len(results)} remaining parts here instead (slower)",
+                      WorkerFallbackWarning, stacklevel=3)
+    return results
+
+
+def workers_can_start() -> bool:
+    """Whether spawned workers can re-import this program's main module: yes in a notebook kernel or an
+    interactive session (no main file), no for a script (its top level would run again in every worker unless
+    guarded by ``if __name__ == "__main__"``, which cannot be known from here) or a program read from stdin."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    return getattr(main, "__file__", None) is None
+
+
 def default_workers() -> int:
-    """Processes for :func:`compute`: the CPUs this process may use, at most 4, and at most one per spare GB.
+    """Processes for :func:`compute`: the CPUs this process may use, at most 4, and at most one per spare GB;
+    one (computing here) where workers could not re-import the main module (:func:`workers_can_start`).
 
     A worker peaks near 350 MB; where JupyterHub states a memory limit (``MEM_LIMIT``, as on Binder) the
     kernel keeps about a GB for itself, so a 2 GB limit computes in the kernel, one process.
@@ -56,6 +92,8 @@ def default_workers() -> int:
         cpus = os.cpu_count() or 1
     limit = os.environ.get("MEM_LIMIT")
     by_memory = max(1, int(float(limit) / 2**30) - 1) if limit and limit.replace(".", "", 1).isdigit() else 4
+    if not workers_can_start():  # a script: compute here (pass workers=N to use processes from a guarded one)
+        return 1
     return max(1, min(4, cpus, by_memory))
 
 
@@ -66,9 +104,6 @@ def compute(task_options: dict | None = None, step_sizes=(0.01, 0.03), solvers=F
 
     ``workers=1`` computes here, one after the other.
     """
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
     started = time.perf_counter()
     task_options = dict(task_options or {})
     task = horizon.horizon_task(**task_options)
@@ -85,12 +120,10 @@ def compute(task_options: dict | None = None, step_sizes=(0.01, 0.03), solvers=F
             jobs[(h, s)] = ("sweep", dict(step_size=h, solver=s, steps=tuple(ks), lam=lam, cg_steps=cg_steps,
                                           truncate=truncate))
     workers = min(len(jobs), workers or default_workers())
-    if workers <= 1:
-        results = {key: _job(kind, task_options, args) for key, (kind, args) in jobs.items()}
-    else:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            futures = {key: pool.submit(_job, kind, task_options, args) for key, (kind, args) in jobs.items()}
-            results = {key: f.result() for key, f in futures.items()}
+    results = _in_workers(jobs, task_options, workers) if workers > 1 else {}
+    for key, (kind, args) in jobs.items():  # here: everything (one worker), or what the workers did not finish
+        if key not in results:
+            results[key] = _job(kind, task_options, args)
     at = {t: i for i, t in enumerate(times)}
     exact = {h: results["exact"][[at[k * h] for k in ks]] for h in step_sizes}
     sweeps = {(h, s): results[(h, s)] for h in step_sizes for s in solvers}

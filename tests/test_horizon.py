@@ -118,6 +118,8 @@ def test_default_workers_follow_the_cpus_and_a_stated_memory_limit(monkeypatch):
     import os
 
     monkeypatch.delenv("MEM_LIMIT", raising=False)
+    assert horizon_data.default_workers() == 1  # under pytest __main__ is a script: workers would re-run it
+    monkeypatch.setattr(horizon_data, "workers_can_start", lambda: True)  # as in a notebook kernel
     assert 1 <= horizon_data.default_workers() <= min(4, len(os.sched_getaffinity(0)))
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
     assert horizon_data.default_workers() == 4
@@ -125,3 +127,65 @@ def test_default_workers_follow_the_cpus_and_a_stated_memory_limit(monkeypatch):
     assert horizon_data.default_workers() == 1
     monkeypatch.setenv("MEM_LIMIT", str(4 * 2**30))
     assert horizon_data.default_workers() == 3
+
+
+SCRIPT = """from amaml_lab.widgets import HorizonExplorer
+app = HorizonExplorer(step_sizes=(0.05,), solvers=("euler",), solver="euler", largest=10, shots=6, queries=8,
+                      hidden=(8,))
+print("built", len(app.data.steps))
+"""
+
+
+@pytest.mark.parametrize("how", ["file", "stdin"])
+def test_the_explorer_builds_from_a_plain_script(tmp_path, how):
+    """No main guard, or a program read from stdin: spawned workers could not re-import either, so the build
+    computes in the process (before, it died with spawn's bootstrapping error and a broken pool)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "save_figure.py"
+    script.write_text(SCRIPT)
+    cmd = [sys.executable, str(script)] if how == "file" else [sys.executable, "-"]
+    done = subprocess.run(cmd, input=None if how == "file" else SCRIPT, capture_output=True, text=True,
+                          timeout=600, cwd=tmp_path)
+    assert done.returncode == 0 and "built 5" in done.stdout, done.stderr[-2000:]
+
+
+def test_killed_workers_fall_back_to_computing_here(monkeypatch):
+    """A worker killed mid-build (a memory limit, a signal) breaks the pool; the build warns once and computes
+    what is left here, and the data equal a build in one process."""
+    import os
+    import signal
+    import threading
+    import time
+
+    monkeypatch.setattr(horizon_data, "workers_can_start", lambda: True)
+    killed = []
+
+    def kill_a_worker():
+        deadline = time.time() + 120
+        while time.time() < deadline and not killed:
+            for pid in (int(d) for d in os.listdir("/proc") if d.isdigit()):
+                try:
+                    stat = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+                    cmdline = open(f"/proc/{pid}/cmdline", "rb").read()
+                except OSError:
+                    continue
+                if int(stat[1]) == os.getpid() and b"spawn_main" in cmdline:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                    break
+            time.sleep(0.02)
+
+    options = dict(shots=6, queries=8, hidden=(8,), seed=1)
+    args = dict(step_sizes=(0.05,), solvers=("euler", "rk4"), steps=hz.log_steps(10))
+    killer = threading.Thread(target=kill_a_worker)
+    killer.start()
+    with pytest.warns(horizon_data.WorkerFallbackWarning, match="computing the .* remaining parts here"):
+        data = horizon_data.compute(options, workers=2, **args)
+    killer.join()
+    here = horizon_data.compute(options, workers=1, **args)
+    assert killed
+    for key in here.sweeps:
+        for m, g in here.sweeps[key].grads.items():
+            assert torch.allclose(data.sweeps[key].grads[m], g, rtol=0, atol=1e-12, equal_nan=True), (key, m)
