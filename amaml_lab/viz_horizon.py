@@ -92,7 +92,16 @@ def horizon_figure(data, step_size: float, solver: str, j: int, shown, cost: dic
                                      marker=dict(size=4), line_color=color_of(m["key"])), 2, col)
         fig.add_trace(go.Scatter(**_method_markers(view, field), mode="markers", showlegend=False, name="at T",
                                  marker=dict(size=12, symbol="circle-open", line=dict(width=2))), 2, col)
-    steps = data.steps[j]
+    _cost_panels(fig, data.steps[j], cost)
+    _log_axes(fig)
+    fig.update_layout(template="plotly_white", height=1150, margin=dict(l=60, r=20, t=70, b=40),
+                      legend=dict(font=dict(size=11), orientation="h", yanchor="top", y=-0.06, x=0),
+                      title=_horizon_title(view, step_size, solver))
+    return fig
+
+
+def _cost_panels(fig, steps: int, cost: dict) -> None:
+    """(d): measured time and peak memory against the steps, with a line at the steps shown now."""
     for col, field in ((1, "time_s"), (2, "peak_mb")):
         top = 1.0
         for name, color in HORIZON_COST.items():
@@ -104,6 +113,9 @@ def horizon_figure(data, step_size: float, solver: str, j: int, shown, cost: dic
         floor = min([r[field] for r in cost["rows"] if field in r] + [top]) / 2
         fig.add_trace(go.Scatter(x=[steps, steps], y=[floor, top * 2], mode="lines", showlegend=False,
                                  name="steps now", line=dict(color="#111111", dash="dot")), 3, col)
+
+
+def _log_axes(fig) -> None:
     fig.update_xaxes(title="x", row=1, col=1)
     fig.update_xaxes(title="t", type="log", row=1, col=2)
     fig.update_yaxes(type="log", row=1, col=2)
@@ -113,10 +125,6 @@ def horizon_figure(data, step_size: float, solver: str, j: int, shown, cost: dic
         fig.update_yaxes(type="log", row=3, col=col)
     fig.update_yaxes(type="log", range=[-10, 4.2], row=2, col=1)
     fig.update_yaxes(range=[-1.05, 1.05], row=2, col=2)
-    fig.update_layout(template="plotly_white", height=1150, margin=dict(l=60, r=20, t=70, b=40),
-                      legend=dict(font=dict(size=11), orientation="h", yanchor="top", y=-0.06, x=0),
-                      title=_horizon_title(view, step_size, solver))
-    return fig
 
 
 def _method_markers(view, field) -> dict:
