@@ -51,15 +51,15 @@ def committed(root=None) -> list[dict]:
     return records
 
 
-def mini_study(out, settings_=(("Sinusoid", 10, 10),), steps=(10, 100), reg: float = 0.0, seed: int = 0,
+def mini_study(out, families=(("Sinusoid", 10, 10),), steps=(10, 100), reg: float = 0.0, seed: int = 0,
                meta_steps: int = 150, eval_tasks: int = 20, eval_steps: int = 100, step_size: float = STEP_SIZE,
                test_horizons=(0, 10, 100, 1000), show_progress: bool | None = False) -> list[dict]:
     """A small horizon experiment run here, in the committed study's layout under ``out`` (notebook 08's FAST):
-    maml through ``steps`` Euler steps of 0.01, Adam 1e-3, meta-batch 5; returns :func:`load` of ``out``."""
+    maml through ``steps`` Euler steps of ``step_size``, Adam 1e-3, meta-batch 5; returns :func:`load` of ``out``."""
     from .config import RunConfig
     from .runs import run
 
-    for domain, shots, query in settings_:
+    for domain, shots, query in families:
         for n in steps:
             cfg = RunConfig(domain, shots, query, n, method="maml", seed=seed, solver="euler", step_size=step_size,
                             reg=reg, optimizer="adam", meta_lr=1e-3, meta_batch=5, meta_steps=meta_steps,
