@@ -17,6 +17,7 @@ import torch
 from .checks import check_choice
 from .flow import FIXED_SOLVERS
 from .metagrad import METHODS
+from .metagrad.dispatch import proximal_weight
 from .tasks.domains import CLASSIFICATION, check_domain, default_hidden
 from .tasks.synthetic import FAMILIES
 
@@ -202,6 +203,4 @@ class RunConfig:
 
 def inner_reg(cfg: RunConfig) -> float:
     """The proximal weight of the run's inner problem: imaml's own ``lam`` (2 unless given), else ``cfg.reg``."""
-    if cfg.method == "imaml":
-        return float(cfg.options.get("lam", METHODS["imaml"].options["lam"]))
-    return cfg.reg
+    return proximal_weight(cfg.method, cfg.reg, cfg.options)

@@ -22,6 +22,7 @@ from .builders import build_model, losses_for, on_device
 from .config import RunConfig, use_deterministic
 from .io import save_torch_atomic
 from .metagrad import comln_task, meta_gradient, meta_gradient_batch
+from .metagrad.dispatch import flow_reg
 from .models import stacked_forward
 from .progress import progress
 from .tasks.domains import load_domain
@@ -80,7 +81,7 @@ def batch_gradient(cfg: RunConfig, model, theta: dict, support, query, losses=No
     stacked = stacked_forward(model) is not None if stacked is None else stacked
     r = meta_gradient_batch(support_loss, query_loss, {k: v.detach() for k, v in theta.items()}, support, query,
                             method=cfg.method, steps=cfg.inner_steps, step_size=cfg.step_size, solver=cfg.solver,
-                            reg=0.0 if cfg.method == "imaml" else cfg.reg, stacked_losses=stacked, **cfg.options)
+                            reg=flow_reg(cfg.method, cfg.reg), stacked_losses=stacked, **cfg.options)
     return r.grad, r.query_loss, None
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..functional import cosine, flat_grad, relative_error
-from .dispatch import meta_gradient
+from .dispatch import flow_reg, meta_gradient, proximal_weight
 
 DEFAULT_METHODS = (
     ("maml", "maml", {}),
@@ -33,14 +33,14 @@ def compare_methods(support_loss, query_loss, theta, steps_list, *, step_size, m
         exact = {}
         for label, method, options in methods:
             opts = dict(options)
-            run_reg = opts.get("lam", 2.0) if method == "imaml" else reg
+            run_reg = proximal_weight(method, reg, opts)
             if method == "truncated":
                 opts["truncate"] = min(opts.get("truncate", steps), steps)
             if run_reg not in exact:
                 exact[run_reg] = flat_grad(meta_gradient(support_loss, query_loss, theta, method="maml", steps=steps,
                                                      step_size=step_size, solver=solver, reg=run_reg, **common).grad)
             r = meta_gradient(support_loss, query_loss, theta, method=method, steps=steps, step_size=step_size,
-                              solver=solver, reg=0.0 if method == "imaml" else reg, **common, **opts)
+                              solver=solver, reg=flow_reg(method, reg), **common, **opts)
             g, ref = flat_grad(r.grad), exact[run_reg]
             rows.append({
                 "steps": steps,

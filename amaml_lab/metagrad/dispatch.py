@@ -79,6 +79,19 @@ def _check_options(method: Method, options: dict, steps: int, solver: str) -> di
     return opts
 
 
+def proximal_weight(method: str, reg: float, options: dict) -> float:
+    """The proximal weight of ``method``'s inner problem: iMAML's own ``lam`` (its default unless given), else
+    the flow's ``reg``.  The one place the iMAML rule is written."""
+    if method == "imaml":
+        return float(options.get("lam", METHODS["imaml"].options["lam"]))
+    return reg
+
+
+def flow_reg(method: str, reg: float) -> float:
+    """The ``reg`` to hand :func:`meta_gradient` for ``method``: iMAML takes its proximal weight as ``lam``, so 0."""
+    return 0.0 if method == "imaml" else reg
+
+
 def meta_gradient(
     support_loss,
     query_loss,
