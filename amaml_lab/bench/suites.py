@@ -41,10 +41,6 @@ def run_peers(args) -> list[dict]:
                 f"{r['time_s']:.3f} s, {r['peak_mb']:.1f} MB, error {r['rel_error']:.1e}" if "time_s" in r
                 else r["error"]), file=sys.stderr, flush=True)
         shutil.rmtree(os.path.dirname(flow), ignore_errors=True)
-    if args.out:
-        from ..io import write_json_atomic
-
-        write_json_atomic(args.out, rows)
     return rows
 
 
@@ -58,10 +54,6 @@ def run_meta_step(args) -> list[dict]:
             rows.append(row)
             print(f"  {name:>12} {losses:>8}: " + (f"{row['time_s']:.3f} s" if "time_s" in row else row["error"]),
                   file=sys.stderr, flush=True)
-    if args.out:
-        from ..io import write_json_atomic
-
-        write_json_atomic(args.out, rows)
     return rows
 
 
@@ -99,10 +91,6 @@ def run_steps(args) -> list[dict]:
             print(f"  {name:>22} steps={steps:>6}: " + (
                 f"{row['time_s']:.3f} s, {row['peak_mb']:.1f} MB" if "time_s" in row else row["error"]),
                 file=sys.stderr, flush=True)
-    if args.out:
-        from ..io import write_json_atomic
-
-        write_json_atomic(args.out, rows)
     return rows
 
 
