@@ -278,7 +278,6 @@ class BaselineExplorer(App):
         }
         self._rows: dict = {}  # method -> its rows (one per steps)
         self._made_with: dict = {}  # method -> the options its rows were computed with
-        self.computed: list = []  # the methods each recomputation ran, in order (for the tests)
         self._refresh()
         self.figure = viz.baselines_figure(self.rows, widget=True, steps=self.controls["steps"].value)
         super().__init__()
@@ -296,7 +295,6 @@ class BaselineExplorer(App):
         for label, method, options in stale:
             self._rows[method] = [r for r in rows if r["label"] == label]
             self._made_with[method] = (label, method, options)
-        self.computed.append([m[1] for m in stale])
 
     @property
     def rows(self) -> list[dict]:

@@ -43,30 +43,38 @@ def test_reconstruction_explorer_redraws():
     assert app.result["error"] > 1e6 and "λmax·T = 80.0" in app.status.value
 
 
-def test_baseline_explorer_redraws_for_lambda_cg_steps_and_truncation():
+def test_baseline_explorer_redraws_for_lambda_cg_steps_and_truncation(monkeypatch):
+    computed = []  # the methods each recomputation ran, seen from outside the app
+    real = widgets.compare_methods
+
+    def recording(*args, methods, **kwargs):
+        computed.append([m[1] for m in methods])
+        return real(*args, methods=methods, **kwargs)
+
+    monkeypatch.setattr(widgets, "compare_methods", recording)
     support_loss, query_loss, theta = build_task(8, "float64", "cpu", 4, 0)
     app = widgets.BaselineExplorer(support_loss, query_loss, theta, steps_list=(4, 8), cg_steps=2, truncate=2)
-    assert app.computed == [["adjoint", "fomaml", "reptile", "imaml", "truncated"]]
+    assert computed == [["adjoint", "fomaml", "reptile", "imaml", "truncated"]]
     labels = [t.name for t in app.figure.data]
     imaml = labels.index("imaml")
     trunc = labels.index("truncated (last 2)")
     adjoint = [r for r in app.rows if r["method"] == "adjoint"]
     before = app.figure.data[imaml].y
     app.controls["lam"].value = 20.0
-    assert app.figure.data[imaml].y != before and app.computed[-1] == ["imaml"]
+    assert app.figure.data[imaml].y != before and computed[-1] == ["imaml"]
     before = app.figure.data[imaml].y
     app.controls["cg_steps"].value = 6
-    assert app.figure.data[imaml].y != before and app.computed[-1] == ["imaml"]
+    assert app.figure.data[imaml].y != before and computed[-1] == ["imaml"]
     before = app.figure.data[trunc].y
     app.controls["truncate"].value = 4
     assert app.figure.data[trunc].y != before and app.figure.data[trunc].name == "truncated (last 4)"
-    assert app.computed[-1] == ["truncated"]
+    assert computed[-1] == ["truncated"]
     # the rows of methods no change touched are the very same objects
     assert all(a is b for a, b in zip(adjoint, [r for r in app.rows if r["method"] == "adjoint"]))
     # the steps control recomputes nothing: it moves the dotted line and the status line
-    n = len(app.computed)
+    n = len(computed)
     app.controls["steps"].value = 4
-    assert len(app.computed) == n and app.figure.data[-1].x == (4, 4) and app.status.value.startswith("at 4 steps")
+    assert len(computed) == n and app.figure.data[-1].x == (4, 4) and app.status.value.startswith("at 4 steps")
 
 
 def test_cost_explorer_measures_every_point_once_in_the_background():
