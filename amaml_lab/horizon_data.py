@@ -53,17 +53,25 @@ def _in_workers(jobs: dict, task_options: dict, workers: int) -> dict:
     from multiprocessing import get_context
 
     results = {}
+    pool = None
     try:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            futures = {key: pool.submit(_job, kind, task_options, args) for key, (kind, args) in jobs.items()}
-            for key, future in futures.items():
-                results[key] = future.result()
+        pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+        futures = {key: pool.submit(_job, kind, task_options, args) for key, (kind, args) in jobs.items()}
+        for key, future in futures.items():
+            results[key] = future.result()
     except Exception as err:  # BrokenProcessPool, a worker killed, a spawn that cannot bootstrap, no /dev/shm ...
         import warnings
 
+        # the survivors are stopped first: waiting for them on a broken pool can block on its result pipe
+        survivors = (getattr(pool, "_processes", None) or {}) if pool is not None else {}
+        for process in list(survivors.values()):
+            process.kill()
         warnings.warn(f"the explorer's worker processes failed ({type(err).__name__}: {' '.join(str(err).split())[:200]});"
                       f" computing the {len(jobs) - len(results)} remaining parts here instead (slower)",
                       WorkerFallbackWarning, stacklevel=3)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=not (len(results) < len(jobs)), cancel_futures=True)
     return results
 
 
