@@ -218,6 +218,14 @@ class Linearization:
         with torch.enable_grad():
             return torch.autograd.grad(self._g, self._x, v.detach(), retain_graph=True)[0]
 
+    def hvp_rows(self, V: torch.Tensor) -> torch.Tensor:
+        """H(u) v for every row v of a (rows, P) ``V``: one batched HVP on the autograd back end."""
+        if self._x is None:
+            return torch.stack([self.hvp(v) for v in V])
+        self.d.hvp_evals += V.shape[0]
+        with torch.enable_grad():
+            return torch.autograd.grad(self._g, self._x, V.detach(), retain_graph=True, is_grads_batched=True)[0]
+
 
 def module_params(model: torch.nn.Module) -> dict:
     """The module's parameters as a detached dict (a starting ``theta``)."""

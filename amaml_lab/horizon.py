@@ -43,7 +43,7 @@ from torchdiffeq import odeint
 from .checks import check_choice, check_number
 from .flow import FIXED_SOLVERS, step_function
 from .functional import module_params, task_losses
-from .metagrad.adjoint import _AdjointField
+from .metagrad.adjoint import AdjointField
 from .metagrad.core import build_problem
 from .metagrad.implicit import conjugate_gradient
 from .models import mlp
@@ -151,20 +151,13 @@ def exact_gradients(task: HorizonTask, times, rtol: float = 1e-9, atol: float = 
 
 
 # ---------------------------------------------------------------- every method at every horizon
-def _batched_hvp(lin, A):
-    """H(u) A for a (rows, P) A at a linearised state: one batched HVP."""
-    with torch.enable_grad():
-        return torch.autograd.grad(lin._g, lin._x, A, retain_graph=True, is_grads_batched=True)[0]
-
-
-class _BatchedAdjointField(_AdjointField):
+class _BatchedAdjointField(AdjointField):
     """The adjoint field H(u(t)) A for a (rows, P) adjoint A: the package's field, one batched HVP a stage."""
 
     def __call__(self, t, A):
         u, k = self.state_at(t)
         lin = self.p.support.linearize(u) if k is None else self._point(k)[0]
-        self.p.support.hvp_evals += A.shape[0]
-        return _batched_hvp(lin, A)
+        return lin.hvp_rows(A)  # counts one HVP a row
 
 
 def _segments(ks, K):
@@ -286,7 +279,7 @@ def every_horizon(task: HorizonTask, step_size: float, solver: str = "rk4", step
                 if len(lins) > 3:  # a sweep walks down: keep only the few states in use
                     lins.clear()
                 lins[k] = p.support.linearize(states[k])
-            return _batched_hvp(lins[k], A)
+            return lins[k].hvp_rows(A)
 
         def units(hi, lo, A):
             """Backward units of 2h from hi down to lo (same parity); below 1 on an odd sweep, the continuous step."""

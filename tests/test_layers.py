@@ -42,8 +42,8 @@ LAYERS = [
     ("cli",),
     ("__main__", "bench.__main__"),  # entry points: they only call cli
 ]
-# known exceptions, each with its reason; issue 21 removes them (the horizon explorer's sweeps into the engine)
-PRIVATE_EXCEPTIONS = {("horizon", "metagrad.adjoint", "_AdjointField")}
+# known exceptions, each with its reason (none now)
+PRIVATE_EXCEPTIONS: set = set()
 
 
 def module_name(path: Path) -> str:

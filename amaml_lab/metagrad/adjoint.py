@@ -28,8 +28,9 @@ class GridSchemeWarning(RuntimeWarning):
 STABLE_STEP = {"euler": 2.0, "midpoint": 2.0, "rk4": 2.785}
 
 
-class _AdjointField:
-    """The backward system (a, q) -> ((H + reg) a, -reg a) along stored states.
+class AdjointField:
+    """The backward system (a, q) -> ((H + reg) a, -reg a) along stored states (public: the horizon explorer
+    batches it over every horizon at once).
 
     Between stored states u(t) is the cubic Hermite interpolant of the states
     and their velocities (error O(h^4), so rk4 keeps its order).  At a stored
@@ -87,7 +88,7 @@ class _AdjointField:
 
 def _continuous_segment(p: Problem, i0: int, i1: int, states, a, q):
     grid = p.grid[i0: i1 + 1]
-    field = _AdjointField(p, grid, states)
+    field = AdjointField(p, grid, states)
     y0 = (a, q) if p.reg else (a,)
     out = p.solve(field, y0, [i1 - i0, 0], grid=grid)
     a = out[0][-1]
@@ -358,4 +359,4 @@ def adjoint(p: Problem, scheme: str = "continuous", checkpoints=None, memory_bud
     return a + q, u_T, qloss, stats
 
 
-__all__ = ["adjoint", "GridSchemeWarning"]
+__all__ = ["adjoint", "AdjointField", "GridSchemeWarning"]
