@@ -175,6 +175,18 @@ class Derivatives:
             hv = torch.autograd.grad(g, x, V.detach(), is_grads_batched=True)[0]
         return g.detach(), hv
 
+    def hvp_each(self, U: torch.Tensor, V: torch.Tensor):
+        """(grad at u_i, H(u_i) v_i) for the rows u_i of U and v_i of V: the loss vmapped over the rows."""
+        self.grad_evals += U.shape[0]
+        self.hvp_evals += U.shape[0]
+        if self.backend == "func":
+            return torch.func.vmap(lambda u, v: torch.func.jvp(self._func_grad, (u,), (v,)))(U.detach(), V.detach())
+        with torch.enable_grad():
+            X = U.detach().requires_grad_(True)
+            G = torch.autograd.grad(torch.func.vmap(self.loss)(X).sum(), X, create_graph=True)[0]
+            HV = torch.autograd.grad(G, X, V.detach())[0]
+        return G.detach(), HV
+
     def linearize(self, u: torch.Tensor) -> "Linearization":
         """The gradient at u, and H(u) v for any number of v at the cost of one backward pass each."""
         self.grad_evals += 1

@@ -13,7 +13,7 @@ LAYERS = [
     ("functional",),
     ("flow",),
     ("metagrad.core",),
-    ("metagrad.checkpointing",),
+    ("metagrad.checkpointing", "metagrad.sweeps"),
     ("metagrad.adjoint", "metagrad.unrolled", "metagrad.first_order", "metagrad.implicit", "metagrad.forward"),
     ("metagrad.comln", "metagrad.backsolve"),
     ("metagrad.dispatch",),

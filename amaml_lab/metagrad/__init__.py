@@ -2,13 +2,13 @@
 (:func:`meta_gradient_batch`) and the side-by-side comparison (:func:`compare_methods`)."""
 from __future__ import annotations
 
-from .adjoint import GridSchemeWarning
 from .backsolve import BacksolveWarning
 from .batch import BatchMetaGradient, VmapFallbackWarning, meta_gradient_batch
 from .comln import comln_task
 from .compare import compare_methods
 from .core import MetaGradient
 from .dispatch import METHODS, SCHEMES, Method, meta_gradient
+from .sweeps import GridSchemeWarning
 
 __all__ = ["meta_gradient", "METHODS", "MetaGradient", "BacksolveWarning", "GridSchemeWarning", "SCHEMES", "Method",
            "comln_task", "compare_methods", "meta_gradient_batch", "BatchMetaGradient", "VmapFallbackWarning"]

@@ -6,11 +6,43 @@ import warnings
 
 import torch
 
-from .core import Problem, query_value_and_grad
+from .core import Problem, query_value_and_grad, sweep_rows
 
 
 class BacksolveWarning(RuntimeWarning):
     """The state reconstructed backward in time drifted away from the true one."""
+
+
+def _back(p: Problem, y: tuple, hi: int, lo: int) -> tuple:
+    """(u, a, q) at step ``lo`` from (u, a, q) at step ``hi``: state and adjoint run backward together.
+
+    One vector each, or rows (one a horizon: each row its own state, a batched HVP a stage); q collects
+    reg * integral of a, so the meta-gradient is a + q at step 0.
+    """
+    reg, flow = p.reg, p.flow()
+    each = y[0].dim() == 2
+
+    def field(t, z):
+        x, lam = z[0], p.masked(z[1])
+        g, hv = p.support.hvp_each(x, lam) if each else p.support.hvp(x, lam)
+        if reg:
+            return flow.velocity(x, g), hv + reg * lam, -reg * lam
+        return flow.velocity(x, g), hv
+
+    out = p.solve(field, y if reg else y[:2], [hi, lo])
+    return out[0][-1], out[1][-1], (out[2][-1] if reg else y[2])
+
+
+def backsolve_rows(p: Problem, ends, u_ends: torch.Tensor, cotangents: torch.Tensor) -> torch.Tensor:
+    """Back-solving's meta-gradient of the inner loop stopped at step ``ends[j]``, a row each, in one sweep.
+
+    Row j starts from (u(T_j), grad L_Q(u(T_j))) = (``u_ends[j]``, ``cotangents[j]``) and joins the backward
+    solve when it reaches step ``ends[j]``; row j is what :func:`backsolve` gives with ``steps=ends[j]``.
+    """
+    with torch.no_grad():
+        _, a, q = sweep_rows(ends, (u_ends, cotangents, torch.zeros_like(cotangents)),
+                             lambda hi, lo, rows: _back(p, rows, hi, lo))
+    return a + q
 
 
 def backsolve(p: Problem, reconstruction_tol: float = 1e-3):
@@ -28,24 +60,12 @@ def backsolve(p: Problem, reconstruction_tol: float = 1e-3):
       from theta.  Use ``"adjoint"`` (stored states) or ``"adjoint"`` with
       ``checkpoints`` instead.  ``stats["reconstruction_error"]`` reports the drift.
     """
-    reg = p.reg
-    flow = p.flow()
     with torch.no_grad():
-        u_T = p.solve(flow, p.theta, [0, p.steps])[-1]
+        u_T = p.solve(p.flow(), p.theta, [0, p.steps])[-1]
         qloss, a = query_value_and_grad(p, u_T)
-
-        def field(t, y):
-            u, lam = y[0], p.masked(y[1])
-            g, hv = p.support.hvp(u, lam)
-            if reg:
-                return flow.velocity(u, g), hv + reg * lam, -reg * lam
-            return flow.velocity(u, g), hv
-
-        y_T = (u_T, a, torch.zeros_like(a)) if reg else (u_T, a)
         try:
-            out = p.solve(field, y_T, [p.steps, 0])
-            u_0, a_0 = out[0][-1], out[1][-1]
-            grad = a_0 + out[2][-1] if reg else a_0
+            u_0, a_0, q_0 = _back(p, (u_T, a, torch.zeros_like(a)), p.steps, 0)
+            grad = a_0 + q_0
         except FloatingPointError:
             u_0 = torch.full_like(a, float("nan"))
             grad = torch.full_like(a, float("nan"))
@@ -62,4 +82,4 @@ def backsolve(p: Problem, reconstruction_tol: float = 1e-3):
     return grad, u_T, qloss, {"stored_states": 1, "reconstruction_error": drift}
 
 
-__all__ = ["backsolve", "BacksolveWarning"]
+__all__ = ["backsolve", "backsolve_rows", "BacksolveWarning"]

@@ -126,6 +126,26 @@ def query_value_and_grad(p: Problem, u: torch.Tensor):
     return float(value.detach()), g
 
 
+def sweep_rows(ends, first: tuple, step_back) -> tuple:
+    """A linear backward sweep carrying several horizons at once, a row each.
+
+    Row j of the tensors in ``first`` starts at step ``ends[j]``; ``step_back(hi, lo, rows)`` carries the rows
+    that have started (a tuple of (rows, ...) tensors) from step hi down to lo; a row joins when the sweep
+    reaches its step.  Returns the rows at step 0, in the order of ``ends``.
+    """
+    order = sorted(range(len(ends)), key=lambda j: -ends[j])
+    stops = sorted(set(ends) | {0}, reverse=True)
+    live, joined = None, []
+    for hi, lo in zip(stops[:-1], stops[1:]):
+        joining = [j for j in order if ends[j] == hi]
+        joined += joining
+        new = tuple(x[joining] for x in first)
+        live = new if live is None else tuple(torch.cat([a, b]) for a, b in zip(live, new))
+        live = step_back(hi, lo, live)
+    back = torch.argsort(torch.tensor(joined))
+    return tuple(x[back] for x in live)
+
+
 def finish(p: Problem, grad_flat, adapted_flat, qloss, stats: dict, started: float) -> MetaGradient:
     stats = {
         "grad_evals": p.support.grad_evals,
@@ -142,4 +162,4 @@ def finish(p: Problem, grad_flat, adapted_flat, qloss, stats: dict, started: flo
     )
 
 
-__all__ = ["MetaGradient", "Problem", "build_problem", "finish"]
+__all__ = ["MetaGradient", "Problem", "build_problem", "finish", "query_value_and_grad", "sweep_rows"]

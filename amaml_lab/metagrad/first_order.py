@@ -39,7 +39,11 @@ def reptile(p: Problem, scale: str = "none"):
     check_choice("scale", scale, ("none", "horizon"))
     u_T = _adapt(p)
     qloss, _ = query_value_and_grad(p, u_T)
-    g = p.theta - u_T
-    if scale == "horizon":
-        g = g / (p.steps * p.step_size)
-    return g, u_T, qloss, {"stored_states": 1}
+    return reptile_direction(p.theta, u_T, p.steps * p.step_size if scale == "horizon" else 1.0), u_T, qloss, \
+        {"stored_states": 1}
+
+
+def reptile_direction(theta: torch.Tensor, u_T: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """(theta - u(T)) / scale: Reptile's direction (``scale`` = T makes it tend to grad L_S(theta) as T -> 0)."""
+    g = theta - u_T
+    return g / scale if scale != 1.0 else g

@@ -56,7 +56,15 @@ def imaml(p: Problem, lam: float = 2.0, cg_steps: int = 5, damping: float = 0.0)
     p.reg = lam
     with torch.no_grad():
         u_T = p.solve(p.flow(), p.theta, [0, p.steps])[-1]
-        qloss, g = query_value_and_grad(p, u_T)
-        lin = p.support.linearize(u_T)
-        v, iterations, residual = conjugate_gradient(lambda x: (1 + damping) * x + lin.hvp(x) / lam, g, cg_steps)
+    qloss, v, iterations, residual = implicit_direction(p, u_T, lam, cg_steps, damping)
     return v, u_T, qloss, {"stored_states": 1, "cg_iterations": iterations, "cg_residual": residual, "lam": lam}
+
+
+def implicit_direction(p: Problem, u: torch.Tensor, lam: float, cg_steps: int, damping: float = 0.0):
+    """iMAML's direction at an inner end point u: ``cg_steps`` CG iterations on ((1 + damping) I + H(u)/lam) v
+    = grad L_Q(u), the HVPs sharing one gradient's graph.  Returns (L_Q(u), v, iterations, residual norm)."""
+    with torch.no_grad():
+        qloss, g = query_value_and_grad(p, u)
+        lin = p.support.linearize(u)
+        v, iterations, residual = conjugate_gradient(lambda x: (1 + damping) * x + lin.hvp(x) / lam, g, cg_steps)
+    return qloss, v, iterations, residual

@@ -79,16 +79,23 @@ def truncated(p: Problem, truncate: int | None = None):
     n, k = p.steps, truncate
     with torch.no_grad():
         u_start = p.solve(p.flow(), p.theta, [0, n - k])[-1]
+    grad, u_T, value = tail_gradient(p, u_start, n - k, n)
+    return grad, u_T, value, {"stored_states": k + 1, "graph_steps": k}
+
+
+def tail_gradient(p: Problem, u_start: torch.Tensor, start: int, end: int):
+    """dL_Q(u_end)/d u_start (plus the reg terms of those steps): back-propagation through steps start..end only,
+    the state at ``start`` treated as if it were theta.  Returns (gradient, u_end, L_Q(u_end))."""
     with torch.enable_grad():
         u0 = u_start.clone().requires_grad_(True)
         theta = p.theta.clone().requires_grad_(True)
-        u_T = p.solve(p.flow(graph=True, theta=theta), u0, [n - k, n])[-1] if k else u0
+        u_T = p.solve(p.flow(graph=True, theta=theta), u0, [start, end])[-1] if end > start else u0
         value = p.query.loss(u_T)
-        inputs = (u0, theta) if (p.reg and k) else (u0,)
+        inputs = (u0, theta) if (p.reg and end > start) else (u0,)
         grads = torch.autograd.grad(value, inputs)
     p.query.grad_evals += 1
     grad = grads[0] + grads[1] if len(grads) == 2 else grads[0]
-    return grad, u_T.detach(), float(value.detach()), {"stored_states": k + 1, "graph_steps": k}
+    return grad, u_T.detach(), float(value.detach())
 
 
-__all__ = ["maml", "truncated"]
+__all__ = ["maml", "tail_gradient", "truncated"]
