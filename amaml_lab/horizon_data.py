@@ -142,3 +142,27 @@ def compute(task_options: dict | None = None, step_sizes=(0.01, 0.03), solvers=F
             curves[(h, s)] = task.predict(torch.cat([sw.states[:1], sw.states[list(sw.steps)]]))
     return HorizonData(task, tuple(ks), step_sizes, tuple(solvers), sweeps, exact, errs, curves,
                        time.perf_counter() - started)
+
+
+def summary_numbers(data: HorizonData) -> dict:
+    """The numbers notebook 02's notes cite, read from the explorer's data (rk4 at h = 0.01 unless named):
+    losses along the loop, each line's error range, back-solving's blow-up, the first-order cosines at T = 10,
+    the grid scheme's time against the continuous adjoint's and its instability at h = 0.03."""
+    main, steps = (0.01, "rk4"), list(data.steps)
+    sweep, err = data.sweeps[main], data.errors[main]
+    at = {T: steps.index(round(T / 0.01)) for T in (0.5, 1, 10)}
+    out = {f"support loss at T = {T:g}": float(sweep.support_curve[round(T / 0.01)]) for T in (0.5, 2, 10)}
+    out["query loss at T = 10"] = float(sweep.query_curve[1000])
+    for m in ("maml", "adjoint", "grid", "imaml"):
+        out[f"{m}: smallest error"], out[f"{m}: largest error"] = min(err[m][0]), max(err[m][0])
+    for h in (0.01, 0.03):
+        euler = data.errors[(h, "euler")]["maml"][0]
+        out[f"euler h = {h:g}, maml: smallest error"], out[f"euler h = {h:g}, maml: largest error"] = min(euler), max(euler)
+    for T in (0.5, 1, 10):
+        out[f"backsolve: error at T = {T:g}"] = err["backsolve"][0][at[T]]
+    for m in ("fomaml", "reptile", "truncated"):
+        out[f"{m}: cosine at T = 10"] = err[m][1][at[10]]
+    out["grid / adjoint seconds"] = sweep.seconds["grid"] / sweep.seconds["adjoint"]
+    for solver in ("midpoint", "rk4"):
+        out[f"{solver} h = 0.03, grid: error at 1,000 steps"] = data.errors[(0.03, solver)]["grid"][0][steps.index(1000)]
+    return out
