@@ -1,4 +1,5 @@
-# amaml_lab: `make lab` (JupyterLab on notebooks/), `make demo` (headless), `make test` (every test).
+# amaml_lab: `make lab` (JupyterLab on notebooks/), `make demo` (headless), `make test` (every test),
+# `make book` (the static site: every notebook executed with FAST = True, into _build/html; see book/).
 # Each target sets up .venv first.  pip honours PIP_CONSTRAINT (CI pins torch with it: see .ci/run).
 #   make lab LAB_ARGS="--port 9999 --no-browser"     extra JupyterLab flags (--allow-root is added for root)
 #   make install TORCH_INDEX=https://download.pytorch.org/whl/cpu   PyTorch's CPU build on a machine without a GPU
@@ -6,12 +7,13 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BOOK_STAMP := $(VENV)/.installed-book
 LAB_ARGS ?=
 TORCH_INDEX ?=
 # JupyterLab refuses to start as root (the usual user in a container) unless told
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: install lab demo test bench mutants clean
+.PHONY: install lab demo test book bench mutants clean
 
 install: $(STAMP)
 
@@ -22,14 +24,23 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[lab,test,peers]"
 	touch $(STAMP)
 
+# the book's tools (Jupyter Book 1.x: Sphinx and MyST-NB) beside the rest; tests/test_book.py builds the book too
+$(BOOK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[book]"
+	touch $(BOOK_STAMP)
+
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/ $(ROOT_FLAG) $(LAB_ARGS)
 
 demo: $(STAMP)
 	$(BIN)/amaml-lab demo
 
-test: $(STAMP)
+test: $(STAMP) $(BOOK_STAMP)
 	$(BIN)/python -m pytest
+
+# every build runs every notebook (a few minutes); open _build/html/index.html, or publish it (.github/workflows/book.yml)
+book: $(BOOK_STAMP)
+	$(BIN)/jupyter-book build . --config book/_config.yml --toc book/_toc.yml --all
 
 mutants: $(STAMP)
 	$(BIN)/python tools/mutants.py --out docs/mutants.md
@@ -38,4 +49,4 @@ bench: $(STAMP)
 	$(BIN)/python -m amaml_lab.bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache _build

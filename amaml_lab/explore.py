@@ -10,15 +10,17 @@
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .checks import check_choice
-from .flow import FIXED_SOLVERS, GradientFlow, solve, time_grid, trajectory
+from .flow import FIXED_SOLVERS, GradientFlow, solve, step_function, time_grid, trajectory
 from .functional import Derivatives, flat_grad, relative_error
-from .metagrad import BacksolveWarning, meta_gradient
+from .metagrad import BacksolveWarning, compare_methods, meta_gradient
 
 DT = torch.float64
 
@@ -37,6 +39,21 @@ def _wells(u):
     return (u[..., 0] ** 2 - 1) ** 2 + 0.5 * u[..., 1] ** 2 + 0.3 * u[..., 0] * u[..., 1]
 
 
+# their gradients in closed form, on numpy arrays (..., 2): the explorer's tables step many loops at once with them
+def _quadratic_grad(u):
+    return u @ np.array([[4.0, 3.5], [3.5, 4.0]])
+
+
+def _valley_grad(u):
+    x, y = u[..., 0], u[..., 1]
+    return np.stack([-2 * (1 - x) - 20 * x * (y - x * x), 10 * (y - x * x)], -1)
+
+
+def _wells_grad(u):
+    x, y = u[..., 0], u[..., 1]
+    return np.stack([4 * x * (x * x - 1) + 0.3 * y, y + 0.3 * x], -1)
+
+
 @dataclass(frozen=True)
 class Surface:
     name: str
@@ -44,13 +61,16 @@ class Surface:
     start: tuple
     box: tuple = (-2.0, 2.0, -2.0, 2.0)
     doc: str = ""
+    grad: object = None  # the loss's gradient in closed form, numpy (..., 2) -> (..., 2)
 
 
 SURFACES = {s.name: s for s in (
-    Surface("quadratic", _quadratic, (-1.5, 1.2),
+    Surface("quadratic", _quadratic, (-1.5, 1.2), grad=_quadratic_grad,
         doc="an ill-conditioned bowl (Hessian eigenvalues 0.5 and 7.5): gradient descent is stable for h < 2/7.5"),
-    Surface("valley", _valley, (-1.2, 1.5), doc="a curved valley (Rosenbrock's, scaled): slow progress along its floor"),
-    Surface("wells", _wells, (0.1, 1.8), doc="two minima: where the inner loop ends depends on where it starts"),
+    Surface("valley", _valley, (-1.2, 1.5), grad=_valley_grad,
+        doc="a curved valley (Rosenbrock's, scaled): slow progress along its floor"),
+    Surface("wells", _wells, (0.1, 1.8), grad=_wells_grad,
+        doc="two minima: where the inner loop ends depends on where it starts"),
 )}
 
 
@@ -106,6 +126,98 @@ def inner_paths(surface: str, horizon: float = 2.0, step_size: float = 0.1, solv
         _, flow = trajectory(s.loss, theta, steps=fine, step_size=steps * step_size / fine, solver="dopri5",
                              reg=reg, rtol=1e-9, atol=1e-11)
         paths["gradient flow"] = flow
+    return paths
+
+
+# ---------------------------------------------------------------- many inner loops at once (the explorer's tables)
+FLOW_DT = 0.004  # the gradient flow's rk4 step in the tables: within ~1e-7 of inner_paths' dopri5 on these surfaces
+
+
+def _scaled_field(grad, theta, reg, scale):
+    """f(u) = scale * (-grad L_S(u) - reg (u - theta)), a row per inner loop: a step of h on du/dt = f is a unit
+    step on du/ds = h f, so loops of different step sizes advance together."""
+    return lambda t, u: scale * (-grad(u) - reg * (u - theta))
+
+
+def _unit_steps(field, u0: np.ndarray, steps: int, solver: str) -> np.ndarray:
+    """``steps`` unit steps of a fixed-grid solver (:func:`amaml_lab.flow.step_function`): (steps + 1, *u0.shape)."""
+    step = step_function(solver)
+    out = np.empty((steps + 1, *u0.shape))
+    out[0] = y = u0
+    with np.errstate(all="ignore"):  # an unstable loop overflows; its path is cut where it leaves the box
+        for k in range(steps):
+            y = step(field, float(k), float(k + 1), y)
+            out[k + 1] = y
+    return out
+
+
+def inner_path_batch(surface: str, starts, step_sizes, regs, horizon: float, solvers=FIXED_SOLVERS) -> list[dict]:
+    """:func:`inner_paths`' fixed-step paths for many (start, step size, reg) at once, each to ``horizon``.
+
+    ``starts`` (B, 2), ``step_sizes`` and ``regs`` (B,).  Returns for each loop {solver: (n + 1, 2) states},
+    n = max(1, round(horizon / step size)): the same steps as :func:`inner_paths` takes (uncut: an unstable
+    path runs on to inf), from the surface's closed-form gradient, all loops in one vectorised numpy loop.
+    """
+    s = SURFACES[_check_surface(surface)]
+    theta = np.asarray(starts, float).reshape(-1, 2)
+    h = np.broadcast_to(np.asarray(step_sizes, float).reshape(-1, 1), (len(theta), 1))
+    reg = np.broadcast_to(np.asarray(regs, float).reshape(-1, 1), (len(theta), 1))
+    if not (h > 0).all() or not horizon > 0:
+        raise ValueError(f"horizon and step sizes must be positive; got {horizon} and {h[:, 0].tolist()}")
+    n = np.maximum(1, np.rint(horizon / h[:, 0]).astype(int))
+    out = [{} for _ in range(len(theta))]
+    for solver in solvers:
+        check_choice("solver", solver, FIXED_SOLVERS)
+        states = _unit_steps(_scaled_field(s.grad, theta, reg, h), theta, int(n.max()), solver)
+        for b, entry in enumerate(out):
+            entry[solver] = states[: n[b] + 1, b].copy()
+    return out
+
+
+def flow_batch(surface: str, starts, regs, horizon: float) -> np.ndarray:
+    """The gradient flow from each start (rows of ``starts``, each with its reg) on [0, ``horizon``]: its states
+    every :data:`FLOW_DT` (rk4 steps of that size), (K + 1, B, 2) with K = ceil(horizon / FLOW_DT)."""
+    s = SURFACES[_check_surface(surface)]
+    theta = np.asarray(starts, float).reshape(-1, 2)
+    reg = np.broadcast_to(np.asarray(regs, float).reshape(-1, 1), (len(theta), 1))
+    steps = max(1, math.ceil(horizon / FLOW_DT - 1e-9))
+    return _unit_steps(_scaled_field(s.grad, theta, reg, FLOW_DT), theta, steps, "rk4")
+
+
+def flow_to(surface: str, dense: np.ndarray, start, reg: float, horizon: float) -> np.ndarray:
+    """The flow's path to ``horizon`` from one loop's :func:`flow_batch` states ``dense`` (K + 1, 2): those at
+    the grid times before ``horizon``, then rk4 steps of at most FLOW_DT from the last of them to it."""
+    k = min(int(horizon / FLOW_DT + 1e-9), len(dense) - 1)
+    rest = horizon - k * FLOW_DT
+    if rest <= 1e-12:
+        return dense[: k + 1]
+    steps = math.ceil(rest / FLOW_DT - 1e-9)
+    s = SURFACES[_check_surface(surface)]
+    theta = np.asarray(start, float).reshape(1, 2)
+    tail = _unit_steps(_scaled_field(s.grad, theta, np.full((1, 1), float(reg)), rest / steps), dense[k][None], steps,
+                       "rk4")
+    return np.concatenate([dense[: k + 1], tail[1:, 0]])
+
+
+def finite_prefix(states: np.ndarray, limit: float = 1e3) -> np.ndarray:
+    """A path up to where it leaves the box of ``limit`` (that point clamped): :func:`inner_paths`' cut, numpy."""
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(states).all(1) & (np.abs(states).max(1) < limit)
+    bad = np.flatnonzero(~ok)
+    return states if len(bad) == 0 else np.nan_to_num(states[: bad[0] + 1].clip(-limit, limit), nan=limit)
+
+
+def paths_from_tables(surface: str, fixed: dict, dense: np.ndarray, start, reg: float, step_size: float,
+                      horizon: float, solver: str) -> dict:
+    """:func:`inner_paths`' dict (numpy states) read off one loop's :func:`inner_path_batch` entry ``fixed``
+    (computed to this horizon or a longer one) and its :func:`flow_batch` states ``dense``."""
+    steps = max(1, round(horizon / step_size))
+    if steps >= len(fixed["euler"]):
+        raise ValueError(f"the tables reach {len(fixed['euler']) - 1} steps; horizon {horizon} needs {steps}")
+    paths = {"gradient descent": finite_prefix(fixed["euler"][: steps + 1])}
+    if solver != "euler":
+        paths[f"{solver} steps"] = finite_prefix(fixed[solver][: steps + 1])
+    paths["gradient flow"] = flow_to(surface, dense, start, reg, steps * step_size)
     return paths
 
 
@@ -214,6 +326,56 @@ def reconstruction(task: QuadraticTask, horizon: float, steps: int, solver: str 
     return {"t": grid, "forward": forward, "backward": backward, "error": err}
 
 
+def reconstruction_grid(lam_max_values, horizons, steps: int = 200, n: int = 6, seed: int = 0, solver: str = "rk4"):
+    """:func:`reconstruction` for every (lam_max, horizon) of the :class:`QuadraticTask` (``n``, ``seed``) with
+    eigenvalues spread over (0.2, lam_max), all loops stepped side by side.
+
+    Returns {"lam_max": [L], "horizon": [H], "t": (H, steps + 1), "forward" and "backward": (steps + 1, L, H, n),
+    "error": (L, H)}.  Bit for bit :func:`reconstruction`'s numbers (the rebuilt u(0) is rounding amplified by
+    about e^(lam_max T), so any other arithmetic would change its digits): the same time grids and solver
+    steps, and the support gradient as autograd computes it, (r/2) A + (A r)/2 with r = u - c, the products
+    A r one loop at a time (a batched product rounds differently).
+    """
+    check_choice("solver", solver, FIXED_SOLVERS)
+    lams = [float(v) for v in lam_max_values]
+    horizons = [float(v) for v in horizons]
+    tasks = [QuadraticTask(n=n, eig=(0.2, lam), seed=seed) for lam in lams]
+    base = tasks[0]  # c and theta do not depend on the eigenvalues
+    A = torch.stack([t.A for t in tasks]).repeat_interleave(len(horizons), 0)  # row i * H + j: (lam_i, T_j)
+    grids = torch.stack([time_grid(steps, T / steps, DT) for T in horizons])
+    times = grids.repeat(len(lams), 1)
+    matrices, product = A.unbind(0), torch.empty(len(A), n, dtype=DT)
+    products = product.unbind(0)
+
+    def field(t, u):  # -grad L_S(u), the arithmetic of Derivatives(task.support_loss).grad
+        r = u - base.c
+        half = 0.5 * r
+        rows = half[:, :1] * A[:, 0]
+        for i in range(1, n):  # (r/2) A, summed in the order the vector-matrix kernel sums
+            rows = rows + half[:, i:i + 1] * A[:, i]
+        for a, v, out in zip(matrices, r.unbind(0), products):
+            torch.mv(a, v, out=out)
+        return -(rows + 0.5 * product)
+
+    step = step_function(solver)
+
+    def run(y, grid):
+        states = [y]
+        for k in range(steps):
+            y = step(field, grid[:, k:k + 1], grid[:, k + 1:k + 2], y)
+            states.append(y)
+        return torch.stack(states)
+
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        forward = run(base.theta.expand(len(A), n).clone(), times)
+        backward = run(forward[-1], times.flip(1)).flip(0)
+    error = [relative_error(u, base.theta) if torch.isfinite(u).all() else float("inf") for u in backward[0]]
+    shape = (steps + 1, len(lams), len(horizons), n)
+    return {"lam_max": lams, "horizon": horizons, "t": grids, "forward": forward.reshape(shape),
+            "backward": backward.reshape(shape), "error": torch.tensor(error, dtype=DT).reshape(len(lams), len(horizons))}
+
+
 def reconstruction_sweep(lam_max_values, horizon: float = 2.0, steps: int = 200, n: int = 6, seed: int = 0):
     """Rows {lam_max, lam_T, error}: how far the backward-rebuilt u(0) lands from theta as lambda_max T grows."""
     rows = []
@@ -278,6 +440,135 @@ def checkpoint_costs(support_loss, query_loss, theta, steps_list, step_size: flo
             row["difference"] = max(relative_error(flat_grad(runs[n].grad), stored) for n in ("c", "sqrt"))
             rows.append(row)
     return rows
+
+
+EVALS_PER_STEP = {"euler": 1, "midpoint": 2, "rk4": 4}  # support-gradient evaluations a fixed-grid step takes
+
+
+def baseline_table(support_loss, query_loss, theta, steps_list, *, step_size: float, lams, cg_steps: int,
+                   truncates, solver: str = "rk4") -> dict:
+    """Every row the baselines' comparison can show for iMAML's λ in ``lams`` and CG steps 1..``cg_steps``, and
+    for every truncation in ``truncates``: {"fixed": rows of adjoint, fomaml and reptile, "truncated": {k: rows},
+    "imaml": {(λ, CG steps): rows}}, rows as :func:`compare_methods` gives them (reg 0), one a steps.
+
+    adjoint, fomaml and reptile are :func:`compare_methods`' rows; truncated and iMAML come from
+    :func:`truncated_rows` and :func:`imaml_rows`, which share the work between their settings.  Same numbers
+    as :func:`compare_methods` to rounding, and the same counts of evaluations.
+    """
+    fixed = [m for m in baseline_methods() if m[1] in ("adjoint", "fomaml", "reptile")]
+    rows = compare_methods(support_loss, query_loss, theta, steps_list, step_size=step_size, methods=fixed,
+                           solver=solver)
+    common = dict(step_size=step_size, solver=solver)
+    return {"fixed": rows, "truncated": truncated_rows(support_loss, query_loss, theta, steps_list, truncates, **common),
+            "imaml": imaml_rows(support_loss, query_loss, theta, steps_list, lams, cg_steps, **common)}
+
+
+def _row(steps, label, method, g, exact, query_loss, seconds, grad_evals, hvp_evals, stored_states) -> dict:
+    from .functional import cosine
+
+    return {"steps": steps, "label": label, "method": method, "rel_error": relative_error(g, exact),
+            "cosine": cosine(g, exact), "query_loss": query_loss, "wall_time": seconds, "grad_evals": grad_evals,
+            "hvp_evals": hvp_evals, "stored_states": stored_states}
+
+
+def truncated_rows(support_loss, query_loss, theta, steps_list, truncates, *, step_size: float,
+                   solver: str = "rk4") -> dict:
+    """{k: :func:`compare_methods`' rows of ``("truncated (last k)", "truncated", {"truncate": k})``} for every k
+    in ``truncates``: for each steps one back-propagation through the whole loop gives every truncation (the
+    gradient at the state k steps before the end, :func:`tail_gradients`)."""
+    out = {int(k): [] for k in truncates}
+    evals = EVALS_PER_STEP[solver]
+    for steps in steps_list:
+        kw = dict(steps=steps, step_size=step_size, solver=solver)
+        started = time.perf_counter()
+        exact = flat_grad(meta_gradient(support_loss, query_loss, theta, method="maml", **kw).grad)
+        tails, qloss = tail_gradients(support_loss, query_loss, theta, **kw)
+        seconds = time.perf_counter() - started
+        for k, rows in out.items():
+            j = min(k, steps)  # compare_methods clips a truncation to the steps
+            rows.append(_row(steps, f"truncated (last {k})", "truncated", tails[steps - j], exact, qloss, seconds,
+                             evals * steps, evals * j, j + 1))
+    return out
+
+
+def imaml_rows(support_loss, query_loss, theta, steps_list, lams, cg_steps: int, *, step_size: float,
+               solver: str = "rk4") -> dict:
+    """{(λ, k): :func:`compare_methods`' rows of ``("imaml", "imaml", {"lam": λ, "cg_steps": k})``} for every λ
+    in ``lams`` and k = 1..``cg_steps``: for each steps one solve of every λ's proximal loop side by side gives
+    their references and end points (:func:`proximal_meta_gradients`), and one CG run a λ every k (CG's k-th
+    iterate is what k steps return)."""
+    from .metagrad.core import build_problem
+    from .metagrad.implicit import implicit_direction
+
+    lams = [float(lam) for lam in lams]
+    out = {(lam, k): [] for lam in lams for k in range(1, cg_steps + 1)}
+    evals = EVALS_PER_STEP[solver]
+    for steps in steps_list:
+        kw = dict(steps=steps, step_size=step_size, solver=solver)
+        started = time.perf_counter()
+        refs, ends = proximal_meta_gradients(support_loss, query_loss, theta, lams, **kw)
+        for b, lam in enumerate(lams):
+            p = build_problem(support_loss, query_loss, theta, **kw, reg=lam, rtol=1e-7, atol=1e-9, hvp="autograd")
+            iterates = []
+            qloss, _, _, _ = implicit_direction(p, ends[b], lam, cg_steps, iterates=iterates)
+            seconds = time.perf_counter() - started
+            for k in range(1, cg_steps + 1):
+                done = min(k, len(iterates))
+                out[(lam, k)].append(_row(steps, "imaml", "imaml", iterates[done - 1], refs[b], qloss, seconds,
+                                          evals * steps + 1, done, 1))
+    return out
+
+
+def tail_gradients(support_loss, query_loss, theta, *, steps: int, step_size: float, solver: str = "rk4"):
+    """dL_Q(u_n)/du_j for every state j = 0..n of the plain loop (reg 0), flat, (n + 1, P), and L_Q(u_n).
+
+    Row n - k is back-propagation through the last k steps (:func:`~amaml_lab.metagrad.unrolled.tail_gradient`,
+    method ``"truncated"``); row 0 is maml's.  One forward pass keeping its graph, one backward pass.
+    """
+    from .metagrad.core import build_problem
+
+    p = build_problem(support_loss, query_loss, theta, steps=steps, step_size=step_size, solver=solver, reg=0.0,
+                      rtol=1e-7, atol=1e-9, hvp="autograd")
+    step = step_function(solver)
+    times = p.grid.tolist()
+    with torch.enable_grad():
+        states = [p.theta.clone().requires_grad_(True)]
+        field = p.flow(graph=True)
+        for k in range(steps):
+            states.append(step(field, times[k], times[k + 1], states[-1]))
+        value = p.query.loss(states[-1])
+        grads = torch.autograd.grad(value, states)
+    return torch.stack(grads), float(value.detach())
+
+
+def proximal_meta_gradients(support_loss, query_loss, theta, regs, *, steps: int, step_size: float,
+                            solver: str = "rk4"):
+    """maml's meta-gradient through the proximal loop du/dt = -grad L_S(u) - reg (u - theta) for every reg in
+    ``regs``, flat (B, P), and each loop's end point u(T) (B, P).
+
+    All B loops in one solve, side by side from B copies of theta (as :func:`~amaml_lab.metagrad.batch.
+    meta_gradient_batch` runs tasks): the copies' losses through ``torch.func.vmap``, their gradients by
+    autograd on the sum (a copy's gradient is its own loss's), each copy its own reg; the gradient of the
+    summed query losses with respect to the copies is every loop's meta-gradient.  Equals
+    ``meta_gradient(..., method="maml", reg=reg)`` for each reg to rounding.
+    """
+    from .functional import ParamSpec, flat_loss
+
+    spec = ParamSpec.of(theta)
+    th = spec.flatten(theta).detach()
+    support = torch.func.vmap(flat_loss(support_loss, spec, "support_loss"))
+    query = torch.func.vmap(flat_loss(query_loss, spec, "query_loss"))
+    reg = torch.tensor([float(r) for r in regs], dtype=th.dtype, device=th.device)[:, None]
+    with torch.enable_grad():
+        copies = th.expand(len(reg), -1).clone().requires_grad_(True)
+
+        def field(t, u):
+            (g,) = torch.autograd.grad(support(u).sum(), u, create_graph=True)
+            return -g - reg * (u - copies)
+
+        end = solve(field, copies, time_grid(steps, step_size, th.dtype, th.device), [0, steps], solver)[-1]
+        (grads,) = torch.autograd.grad(query(end).sum(), copies)
+    return grads, end.detach()
 
 
 def baseline_methods(lam: float = 2.0, cg_steps: int = 5, truncate: int = 5):

@@ -28,6 +28,34 @@ from torch.func import functional_call
 from .checks import check_choice
 
 HVP_BACKENDS = ("autograd", "func")
+_FORWARD_AD_LOADED = False
+
+
+def load_forward_ad() -> None:
+    """Load PyTorch's forward-mode support once, without its internal deprecation warning.
+
+    The first forward-mode derivative in a process (``torch.func.jvp``, ``jacfwd``, ``hessian``; the ``"func"``
+    HVP back end) imports ``torch._decomp.decompositions_for_jvp``, which compiles a few of its own decompositions
+    with ``torch.jit.script``, and recent PyTorch (2.13 here) warns on each call that ``torch.jit.script`` is
+    deprecated: a message from PyTorch to PyTorch, with nothing for our user to change.  This imports that module
+    once, ignoring that one message (by its text, as a DeprecationWarning or a FutureWarning) and nothing else;
+    every later forward-mode call finds the module loaded and prints nothing.  Where the module is missing (an
+    older or newer PyTorch) it does nothing.
+    """
+    global _FORWARD_AD_LOADED
+    if _FORWARD_AD_LOADED:
+        return
+    import warnings
+
+    with warnings.catch_warnings():
+        for category in (DeprecationWarning, FutureWarning):
+            warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is (deprecated|not supported)",
+                                    category=category)
+        try:
+            import torch._decomp.decompositions_for_jvp  # noqa: F401
+        except ImportError:
+            pass
+    _FORWARD_AD_LOADED = True
 
 
 @dataclass(frozen=True)
@@ -141,6 +169,8 @@ class Derivatives:
         check_choice("hvp", backend, HVP_BACKENDS)
         self.loss = loss
         self.backend = backend
+        if backend == "func":
+            load_forward_ad()  # forward-over-reverse: quiet PyTorch's own torch.jit.script warning
         self.grad_evals = 0
         self.hvp_evals = 0
         self._func_grad = torch.func.grad(loss)

@@ -124,7 +124,9 @@ def measure(cfg: dict) -> dict:
             torch.cuda.synchronize()
         return out
 
-    run(max(2, options.get("truncate", 0)))  # warm-up
+    # warm-up: two steps; with cfg["warmup"] == "full" the measured call itself, so that even the first point a
+    # process measures carries none of its first calls' costs
+    run(cfg["steps"] if cfg.get("warmup") == "full" else max(2, options.get("truncate", 0)))
     _, peak, times = _peak_and_times(lambda: run(cfg["steps"]), cfg, on_cuda)
     return {"time_s": min(times), "peak_mb": peak / 2**20}
 
@@ -261,14 +263,20 @@ def stream(cfgs: list[dict]):
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     proc.stdin.write(json.dumps(cfgs))
     proc.stdin.close()
-    got = 0
-    for line in proc.stdout:
-        if line.startswith("{"):
-            got += 1
-            yield json.loads(line)
-    proc.wait()
+    got, stderr = 0, ""
+    try:
+        for line in proc.stdout:
+            if line.startswith("{"):
+                got += 1
+                yield json.loads(line)
+        proc.wait()
+        if got < len(cfgs):
+            stderr = proc.stderr.read()
+    finally:  # closed here, not left to the garbage collector (which warns: ResourceWarning, unclosed file)
+        proc.stdout.close()
+        proc.stderr.close()
     if got < len(cfgs):
-        last = (proc.stderr.read().strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        last = (stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
         for cfg in cfgs[got:]:
             yield {**cfg, "error": last}
 

@@ -20,7 +20,7 @@ import importlib.util
 
 import torch
 
-from .functional import flat_grad
+from .functional import flat_grad, load_forward_ad
 
 LAM, CG_STEPS = 2.0, 5
 
@@ -200,6 +200,7 @@ def exact(name: str, task: dict, steps: int, step_size: float) -> torch.Tensor:
     if loop == "rk4":
         return gradient_fn("kit maml (rk4)", task, steps, step_size)()
     u = _proximal_end(task, steps, step_size).requires_grad_(True)
+    load_forward_ad()  # torch.func.hessian is forward-over-reverse: without PyTorch's torch.jit.script warning
     H = torch.func.hessian(task["flat_support"])(u.detach())
     g = torch.autograd.grad(task["flat_query"](u), u)[0]
     return torch.linalg.solve(torch.eye(len(g), dtype=g.dtype) + H / LAM, g)
@@ -213,6 +214,7 @@ def curvature(task: dict, steps: int, step_size: float) -> tuple[float, float]:
     from .flow import trajectory
 
     u_T = trajectory(task["flat_support"], task["theta_flat"], steps=steps, step_size=step_size)[1][-1]
+    load_forward_ad()
     hessian = torch.func.hessian(task["flat_support"])
     return tuple(float(torch.linalg.eigvalsh(hessian(u))[-1]) for u in (task["theta_flat"], u_T))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from .viz import HORIZON_COST, color_of
+from .viz import HORIZON_COST, color_of, log_axis, style_of
 
 ERROR_CEILING = 1e4  # errors above this (back-solving's overflow) are drawn at the ceiling
 
@@ -77,26 +77,27 @@ def horizon_figure(data, step_size: float, solver: str, j: int, shown, cost: dic
                              legendgroup="a"), 1, 1)
     fig.add_trace(go.Scatter(x=x, y=data.curves[(step_size, solver)][0].tolist(), name="model at θ",
                              line=dict(color="#7f7f7f", dash="dash"), legendgroup="a"), 1, 1)
-    fig.add_trace(go.Scatter(x=x, y=view["curve"], name="model at u(T)", line=dict(color="#1f77b4", width=3),
+    fig.add_trace(go.Scatter(x=x, y=view["curve"], name="model at u(T)", line=dict(color="#111111", width=3),
                              legendgroup="a"), 1, 1)
     fig.add_trace(go.Scatter(x=view["t"], y=view["support"], name="L_S(u(t))", line_color="#111111",
                              legendgroup="b"), 1, 2)
-    fig.add_trace(go.Scatter(x=view["t"], y=view["query"], name="L_Q(u(t))", line_color="#e377c2",
+    fig.add_trace(go.Scatter(x=view["t"], y=view["query"], name="L_Q(u(t))", line=dict(color="#111111", dash="dash"),
                              legendgroup="b"), 1, 2)
     fig.add_trace(go.Scatter(x=[view["T"]] * 2, y=view["at_T"], mode="markers", name="at T", showlegend=False,
-                             marker=dict(color=["#111111", "#e377c2"], size=11, symbol="diamond")), 1, 2)
+                             marker=dict(color="#111111", size=11, symbol=["diamond", "diamond-open"],
+                                         line=dict(color="#111111", width=2))), 1, 2)  # support filled, query open
     for col, field in ((1, "rel"), (2, "cos")):
         for m in view["methods"]:
             fig.add_trace(go.Scatter(x=view["horizons"], y=m[field], name=m["label"], mode="lines+markers",
                                      legendgroup=m["key"], showlegend=col == 1, visible=m["shown"],
-                                     marker=dict(size=4), line_color=color_of(m["key"])), 2, col)
+                                     marker=dict(size=4), line=style_of(m["key"])), 2, col)
         fig.add_trace(go.Scatter(**_method_markers(view, field), mode="markers", showlegend=False, name="at T",
                                  marker=dict(size=12, symbol="circle-open", line=dict(width=2))), 2, col)
     _cost_panels(fig, data.steps[j], cost)
-    _log_axes(fig)
+    _log_axes(fig, _loss_span(data))
     fig.update_layout(template="plotly_white", height=1150, margin=dict(l=60, r=20, t=70, b=40),
                       legend=dict(font=dict(size=11), orientation="h", yanchor="top", y=-0.06, x=0),
-                      title=_horizon_title(view, step_size, solver))
+                      title=HORIZON_TITLE)
     return fig
 
 
@@ -104,26 +105,35 @@ def _cost_panels(fig, steps: int, cost: dict) -> None:
     """(d): measured time and peak memory against the steps, with a line at the steps shown now."""
     for col, field in ((1, "time_s"), (2, "peak_mb")):
         top = 1.0
-        for name, color in HORIZON_COST.items():
+        for name in HORIZON_COST:
             mine = sorted((r for r in cost["rows"] if r["name"] == name and field in r), key=lambda r: r["steps"])
             top = max([top] + [r[field] for r in mine])
             fig.add_trace(go.Scatter(x=[r["steps"] for r in mine], y=[r[field] for r in mine], mode="lines+markers",
                                      name=f"{name} (measured)", legendgroup=f"cost-{name}", showlegend=col == 1,
-                                     line_color=color), 3, col)
+                                     line=style_of(name)), 3, col)
         floor = min([r[field] for r in cost["rows"] if field in r] + [top]) / 2
         fig.add_trace(go.Scatter(x=[steps, steps], y=[floor, top * 2], mode="lines", showlegend=False,
                                  name="steps now", line=dict(color="#111111", dash="dot")), 3, col)
 
 
-def _log_axes(fig) -> None:
+def _loss_span(data) -> tuple | None:
+    """The least and largest finite positive loss of every sweep in ``data`` (the losses panel's ticks fit all)."""
+    import torch
+
+    values = torch.cat([torch.cat([sw.support_curve, sw.query_curve]).flatten() for sw in data.sweeps.values()])
+    values = values[torch.isfinite(values) & (values > 0)]
+    return (float(values.min()), float(values.max())) if len(values) else None
+
+
+def _log_axes(fig, loss_span=None) -> None:
     fig.update_xaxes(title="x", row=1, col=1)
-    fig.update_xaxes(title="t", type="log", row=1, col=2)
-    fig.update_yaxes(type="log", row=1, col=2)
+    fig.update_xaxes(**log_axis(plain=True, title="t"), row=1, col=2)
+    fig.update_yaxes(**log_axis(span=loss_span), row=1, col=2)
     for col in (1, 2):
-        fig.update_xaxes(title="T = steps × step size", type="log", row=2, col=col)
-        fig.update_xaxes(title="inner steps (rk4, measured)", type="log", row=3, col=col)
-        fig.update_yaxes(type="log", row=3, col=col)
-    fig.update_yaxes(type="log", range=[-10, 4.2], row=2, col=1)
+        fig.update_xaxes(**log_axis(plain=True, title="T = steps × step size"), row=2, col=col)
+        fig.update_xaxes(**log_axis(plain=True, title="inner steps (rk4, measured)"), row=3, col=col)
+        fig.update_yaxes(**log_axis(plain=True), row=3, col=col)
+    fig.update_yaxes(**log_axis(range=[-10, 4.2], dtick=2), row=2, col=1)  # 14 decades: a label every second
     fig.update_yaxes(range=[-1.05, 1.05], row=2, col=2)
 
 
@@ -135,9 +145,9 @@ def _method_markers(view, field) -> dict:
                 text=[m["label"] for m in shown])
 
 
-def _horizon_title(view, step_size, solver) -> str:
-    return (f"T = {view['T']:.4g}: {round(view['T'] / step_size)} {solver} steps of {step_size:g} · "
-            f"L_S {view['at_T'][0]:.3g}, L_Q {view['at_T'][1]:.3g}")
+# the title does not change with the controls (the explorer's status line says T, the steps and the losses):
+# a new title would cost the browser a second full redraw of the figure at every move
+HORIZON_TITLE = "the inner loop at the length the controls set: its model, losses, meta-gradients and cost"
 
 
 def update_horizon(fig, data, step_size: float, solver: str, j: int, shown) -> None:
@@ -163,4 +173,3 @@ def update_horizon(fig, data, step_size: float, solver: str, j: int, shown) -> N
         for col in range(2):
             trace = fig.data[base + len(HORIZON_COST) + col * (len(HORIZON_COST) + 1)]
             trace.x = [data.steps[j]] * 2
-        fig.layout.title.text = _horizon_title(view, step_size, solver)

@@ -6,11 +6,15 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from . import horizon_study as study
-from .viz import COLORS
+from .viz import OTHER_COLORS, RUN_DASHES, RUN_SHADES, color_of, log_axis, shade, style_of
 
-REG_COLORS = {0.0: "#1f77b4", 1.0: "#d62728"}
-TASK_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b")
-_LOG_AXIS = dict(type="log", dtick=1)  # ticks at decades, plain labels
+TASK_COLORS = OTHER_COLORS  # tasks are not methods: hues no method uses
+
+
+def reg_style(index: int) -> dict:
+    """maml's line at the ``index``-th proximal weight of a panel: maml's colour, the second dashed and darker."""
+    return dict(color=shade(color_of("maml"), RUN_SHADES[index % len(RUN_SHADES)]),
+                dash=RUN_DASHES[index % len(RUN_DASHES)])
 
 
 def own_loop_figure(records, measure: str = "inner"):
@@ -19,8 +23,8 @@ def own_loop_figure(records, measure: str = "inner"):
     names = sorted({r["setting"] for r in records})
     fig = make_subplots(rows=1, cols=max(1, len(names)), subplot_titles=names, horizontal_spacing=0.08)
     for col, setting in enumerate(names, 1):
-        for reg in sorted({r["reg"] for r in records if r["setting"] == setting}):
-            color = REG_COLORS.get(reg, "#7f7f7f")
+        for k, reg in enumerate(sorted({r["reg"] for r in records if r["setting"] == setting})):
+            line = reg_style(k)
             steps = sorted({r["steps"] for r in study.select(records, setting, reg, "maml")})
             h = study.scale(study.select(records, setting, reg))["step_size"]
             means, seeds_x, seeds_y = [], [], []
@@ -31,18 +35,18 @@ def own_loop_figure(records, measure: str = "inner"):
                 seeds_y += values
             fig.add_trace(go.Scatter(x=[n * h for n in steps], y=means, mode="lines+markers",
                                      name=f"maml (exact), reg {reg:g}", legendgroup=f"reg{reg}", showlegend=col == 1,
-                                     line=dict(color=color)), row=1, col=col)
+                                     line=line), row=1, col=col)
             fig.add_trace(go.Scatter(x=seeds_x, y=seeds_y, mode="markers", name=f"each seed, reg {reg:g}",
                                      legendgroup=f"reg{reg}", showlegend=col == 1,
-                                     marker=dict(color=color, size=6, opacity=0.45)), row=1, col=col)
+                                     marker=dict(color=line["color"], size=6, opacity=0.45)), row=1, col=col)
             for method in ("fomaml", "reptile"):
                 runs = study.select(records, setting, reg, method)
                 if runs:
                     fig.add_trace(go.Scatter(
                         x=[r["steps"] * h for r in runs], y=[study.task_mean(r, measure) for r in runs],
                         mode="markers", name=f"{method}, reg {reg:g}", legendgroup=method, showlegend=col == 1,
-                        marker=dict(color=COLORS[method], symbol="x" if reg else "diamond", size=9)), row=1, col=col)
-        fig.update_xaxes(title_text="training horizon T = N·h", row=1, col=col, **_LOG_AXIS)
+                        marker=dict(color=color_of(method), symbol="x" if reg else "diamond", size=9)), row=1, col=col)
+        fig.update_xaxes(row=1, col=col, **log_axis(plain=True, title_text="training horizon T = N·h"))
     fig.update_yaxes(title_text="meta-test nRMSE after the run's own loop", row=1, col=1)
     fig.update_layout(title="Training through a longer inner loop: the meta-test error after that loop",
                       legend=dict(orientation="h", y=-0.2))
@@ -72,19 +76,21 @@ def memory_figure(rows: list[dict], budget_mb: float | None = None):
     for name in sorted({r["name"] for r in rows}, key=study._memory_order):
         mine = sorted((r for r in rows if r["name"] == name), key=lambda r: r["steps"])
         done = [r for r in mine if "peak_mb" in r]
-        key = "checkpointed" if "sqrt" in name else "adjoint" if "adjoint" in name else "maml"
+        line = style_of(name)  # conv4-maml, conv4-adjoint, conv4-adjoint-sqrt (checkpointed: dash-dot)
         fig.add_trace(go.Scatter(x=[r["steps"] for r in done], y=[r["peak_mb"] for r in done], mode="lines+markers",
-                                 name=name, line=dict(color=COLORS[key])))
+                                 name=name, line=line))
         refused = [r for r in mine if "predicted_mb" in r]
         if refused:
             fig.add_trace(go.Scatter(x=[done[-1]["steps"], *[r["steps"] for r in refused]],
                                      y=[done[-1]["peak_mb"], *[r["predicted_mb"] for r in refused]],
                                      mode="lines+markers", name=f"{name}: refused (predicted)",
-                                     line=dict(color=COLORS[key], dash="dot"), marker=dict(symbol="x", size=11)))
+                                     line=dict(color=line["color"], dash="dot"), marker=dict(symbol="x", size=11)))
     if budget_mb is not None:
-        fig.add_hline(y=budget_mb, line=dict(color="#d62728", dash="dash"), annotation_text=f"budget {budget_mb:,.0f} MB")
+        fig.add_hline(y=budget_mb, line=dict(color="#111111", dash="dash"),  # a reference line, like "steps now"
+                      annotation_text=f"budget {budget_mb:,.0f} MB")
     fig.update_layout(title="Conv-4, 5-way 1-shot: peak memory of one meta-gradient against the inner steps",
-                      xaxis=dict(title="inner steps N", **_LOG_AXIS), yaxis=dict(title="peak memory (MB)", **_LOG_AXIS))
+                      xaxis=log_axis(plain=True, title="inner steps N"),
+                      yaxis=log_axis(plain=True, title="peak memory (MB)"))
     return fig
 
 
@@ -110,13 +116,15 @@ def payoff_figure(view: dict, i: int, j: int, widget: bool = False):
     fig.update_yaxes(title_text="y (standardised)", row=1, col=1)
     fig.update_xaxes(title_text="test horizon N_test", type="category", row=1, col=2)
     fig.update_yaxes(title_text="trained through N", type="category", row=1, col=2)
-    fig.update_layout(title=_payoff_title(view, i, j), legend=dict(orientation="h", y=-0.25), height=520)
+    fig.update_layout(title=_payoff_title(view), legend=dict(orientation="h", y=-0.25), height=520)
     return go.FigureWidget(fig) if widget else fig
 
 
-def _payoff_title(view, i, j) -> str:
-    return (f"{view['setting']}, reg {view['reg']:g}, seed {view['seed']}: θ trained through N = {view['train'][i]}"
-            f" steps, adapted for {view['test'][j]} steps")
+def _payoff_title(view) -> str:
+    # not the chosen cell (framed on the right, and said in the explorer's status line): a title that changed with
+    # the controls would cost the browser a second full redraw of the figure at every move
+    return (f"{view['setting']}, reg {view['reg']:g}, seed {view['seed']}: θ trained through N steps, adapted for"
+            f" N_test (the framed cell)")
 
 
 def update_payoff(fig, view: dict, i: int, j: int) -> None:
@@ -129,4 +137,3 @@ def update_payoff(fig, view: dict, i: int, j: int) -> None:
             fig.data[3 * k + 2].y = view["pred"][i, j, k].tolist()
         fig.data[3 * tasks + 1].x = [labels_x[j]]
         fig.data[3 * tasks + 1].y = [labels_y[view["cross"]["train"].index(view["train"][i])]]
-        fig.layout.title.text = _payoff_title(view, i, j)

@@ -3,15 +3,28 @@
 For every notebook with widgets: open a FAST=True copy, run all cells, wait for
 the kernel to go idle, check there is no error output and no "Error displaying
 widget", move a slider and check the plotly figure redrew, save a screenshot.
+Then every control of every app on the page (each app's widget carries the CSS
+class ``amaml-app``): about ten moves, each timed inside the page from the input
+event (key press, option chosen, button clicked) to the app's plotly graph
+holding new data (its first ``plotly_afterplot`` or ``plotly_update`` after
+the input), each of which must be drawn; then five quick moves in a row, after
+which the kernel's app (asked through a second client of the same kernel) must
+hold the values the controls show and its figure must be the data the browser
+draws: no move lost.  The latencies are printed as a table, and written as
+Markdown to the file ``AMAML_LAB_LATENCY`` names when it is set; they are not
+asserted (a timed assert is flaky on a shared machine).
 JupyterLab and Chromium are started here and stopped by this module's own
 teardown, by process id.  Without a Chromium the test is skipped, unless CI is
 set, where it fails.
 """
 from __future__ import annotations
 
+import ast
 import json
+import math
 import os
 import secrets
+import statistics
 import shutil
 import signal
 import socket
@@ -108,7 +121,8 @@ class Lab:
         (config / "labconfig").mkdir(parents=True)
         disabled = {"@jupyterlab/apputils-extension:announcements": True, **{e: True for e in disabled_extensions}}
         (config / "labconfig" / "page_config.json").write_text(json.dumps({"disabledExtensions": disabled}))
-        env = dict(os.environ, JUPYTER_CONFIG_DIR=str(config), JUPYTER_RUNTIME_DIR=str(workdir / "runtime"),
+        self.runtime = workdir / "runtime"
+        env = dict(os.environ, JUPYTER_CONFIG_DIR=str(config), JUPYTER_RUNTIME_DIR=str(self.runtime),
                    OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"), AMAML_LAB_QUIET="1")
         self.log = open(workdir / "lab.log", "w")
         self.proc = subprocess.Popen(
@@ -209,13 +223,13 @@ def _named_traces(page, plots) -> list:
     return []
 
 
-def _wait_until(predicate, timeout: float, what: str, page=None):
+def _wait_until(predicate, timeout: float, what: str, page=None, every: float = 0.5):
     deadline = time.time() + timeout
     while time.time() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(0.5)
+        time.sleep(every)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
@@ -274,14 +288,382 @@ def run_and_check(page, lab: Lab, name: str, slider: str, shot: Path | None) -> 
         app.screenshot(path=str(shot))
 
 
+# ---------------------------------------------------------------- every control: latency, and no move lost
+MOVES = 10  # timed moves of each control, each waited for
+QUICK = 5  # moves in a row, none waited for: the last must be the one drawn
+CONTROLS = ".widget-slider, .widget-dropdown, .widget-toggle-buttons, .widget-select-multiple"
+
+# once per page: the time of the first input event (key, mouse, option chosen) after a graph is armed
+LISTEN_JS = """() => {
+  if (window.__amamlLat) return;
+  const L = window.__amamlLat = {armed: null};
+  const mark = () => { const a = L.armed; if (a && a.t0 === null) a.t0 = performance.now(); };
+  for (const type of ['keydown', 'mousedown', 'input', 'change']) window.addEventListener(type, mark, true);
+}"""
+# per move: arm the app's graph div; its first plotly draw event after the input with new trace data sets t1
+# (plotly_animated: a move drawn by plotly's animate path, amaml_lab.viz.traces_only)
+ARM_JS = """(gd) => {
+  const refs = () => (gd.data || []).map(t => [t.x, t.y, t.z]);
+  window.__amamlLat.armed = {t0: null, t1: null, gd: gd, refs: refs(), how: null};
+  if (gd.__amamlHooked) return;
+  gd.__amamlHooked = true;
+  gd.__amamlDraws = 0;
+  const changed = (a) => { const now = refs(); return now.length !== a.refs.length ||
+      now.some((r, i) => r[0] !== a.refs[i][0] || r[1] !== a.refs[i][1] || r[2] !== a.refs[i][2]); };
+  for (const ev of ['plotly_afterplot', 'plotly_update', 'plotly_restyle', 'plotly_relayout', 'plotly_react',
+                    'plotly_animated'])
+    gd.on(ev, () => {
+      gd.__amamlDraws += 1;
+      const a = window.__amamlLat.armed;
+      if (a && a.gd === gd && a.t0 !== null && a.t1 === null && changed(a)) { a.t1 = performance.now(); a.how = ev; }
+    });
+}"""
+GRAPH_DATA_JS = """gd => (gd.data || []).map(t => [Array.from(t.x || []), Array.from(t.y || [])])"""
+
+# defined in the kernel by a second client: an app's controls (what they show, the room a slider has left and
+# right of its value), its figure's trace data, its timings, and whether redrawing its values changes the figure
+KERNEL_HELPER = r'''
+def _amaml_state(uid, figure=True, redraw=False):
+    import json, math
+    import numpy as np
+    from amaml_lab.widgets import App
+
+    def data(fig):
+        def column(v):
+            return [] if v is None else np.asarray(v).tolist() if not isinstance(v, (list, tuple)) else list(v)
+        return [[column(t.x), column(t.y)] for t in fig.data]
+
+    app = App.live[uid]
+    controls = {}
+    for name, c in app.controls.items():
+        d = {"name": name, "type": type(c).__name__}
+        if hasattr(c, "_options_labels"):
+            d["labels"] = list(c._options_labels)
+            d["shown"] = list(c.label) if isinstance(c.label, tuple) else c.label
+            d["index"] = list(c.index) if isinstance(c.index, tuple) else c.index
+        else:
+            base = getattr(c, "base", None)
+            at = math.log(c.value, base) if base else c.value
+            d["value"] = c.value
+            d["right"], d["left"] = round((c.max - at) / c.step), round((at - c.min) / c.step)
+        controls[c.description] = d
+    out = {"type": type(app).__name__, "controls": controls, "timings": app.timings, "updates": app.updates,
+           "status": app.status.value}
+    if figure:
+        out["data"] = data(app.figure)
+    if redraw:
+        before = data(app.figure)
+        app.redraw()
+        out["stale"] = data(app.figure) != before
+    return json.dumps(out)
+'''
+
+
+class KernelClient:
+    """A second client of the kernel behind an open notebook (its connection file in the server's runtime dir)."""
+
+    def __init__(self, lab: Lab, name: str):
+        from jupyter_client import BlockingKernelClient
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{lab.port}/api/sessions?token={lab.token}", timeout=10) as r:
+            sessions = json.load(r)
+        kernel = next(s["kernel"]["id"] for s in sessions if s["path"].endswith(name))
+        self.client = BlockingKernelClient(connection_file=str(lab.runtime / f"kernel-{kernel}.json"))
+        self.client.load_connection_file()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=60)
+        self.run(KERNEL_HELPER)
+
+    def run(self, code: str, expression: str | None = None):
+        msg_id = self.client.execute(code, silent=True, store_history=False,
+                                     user_expressions={"v": expression} if expression else {})
+        while True:
+            reply = self.client.get_shell_msg(timeout=180)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
+        content = reply["content"]
+        assert content["status"] == "ok", f"the kernel could not run the test's helper: {content.get('evalue')}"
+        if expression:
+            value = content["user_expressions"]["v"]
+            assert value["status"] == "ok", f"{expression}: {value.get('ename')}: {value.get('evalue')}"
+            return json.loads(ast.literal_eval(value["data"]["text/plain"]))
+        return None
+
+    def state(self, uid: int, figure: bool = True, redraw: bool = False) -> dict:
+        return self.run("", f"_amaml_state({uid}, figure={figure}, redraw={redraw})")
+
+    def close(self) -> None:
+        self.client.stop_channels()
+
+
+class Control:
+    """One control of an app in the page: what it shows, and one move of it."""
+
+    KINDS = ("slider", "dropdown", "toggle-buttons", "select-multiple")
+
+    def __init__(self, el):
+        self.el = el
+        classes = el.get_attribute("class") or ""
+        self.kind = next(k for k in self.KINDS if f"widget-{k}" in classes)
+        self.name = el.locator(".widget-label").first.inner_text().strip()
+
+    def shown(self):
+        if self.kind == "slider":
+            return self.el.locator(".widget-readout").first.inner_text().strip()
+        if self.kind == "dropdown":
+            return self.el.locator("select").first.evaluate("s => s.options[s.selectedIndex].text").replace("\xa0", " ")
+        if self.kind == "toggle-buttons":
+            return self.el.locator("button.mod-active").first.inner_text().strip()
+        return [t.replace("\xa0", " ") for t in  # the page writes an option's spaces as no-break ones
+                self.el.locator("select").first.evaluate("s => Array.from(s.selectedOptions).map(o => o.text)")]
+
+    def plan(self, meta: dict, n: int) -> list:
+        """``n`` moves from the kernel's view of the control: key directions for a slider (bouncing off its
+        ends), option labels otherwise (the next one each time; for a multiple selection all but one)."""
+        if self.kind == "slider":
+            if "labels" in meta:  # a selection slider
+                at, top = meta["index"], len(meta["labels"]) - 1
+            else:
+                at, top = meta["left"], meta["left"] + meta["right"]
+            if top == 0:
+                return []
+            step, moves = (1 if top - at >= at else -1), []
+            for _ in range(n):
+                if not 0 <= at + step <= top:
+                    step = -step
+                at += step
+                moves.append(step)
+            return moves
+        labels = meta["labels"]
+        if self.kind == "select-multiple":  # all but one, the one left out the next each time
+            left_out = [i for i, label in enumerate(labels) if label not in meta["shown"]]
+            first = left_out[0] + 1 if len(left_out) == 1 else 0
+            return [[label for label in labels if label != labels[(first + k) % len(labels)]] for k in range(n)]
+        if len(labels) < 2:
+            return []
+        return [labels[(meta["index"] + 1 + k) % len(labels)] for k in range(n)]
+
+    def move(self, step) -> None:
+        if self.kind == "slider":
+            self.el.locator(".noUi-handle").first.press("ArrowRight" if step > 0 else "ArrowLeft")
+        elif self.kind == "toggle-buttons":
+            self.el.locator("button", has_text=step).first.click()
+        else:
+            self.el.locator("select").first.select_option(label=step)
+
+
+def _drawn(page, graph, kernel: KernelClient, uid: int, updates: int, timeout: float = 120) -> bool:
+    """Wait for the armed move's draw: True once drawn; False for a move with nothing to draw (the kernel's app
+    has taken it, and its figure is the data the page already shows: e.g. a CG step count past convergence);
+    an AssertionError when neither happens within ``timeout`` seconds (a move lost)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            page.wait_for_function("() => window.__amamlLat.armed.t1 !== null", polling=10, timeout=1000)
+            return True
+        except Exception:  # playwright's timeout: ask the kernel whether there is anything to draw
+            state = kernel.state(uid)
+            if state["updates"] >= updates and _same_data(graph.evaluate(GRAPH_DATA_JS), state["data"]) is None \
+                    and page.evaluate("() => window.__amamlLat.armed.t1 === null"):
+                return False
+    raise AssertionError(f"{state['type']}: a move was not drawn within {timeout} s (the kernel's app had taken"
+                         f" {state['updates']} moves, {updates} sent)")
+
+
+def _kernel_status(page) -> str | None:
+    return page.locator(".jp-Notebook-ExecutionIndicator").first.get_attribute("data-status")
+
+
+def _settle(page, graph, quiet: float = 1.0, timeout: float = 120) -> None:
+    """Wait until the kernel is idle and the graph has not drawn for ``quiet`` seconds."""
+    deadline = time.time() + timeout
+    last, since = None, time.time()
+    while time.time() < deadline:
+        draws = graph.evaluate("gd => gd.__amamlDraws || 0")
+        if draws != last or _kernel_status(page) != "idle":
+            last, since = draws, time.time()
+        elif time.time() - since >= quiet:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the page did not settle within {timeout} s")
+
+
+def _same_data(browser: list, kernel: list) -> str | None:
+    """Where the browser's traces differ from the kernel's figure (float32 tolerance), or None."""
+    if len(browser) != len(kernel):
+        return f"{len(browser)} traces drawn, {len(kernel)} in the kernel's figure"
+    for i, (b, k) in enumerate(zip(browser, kernel)):
+        for axis, bv, kv in (("x", b[0], k[0]), ("y", b[1], k[1])):
+            if len(bv) != len(kv):
+                return f"trace {i} {axis}: {len(bv)} points drawn, {len(kv)} in the kernel"
+            for u, v in zip(bv, kv):
+                if isinstance(u, (int, float)) and isinstance(v, (int, float)):
+                    if not (u == v or (math.isnan(u) and math.isnan(v)) or math.isclose(u, v, rel_tol=1e-6,
+                                                                                       abs_tol=1e-12)):
+                        return f"trace {i} {axis}: {u} drawn, {v} in the kernel"
+                elif u != v and str(u) != str(v):
+                    return f"trace {i} {axis}: {u!r} drawn, {v!r} in the kernel"
+    return None
+
+
+def _shown_matches(control: Control, meta: dict, shown) -> bool:
+    """Whether what a control shows in the page is the kernel's value."""
+    if "labels" in meta:
+        return shown == meta["shown"]
+    decimals = len(shown.split(".")[1]) if "." in shown else 0
+    shown = shown.replace("\u2212", "-")  # d3-format writes a minus sign
+    return abs(float(shown) - meta["value"]) <= 0.51 * 10 ** -decimals + 1e-9 * abs(meta["value"])
+
+
+def check_apps(page, lab: Lab, name: str, rows: list | None) -> None:
+    """Every control of every app on the page: timed moves (the first app of each kind) and quick moves.
+
+    While it runs, the file ``AMAML_LAB_MEASURING`` names (when set) exists: a wrapper may quiet the machine
+    meanwhile (``benchmarks/browser_latency.sh`` pauses given processes).
+    """
+    page.evaluate(LISTEN_JS)
+    kernel = KernelClient(lab, name)
+    seen = set()
+    flag = Path(os.environ["AMAML_LAB_MEASURING"]) if os.environ.get("AMAML_LAB_MEASURING") else None
+    if flag is not None:
+        flag.touch()
+        time.sleep(1)  # let the wrapper see it
+    try:
+        for app in page.locator(".amaml-app").all():
+            uid = next(int(c.rsplit("-", 1)[1]) for c in app.get_attribute("class").split()
+                       if c.startswith("amaml-app-"))
+            type_name = kernel.state(uid, figure=False)["type"]
+            timed = type_name not in seen
+            seen.add(type_name)
+            app.scroll_into_view_if_needed()
+            graph = app.locator(".js-plotly-plot").first
+            graph.evaluate(ARM_JS)  # hooks the graph's events
+            _settle(page, graph)
+            for el in app.locator(CONTROLS).all():
+                control = Control(el)
+                meta = kernel.state(uid, figure=False)["controls"][control.name]
+                if timed:
+                    times = []  # a move's (t0, t1, time origin) in the page; None: nothing to draw
+                    updates = kernel.state(uid, figure=False)["updates"]
+                    for step in control.plan(meta, MOVES):
+                        graph.evaluate(ARM_JS)
+                        control.move(step)
+                        updates += 1
+                        drawn = _drawn(page, graph, kernel, uid, updates)
+                        times.append(page.evaluate("() => { const a = window.__amamlLat.armed;"
+                                                   " return [a.t0, a.t1, performance.timeOrigin]; }")
+                                     if drawn else None)
+                        _settle(page, graph, quiet=0.3)
+                    if rows is not None:
+                        timings = kernel.state(uid, figure=False)["timings"]
+                        rows.append(_latency_row(name, type_name, control.name, times, timings, meta["name"]))
+                    meta = kernel.state(uid, figure=False)["controls"][control.name]
+                before = control.shown()
+                for step in control.plan(meta, QUICK):  # no waiting between the moves
+                    control.move(step)
+                _settle(page, graph)
+                state = kernel.state(uid, redraw=False)
+                shown = control.shown()
+                if control.plan(meta, QUICK):
+                    assert shown != before or control.kind == "slider", \
+                        f"{name}: {type_name}: '{control.name}' shows {shown!r} after {QUICK} quick moves"
+                km = state["controls"][control.name]
+                assert _shown_matches(control, km, shown), \
+                    f"{name}: {type_name}: '{control.name}' shows {shown!r} but the kernel's app holds {km}"
+                drawn = graph.evaluate(GRAPH_DATA_JS)
+                differ = _same_data(drawn, state["data"])
+                assert differ is None, \
+                    f"{name}: {type_name}: after {QUICK} quick moves of '{control.name}' the drawn figure is not " \
+                    f"the kernel's: {differ}"
+                assert not kernel.state(uid, figure=False, redraw=True)["stale"], \
+                    f"{name}: {type_name}: after quick moves of '{control.name}' the figure is not its values' figure"
+                _settle(page, graph)
+    finally:
+        kernel.close()
+        if flag is not None:
+            flag.unlink(missing_ok=True)
+
+
+def _latency_row(notebook: str, app: str, control: str, moves: list, timings: list, key: str) -> dict:
+    """One row of the table from the page's (t0, t1, time origin) of each move (None for a move with nothing to
+    draw) and the app's kernel timings (control, wall-clock start, seconds): the total, and its parts (to the
+    kernel, in it, from it to drawn)."""
+    mine = [(wall, spent) for c, wall, spent in timings if c == key][-len(moves):]
+    if len(mine) == len(moves):
+        mine = [m for m, move in zip(mine, moves) if move is not None]
+    times = [move for move in moves if move is not None]
+    unchanged = len(moves) - len(times)
+    total = [t1 - t0 for t0, t1, _ in times] or [float("nan")]
+    parts = {"to_kernel_ms": None, "kernel_ms": None, "back_ms": None}
+    if times and len(mine) == len(times):
+        to_kernel = [1000 * wall - (origin + t0) for (t0, _, origin), (wall, _) in zip(times, mine)]
+        kernel = [1000 * spent for _, spent in mine]
+        back = [(origin + t1) - 1000 * (wall + spent) for (_, t1, origin), (wall, spent) in zip(times, mine)]
+        parts = {"to_kernel_ms": statistics.median(to_kernel), "kernel_ms": statistics.median(kernel),
+                 "back_ms": statistics.median(back)}
+    return {"notebook": notebook.split("_")[0], "app": app, "control": control, "moves": len(times),
+            "unchanged": unchanged, "median_ms": statistics.median(total), "worst_ms": max(total), **parts}
+
+
+def latency_table(rows: list[dict]) -> str:
+    lines = ["| notebook | app | control | median (ms) | worst (ms) | moves |"
+             " to the kernel (ms) | in the kernel (ms) | kernel to drawn (ms) |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        parts = " | ".join("" if r[k] is None else f"{r[k]:.0f}" for k in ("to_kernel_ms", "kernel_ms", "back_ms"))
+        moves = f"{r['moves']}" + (f" (+{r['unchanged']} with nothing to draw)" if r.get("unchanged") else "")
+        lines.append(f"| {r['notebook']} | {r['app']} | {r['control']} | {r['median_ms']:.0f} | {r['worst_ms']:.0f} |"
+                     f" {moves} | {parts} |")
+    return "\n".join(lines)
+
+
+def _machine() -> str:
+    import platform
+
+    model = ""
+    try:
+        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs{f' ({model})' if model else ''}"
+
+
+@pytest.fixture(scope="module")
+def latencies(request):
+    """The rows of the latency table; printed at the end, and appended as Markdown to ``AMAML_LAB_LATENCY``."""
+    rows: list[dict] = []
+    yield rows
+    if not rows:
+        return
+    table = latency_table(rows)
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line("\nfrom input event to the app's graph drawn, in JupyterLab + Chromium:\n" + table)
+    out = os.environ.get("AMAML_LAB_LATENCY")
+    if out:
+        note = os.environ.get("AMAML_LAB_LATENCY_NOTE", "")
+        head = (f"## {time.strftime('%Y-%m-%d %H:%M')}: {_machine()}{f', {note}' if note else ''}\n\n"
+                f"`{' '.join(['python -m pytest'] + sys.argv[1:])}` (AMAML_LAB_LATENCY={out}): from the input event "
+                f"(key press, option chosen, button pressed) to the app's plotly graph drawn with new data, "
+                f"{MOVES} moves a control, each after the page settled; median and worst of the moves, and the "
+                f"medians of their parts: from the input to the app's update starting in the kernel, the update, "
+                f"and from its end to the graph drawn (the browser's and the kernel's clocks are the machine's).\n\n")
+        path = Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as f:
+            f.write(("\n" if path.stat().st_size else "") + head + table + "\n")
+
+
 @pytest.mark.parametrize("name", list(WIDGET_NOTEBOOKS))
-def test_notebook_in_jupyterlab(session, name, tmp_path):
+def test_notebook_in_jupyterlab(session, latencies, name, tmp_path):
     lab, browser = session
     shots = Path(os.environ.get("AMAML_LAB_SCREENSHOTS") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
     page = browser.context.new_page()
     try:
         run_and_check(page, lab, name, WIDGET_NOTEBOOKS[name], shots / f"{name.split('_')[0]}.png")
+        check_apps(page, lab, name, latencies)
     finally:
         page.close()
     assert (shots / f"{name.split('_')[0]}.png").stat().st_size > 10_000

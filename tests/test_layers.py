@@ -34,6 +34,7 @@ LAYERS = [
     ("horizon_study", "exercises", "horizon_data"),
     ("viz",),
     ("viz_study", "viz_horizon"),
+    ("viz_static",),  # the kernel-free explorers: built from viz_horizon's and viz_study's figures
     ("measure",),
     ("widgets",),
     ("widgets_study",),

@@ -56,6 +56,8 @@ def test_notebook_runs_fast(path, tmp_path, monkeypatch):
     outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
     errors = [o for o in outputs if o.get("output_type") == "error"]
     assert not errors
+    warned = [o["text"][:300] for o in outputs if o.get("name") == "stderr" and "Warning" in o.get("text", "")]
+    assert not warned, f"the executed notebook printed warnings: {warned}"
     # a plotly figure saved in the executed notebook carries its data: every one has a trace with points
     for figure in (o["data"]["application/vnd.plotly.v1+json"] for o in outputs
                    if "application/vnd.plotly.v1+json" in o.get("data", {})):

@@ -1,9 +1,27 @@
-"""The widget apps outside any kernel: set a control's value, the figure's traces change."""
+"""The widget apps outside any kernel: set a control's value, the figure's traces change; a move only indexes
+what the app computed when it was built."""
+import numpy as np
 import pytest
+import torch
 
-from amaml_lab import viz, widgets
+from amaml_lab import compare_methods, explore, viz, widgets
 from amaml_lab.tasks.examples import build_task
 from amaml_lab import horizon_data
+
+
+def column(values) -> list:
+    """A trace's data as plain numbers (the apps send float32 arrays, lists, or tuples)."""
+    return [] if values is None else np.asarray(values).tolist()
+
+
+def traces(fig) -> list:
+    return [(column(t.x), column(t.y), t.name) for t in fig.data]
+
+
+def forbid(monkeypatch, module, *names):
+    """From here on, calling any of ``module``'s ``names`` fails the test: a move must only index."""
+    for name in names:
+        monkeypatch.setattr(module, name, lambda *a, _name=name, **k: pytest.fail(f"a move called {_name}"))
 
 
 def test_flow_explorer_redraws_on_each_control():
@@ -34,47 +52,131 @@ def test_flow_explorer_marks_a_diverging_gradient_descent():
     assert "gradient descent: ends at" in app.status.value and "(loss rose: the step is unstable)" in app.status.value
 
 
-def test_reconstruction_explorer_redraws():
+def test_flow_explorer_moves_along_its_tables(monkeypatch):
+    """The build fills the tables along every control through the first state: the first move of any control
+    only indexes; the paths are inner_paths' (the same steps; the flow within its tolerance)."""
+    app = widgets.FlowExplorer(surface="valley", horizon=2.0, step_size=0.1, reg=0.5, start=-1.0)
+    forbid(monkeypatch, explore, "inner_path_batch", "flow_batch", "inner_paths")
+    grid_h = 10 ** -1.25  # on the step size slider's grid
+    for name, value in [("horizon", 4.4), ("solver", "midpoint"), ("start", -0.5), ("start", -1.0), ("reg", 2.0),
+                        ("reg", 0.5), ("surface", "wells"), ("surface", "valley"), ("step_size", grid_h)]:
+        app.controls[name].value = value
+    monkeypatch.undo()
+    ref = explore.inner_paths("valley", horizon=4.4, step_size=grid_h, solver="midpoint", reg=0.5, start=(-1.0, 1.5))
+    assert list(app.paths) == list(ref)
+    for key in ("gradient descent", "midpoint steps"):
+        assert app.paths[key].shape == tuple(ref[key].shape)
+        assert np.allclose(app.paths[key], ref[key].numpy(), rtol=1e-12, atol=1e-12), key
+    assert np.allclose(app.paths["gradient flow"][-1], ref["gradient flow"][-1].numpy(), atol=1e-6)
+    assert app.paths["gradient flow"][0].tolist() == [-1.0, 1.5]
+
+
+def test_flow_explorer_computes_a_new_line_once(monkeypatch):
+    """After moves of two controls the state is off the build's lines: the first move computes the moved
+    control's whole line through it, the next moves along it only index."""
+    app = widgets.FlowExplorer(horizon=1.0, step_size=0.1)
+    app.controls["reg"].value = 1.0
+    app.controls["start"].value = -1.0  # off the build's lines now
+    calls = []
+    real = explore.inner_path_batch
+    monkeypatch.setattr(explore, "inner_path_batch", lambda *a, **k: calls.append(len(a[1])) or real(*a, **k))
+    app.controls["reg"].value = 1.5
+    # every reg position at once: the 29 of 31 not in the tables yet (reg 0 and 1 at this start came with the
+    # start's line)
+    assert calls == [29]
+    for reg in (1.6, 0.3, 3.0):
+        app.controls["reg"].value = reg
+    assert calls == [29]
+    app.controls["step_size"].value = 0.1234  # off the slider's grid: that state alone
+    assert calls == [29, 1] and app.paths["gradient descent"].shape == (9, 2)
+
+
+def test_flow_explorer_sends_only_what_changed(monkeypatch):
+    app = widgets.FlowExplorer()
+    forbid(monkeypatch, explore, "surface_grid")  # the surface is not drawn again unless it changes
+    app.controls["step_size"].value = 10 ** -1.5
+    assert all(isinstance(t.x, np.ndarray) and t.x.dtype == np.float32 for t in app.figure.data[1:] if len(t.x))
+    app.controls["horizon"].value = 6.0  # 190 steps: drawn through at most 200 points each
+    assert all(len(t.x) <= viz.PATH_POINTS for t in app.figure.data[1:])
+    assert column(app.figure.data[1].x)[-1] == pytest.approx(float(app.paths["gradient descent"][-1, 0]), rel=1e-6)
+
+
+def test_reconstruction_explorer_redraws(monkeypatch):
     app = widgets.ReconstructionExplorer(lam_max=2.0, horizon=1.0, steps=100)
-    before = app.figure.data[1].y
-    app.controls["lam_max"].value = 40.0
+    before = column(app.figure.data[1].y)
+    forbid(monkeypatch, explore, "reconstruction_grid", "reconstruction")
+    app.controls["lam_max"].value = 10 ** 1.6  # on the slider's grid: indexed
     app.controls["horizon"].value = 2.0
-    assert app.figure.data[1].y != before
+    assert column(app.figure.data[1].y) != before
+    assert app.result["error"] > 1e6 and "λmax·T = 79.6" in app.status.value
+    monkeypatch.undo()
+    app.controls["lam_max"].value = 40.0  # off the grid: computed alone
     assert app.result["error"] > 1e6 and "λmax·T = 80.0" in app.status.value
 
 
-def test_baseline_explorer_redraws_for_lambda_cg_steps_and_truncation(monkeypatch):
-    computed = []  # the methods each recomputation ran, seen from outside the app
-    real = widgets.compare_methods
+def test_reconstruction_explorer_is_reconstruction_bit_for_bit():
+    """The rebuilt state is rounding amplified e^(λmax T) times: the table must do reconstruction's arithmetic."""
+    app = widgets.ReconstructionExplorer(lam_max=10.0, horizon=2.0)
+    for lam, T in ((10.0, 2.0), (10 ** 1.35, 3.75), (1.0, 0.5)):
+        app.controls["lam_max"].value, app.controls["horizon"].value = lam, T
+        ref = explore.reconstruction(explore.QuadraticTask(eig=(0.2, lam)), T, 200)
+        assert torch.equal(app.result["forward"], ref["forward"]) and torch.equal(app.result["backward"], ref["backward"])
+        assert app.result["error"] == ref["error"] and torch.equal(app.result["t"], ref["t"])
+    app.controls["lam_max"].value, app.controls["horizon"].value = 10.0, 2.0
+    assert "3.07e-07" in app.status.value
 
-    def recording(*args, methods, **kwargs):
-        computed.append([m[1] for m in methods])
-        return real(*args, methods=methods, **kwargs)
 
-    monkeypatch.setattr(widgets, "compare_methods", recording)
+def _same_rows(mine, ref):
+    assert [(r["steps"], r["label"]) for r in mine] == [(r["steps"], r["label"]) for r in ref]
+    for a, b in zip(mine, ref):
+        for key in ("rel_error", "cosine", "query_loss"):
+            assert a[key] == pytest.approx(b[key], rel=1e-6, abs=1e-13), (a["label"], a["steps"], key)
+        for key in ("grad_evals", "hvp_evals", "stored_states"):
+            assert a[key] == b[key], (a["label"], a["steps"], key)
+
+
+def test_baseline_explorer_indexes_every_lambda_cg_steps_and_truncation(monkeypatch):
     support_loss, query_loss, theta = build_task(8, "float64", "cpu", 4, 0)
     app = widgets.BaselineExplorer(support_loss, query_loss, theta, steps_list=(4, 8), cg_steps=2, truncate=2)
-    assert computed == [["adjoint", "fomaml", "reptile", "imaml", "truncated"]]
     labels = [t.name for t in app.figure.data]
-    imaml = labels.index("imaml")
-    trunc = labels.index("truncated (last 2)")
+    imaml, trunc = labels.index("imaml"), labels.index("truncated (last 2)")
     adjoint = [r for r in app.rows if r["method"] == "adjoint"]
-    before = app.figure.data[imaml].y
-    app.controls["lam"].value = 20.0
-    assert app.figure.data[imaml].y != before and computed[-1] == ["imaml"]
-    before = app.figure.data[imaml].y
+    forbid(monkeypatch, widgets.explore, "baseline_table", "imaml_rows", "truncated_rows", "compare_methods")
+    forbid(monkeypatch, widgets.explore, "meta_gradient")
+    before = column(app.figure.data[imaml].y)
+    app.controls["lam"].value = 10 ** 1.3  # on the slider's grid
+    assert column(app.figure.data[imaml].y) != before
+    before = column(app.figure.data[imaml].y)
     app.controls["cg_steps"].value = 6
-    assert app.figure.data[imaml].y != before and computed[-1] == ["imaml"]
-    before = app.figure.data[trunc].y
+    assert column(app.figure.data[imaml].y) != before
+    before = column(app.figure.data[trunc].y)
     app.controls["truncate"].value = 4
-    assert app.figure.data[trunc].y != before and app.figure.data[trunc].name == "truncated (last 4)"
-    assert computed[-1] == ["truncated"]
+    assert column(app.figure.data[trunc].y) != before and app.figure.data[trunc].name == "truncated (last 4)"
     # the rows of methods no change touched are the very same objects
     assert all(a is b for a, b in zip(adjoint, [r for r in app.rows if r["method"] == "adjoint"]))
-    # the steps control recomputes nothing: it moves the dotted line and the status line
-    n = len(computed)
+    # the steps control moves the dotted line and the status line
     app.controls["steps"].value = 4
-    assert len(computed) == n and app.figure.data[-1].x == (4, 4) and app.status.value.startswith("at 4 steps")
+    assert column(app.figure.data[-1].x) == [4, 4] and app.status.value.startswith("at 4 steps")
+    monkeypatch.undo()
+    # what it shows is compare_methods' rows for those settings (to rounding, and the same counts)
+    for lam in (10 ** 1.3, 20.0):  # on the slider's grid, then off it (that λ computed alone)
+        app.controls["lam"].value = lam
+        methods = explore.baseline_methods(lam, 6, 4)
+        order = [m[0] for m in methods]
+        ref = compare_methods(support_loss, query_loss, theta, (4, 8), step_size=0.01, methods=methods)
+        _same_rows(sorted(app.rows, key=lambda r: (r["steps"], order.index(r["label"]))), ref)
+
+
+def test_baseline_table_rows_are_compare_methods_rows():
+    support_loss, query_loss, theta = build_task(8, "float64", "cpu", 4, 1)
+    table = explore.baseline_table(support_loss, query_loss, theta, (3, 6), step_size=0.02, lams=(0.5, 3.0),
+                                   cg_steps=4, truncates=(1, 3, 6), solver="midpoint")
+    for lam, cg, k in ((0.5, 1, 1), (3.0, 4, 3), (0.5, 3, 6)):
+        ref = compare_methods(support_loss, query_loss, theta, (3, 6), step_size=0.02, solver="midpoint",
+                              methods=explore.baseline_methods(lam, cg, k))
+        mine = table["fixed"] + table["imaml"][(lam, cg)] + table["truncated"][k]
+        order = [m[0] for m in explore.baseline_methods(lam, cg, k)]
+        _same_rows(sorted(mine, key=lambda r: (r["steps"], order.index(r["label"]))), ref)
 
 
 def test_cost_explorer_measures_every_point_once_in_the_background():
@@ -95,7 +197,13 @@ def test_cost_explorer_measures_every_point_once_in_the_background():
     assert sorted(c[:2] for c in calls) == sorted((n, s) for s in (4, 8) for n in viz.COST_METHODS)
     assert not any(c[2] for c in calls)  # all in the background
     assert app.figure.data[0].x == (4, 8) and len(app.figure.data[0].y) == 2
+    rings = [t for t in app.figure.data if t.name == "steps now"]  # the figure follows the slider
+    assert [column(t.x) for t in rings] == [[8] * 3] * 2
     app.controls["steps"].value = 4
+    assert [column(t.x) for t in rings] == [[4] * 3] * 2
+    here = {r["name"]: r for r in app.rows if r["steps"] == 4}
+    assert column(rings[0].y) == [here[n]["time_s"] for n in viz.COST_METHODS]
+    assert column(rings[1].y) == [here[n]["peak_mb"] for n in viz.COST_METHODS]
     assert len(calls) == 2 * len(viz.COST_METHODS)
     assert all(r["time_s"] > 0 for r in app.rows)
     assert "all 6 points measured" in app.status.value
@@ -107,6 +215,26 @@ def test_cost_explorer_measures_in_one_separate_process():
     app.wait(120)
     assert [(r["name"], r["steps"]) for r in app.rows] == [("maml", 3), ("adjoint", 3), ("maml", 6), ("adjoint", 6)]
     assert all(r["peak_mb"] > 0 and r["time_s"] > 0 for r in app.rows)
+
+
+def test_cost_explorer_warms_each_point_up_and_repeats_it(monkeypatch):
+    """Every point: its own call once as a warm-up, then the memory run, then ``repeat`` timed runs (the fastest
+    kept): the first point of the process carries no first-call costs."""
+    import amaml_lab
+    from amaml_lab import measure
+
+    sent = []
+    monkeypatch.setattr(measure, "stream", lambda cfgs: sent.extend(cfgs) or iter(()))
+    widgets.CostExplorer(steps_options=(3, 6), methods=("maml",), shots=5, hidden=4).wait(30)
+    assert [(c["steps"], c["warmup"], c["repeat"]) for c in sent] == [(3, "full", 3), (6, "full", 3)]
+    steps = []
+    real = amaml_lab.meta_gradient
+    monkeypatch.setattr(amaml_lab, "meta_gradient", lambda *a, **k: steps.append(k["steps"]) or real(*a, **k))
+    row = measure.measure({**sent[1], "time_budget": 60.0})
+    assert steps == [6] * (1 + 1 + 3) and row["time_s"] > 0  # warm-up, memory, three timed
+    steps.clear()
+    measure.measure({**sent[1], "warmup": "short", "repeat": 1, "time_budget": 60.0})
+    assert steps == [2, 6, 6]  # the benchmark's default: a two-step warm-up
 
 
 def test_cost_explorer_reports_a_failed_measurement():
@@ -181,6 +309,58 @@ def test_horizon_explorer_rejects_what_it_did_not_compute(horizon_app):
                          ({"methods": ("maml", "nope")}, "methods")):
         with pytest.raises(ValueError, match=name):
             widgets.HorizonExplorer(data=horizon_app.data, **kwargs)
+
+
+def _same_figure(a, b):
+    for (ax, ay, an), (bx, by, bn) in zip(traces(a), traces(b), strict=True):
+        assert an == bn
+        for u, v in ((ax, bx), (ay, by)):
+            assert len(u) == len(v), an
+            assert all(x == y or (isinstance(x, float) and isinstance(y, float) and
+                                  (x == pytest.approx(y, rel=1e-6, abs=1e-12) or (x != x and y != y)))
+                       for x, y in zip(u, v)), an
+
+
+@pytest.mark.parametrize("kind", ["flow", "reconstruction", "baselines", "horizon"])
+def test_after_many_moves_the_figure_is_a_fresh_apps(kind, horizon_app):
+    """Each move sends only what changed: after any sequence of moves the figure holds what a new app built at
+    the final values draws (the browser test checks the page draws the kernel's figure)."""
+    if kind == "flow":
+        make = widgets.FlowExplorer
+        app = make()
+        moves = [("step_size", 10 ** -1.5), ("surface", "wells"), ("start", 0.3), ("solver", "euler"), ("reg", 0.4),
+                 ("horizon", 5.0), ("solver", "midpoint"), ("surface", "valley"), ("step_size", 10 ** -0.6)]
+    elif kind == "reconstruction":
+        make = widgets.ReconstructionExplorer
+        app = make()
+        moves = [("lam_max", 10 ** 1.25), ("horizon", 4.25), ("lam_max", 10 ** 0.4), ("horizon", 0.75)]
+    elif kind == "baselines":
+        task = build_task(8, "float64", "cpu", 4, 0)
+
+        def make(**values):
+            return widgets.BaselineExplorer(*task, steps_list=(4, 8), **values)
+
+        app = make()
+        moves = [("lam", 10 ** 0.7), ("cg_steps", 3), ("truncate", 1), ("steps", 4), ("lam", 10 ** -0.5),
+                 ("truncate", 6), ("cg_steps", 11)]
+    else:
+        def make(**values):
+            return widgets.HorizonExplorer(data=horizon_app.data, **values)
+
+        app = make()
+        moves = [("steps", 30), ("solver", "euler"), ("step_size", 0.05), ("methods", ("maml", "fomaml")),
+                 ("steps", 3), ("solver", "rk4")]
+    for name, value in moves:
+        app.controls[name].value = value
+    _same_figure(app.figure, make(**app.values()).figure)
+
+
+def test_every_app_is_marked_for_the_browser_test():
+    app = widgets.ReconstructionExplorer()
+    classes = app.widget._dom_classes
+    assert "amaml-app" in classes and f"amaml-app-{app.uid}" in classes and widgets.App.live[app.uid] is app
+    app.controls["horizon"].value = 3.0
+    assert [name for name, _, _ in app.timings] == ["horizon"]
 
 
 def test_measured_costs_are_shipped():

@@ -95,20 +95,24 @@ def run_steps(args) -> list[dict]:
 
 
 def control_values(control, count: int) -> list:
-    """``count`` values across a control's range, alternating ends and middle so that every move changes it."""
+    """``count`` values across a control's range, alternating ends and middle so that every move changes it.
+
+    A slider's values are positions it can take (its min plus whole steps), as a person moving it sets them:
+    the values an app computed when it was built."""
     if hasattr(control, "options") and not hasattr(control, "rows"):  # selection sliders, toggles, dropdowns
         values = [v if not isinstance(v, tuple) else v[1] for v in control.options]
     elif hasattr(control, "rows"):  # a multiple selection: drop one option after another, then all back
         keys = [v[1] if isinstance(v, tuple) else v for v in control.options]
         values = [tuple(k for k in keys if k != drop) for drop in keys] + [tuple(keys)]
-    elif getattr(control, "base", None):  # log sliders: their value is base ** exponent
-        lo, hi = control.min, control.max
-        values = [control.base ** (lo + (hi - lo) * i / (count - 1)) for i in range(count)]
     else:
-        lo, hi = control.min, control.max
-        values = [lo + (hi - lo) * i / (count - 1) for i in range(count)]
-        if isinstance(control.value, int):
-            values = sorted({int(round(v)) for v in values})
+        lo, hi, step = control.min, control.max, control.step
+        positions = round((hi - lo) / step)
+        ks = sorted({round(i * positions / (count - 1)) for i in range(count)})
+        values = [round(lo + k * step, 10) for k in ks]
+        if getattr(control, "base", None):  # log sliders: their value is base ** exponent
+            values = [control.base ** v for v in values]
+        elif isinstance(control.value, int):
+            values = [int(v) for v in values]
     n = len(values)
     zigzag = [values[i // 2] if i % 2 == 0 else values[n - 1 - i // 2] for i in range(n)]  # first, last, second...
     return [zigzag[i % n] for i in range(max(count, n))]

@@ -7,8 +7,12 @@ from ..checks import check_number
 from .core import Problem, query_value_and_grad
 
 
-def conjugate_gradient(matvec, b: torch.Tensor, steps: int, tol: float = 1e-12):
-    """At most ``steps`` CG iterations on matvec(x) = b from x = 0; returns (x, iterations, residual norm)."""
+def conjugate_gradient(matvec, b: torch.Tensor, steps: int, tol: float = 1e-12, iterates: list | None = None):
+    """At most ``steps`` CG iterations on matvec(x) = b from x = 0; returns (x, iterations, residual norm).
+
+    ``iterates``, a list, receives x after each iteration: the k-th is what ``steps = k`` would return (an
+    iterate does not depend on those after it), so one run serves every number of steps up to ``steps``.
+    """
     x = torch.zeros_like(b)
     r = b.clone()
     d = r.clone()
@@ -20,6 +24,8 @@ def conjugate_gradient(matvec, b: torch.Tensor, steps: int, tol: float = 1e-12):
         x = x + alpha * d
         r = r - alpha * Ad
         rr_new = torch.dot(r, r)
+        if iterates is not None:
+            iterates.append(x)
         if float(rr_new.sqrt()) <= tol * float(b.norm()):
             rr = rr_new
             break
@@ -60,11 +66,14 @@ def imaml(p: Problem, lam: float = 2.0, cg_steps: int = 5, damping: float = 0.0)
     return v, u_T, qloss, {"stored_states": 1, "cg_iterations": iterations, "cg_residual": residual, "lam": lam}
 
 
-def implicit_direction(p: Problem, u: torch.Tensor, lam: float, cg_steps: int, damping: float = 0.0):
+def implicit_direction(p: Problem, u: torch.Tensor, lam: float, cg_steps: int, damping: float = 0.0,
+                       iterates: list | None = None):
     """iMAML's direction at an inner end point u: ``cg_steps`` CG iterations on ((1 + damping) I + H(u)/lam) v
-    = grad L_Q(u), the HVPs sharing one gradient's graph.  Returns (L_Q(u), v, iterations, residual norm)."""
+    = grad L_Q(u), the HVPs sharing one gradient's graph.  Returns (L_Q(u), v, iterations, residual norm);
+    ``iterates`` (a list) receives the direction after each iteration (see :func:`conjugate_gradient`)."""
     with torch.no_grad():
         qloss, g = query_value_and_grad(p, u)
         lin = p.support.linearize(u)
-        v, iterations, residual = conjugate_gradient(lambda x: (1 + damping) * x + lin.hvp(x) / lam, g, cg_steps)
+        v, iterations, residual = conjugate_gradient(lambda x: (1 + damping) * x + lin.hvp(x) / lam, g, cg_steps,
+                                                     iterates=iterates)
     return qloss, v, iterations, residual
