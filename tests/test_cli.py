@@ -61,6 +61,7 @@ def test_progress_in_a_notebook_is_one_text_line_per_run(monkeypatch):
 
     monkeypatch.delenv("CI", raising=False)
     monkeypatch.delenv("AMAML_LAB_QUIET", raising=False)
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)  # another test's kernel client may have loaded it
     outside = progress(5, "run")
     assert type(outside) is text_bar and not outside.disable and not outside.leave
     outside.close()
