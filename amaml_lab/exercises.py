@@ -187,7 +187,7 @@ def measured_breaking_point(tol: float = 1e-6, horizon: float = 2.0, steps: int 
 
     Measured once per process and arguments (cached): the sweep rebuilds 40 states and takes seconds.
     """
-    from .explore import reconstruction_sweep
+    from .explore_backward import reconstruction_sweep
 
     lam_values = [2.0 * 1.1 ** i for i in range(40)]
     for row in reconstruction_sweep(lam_values, horizon=horizon, steps=steps):

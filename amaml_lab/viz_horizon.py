@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from .viz import HORIZON_COST, color_of, log_axis, style_of
+from .viz import HORIZON_COST
+from .viz_style import color_of, log_axis, style_of
 
 ERROR_CEILING = 1e4  # errors above this (back-solving's overflow) are drawn at the ceiling
 

@@ -15,7 +15,7 @@ import math
 import plotly.graph_objects as go
 
 from . import viz_horizon, viz_study
-from .viz import color_of
+from .viz_style import color_of
 
 DIGITS = 6  # significant digits kept in the precomputed states (the page's weight; the plots cannot show more)
 MARGIN = dict(t=100, b=80)  # plotly's margins where a layout leaves them unset

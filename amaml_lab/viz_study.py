@@ -6,7 +6,15 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from . import horizon_study as study
-from .viz import OTHER_COLORS, RUN_DASHES, RUN_SHADES, color_of, log_axis, shade, style_of
+from .viz_style import (
+    OTHER_COLORS,
+    RUN_DASHES,
+    RUN_SHADES,
+    color_of,
+    log_axis,
+    shade,
+    style_of,
+)
 
 TASK_COLORS = OTHER_COLORS  # tasks are not methods: hues no method uses
 

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from amaml_lab import experiments, viz
+from amaml_lab import experiments, viz, viz_style
 from amaml_lab.runs import load_run
 
 ORDER = ("adjoint-100", "maml-100", "maml-10", "imaml", "fomaml", "reptile", "maml-10-reference-protocol")
@@ -238,7 +238,7 @@ def main(*argv) -> int:
         finished = {k: r for k, r in runs.items() if r["eval"]}
         if finished:
             save(viz.finetune_figure(finished, title=f"{setting.name}: fine-tuning from θ at the end of each run",
-                                     colors=viz.run_colors(runs)),
+                                     colors=viz_style.run_colors(runs)),
                  out / f"{setting.name}-fine-tuning.png", width=900)
         long = {k: r for k, r in runs_in(setting, ("adjoint-100", "maml-100", "maml-10")).items()
                 if r["summary"]["meta_steps"] > 1000}

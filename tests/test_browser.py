@@ -269,9 +269,17 @@ def run_and_check(page, lab: Lab, name: str, slider: str, shot: Path | None) -> 
         raise AssertionError(f"{name}: no slider '{slider}' rendered ({type(err).__name__})") from None
     handle.scroll_into_view_if_needed()
     handle.focus()
+    readout = page.locator(".widget-slider", has_text=slider).locator(".widget-readout").first
+    shown = readout.inner_text()
     handle.press("ArrowRight")
-    _wait_until(lambda: _plot_data(page) != plots and _kernel_idle_and_all_run(page), 180,
-                f"a figure in {name} to redraw after moving '{slider}'")
+    try:
+        _wait_until(lambda: _plot_data(page) != plots and _kernel_idle_and_all_run(page), 180,
+                    f"a figure in {name} to redraw after moving '{slider}'")
+    except AssertionError as err:  # say which half failed, and what the kernel's app holds
+        raise AssertionError(f"{err}: the slider reads {shown!r} -> {readout.inner_text()!r}; plots changed:"
+                             f" {_plot_data(page) != plots}; kernel {_kernel_status(page)!r}; prompts shown"
+                             f" {[p for p in page.locator('.jp-InputPrompt').all_inner_texts() if p.strip()]};"
+                             f" {_kernel_side(lab, name, slider)}") from None
     assert not _errors(page), f"{name}: error output after moving '{slider}'"
     if name.startswith("02"):  # the horizon explorer: every panel's data follows the steps
         before = _wait_until(lambda: _named_traces(page, plots), 10, "the horizon explorer's figure")
@@ -301,7 +309,7 @@ LISTEN_JS = """() => {
   for (const type of ['keydown', 'mousedown', 'input', 'change']) window.addEventListener(type, mark, true);
 }"""
 # per move: arm the app's graph div; its first plotly draw event after the input with new trace data sets t1
-# (plotly_animated: a move drawn by plotly's animate path, amaml_lab.viz.traces_only)
+# (plotly_animated: a move drawn by plotly's animate path, amaml_lab.viz_style.traces_only)
 ARM_JS = """(gd) => {
   const refs = () => (gd.data || []).map(t => [t.x, t.y, t.z]);
   window.__amamlLat.armed = {t0: null, t1: null, gd: gd, refs: refs(), how: null};
@@ -470,6 +478,21 @@ def _drawn(page, graph, kernel: KernelClient, uid: int, updates: int, timeout: f
                          f" {state['updates']} moves, {updates} sent)")
 
 
+def _kernel_side(lab: Lab, name: str, slider: str) -> str:
+    """What the kernel's apps hold (for a failure's message): each app's kind, updates and its control's value."""
+    try:
+        kernel = KernelClient(lab, name)
+        try:
+            held = kernel.run("", "__import__('json').dumps([(type(a).__name__, a.updates, {n: str(c.value) for n, c in"
+                                  " a.controls.items() if c.description == " + repr(slider) + "}) for a in"
+                                  " __import__('amaml_lab.widgets').widgets.App.live.values()])")
+        finally:
+            kernel.close()
+        return f"the kernel's apps: {held}"
+    except Exception as err:  # the diagnosis must not hide the failure it explains
+        return f"the kernel could not be asked ({type(err).__name__}: {err})"
+
+
 def _kernel_status(page) -> str | None:
     return page.locator(".jp-Notebook-ExecutionIndicator").first.get_attribute("data-status")
 
@@ -515,8 +538,64 @@ def _shown_matches(control: Control, meta: dict, shown) -> bool:
     return abs(float(shown) - meta["value"]) <= 0.51 * 10 ** -decimals + 1e-9 * abs(meta["value"])
 
 
+class AppInPage:
+    """One app on the page: its element, its graph, and the same app in the kernel (by its uid)."""
+
+    def __init__(self, page, kernel: KernelClient, element, notebook: str):
+        self.page, self.kernel, self.element, self.notebook = page, kernel, element, notebook
+        self.uid = next(int(c.rsplit("-", 1)[1]) for c in element.get_attribute("class").split()
+                        if c.startswith("amaml-app-"))
+        self.kind = kernel.state(self.uid, figure=False)["type"]
+        self.graph = element.locator(".js-plotly-plot").first
+
+    def where(self, control: Control) -> str:
+        return f"{self.notebook}: {self.kind}: '{control.name}'"
+
+    def meta(self, control: Control) -> dict:
+        return self.kernel.state(self.uid, figure=False)["controls"][control.name]
+
+    def timed_moves(self, control: Control) -> list:
+        """:data:`MOVES` moves, each waited for: per move the page's (t0, t1, time origin), None for a move with
+        nothing to draw."""
+        times = []
+        updates = self.kernel.state(self.uid, figure=False)["updates"]
+        for step in control.plan(self.meta(control), MOVES):
+            self.graph.evaluate(ARM_JS)
+            control.move(step)
+            updates += 1
+            drawn = _drawn(self.page, self.graph, self.kernel, self.uid, updates)
+            times.append(self.page.evaluate("() => { const a = window.__amamlLat.armed;"
+                                            " return [a.t0, a.t1, performance.timeOrigin]; }") if drawn else None)
+            _settle(self.page, self.graph, quiet=0.3)
+        return times
+
+    def quick_moves(self, control: Control) -> None:
+        """:data:`QUICK` moves in a row, none waited for; then the control shows the kernel app's value, the page
+        draws the kernel's figure, and that figure is what the app's values draw (no move lost)."""
+        meta = self.meta(control)
+        before = control.shown()
+        plan = control.plan(meta, QUICK)
+        for step in plan:
+            control.move(step)
+        _settle(self.page, self.graph)
+        state = self.kernel.state(self.uid)
+        shown = control.shown()
+        if plan and control.kind != "slider":  # a slider may bounce off its end
+            assert shown != before, f"{self.where(control)} shows {shown!r} after {QUICK} quick moves"
+        held = state["controls"][control.name]
+        assert _shown_matches(control, held, shown), \
+            f"{self.where(control)} shows {shown!r} but the kernel's app holds {held}"
+        differ = _same_data(self.graph.evaluate(GRAPH_DATA_JS), state["data"])
+        assert differ is None, f"{self.where(control)}: after {QUICK} quick moves the page does not draw the" \
+                               f" kernel's figure: {differ}"
+        assert not self.kernel.state(self.uid, figure=False, redraw=True)["stale"], \
+            f"{self.where(control)}: after {QUICK} quick moves the figure is not its values' figure"
+        _settle(self.page, self.graph)
+
+
 def check_apps(page, lab: Lab, name: str, rows: list | None) -> None:
-    """Every control of every app on the page: timed moves (the first app of each kind) and quick moves.
+    """Every control of every app on the page: timed moves (the first app of each kind; a row each in ``rows``)
+    and quick moves.
 
     While it runs, the file ``AMAML_LAB_MEASURING`` names (when set) exists: a wrapper may quiet the machine
     meanwhile (``benchmarks/browser_latency.sh`` pauses given processes).
@@ -529,55 +608,22 @@ def check_apps(page, lab: Lab, name: str, rows: list | None) -> None:
         flag.touch()
         time.sleep(1)  # let the wrapper see it
     try:
-        for app in page.locator(".amaml-app").all():
-            uid = next(int(c.rsplit("-", 1)[1]) for c in app.get_attribute("class").split()
-                       if c.startswith("amaml-app-"))
-            type_name = kernel.state(uid, figure=False)["type"]
-            timed = type_name not in seen
-            seen.add(type_name)
-            app.scroll_into_view_if_needed()
-            graph = app.locator(".js-plotly-plot").first
-            graph.evaluate(ARM_JS)  # hooks the graph's events
-            _settle(page, graph)
-            for el in app.locator(CONTROLS).all():
+        for element in page.locator(".amaml-app").all():
+            app = AppInPage(page, kernel, element, name)
+            timed = app.kind not in seen
+            seen.add(app.kind)
+            element.scroll_into_view_if_needed()
+            app.graph.evaluate(ARM_JS)  # hooks the graph's events
+            _settle(page, app.graph)
+            for el in element.locator(CONTROLS).all():
                 control = Control(el)
-                meta = kernel.state(uid, figure=False)["controls"][control.name]
                 if timed:
-                    times = []  # a move's (t0, t1, time origin) in the page; None: nothing to draw
-                    updates = kernel.state(uid, figure=False)["updates"]
-                    for step in control.plan(meta, MOVES):
-                        graph.evaluate(ARM_JS)
-                        control.move(step)
-                        updates += 1
-                        drawn = _drawn(page, graph, kernel, uid, updates)
-                        times.append(page.evaluate("() => { const a = window.__amamlLat.armed;"
-                                                   " return [a.t0, a.t1, performance.timeOrigin]; }")
-                                     if drawn else None)
-                        _settle(page, graph, quiet=0.3)
+                    key = app.meta(control)["name"]
+                    times = app.timed_moves(control)
                     if rows is not None:
-                        timings = kernel.state(uid, figure=False)["timings"]
-                        rows.append(_latency_row(name, type_name, control.name, times, timings, meta["name"]))
-                    meta = kernel.state(uid, figure=False)["controls"][control.name]
-                before = control.shown()
-                for step in control.plan(meta, QUICK):  # no waiting between the moves
-                    control.move(step)
-                _settle(page, graph)
-                state = kernel.state(uid, redraw=False)
-                shown = control.shown()
-                if control.plan(meta, QUICK):
-                    assert shown != before or control.kind == "slider", \
-                        f"{name}: {type_name}: '{control.name}' shows {shown!r} after {QUICK} quick moves"
-                km = state["controls"][control.name]
-                assert _shown_matches(control, km, shown), \
-                    f"{name}: {type_name}: '{control.name}' shows {shown!r} but the kernel's app holds {km}"
-                drawn = graph.evaluate(GRAPH_DATA_JS)
-                differ = _same_data(drawn, state["data"])
-                assert differ is None, \
-                    f"{name}: {type_name}: after {QUICK} quick moves of '{control.name}' the drawn figure is not " \
-                    f"the kernel's: {differ}"
-                assert not kernel.state(uid, figure=False, redraw=True)["stale"], \
-                    f"{name}: {type_name}: after quick moves of '{control.name}' the figure is not its values' figure"
-                _settle(page, graph)
+                        timings = kernel.state(app.uid, figure=False)["timings"]
+                        rows.append(_latency_row(name, app.kind, control.name, times, timings, key))
+                app.quick_moves(control)
     finally:
         kernel.close()
         if flag is not None:

@@ -159,7 +159,7 @@ def fresh_measurement():
 
 
 def test_the_breaking_point_is_measured_once_per_process(monkeypatch, fresh_measurement):
-    from amaml_lab import explore
+    from amaml_lab import explore_backward
 
     calls = []
 
@@ -167,7 +167,7 @@ def test_the_breaking_point_is_measured_once_per_process(monkeypatch, fresh_meas
         calls.append(kwargs)
         return [{"lam_T": 4.0, "error": 1e-12}, {"lam_T": 23.0, "error": 1e-5}]
 
-    monkeypatch.setattr(explore, "reconstruction_sweep", sweep)
+    monkeypatch.setattr(explore_backward, "reconstruction_sweep", sweep)
     verdicts = [exercises.check("breaking_point", answer, quiet=True) for answer in (23.0, 10.0, 5.0, 23.0)]
     assert verdicts == [True, False, False, True]
     assert len(calls) == 1, "every check re-measured the breaking point"

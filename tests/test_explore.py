@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from amaml_lab import compare_methods, explore, meta_gradient
+from amaml_lab import compare_methods, explore, explore_backward, explore_baselines, meta_gradient
 from amaml_lab.tasks.examples import build_task
 
 
@@ -56,18 +56,18 @@ def test_agreement_discrete_to_rounding_continuous_converging():
 
 
 def test_running_the_flow_backward_blows_up_with_lambda_T():
-    rows = explore.reconstruction_sweep([1.0, 10.0, 40.0], horizon=2.0, steps=200)
+    rows = explore_backward.reconstruction_sweep([1.0, 10.0, 40.0], horizon=2.0, steps=200)
     errors = [r["error"] for r in rows]
     assert errors[0] < 1e-10 and errors[2] > 1e6 and errors[0] < errors[1] < errors[2]
     assert [r["lam_T"] for r in rows] == [2.0, 20.0, 80.0]
-    one = explore.reconstruction(explore.QuadraticTask(eig=(0.2, 1.0)), 2.0, 100)
+    one = explore_backward.reconstruction(explore.QuadraticTask(eig=(0.2, 1.0)), 2.0, 100)
     assert one["forward"].shape == one["backward"].shape == (101, 6)
     torch.testing.assert_close(one["forward"][-1], one["backward"][-1], rtol=0, atol=0)
 
 
 def test_backsolve_sweep_stored_adjoint_stays_exact():
     support_loss, query_loss, theta = build_task(10, "float64", "cpu", 6, 0)
-    rows = explore.backsolve_sweep(support_loss, query_loss, theta, [10, 40], step_size=0.01, checkpoints=4)
+    rows = explore_backward.backsolve_sweep(support_loss, query_loss, theta, [10, 40], step_size=0.01, checkpoints=4)
     assert [r["horizon"] for r in rows] == [0.1, 0.4]
     assert all(r["adjoint"] < 1e-7 and r["checkpointed"] < 1e-7 for r in rows)
     assert all(r["checkpointed"] == pytest.approx(r["adjoint"], rel=1e-6) for r in rows)
@@ -90,7 +90,7 @@ def test_inner_paths_gradient_descent_is_euler_and_flow_reaches_the_minimum():
 def test_baseline_sweep_rows():
     support_loss, query_loss, theta = build_task(10, "float64", "cpu", 6, 0)
     rows = compare_methods(support_loss, query_loss, theta, [4, 8], step_size=0.01,
-                           methods=explore.baseline_methods(lam=3.0, cg_steps=2, truncate=6))
+                           methods=explore_baselines.baseline_methods(lam=3.0, cg_steps=2, truncate=6))
     labels = {r["label"] for r in rows}
     assert labels == {"adjoint", "fomaml", "reptile", "imaml", "truncated (last 6)"}
     assert all(r["rel_error"] < 1e-6 for r in rows if r["label"] == "adjoint")
@@ -110,7 +110,7 @@ def test_checkpoint_costs_counts_what_each_schedule_does():
     or 1 (grid); checkpointed: at most c states, each step advanced more than once, the same gradient."""
     support_loss, query_loss, theta = build_task(10, "float64", "cpu", 6, 0)
     n = 40
-    rows = explore.checkpoint_costs(support_loss, query_loss, theta, [n], checkpoints=5)
+    rows = explore_backward.checkpoint_costs(support_loss, query_loss, theta, [n], checkpoints=5)
     by = {r["scheme"]: r for r in rows}
     assert by["continuous"]["stored"] == {"states": n + 1, "evals": 7 * n + 1, "repetitions": 1}
     assert by["grid"]["stored"] == {"states": n + 1, "evals": 5 * n + 1, "repetitions": 1}

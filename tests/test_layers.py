@@ -31,11 +31,15 @@ LAYERS = [
     ("runs",),
     ("experiments",),
     ("committed", "explore", "horizon", "peers"),
+    ("explore_backward", "explore_baselines"),
     ("horizon_study", "exercises", "horizon_data"),
+    ("viz_style",),
     ("viz",),
     ("viz_study", "viz_horizon"),
     ("viz_static",),  # the kernel-free explorers: built from viz_horizon's and viz_study's figures
     ("measure",),
+    ("widgets.app",),
+    ("widgets.surfaces", "widgets.methods"),
     ("widgets",),
     ("widgets_study",),
     ("bench.tables", "bench.suites"),
@@ -88,6 +92,8 @@ def violations(srcs: dict) -> list[str]:
     out = [f"{m}: not placed in a layer (add it to LAYERS and docs/ARCHITECTURE.md)" for m in srcs if m not in rank]
     for name, source in srcs.items():
         for target, imported in imports(name, source, set(srcs)):
+            if target not in srcs:  # e.g. a relative import left one level short after a move into a package
+                out.append(f"{name or 'amaml_lab'} imports amaml_lab.{target}, which is not a module of the package")
             if target in rank and name in rank and rank[target] >= rank[name]:
                 out.append(f"{name or 'amaml_lab'} imports {target or 'amaml_lab'}"
                            f"{'.' + imported if imported else ''}: an upward or same-layer import")
@@ -104,7 +110,8 @@ def test_every_import_goes_down_and_no_private_name_crosses():
 @pytest.mark.parametrize("module,injected", [
     ("functional", "from .cli import main\n"),  # a circle: the engine reaching the command line
     ("flow", "def f():\n    from .metagrad import meta_gradient\n"),  # lazily, too
-    ("widgets", "from .measure import _heap_reader\n"),  # a private name
+    ("widgets.app", "from ..measure import _heap_reader\n"),  # a private name
+    ("widgets.methods", "def f():\n    from .measure import stream\n"),  # a module that is not there
     ("train", "from .train import Diverged\n"),  # itself: same layer
 ])
 def test_an_injected_upward_import_is_caught(module, injected):
@@ -116,3 +123,31 @@ def test_an_injected_upward_import_is_caught(module, injected):
 def test_every_module_is_placed_and_every_placed_module_exists():
     placed = {m for group in LAYERS for m in group}
     assert placed == set(sources())
+
+
+MOST_LINES = {"module": 400, "function": 60}  # docs/ARCHITECTURE.md: short modules and functions
+
+
+def sizes(srcs: dict) -> list[str]:
+    """Every module over MOST_LINES["module"] lines and every function over MOST_LINES["function"]."""
+    out = []
+    for name, source in srcs.items():
+        if source.count("\n") > MOST_LINES["module"]:
+            out.append(f"{name}: {source.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MOST_LINES["function"]:
+                    out.append(f"{name}.{node.name}: {length} lines")
+    return out
+
+
+def test_modules_and_functions_are_short():
+    assert sizes(sources()) == []
+
+
+def test_a_long_module_or_function_is_caught():
+    srcs = sources()
+    srcs["flow"] += "\n" * 401
+    srcs["checks"] += "\ndef long():\n" + "    x = 1\n" * 60
+    assert sizes(srcs) == ["flow: " + str(srcs["flow"].count("\n")) + " lines", "checks.long: 61 lines"]

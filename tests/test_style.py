@@ -1,11 +1,11 @@
 """One style across the figures: one colour per method (whatever the run's label), and log axes that read in
-decades (amaml_lab.viz.METHOD_COLORS, style_of, run_styles, log_axis)."""
+decades (amaml_lab.viz_style.METHOD_COLORS, style_of, run_styles, log_axis)."""
 import itertools
 
 import plotly.graph_objects as go
 import pytest
 
-from amaml_lab import viz, viz_horizon, viz_study
+from amaml_lab import viz, viz_horizon, viz_study, viz_style
 from amaml_lab.metagrad import METHODS
 
 
@@ -14,14 +14,14 @@ def _rgb(color: str):
 
 
 def test_every_method_has_its_own_colour():
-    assert set(METHODS) <= set(viz.METHOD_COLORS)
-    colors = [viz.METHOD_COLORS[m] for m in METHODS]
+    assert set(METHODS) <= set(viz_style.METHOD_COLORS)
+    colors = [viz_style.METHOD_COLORS[m] for m in METHODS]
     assert len(set(c.lower() for c in colors)) == len(colors)
     # apart, not merely different strings: every pair differs by a visible amount in RGB
     for a, b in itertools.combinations(colors, 2):
         assert sum((x - y) ** 2 for x, y in zip(_rgb(a), _rgb(b))) ** 0.5 > 60, (a, b)
     # what is not a method (tasks, unnamed runs) takes none of the methods' colours
-    assert not set(viz.OTHER_COLORS) & set(colors)
+    assert not set(viz_style.OTHER_COLORS) & set(colors)
 
 
 @pytest.mark.parametrize("label, method", [
@@ -31,15 +31,15 @@ def test_every_method_has_its_own_colour():
     ("comln-5way", "comln"), ("truncated (last 5)", "truncated"), ("fomaml, reg 1", "fomaml"), ("imaml", "imaml"),
     ("backsolve (state run backward)", "backsolve"), ("forward", "forward"), ("gradient flow", None)])
 def test_a_label_resolves_to_its_method(label, method):
-    assert viz.method_of(label) == method
+    assert viz_style.method_of(label) == method
     if method is not None and method != "adjoint":
-        assert viz.color_of(label) == viz.METHOD_COLORS[method]
+        assert viz_style.color_of(label) == viz_style.METHOD_COLORS[method]
 
 
 def test_the_adjoints_variants_keep_its_hue_and_differ_by_dash():
-    styles = {k: viz.style_of(k) for k in ("adjoint", "adjoint (discrete)", "adjoint-sqrt", "adjoint-grid")}
+    styles = {k: viz_style.style_of(k) for k in ("adjoint", "adjoint (discrete)", "adjoint-sqrt", "adjoint-grid")}
     assert len({s["dash"] for s in styles.values()}) == 4
-    base = _rgb(viz.METHOD_COLORS["adjoint"])
+    base = _rgb(viz_style.METHOD_COLORS["adjoint"])
     for s in styles.values():  # a darker shade of the same colour: every channel scaled by one factor
         rgb = _rgb(s["color"])
         factors = [c / b for c, b in zip(rgb, base) if b]
@@ -77,14 +77,14 @@ def test_run_figures_colour_each_method_its_own_way(figure):
     # notebook 07: comln beside maml (they were both grey); notebook 05: three maml runs beside the adjoint's
     seven = _trace_colors(figure(_runs(["maml", "fomaml", "reptile", "imaml", "adjoint", "comln"])))
     assert seven["maml"][0] != seven["comln"][0]
-    assert all(seven[m][0] == viz.METHOD_COLORS[m] for m in seven)
+    assert all(seven[m][0] == viz_style.METHOD_COLORS[m] for m in seven)
     five = _trace_colors(figure(_runs(["adjoint-100", "fomaml", "imaml", "maml-10", "maml-10-reference-protocol",
                                        "maml-100", "reptile"])))
-    assert five["maml-10"][0] == viz.METHOD_COLORS["maml"] and five["adjoint-100"][0] == viz.METHOD_COLORS["adjoint"]
+    assert five["maml-10"][0] == viz_style.METHOD_COLORS["maml"] and five["adjoint-100"][0] == viz_style.METHOD_COLORS["adjoint"]
     mamls = [five[k] for k in ("maml-10", "maml-10-reference-protocol", "maml-100")]
     assert len(set(mamls)) == 3  # three runs of one method told apart by shade (and dash, for lines) ...
     for color, _ in mamls:  # ... never by hue: each is maml's colour with black mixed in
-        rgb, base = _rgb(color), _rgb(viz.METHOD_COLORS["maml"])
+        rgb, base = _rgb(color), _rgb(viz_style.METHOD_COLORS["maml"])
         assert rgb[0] == 0 and abs(rgb[1] / base[1] - rgb[2] / base[2]) < 0.02
     others = {k: v for k, v in five.items() if not k.startswith("maml")}
     assert not {c for c, _ in mamls} & {c for c, _ in others.values()}
@@ -92,7 +92,7 @@ def test_run_figures_colour_each_method_its_own_way(figure):
 
 def test_finetune_figure_takes_given_colours():
     fig = viz.finetune_figure(_runs(["maml", "comln"]), colors={"maml": "#123456"})
-    assert _trace_colors(fig)["maml"][0] == "#123456" and _trace_colors(fig)["comln"][0] == viz.METHOD_COLORS["comln"]
+    assert _trace_colors(fig)["maml"][0] == "#123456" and _trace_colors(fig)["comln"][0] == viz_style.METHOD_COLORS["comln"]
 
 
 # ---------------------------------------------------------------- log axes
@@ -160,17 +160,17 @@ def test_the_horizon_explorers_log_axes_and_colours():
     axes = _log_axes(fig)
     assert len(axes) == 9 and all(_reads_in_decades(a) for a in axes)  # all but (a)'s two and the cosine's y
     lines = {t.name: t.line for t in fig.data if t.name in horizon.LABELS.values()}
-    assert lines[horizon.LABELS["maml"]].color == viz.METHOD_COLORS["maml"]
-    assert lines[horizon.LABELS["adjoint"]].color == viz.METHOD_COLORS["adjoint"]
+    assert lines[horizon.LABELS["maml"]].color == viz_style.METHOD_COLORS["maml"]
+    assert lines[horizon.LABELS["adjoint"]].color == viz_style.METHOD_COLORS["adjoint"]
     assert lines[horizon.LABELS["grid"]].dash == "dot"  # the adjoint's grid scheme: its hue, dotted
     measured = {t.name: t.line for t in fig.data if t.name and t.name.endswith("(measured)")}
-    assert measured["maml (measured)"].color == viz.METHOD_COLORS["maml"]
+    assert measured["maml (measured)"].color == viz_style.METHOD_COLORS["maml"]
 
 
 def test_log_axis_settings():
-    assert viz.log_axis() == dict(type="log", dtick=1, exponentformat="power", separatethousands=False,
+    assert viz_style.log_axis() == dict(type="log", dtick=1, exponentformat="power", separatethousands=False,
                                   minor=dict(ticks="outside", ticklen=3, showgrid=False))
-    assert viz.log_axis(plain=True, title="steps")["exponentformat"] == "none"
-    narrow = viz.log_axis(span=(0.0125, 0.4))
+    assert viz_style.log_axis(plain=True, title="steps")["exponentformat"] == "none"
+    narrow = viz_style.log_axis(span=(0.0125, 0.4))
     assert narrow["tickvals"] == [0.02, 0.05, 0.1, 0.2] and narrow["ticktext"] == ["0.02", "0.05", "0.1", "0.2"]
-    assert "dtick" not in narrow and viz.log_axis(span=(1e-3, 10))["dtick"] == 1
+    assert "dtick" not in narrow and viz_style.log_axis(span=(1e-3, 10))["dtick"] == 1

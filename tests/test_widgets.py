@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from amaml_lab import compare_methods, explore, viz, widgets
+from amaml_lab import compare_methods, explore, explore_backward, explore_baselines, viz, widgets
 from amaml_lab.tasks.examples import build_task
 from amaml_lab import horizon_data
 
@@ -104,7 +104,7 @@ def test_flow_explorer_sends_only_what_changed(monkeypatch):
 def test_reconstruction_explorer_redraws(monkeypatch):
     app = widgets.ReconstructionExplorer(lam_max=2.0, horizon=1.0, steps=100)
     before = column(app.figure.data[1].y)
-    forbid(monkeypatch, explore, "reconstruction_grid", "reconstruction")
+    forbid(monkeypatch, explore_backward, "reconstruction_grid", "reconstruction")
     app.controls["lam_max"].value = 10 ** 1.6  # on the slider's grid: indexed
     app.controls["horizon"].value = 2.0
     assert column(app.figure.data[1].y) != before
@@ -119,7 +119,7 @@ def test_reconstruction_explorer_is_reconstruction_bit_for_bit():
     app = widgets.ReconstructionExplorer(lam_max=10.0, horizon=2.0)
     for lam, T in ((10.0, 2.0), (10 ** 1.35, 3.75), (1.0, 0.5)):
         app.controls["lam_max"].value, app.controls["horizon"].value = lam, T
-        ref = explore.reconstruction(explore.QuadraticTask(eig=(0.2, lam)), T, 200)
+        ref = explore_backward.reconstruction(explore.QuadraticTask(eig=(0.2, lam)), T, 200)
         assert torch.equal(app.result["forward"], ref["forward"]) and torch.equal(app.result["backward"], ref["backward"])
         assert app.result["error"] == ref["error"] and torch.equal(app.result["t"], ref["t"])
     app.controls["lam_max"].value, app.controls["horizon"].value = 10.0, 2.0
@@ -141,8 +141,8 @@ def test_baseline_explorer_indexes_every_lambda_cg_steps_and_truncation(monkeypa
     labels = [t.name for t in app.figure.data]
     imaml, trunc = labels.index("imaml"), labels.index("truncated (last 2)")
     adjoint = [r for r in app.rows if r["method"] == "adjoint"]
-    forbid(monkeypatch, widgets.explore, "baseline_table", "imaml_rows", "truncated_rows", "compare_methods")
-    forbid(monkeypatch, widgets.explore, "meta_gradient")
+    forbid(monkeypatch, explore_baselines, "baseline_table", "imaml_rows", "truncated_rows", "compare_methods")
+    forbid(monkeypatch, explore_baselines, "meta_gradient")
     before = column(app.figure.data[imaml].y)
     app.controls["lam"].value = 10 ** 1.3  # on the slider's grid
     assert column(app.figure.data[imaml].y) != before
@@ -161,7 +161,7 @@ def test_baseline_explorer_indexes_every_lambda_cg_steps_and_truncation(monkeypa
     # what it shows is compare_methods' rows for those settings (to rounding, and the same counts)
     for lam in (10 ** 1.3, 20.0):  # on the slider's grid, then off it (that λ computed alone)
         app.controls["lam"].value = lam
-        methods = explore.baseline_methods(lam, 6, 4)
+        methods = explore_baselines.baseline_methods(lam, 6, 4)
         order = [m[0] for m in methods]
         ref = compare_methods(support_loss, query_loss, theta, (4, 8), step_size=0.01, methods=methods)
         _same_rows(sorted(app.rows, key=lambda r: (r["steps"], order.index(r["label"]))), ref)
@@ -169,13 +169,13 @@ def test_baseline_explorer_indexes_every_lambda_cg_steps_and_truncation(monkeypa
 
 def test_baseline_table_rows_are_compare_methods_rows():
     support_loss, query_loss, theta = build_task(8, "float64", "cpu", 4, 1)
-    table = explore.baseline_table(support_loss, query_loss, theta, (3, 6), step_size=0.02, lams=(0.5, 3.0),
+    table = explore_baselines.baseline_table(support_loss, query_loss, theta, (3, 6), step_size=0.02, lams=(0.5, 3.0),
                                    cg_steps=4, truncates=(1, 3, 6), solver="midpoint")
     for lam, cg, k in ((0.5, 1, 1), (3.0, 4, 3), (0.5, 3, 6)):
         ref = compare_methods(support_loss, query_loss, theta, (3, 6), step_size=0.02, solver="midpoint",
-                              methods=explore.baseline_methods(lam, cg, k))
+                              methods=explore_baselines.baseline_methods(lam, cg, k))
         mine = table["fixed"] + table["imaml"][(lam, cg)] + table["truncated"][k]
-        order = [m[0] for m in explore.baseline_methods(lam, cg, k)]
+        order = [m[0] for m in explore_baselines.baseline_methods(lam, cg, k)]
         _same_rows(sorted(mine, key=lambda r: (r["steps"], order.index(r["label"]))), ref)
 
 
