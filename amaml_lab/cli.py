@@ -99,6 +99,10 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="instead: the kit beside higher, TorchOpt and torchdiffeq (odeint, odeint_adjoint) on"
                              " the same task, each row's time, peak memory and error to the exact gradient"
                              " (peers are the optional [peers] extra; missing ones are skipped)")
+    parser.add_argument("--jax", action="store_true",
+                        help="instead: the paper's meta-gradient (--domain, --shots, --steps: one count, default 100)"
+                             " by the kit, eager and compiled, beside JAX (jit through the loop) and diffrax (its"
+                             " default adjoint), same theta and batch, interleaved --repeat rounds (JAX: the [jax] extra)")
     parser.add_argument("--widgets", action="store_true",
                         help="instead: build each notebook widget app with FAST settings and time 10 moves of each"
                              " control across its range (build time, redraw median and worst)")

@@ -33,7 +33,8 @@ DEFAULTS = {
 }
 # fields that may change between a run and its --resume: they do not touch the meta-training arithmetic
 RESUMABLE_CHANGES = ("meta_steps", "device", "eval_tasks", "eval_steps", "eval_every", "eval_lr",
-                     "eval_weight_decay", "checkpoint_every", "eval_interval", "deterministic", "test_horizons")
+                     "eval_weight_decay", "checkpoint_every", "eval_interval", "deterministic", "test_horizons",
+                     "compile")
 # "kit": fresh episodes every meta-step, scaling fitted on meta-train tasks only (no meta-test leak);
 # "reference": the Adjoint MAML code's pool of episodes drawn once per task and its scaling over all tasks
 PROTOCOLS = ("kit", "reference")
@@ -109,6 +110,7 @@ class RunConfig:
     eval_interval: int = 0  # meta-steps between evaluations during training (the reference: 100); 0: at the end only
     protocol: str = "kit"
     deterministic: bool = False  # CUDA: deterministic kernels and no TF32 (see use_deterministic)
+    compile: bool = False  # meta-gradients through torch.compile graphs (amaml_lab.compiled; same numbers to rounding)
     # regression: also the error after N inner steps (the run's step size, solver and reg) for each N here,
     # columns adapt<N> of tasks.csv: the cross-evaluation of a theta trained at one horizon and tested at others
     test_horizons: tuple = ()

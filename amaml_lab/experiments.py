@@ -93,6 +93,9 @@ def add_common(p: argparse.ArgumentParser) -> None:
                         " MAML code's fixed episodes and scaling over all tasks)")
     p.add_argument("--deterministic", action="store_true",
                    help="CUDA: deterministic kernels, no TF32, so runs repeat and resume bit for bit (slower)")
+    p.add_argument("--compile", action="store_true",
+                   help="meta-gradients through torch.compile graphs: the same numbers to rounding, faster once"
+                        " compiled (the first meta-step compiles; fixed-grid solvers)")
     p.add_argument("--eval-interval", type=_nonnegative_int, default=0,
                    help="evaluate every N meta-steps into evals.csv, as the reference does with 100 (default 0: at the end only)")
     p.add_argument("--step-size", type=_positive_float, default=None, help="inner step size (default 0.01; Omniglot 0.1)")
@@ -156,7 +159,7 @@ def config(args, method: str, inner_steps: int) -> RunConfig:
                      bug_compatible=args.bug_compatible, options=_options(args, method),
                      checkpoint_every=args.checkpoint_every, eval_tasks=args.eval_tasks,
                      eval_steps=args.eval_steps, eval_interval=args.eval_interval,
-                     protocol=args.protocol, deterministic=args.deterministic,
+                     protocol=args.protocol, deterministic=args.deterministic, compile=args.compile,
                      test_horizons=args.test_horizons).resolved().check()
 
 

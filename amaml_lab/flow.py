@@ -47,6 +47,14 @@ class GradientFlow:
         g = self.d.grad_graph(u) if self.graph else self.d.grad(u)
         return self.velocity(u, g)
 
+    def whole_step(self):
+        """A function (solver, t0, t1, y) -> y1 taking a whole solver step at once, where the derivatives offer
+        one (:class:`amaml_lab.compiled.CompiledDerivatives`) and no graph is kept; else None."""
+        step = getattr(self.d, "step", None)
+        if step is None or self.graph:
+            return None
+        return lambda solver, t0, t1, y: step(solver, y, t0, t1, self.theta, self.reg, self.mask)
+
 
 def time_grid(steps: int, step_size: float, dtype=torch.float64, device=None) -> torch.Tensor:
     """The fixed grid t_k = k * step_size, k = 0..steps (torch.linspace, so t_steps = T)."""
@@ -83,6 +91,9 @@ def _fixed_grid(field, u0, grid, save, solver):
             return torch.cat([r.reshape(-1) for r in field(t, unpack(y))])
 
         y = torch.cat([x.reshape(-1) for x in u0])
+    whole = field.whole_step() if torch.is_tensor(u0) and hasattr(field, "whole_step") else None
+    if whole is not None:  # a compiled step: its times as tensors, so that one graph serves every step
+        step, times = (lambda f, t0, t1, y: whole(solver, t0, t1, y)), grid.detach().unbind(0)
     position = {i: j for j, i in enumerate(save)}
     # without a graph the saved states go straight into one preallocated tensor (no second copy at the end)
     graph = torch.is_grad_enabled() and y.requires_grad

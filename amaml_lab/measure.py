@@ -208,7 +208,7 @@ def measure_meta_step(cfg: dict) -> dict:
     select_device(cfg["device"])
     method, steps = META_STEP_CONFIGS[cfg["name"]]
     run_cfg = RunConfig(domain=cfg["domain"], shots=cfg["shots"], query=cfg["shots"], inner_steps=steps,
-                        method=method, device=cfg["device"]).resolved().check()
+                        method=method, device=cfg["device"], compile=cfg.get("compile", False)).resolved().check()
     domain = load_domain(run_cfg.domain, run_cfg.shots, run_cfg.query)
     model = build_model(run_cfg, domain.in_features).to(run_cfg.device)
     theta = {k: v.detach().clone().requires_grad_(True) for k, v in model.named_parameters()}
@@ -235,14 +235,17 @@ def measure_meta_step(cfg: dict) -> dict:
         if run_cfg.device.startswith("cuda"):
             torch.cuda.synchronize()
 
-    for _ in range(2):
-        meta_step()
+    t0 = time.perf_counter()
+    meta_step()  # compiled: this one compiles
+    first = time.perf_counter() - t0
+    meta_step()
     times = []
     for _ in range(cfg["repeat"]):
         t0 = time.perf_counter()
         meta_step()
         times.append(time.perf_counter() - t0)
-    return {"time_s": sorted(times)[len(times) // 2]}
+    median = sorted(times)[len(times) // 2]
+    return {"time_s": median, "first_s": first, "compile_s": max(first - median, 0.0)}
 
 
 def run_worker(cfg: dict) -> dict:
@@ -290,6 +293,12 @@ def _serve_stream() -> None:
         print(json.dumps(row), flush=True)
 
 
+def measure_side_by_side(cfg: dict) -> dict:
+    from .side_by_side import measure_side_by_side as measure
+
+    return measure(cfg)
+
+
 def main(argv=None) -> int:
     """The worker's entry: ``--worker JSON`` prints one row, ``--worker-stream`` serves rows from stdin."""
     argv = sys.argv[1:] if argv is None else argv
@@ -298,7 +307,7 @@ def main(argv=None) -> int:
         return 0
     if len(argv) == 2 and argv[0] == "--worker":
         cfg = json.loads(argv[1])
-        kinds = {"meta-step": measure_meta_step, "peer": measure_peer}
+        kinds = {"meta-step": measure_meta_step, "peer": measure_peer, "side-by-side": measure_side_by_side}
         print(json.dumps(kinds.get(cfg.get("kind"), measure)(cfg)))
         return 0
     print("usage: python -m amaml_lab.measure --worker JSON | --worker-stream", file=sys.stderr)

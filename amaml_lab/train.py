@@ -81,7 +81,8 @@ def batch_gradient(cfg: RunConfig, model, theta: dict, support, query, losses=No
     stacked = stacked_forward(model) is not None if stacked is None else stacked
     r = meta_gradient_batch(support_loss, query_loss, {k: v.detach() for k, v in theta.items()}, support, query,
                             method=cfg.method, steps=cfg.inner_steps, step_size=cfg.step_size, solver=cfg.solver,
-                            reg=flow_reg(cfg.method, cfg.reg), stacked_losses=stacked, **cfg.options)
+                            reg=flow_reg(cfg.method, cfg.reg), stacked_losses=stacked, compile=cfg.compile,
+                            **cfg.options)
     return r.grad, r.query_loss, None
 
 

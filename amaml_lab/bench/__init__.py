@@ -23,10 +23,17 @@ from .suites import (
     predicted_peak,
     run_meta_step,
     run_peers,
+    run_side_by_side,
     run_steps,
     widget_latencies,
 )
-from .tables import meta_step_table, peers_table, steps_table, widget_table
+from .tables import (
+    meta_step_table,
+    peers_table,
+    side_by_side_table,
+    steps_table,
+    widget_table,
+)
 
 
 def report(args) -> str:
@@ -47,6 +54,11 @@ def _measured(args):
                 f" 2-{args.hidden}-{args.hidden}-1 tanh, {args.shots} support / {args.shots} query points, step size {args.step_size}, {torch.get_num_threads()} threads,"
                 f" each row in a fresh process (fastest of {args.repeat})")
         return head, run_peers(args), peers_table
+    if args.jax:
+        head = (f"# torch {torch.__version__}, cpu, float64, {args.domain} {args.shots}/{args.shots}, meta-batch 5, MLP"
+                f" 2 x 32 tanh, rk4 steps of 0.01, reg 1, {torch.get_num_threads()} threads, one process, rows"
+                f" interleaved")
+        return head, run_side_by_side(args), side_by_side_table
     if args.widgets:
         head = (f"# torch {torch.__version__}, cpu, {torch.get_num_threads()} threads: widget apps as the notebooks"
                 f" build them with FAST = True; each control moved across its range")

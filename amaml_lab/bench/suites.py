@@ -57,6 +57,16 @@ def run_meta_step(args) -> list[dict]:
     return rows
 
 
+def run_side_by_side(args) -> list[dict]:
+    """The kit (eager, compiled) beside JAX and diffrax on one meta-gradient, interleaved in one fresh process."""
+    steps = args.steps[0] if len(args.steps) == 1 else 100
+    cfg = dict(kind="side-by-side", domain=args.domain, shots=args.shots, steps=steps, seed=args.seed,
+               rounds=max(args.repeat, 5))
+    out = run_worker(cfg)
+    rows = out.get("rows") or [{"name": "side-by-side", "error": out.get("error")}]
+    return [{**r, "steps": steps} for r in rows]
+
+
 UNROLLED = ("maml", "conv4-maml", "head-maml")  # every state kept: memory linear in the steps
 
 

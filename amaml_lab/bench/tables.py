@@ -41,6 +41,18 @@ def meta_step_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def side_by_side_table(rows: list[dict]) -> str:
+    lines = ["| steps | row | s (median) | first call (s) | / kit adjoint (median of rounds) | relative error vs kit maml |",
+             "|---:|---|---:|---:|---:|---:|"]
+    for r in rows:
+        if "time_s" in r:
+            lines.append(f"| {r['steps']} | {r['name']} | {r['time_s']:.3f} | {r['first_s']:.1f} | {r['ratio']:.2f} |"
+                         f" {r['rel_error']:.1e} |")
+        else:
+            lines.append(f"| {r['steps']} | {r['name']} | {r['error']} | | | |")
+    return "\n".join(lines)
+
+
 def widget_table(rows: list[dict]) -> str:
     head = "| app | build (s) | control | moves | redraw median (s) | redraw worst (s) |"
     lines = [head, "|---|---:|---|---:|---:|---:|"]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..checks import check_choice, check_number
+from ..compiled import CompiledDerivatives
 from ..flow import SOLVERS, GradientFlow, solve, time_grid
 from ..functional import HVP_BACKENDS, Derivatives, ParamSpec, check_loss, flat_loss
 
@@ -87,7 +88,7 @@ def adapt_mask(adapt, spec: ParamSpec, theta_flat: torch.Tensor):
 
 
 def build_problem(support_loss, query_loss, theta, *, steps, step_size, solver, reg, rtol, atol, hvp,
-                  adapt=None) -> Problem:
+                  adapt=None, compile: bool = False) -> Problem:
     steps = check_number("steps", steps, integer=True)
     if steps < 1:
         raise ValueError(f"steps must be >= 1; got {steps}")
@@ -97,15 +98,21 @@ def build_problem(support_loss, query_loss, theta, *, steps, step_size, solver, 
     atol = check_number("atol", atol, positive=True)
     check_choice("solver", solver, SOLVERS)
     check_choice("hvp", hvp, HVP_BACKENDS)
+    if not isinstance(compile, bool):
+        raise ValueError(f"compile must be True or False; got {compile!r}")
     spec = ParamSpec.of(theta)
     th = spec.flatten(theta).detach().clone()
     check_loss(support_loss, th, spec, "support_loss")
     check_loss(query_loss, th, spec, "query_loss")
+
+    def derivatives(loss):  # compile=True: the compiled graphs (torch.func underneath, whatever ``hvp`` says)
+        return CompiledDerivatives(loss) if compile else Derivatives(loss, hvp)
+
     return Problem(
         spec=spec,
         theta=th,
-        support=Derivatives(flat_loss(support_loss, spec, "support_loss"), hvp),
-        query=Derivatives(flat_loss(query_loss, spec, "query_loss"), hvp),
+        support=derivatives(flat_loss(support_loss, spec, "support_loss")),
+        query=derivatives(flat_loss(query_loss, spec, "query_loss")),
         steps=steps,
         step_size=step_size,
         solver=solver,

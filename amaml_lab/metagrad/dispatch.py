@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from ..checks import check_choice, check_number
+from ..compiled import compile_failed
 from ..flow import FIXED_SOLVERS, SOLVERS
 from .adjoint import adjoint
 from .backsolve import backsolve
@@ -92,6 +93,14 @@ def flow_reg(method: str, reg: float) -> float:
     return 0.0 if method == "imaml" else reg
 
 
+def _compiled_maml(p, checkpoints=None):
+    """maml, compiled: the discrete adjoint's sweep (back-propagation one step's graph at a time: the same
+    gradient to rounding).  ``checkpoints=c`` holds c states (at least 3) by the adjoint's schedule."""
+    budget = checkpoints if checkpoints in (None, "sqrt") else max(3, checkpoints)
+    grad, u_T, qloss, stats = adjoint(p, scheme="discrete", checkpoints=budget)
+    return grad, u_T, qloss, {**stats, "via": "the discrete adjoint's sweep (compiled)"}
+
+
 def meta_gradient(
     support_loss,
     query_loss,
@@ -107,6 +116,7 @@ def meta_gradient(
     hvp: str = "autograd",
     learn_horizon: bool = False,
     adapt=None,
+    compile: bool = False,
     **options,
 ) -> MetaGradient:
     """d L_Q(u(T)) / d theta for the inner flow du/dt = -grad L_S(u) - reg (u - theta), u(0) = theta.
@@ -126,24 +136,26 @@ def meta_gradient(
     keys of a dict ``theta`` that the inner loop adapts (ANIL- or COMLN-style:
     only a head); the others stay at theta during the inner run, and their
     meta-gradient still comes back (through the adjoint's mixed terms).
+    ``compile=True``: torch.compile graphs (:mod:`amaml_lab.compiled`).
     """
     check_choice("method", method, METHODS)
     m = METHODS[method]
     started = time.perf_counter()
     problem = build_problem(
         support_loss, query_loss, theta, steps=steps, step_size=step_size, solver=solver,
-        reg=reg, rtol=rtol, atol=atol, hvp=hvp, adapt=adapt,
+        reg=reg, rtol=rtol, atol=atol, hvp=hvp, adapt=adapt, compile=compile,
     )
     opts = _check_options(m, options, problem.steps, solver)
     if not isinstance(learn_horizon, bool):
         raise ValueError(f"learn_horizon must be True or False; got {learn_horizon!r}")
-    grad, u_T, qloss, stats = m.fn(problem, **opts)
+    fn = _compiled_maml if compile and method == "maml" and solver in FIXED_SOLVERS else m.fn
+    grad, u_T, qloss, stats = fn(problem, **opts)
     horizon_grad = None
     if learn_horizon:
         velocity = problem.flow().velocity(u_T, problem.support.grad(u_T))
         horizon_grad = float(torch.dot(problem.query.grad(u_T), velocity))
     stats = {"method": method, "solver": solver, "steps": problem.steps, "step_size": problem.step_size,
-             "reg": problem.reg, **stats}
+             "reg": problem.reg, **stats, **({"compiled": compile_failed() or True} if compile else {})}
     result = finish(problem, grad, u_T, qloss, stats, started)
     result.horizon_grad = horizon_grad
     return result

@@ -15,6 +15,7 @@ import warnings
 
 import torch
 
+from ..compiled import STAGES, gradient, hvp, hvp_rows, pure_flow
 from ..flow import step_function
 from .core import Problem
 
@@ -30,6 +31,35 @@ STABLE_STEP = {"euler": 2.0, "midpoint": 2.0, "rk4": 2.785}
 def _hv(lin, a: torch.Tensor) -> torch.Tensor:
     """H a at a linearised state, for one vector or for each row of a matrix (one batched product)."""
     return lin.hvp(a) if a.dim() == 1 else lin.hvp_rows(a)
+
+
+def hermite(u0, f0, u1, f1, t, t0, t1):
+    """u(t) on [t0, t1] by the cubic Hermite interpolant of the states u0, u1 and their velocities f0, f1: u0 and
+    u1 exactly at the ends (the weights are then exactly 1 and 0), error O(h^4) between."""
+    h = t1 - t0
+    s = (t - t0) / h
+    h00, h10 = (1 + 2 * s) * (1 - s) ** 2, s * (1 - s) ** 2 * h
+    h01, h11 = s * s * (3 - 2 * s), s * s * (s - 1) * h
+    return u0 * h00 + f0 * h10 + u1 * h01 + f1 * h11
+
+
+def continuous_step(loss, solver: str, u0, u1, a, q, t0, t1, theta, reg: float, mask):
+    """(a, q) carried from t1 back to t0 by one ``solver`` step of the continuous scheme: :class:`AdjointField`'s
+    arithmetic (u(t) by :func:`hermite` between u0 and u1) as one pure function, for the compiled path."""
+    flow = pure_flow(loss, theta, reg, mask)
+    f0, f1 = flow.velocity(u0, gradient(loss, u0)), flow.velocity(u1, gradient(loss, u1))
+    size = a.numel()
+
+    def field(t, y):
+        ad = y[:size].view(a.shape)
+        ad = ad * mask if mask is not None else ad
+        u = hermite(u0, f0, u1, f1, t, t0, t1)
+        hv = hvp_rows(loss, u, ad)[1] if ad.dim() == 2 else hvp(loss, u, ad)[1]
+        return torch.cat([(hv + reg * ad).reshape(-1), (-reg * ad).reshape(-1)]) if reg else hv.reshape(-1)
+
+    y = torch.cat([a.reshape(-1), q.reshape(-1)]) if reg else a.reshape(-1)
+    y = step_function(solver)(field, t1, t0, y)
+    return (y[:size].view(a.shape), y[size:].view(q.shape)) if reg else (y.view(a.shape), q)
 
 
 class AdjointField:
@@ -65,15 +95,7 @@ class AdjointField:
             return self.states[i], i
         k = min(max(i - 1, 0), len(times) - 2)
         t0, t1 = times[k], times[k + 1]
-        h = t1 - t0
-        s = (tf - t0) / h
-        f0, f1 = self._point(k)[1], self._point(k + 1)[1]
-        h00 = (1 + 2 * s) * (1 - s) ** 2
-        h10 = s * (1 - s) ** 2 * h
-        h01 = s * s * (3 - 2 * s)
-        h11 = s * s * (s - 1) * h
-        u = self.states[k] * h00
-        u.add_(f0, alpha=h10).add_(self.states[k + 1], alpha=h01).add_(f1, alpha=h11)
+        u = hermite(self.states[k], self._point(k)[1], self.states[k + 1], self._point(k + 1)[1], tf, t0, t1)
         return u, None
 
     def __call__(self, t, y):
@@ -145,7 +167,14 @@ class _ContinuousBackward(_Backward):
     def block(self, i: int, rows):
         states = list(rows.unbind(0)) + ([self.above] if self.above is not None else [])
         top = i + len(states) - 1
-        if top > i:
+        p = self.p
+        if top > i and hasattr(p.support, "run"):  # compiled: each backward step one graph
+            for k in range(top - 1, i - 1, -1):
+                p.support.count(2 + STAGES[p.solver], STAGES[p.solver] * (self.a.shape[0] if self.a.dim() == 2 else 1))
+                self.a, self.q = p.support.run(continuous_step, p.solver, states[k - i], states[k + 1 - i], self.a,
+                                               self.q, p.grid[k], p.grid[k + 1], p.theta, p.reg, p.mask)
+                self._join(k)
+        elif top > i:
             grid = self.p.grid[i: top + 1]
             field = AdjointField(self.p, grid, states)
             hi = top
@@ -170,7 +199,9 @@ class _DiscreteBackward(_Backward):
         if k == p.steps:
             return
         t0, t1 = self.times[k], self.times[k + 1]
-        if p.support.backend == "func":
+        if hasattr(p.support, "pullback"):  # compiled: the step's vector-Jacobian product is one graph
+            a_new, q_step = p.support.pullback(p.solver, u, self.a, p.grid[k], p.grid[k + 1], p.theta, reg, p.mask)
+        elif p.support.backend == "func":
             def one_step(x, th):
                 return self.step(p.flow(graph=True, theta=th), t0, t1, x)
 

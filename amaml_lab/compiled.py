@@ -1,0 +1,188 @@
+"""The compiled path (``meta_gradient(..., compile=True)``): a flat loss's gradient, its Hessian-vector products and
+whole fixed-grid solver steps, each one ``torch.compile`` graph (inductor: C++ on a CPU, Triton on a GPU).
+
+The functions here are pure torch.func code written once: a step is :func:`amaml_lab.flow.step_function` on a
+:class:`~amaml_lab.flow.GradientFlow`, so a compiled step is the eager step's arithmetic, fused.  What compiles:
+
+* a forward step of the flow, u_{k+1} from u_k: the solver's stages and their sum in one graph, where the eager
+  path makes a gradient call a stage and the arithmetic between them op by op;
+* its pullback, a -> (J^T a, the step's share of dL/dtheta through reg) for the one-step map's Jacobian J, one
+  graph (reverse over reverse through the stages): the discrete adjoint's step.  Its sweep is back-propagation
+  through the steps, so ``method="maml"`` runs as that sweep when compiled;
+* a gradient, an HVP (reverse over reverse), the HVPs of many vectors at one state and of one vector each at
+  many states (``vmap``): what the continuous and grid adjoints, iMAML and the rest call.
+
+Each graph compiles on its first call, once per process, shape and solver: the loss is an argument, so a new
+task's loss (a new closure of the same code over new data) reuses the graph.  Compiling takes seconds to minutes
+(inductor keeps what it built in an on-disk cache, so the next process compiles faster), so a short call is
+faster eager and ``compile`` is off unless asked for.  Where compilation is not available (no C compiler, an
+operation dynamo cannot trace), a graph that fails twice warns once (:class:`CompileFallbackWarning`, one line)
+and every call runs the same functions eagerly.
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from .flow import GradientFlow, step_function
+from .functional import Derivatives
+
+STAGES = {"euler": 1, "midpoint": 2, "rk4": 4}  # gradient evaluations a fixed-grid step takes
+
+
+class CompileFallbackWarning(RuntimeWarning):
+    """compile=True could not compile (the reason in one line): the same functions run eagerly."""
+
+
+class _Gradient:
+    """The one thing :class:`GradientFlow` asks of its derivatives inside a compiled step: a gradient with graph."""
+
+    def __init__(self, loss):
+        self.grad_graph = torch.func.grad(loss)
+
+
+def pure_flow(loss, theta, reg: float, mask) -> GradientFlow:
+    """The flow's field -grad loss(u) - reg (u - theta) as a pure function (torch.func's gradient)."""
+    return GradientFlow(_Gradient(loss), theta, reg, graph=True, mask=mask)
+
+
+def forward_step(loss, solver: str, y, t0, t1, theta, reg: float, mask):
+    """u_{k+1}: one ``solver`` step of du/dt = -grad loss(u) - reg (u - theta) (masked) from t0 to t1."""
+    return step_function(solver)(pure_flow(loss, theta, reg, mask), t0, t1, y)
+
+
+def pullback(loss, solver: str, u, a, t0, t1, theta, reg: float, mask):
+    """(J^T a, (d u_{k+1} / d theta)^T a) of the step from u; ``a`` one vector or rows (then row by row)."""
+    _, back = torch.func.vjp(lambda x, th: forward_step(loss, solver, x, t0, t1, th, reg, mask), u, theta)
+    return torch.func.vmap(back)(a) if a.dim() == 2 else back(a)
+
+
+def gradient(loss, u):
+    return torch.func.grad(loss)(u)
+
+
+def hvp(loss, u, v):
+    """(grad loss(u), H(u) v): reverse over reverse (H is symmetric, so v^T H is H v).  Forward over reverse
+    (``jvp`` of ``grad``) is the eager ``func`` back end's; inductor fails on it inside some losses."""
+    g, back = torch.func.vjp(torch.func.grad(loss), u)
+    return g, back(v)[0]
+
+
+def hvp_rows(loss, u, V):
+    """(grad loss(u), H(u) v for every row v of V): one gradient, its pullback vmapped over the rows."""
+    g, back = torch.func.vjp(torch.func.grad(loss), u)
+    return g, torch.func.vmap(back)(V)[0]
+
+
+def hvp_each(loss, U, V):
+    """(grad at u_i, H(u_i) v_i) for the rows of U and V."""
+    return torch.func.vmap(lambda u, v: hvp(loss, u, v))(U, V)
+
+
+_COMPILED: dict = {}
+_BROKEN: list = []  # the reason compilation failed in this process, once it has
+VARIANTS = 64  # graphs kept per function: one per shape, solver, reg and mask met in a process
+
+
+def _allow_variants() -> None:
+    """Let dynamo keep :data:`VARIANTS` graphs of a function (its default, 8, would send a process that meets
+    more problems, a test suite, back to eager without a word)."""
+    import torch._dynamo.config as config
+
+    config.recompile_limit = max(config.recompile_limit, VARIANTS)
+
+
+def run(fn, *args):
+    """``fn(*args)`` through its compiled graph (``fn`` a pure torch.func function, compiled on its first call);
+    eagerly, with one warning, once compiling has failed twice in this process (a first failure may be another
+    process writing the same kernel into inductor's shared cache at that moment)."""
+    if not _BROKEN:
+        compiled = _COMPILED.get(fn)
+        if compiled is None:
+            _allow_variants()
+            compiled = _COMPILED[fn] = torch.compile(fn, fullgraph=True, dynamic=False)
+        for attempt in (1, 2):
+            try:
+                return compiled(*args)
+            except Exception as err:  # dynamo and inductor raise many types; the eager call re-raises the user's own
+                if attempt == 2:
+                    _BROKEN.append(f"{type(err).__name__}: {' '.join(str(err).split())[:200]}")
+                    warnings.warn(f"compile=True: torch.compile failed ({_BROKEN[0]}); running eagerly instead",
+                                  CompileFallbackWarning, stacklevel=3)
+    return fn(*args)
+
+
+def compile_failed() -> str | None:
+    """Why compiling failed in this process (None while it works): what ``stats["compiled"]`` reports."""
+    return _BROKEN[0] if _BROKEN else None
+
+
+class CompiledDerivatives(Derivatives):
+    """:class:`~amaml_lab.functional.Derivatives` (the ``func`` back end) whose products and steps are compiled;
+    the same counts.  ``step`` and ``pullback`` are the whole-step graphs the fixed-grid solve and the discrete
+    adjoint use."""
+
+    def __init__(self, loss):
+        super().__init__(loss, "func")
+
+    def grad(self, u):
+        self.grad_evals += 1
+        return run(gradient, self.loss, u.detach())
+
+    def hvp(self, u, v):
+        self.grad_evals += 1
+        self.hvp_evals += 1
+        return run(hvp, self.loss, u.detach(), v.detach())
+
+    def hvp_rows(self, u, V):
+        self.grad_evals += 1
+        self.hvp_evals += V.shape[0]
+        return run(hvp_rows, self.loss, u.detach(), V.detach())
+
+    def hvp_each(self, U, V):
+        self.grad_evals += U.shape[0]
+        self.hvp_evals += U.shape[0]
+        return run(hvp_each, self.loss, U.detach(), V.detach())
+
+    def linearize(self, u):
+        self.grad_evals += 1
+        return CompiledLinearization(self, u)
+
+    def run(self, fn, *args):
+        """``fn(loss, *args)`` compiled: a higher layer's pure step (the continuous adjoint's) on this loss."""
+        return run(fn, self.loss, *args)
+
+    def count(self, grads: int, hvps: int) -> None:
+        self.grad_evals += grads
+        self.hvp_evals += hvps
+
+    def step(self, solver: str, y, t0, t1, theta, reg: float, mask):
+        self.grad_evals += STAGES[solver]
+        return run(forward_step, self.loss, solver, y.detach(), t0, t1, theta, reg, mask)
+
+    def pullback(self, solver: str, u, a, t0, t1, theta, reg: float, mask):
+        self.grad_evals += STAGES[solver] * (a.shape[0] if a.dim() == 2 else 1)
+        self.hvp_evals += STAGES[solver] * (a.shape[0] if a.dim() == 2 else 1)
+        return run(pullback, self.loss, solver, u.detach(), a.detach(), t0, t1, theta, reg, mask)
+
+
+class CompiledLinearization:
+    """A state's gradient, and H v for any v there, by the compiled graphs (the interface of
+    :class:`~amaml_lab.functional.Linearization`)."""
+
+    def __init__(self, d: CompiledDerivatives, u):
+        self.d, self.u = d, u.detach()
+        self.grad = run(gradient, d.loss, self.u)
+
+    def hvp(self, v):
+        self.d.hvp_evals += 1
+        return run(hvp, self.d.loss, self.u, v.detach())[1]
+
+    def hvp_rows(self, V):
+        self.d.hvp_evals += V.shape[0]
+        return run(hvp_rows, self.d.loss, self.u, V.detach())[1]
+
+
+__all__ = ["CompileFallbackWarning", "CompiledDerivatives", "CompiledLinearization", "STAGES", "compile_failed",
+           "forward_step", "gradient", "hvp", "hvp_each", "hvp_rows", "pullback", "pure_flow", "run"]
