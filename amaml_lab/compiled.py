@@ -16,8 +16,8 @@ Each graph compiles on its first call, once per process, shape and solver: the l
 task's loss (a new closure of the same code over new data) reuses the graph.  Compiling takes seconds to minutes
 (inductor keeps what it built in an on-disk cache, so the next process compiles faster), so a short call is
 faster eager and ``compile`` is off unless asked for.  Where compilation is not available (no C compiler, an
-operation dynamo cannot trace), a graph that fails twice warns once (:class:`CompileFallbackWarning`, one line)
-and every call runs the same functions eagerly.
+operation dynamo cannot trace), a graph that fails twice runs eagerly from then on; the first such failure warns
+once (:class:`CompileFallbackWarning`, one line).
 """
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def hvp_each(loss, U, V):
 
 
 _COMPILED: dict = {}
-_BROKEN: list = []  # the reason compilation failed in this process, once it has
+_BROKEN: dict = {}  # the functions whose compilation failed in this process, with the reason
 VARIANTS = 64  # graphs kept per function: one per shape, solver, reg and mask met in a process
 
 
@@ -95,9 +95,9 @@ def _allow_variants() -> None:
 
 def run(fn, *args):
     """``fn(*args)`` through its compiled graph (``fn`` a pure torch.func function, compiled on its first call);
-    eagerly, with one warning, once compiling has failed twice in this process (a first failure may be another
-    process writing the same kernel into inductor's shared cache at that moment)."""
-    if not _BROKEN:
+    eagerly once compiling it has failed twice (a first failure may be another process writing the same kernel
+    into inductor's shared cache at that moment).  The first such failure in a process warns, once."""
+    if fn not in _BROKEN:
         compiled = _COMPILED.get(fn)
         if compiled is None:
             _allow_variants()
@@ -107,15 +107,16 @@ def run(fn, *args):
                 return compiled(*args)
             except Exception as err:  # dynamo and inductor raise many types; the eager call re-raises the user's own
                 if attempt == 2:
-                    _BROKEN.append(f"{type(err).__name__}: {' '.join(str(err).split())[:200]}")
-                    warnings.warn(f"compile=True: torch.compile failed ({_BROKEN[0]}); running eagerly instead",
-                                  CompileFallbackWarning, stacklevel=3)
+                    _BROKEN[fn] = f"{type(err).__name__}: {' '.join(str(err).split())[:200]}"
+                    if len(_BROKEN) == 1:
+                        warnings.warn(f"compile=True: torch.compile failed ({_BROKEN[fn]}); running {fn.__name__}"
+                                      " eagerly instead", CompileFallbackWarning, stacklevel=3)
     return fn(*args)
 
 
 def compile_failed() -> str | None:
-    """Why compiling failed in this process (None while it works): what ``stats["compiled"]`` reports."""
-    return _BROKEN[0] if _BROKEN else None
+    """Why compiling a graph failed in this process (None while every one works): ``stats["compiled"]``."""
+    return next(iter(_BROKEN.values()), None)
 
 
 class CompiledDerivatives(Derivatives):

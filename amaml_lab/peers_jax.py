@@ -10,10 +10,14 @@ and differentiates it with diffrax's default adjoint (recursive checkpointing). 
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import numpy as np
 
 PEERS = ("jax-jit", "diffrax")
+# one thread, as the kit runs: XLA reads this when JAX is first imported (set here, before that)
+ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+os.environ.setdefault("XLA_FLAGS", ONE_THREAD)
 
 
 def available() -> str | None:
@@ -102,4 +106,4 @@ def _rk38():
     return RK38()
 
 
-__all__ = ["PEERS", "available", "gradient_fn"]
+__all__ = ["ONE_THREAD", "PEERS", "available", "gradient_fn"]

@@ -60,20 +60,23 @@ def _jax_fn(peer: str, theta, batch, run_cfg):
 
 
 def measure_side_by_side(cfg: dict) -> dict:
-    """Rows {name, first_s, time_s, ratio, rel_error} (or {name, error}) for the kit's rows and the JAX peers."""
+    """Rows {name, first_s, time_s, ratio, rel_error} (or {name, error}) for the kit's rows and the JAX peers
+    (``cfg["rows"]``: the names to run, default all)."""
     import numpy as np
     import torch
 
+    chosen = cfg.get("rows") or [*KIT_ROWS, *peers_jax.PEERS]  # "kit maml" and "kit adjoint" always run
+    kit = [n for n in KIT_ROWS if n in chosen or n in ("kit maml", "kit adjoint")]
     fns = {}
-    for name, (method, compiled) in KIT_ROWS.items():
-        fns[name], theta, batch, run_cfg = _kit_fn(cfg, method, compiled)
+    for name in kit:
+        fns[name], theta, batch, run_cfg = _kit_fn(cfg, *KIT_ROWS[name])
     missing = peers_jax.available()
-    rows = {name: {"name": name} for name in (*KIT_ROWS, *peers_jax.PEERS)}
-    if missing is None:
-        for peer in peers_jax.PEERS:
+    peers = [n for n in peers_jax.PEERS if n in chosen]
+    rows = {name: {"name": name} for name in (*kit, *peers)}
+    for peer in peers:
+        if missing is None:
             fns[peer] = _jax_fn(peer, theta, batch, run_cfg)
-    else:
-        for peer in peers_jax.PEERS:
+        else:
             rows[peer]["error"] = f"skipped: {missing}"
     grads = {}
     for name, fn in fns.items():
