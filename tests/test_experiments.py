@@ -49,6 +49,17 @@ def test_run_flags_reach_the_run(tmp_path, capsys):
     torch.use_deterministic_algorithms(False)  # --deterministic set it for this process
 
 
+def test_compile_reaches_the_run_and_trains_the_same_theta(tmp_path, capsys):
+    """--compile: recorded in the run's config, and the same θ as the eager run after the same meta-steps (the
+    compiled graphs are the eager arithmetic to rounding)."""
+    args = ["run", "Sinusoid", 5, 5, 4, "cpu", "--meta-steps", 2, *SMALL]
+    assert cli(capsys, *args, "--compile", "--out", tmp_path / "compiled")[0] == 0
+    assert cli(capsys, *args, "--out", tmp_path / "eager")[0] == 0
+    assert json.loads((tmp_path / "compiled" / "summary.json").read_text())["config"]["compile"] is True
+    a, b = (torch.load(tmp_path / d / "checkpoint.pt", weights_only=False)["theta"] for d in ("compiled", "eager"))
+    assert all(torch.allclose(a[k], b[k], rtol=1e-10, atol=1e-13) for k in a)
+
+
 def test_scheme_reaches_the_run_and_its_gradient(tmp_path, capsys):
     """--scheme grid trains with the grid scheme: recorded in the run's options, and a different θ than the
     default continuous scheme after the same meta-steps (the two schemes' gradients differ in their error)."""
