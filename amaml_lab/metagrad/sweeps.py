@@ -43,11 +43,13 @@ def hermite(u0, f0, u1, f1, t, t0, t1):
     return u0 * h00 + f0 * h10 + u1 * h01 + f1 * h11
 
 
-def continuous_step(loss, solver: str, u0, u1, a, q, t0, t1, theta, reg: float, mask):
-    """(a, q) carried from t1 back to t0 by one ``solver`` step of the continuous scheme: :class:`AdjointField`'s
-    arithmetic (u(t) by :func:`hermite` between u0 and u1) as one pure function, for the compiled path."""
+def continuous_step(loss, solver: str, u0, u1, f1, a, q, t0, t1, theta, reg: float, mask):
+    """(a, q, f0) with (a, q) carried from t1 back to t0 by one ``solver`` step of the continuous scheme:
+    :class:`AdjointField`'s arithmetic (u(t) by :func:`hermite` between u0 and u1) as one pure function, for the
+    compiled path.  ``f1``, the flow's velocity at u1, is the previous step's ``f0`` (None: computed here)."""
     flow = pure_flow(loss, theta, reg, mask)
-    f0, f1 = flow.velocity(u0, gradient(loss, u0)), flow.velocity(u1, gradient(loss, u1))
+    f0 = flow.velocity(u0, gradient(loss, u0))
+    f1 = flow.velocity(u1, gradient(loss, u1)) if f1 is None else f1
     size = a.numel()
 
     def field(t, y):
@@ -59,7 +61,7 @@ def continuous_step(loss, solver: str, u0, u1, a, q, t0, t1, theta, reg: float, 
 
     y = torch.cat([a.reshape(-1), q.reshape(-1)]) if reg else a.reshape(-1)
     y = step_function(solver)(field, t1, t0, y)
-    return (y[:size].view(a.shape), y[size:].view(q.shape)) if reg else (y.view(a.shape), q)
+    return (y[:size].view(a.shape), y[size:].view(q.shape), f0) if reg else (y.view(a.shape), q, f0)
 
 
 class AdjointField:
@@ -163,6 +165,7 @@ class _ContinuousBackward(_Backward):
     def __init__(self, p: Problem, a, joins=None):
         super().__init__(p, a, joins)
         self.above = None  # the lowest state of the previous block
+        self.f_above = None  # compiled: the flow's velocity there
 
     def block(self, i: int, rows):
         states = list(rows.unbind(0)) + ([self.above] if self.above is not None else [])
@@ -170,9 +173,11 @@ class _ContinuousBackward(_Backward):
         p = self.p
         if top > i and hasattr(p.support, "run"):  # compiled: each backward step one graph
             for k in range(top - 1, i - 1, -1):
-                p.support.count(2 + STAGES[p.solver], STAGES[p.solver] * (self.a.shape[0] if self.a.dim() == 2 else 1))
-                self.a, self.q = p.support.run(continuous_step, p.solver, states[k - i], states[k + 1 - i], self.a,
-                                               self.q, p.grid[k], p.grid[k + 1], p.theta, p.reg, p.mask)
+                p.support.count(1 + (self.f_above is None) + STAGES[p.solver],
+                                STAGES[p.solver] * (self.a.shape[0] if self.a.dim() == 2 else 1))
+                self.a, self.q, self.f_above = p.support.run(
+                    continuous_step, p.solver, states[k - i], states[k + 1 - i], self.f_above, self.a, self.q,
+                    p.grid[k], p.grid[k + 1], p.theta, p.reg, p.mask)
                 self._join(k)
         elif top > i:
             grid = self.p.grid[i: top + 1]
