@@ -72,6 +72,23 @@ def test_cuda_discrete_adjoint_equals_maml_on_an_mlp(options):
     assert rel({k: v.cpu() for k, v in m.grads.items()}, cpu.grads) < 1e-10
 
 
+@cuda
+@pytest.mark.parametrize("method,options", [("maml", {}), ("adjoint", {}), ("adjoint", {"checkpoints": 5})])
+def test_cuda_compiled_equals_eager_on_an_mlp(method, options):
+    """compile=True on the GPU (inductor's Triton kernels): the eager meta-gradients to 1e-10 in float64."""
+    model = mlp(2, (8, 8), 1, seed=0).cuda()
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 20, 2, generator=g, dtype=torch.float64).cuda()
+    y = torch.sin(3 * x[..., :1])
+    sl, ql = losses_for(small().resolved(), model)
+    theta = {k: v.detach() for k, v in model.named_parameters()}
+    kw = dict(method=method, steps=30, step_size=0.05, reg=1.0, stacked_losses=True, **options)
+    eager = meta_gradient_batch(sl, ql, theta, (x, y), (x, y), **kw)
+    comp = meta_gradient_batch(sl, ql, theta, (x, y), (x, y), compile=True, **kw)
+    assert comp.stats["compiled"] is True, comp.stats["compiled"]
+    assert rel(comp.grads, eager.grads) < 1e-10
+
+
 # ---------------------------------------------------------------- training and resuming on the GPU
 @cuda
 def test_cuda_training_resumes_where_it_stopped(tmp_path):
