@@ -25,10 +25,8 @@ import warnings
 
 import torch
 
-from .flow import GradientFlow, step_function
+from .flow import STAGES, GradientFlow, step_function
 from .functional import Derivatives
-
-STAGES = {"euler": 1, "midpoint": 2, "rk4": 4}  # gradient evaluations a fixed-grid step takes
 
 
 class CompileFallbackWarning(RuntimeWarning):
@@ -185,5 +183,5 @@ class CompiledLinearization:
         return run(hvp_rows, self.d.loss, self.u, V.detach())[1]
 
 
-__all__ = ["CompileFallbackWarning", "CompiledDerivatives", "CompiledLinearization", "STAGES", "compile_failed",
+__all__ = ["CompileFallbackWarning", "CompiledDerivatives", "CompiledLinearization", "compile_failed",
            "forward_step", "gradient", "hvp", "hvp_each", "hvp_rows", "pullback", "pure_flow", "run"]

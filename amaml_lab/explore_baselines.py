@@ -9,11 +9,9 @@ import time
 
 import torch
 
-from .flow import solve, step_function, time_grid
+from .flow import STAGES, solve, step_function, time_grid
 from .functional import flat_grad, relative_error
 from .metagrad import compare_methods, meta_gradient
-
-EVALS_PER_STEP = {"euler": 1, "midpoint": 2, "rk4": 4}  # support-gradient evaluations a fixed-grid step takes
 
 
 def baseline_table(support_loss, query_loss, theta, steps_list, *, step_size: float, lams, cg_steps: int,
@@ -48,7 +46,7 @@ def truncated_rows(support_loss, query_loss, theta, steps_list, truncates, *, st
     in ``truncates``: for each steps one back-propagation through the whole loop gives every truncation (the
     gradient at the state k steps before the end, :func:`tail_gradients`)."""
     out = {int(k): [] for k in truncates}
-    evals = EVALS_PER_STEP[solver]
+    evals = STAGES[solver]
     for steps in steps_list:
         kw = dict(steps=steps, step_size=step_size, solver=solver)
         started = time.perf_counter()
@@ -73,7 +71,7 @@ def imaml_rows(support_loss, query_loss, theta, steps_list, lams, cg_steps: int,
 
     lams = [float(lam) for lam in lams]
     out = {(lam, k): [] for lam in lams for k in range(1, cg_steps + 1)}
-    evals = EVALS_PER_STEP[solver]
+    evals = STAGES[solver]
     for steps in steps_list:
         kw = dict(steps=steps, step_size=step_size, solver=solver)
         started = time.perf_counter()

@@ -17,6 +17,7 @@ import torch
 from torchdiffeq import odeint
 
 FIXED_SOLVERS = ("euler", "midpoint", "rk4")
+STAGES = {"euler": 1, "midpoint": 2, "rk4": 4}  # gradient evaluations a fixed-grid step takes
 ADAPTIVE_SOLVERS = ("dopri5",)
 SOLVERS = FIXED_SOLVERS + ADAPTIVE_SOLVERS
 

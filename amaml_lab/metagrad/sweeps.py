@@ -15,8 +15,8 @@ import warnings
 
 import torch
 
-from ..compiled import STAGES, gradient, hvp, hvp_rows, pure_flow
-from ..flow import step_function
+from ..compiled import gradient, hvp, hvp_rows, pure_flow
+from ..flow import STAGES, step_function
 from .core import Problem
 
 
