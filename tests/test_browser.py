@@ -258,7 +258,7 @@ def run_and_check(page, lab: Lab, name: str, slider: str, shot: Path | None) -> 
                 "the kernel to start")
     page.locator(".lm-MenuBar-item", has_text="Run").first.click()
     page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
-    _wait_until(lambda: _kernel_idle_and_all_run(page), 240, f"{name} to finish running")
+    _wait_until(lambda: _kernel_idle_and_all_run(page), 600, f"{name} to finish running")
     errors = _errors(page)
     assert not errors, f"{name}: error output {errors}"
     plots = _wait_until(lambda: _plot_data(page), 30, f"a plotly figure in {name}")
