@@ -157,8 +157,12 @@ class CompiledDerivatives(Derivatives):
         self.hvp_evals += hvps
 
     def step(self, solver: str, y, t0, t1, theta, reg: float, mask):
+        """One step's graph; differentiable where ``y`` (or ``theta``) requires grad: then autograd runs the
+        graph's compiled backward, which keeps the stages' activations instead of recomputing them."""
         self.grad_evals += STAGES[solver]
-        return run(forward_step, self.loss, solver, y.detach(), t0, t1, theta, reg, mask)
+        if torch.is_grad_enabled() and (y.requires_grad or theta.requires_grad):
+            self.hvp_evals += STAGES[solver]  # as the eager grad_graph counts: each stage's backward an HVP
+        return run(forward_step, self.loss, solver, y, t0, t1, theta, reg, mask)
 
     def pullback(self, solver: str, u, a, t0, t1, theta, reg: float, mask):
         self.grad_evals += STAGES[solver] * (a.shape[0] if a.dim() == 2 else 1)

@@ -50,9 +50,10 @@ class GradientFlow:
 
     def whole_step(self):
         """A function (solver, t0, t1, y) -> y1 taking a whole solver step at once, where the derivatives offer
-        one (:class:`amaml_lab.compiled.CompiledDerivatives`) and no graph is kept; else None."""
+        one (:class:`amaml_lab.compiled.CompiledDerivatives`); else None.  With ``graph=True`` autograd
+        differentiates through it (the step's graph keeps what its backward needs: nothing is recomputed)."""
         step = getattr(self.d, "step", None)
-        if step is None or self.graph:
+        if step is None:
             return None
         return lambda solver, t0, t1, y: step(solver, y, t0, t1, self.theta, self.reg, self.mask)
 

@@ -93,14 +93,6 @@ def flow_reg(method: str, reg: float) -> float:
     return 0.0 if method == "imaml" else reg
 
 
-def _compiled_maml(p, checkpoints=None):
-    """maml, compiled: the discrete adjoint's sweep (back-propagation one step's graph at a time: the same
-    gradient to rounding).  ``checkpoints=c`` holds c states (at least 3) by the adjoint's schedule."""
-    budget = checkpoints if checkpoints in (None, "sqrt") else max(3, checkpoints)
-    grad, u_T, qloss, stats = adjoint(p, scheme="discrete", checkpoints=budget)
-    return grad, u_T, qloss, {**stats, "via": "the discrete adjoint's sweep (compiled)"}
-
-
 def meta_gradient(
     support_loss,
     query_loss,
@@ -148,8 +140,7 @@ def meta_gradient(
     opts = _check_options(m, options, problem.steps, solver)
     if not isinstance(learn_horizon, bool):
         raise ValueError(f"learn_horizon must be True or False; got {learn_horizon!r}")
-    fn = _compiled_maml if compile and method == "maml" and solver in FIXED_SOLVERS else m.fn
-    grad, u_T, qloss, stats = fn(problem, **opts)
+    grad, u_T, qloss, stats = m.fn(problem, **opts)
     horizon_grad = None
     if learn_horizon:
         velocity = problem.flow().velocity(u_T, problem.support.grad(u_T))
