@@ -81,6 +81,8 @@ def hvp_each(loss, U, V):
 _COMPILED: dict = {}
 _BROKEN: dict = {}  # the functions whose compilation failed in this process, with the reason
 VARIANTS = 64  # graphs kept per function: one per shape, solver, reg and mask met in a process
+# inductor's C++ wrapper: a graph's kernels called from C++, not Python (about a tenth off a small graph's call)
+OPTIONS = {"cpp_wrapper": True}
 
 
 def _allow_variants() -> None:
@@ -99,7 +101,7 @@ def run(fn, *args):
         compiled = _COMPILED.get(fn)
         if compiled is None:
             _allow_variants()
-            compiled = _COMPILED[fn] = torch.compile(fn, fullgraph=True, dynamic=False)
+            compiled = _COMPILED[fn] = torch.compile(fn, fullgraph=True, dynamic=False, options=OPTIONS)
         for attempt in (1, 2):
             try:
                 return compiled(*args)

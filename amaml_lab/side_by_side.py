@@ -59,8 +59,13 @@ def _jax_fn(peer: str, theta, batch, run_cfg):
     return run
 
 
+def _paired(times: list, peer: list) -> float:
+    """The median over rounds of a row's time over another's in the same round."""
+    return statistics.median(a / b for a, b in zip(times, peer))
+
+
 def measure_side_by_side(cfg: dict) -> dict:
-    """Rows {name, first_s, time_s, ratio, rel_error} (or {name, error}) for the kit's rows and the JAX peers
+    """Rows {name, first_s, time_s, ratio, vs, rel_error} (or {name, error}) for the kit's rows and the JAX peers
     (``cfg["rows"]``: the names to run, default all)."""
     import numpy as np
     import torch
@@ -92,9 +97,9 @@ def measure_side_by_side(cfg: dict) -> dict:
             times[name].append(time.perf_counter() - t0)
     ref = grads["kit maml"]
     for name in fns:
-        ratios = [a / b for a, b in zip(times[name], times["kit adjoint"])]
-        rows[name].update(time_s=statistics.median(times[name]), ratio=statistics.median(ratios),
-                          rel_error=float(np.linalg.norm(grads[name] - ref) / np.linalg.norm(ref)))
+        rows[name].update(time_s=statistics.median(times[name]), ratio=_paired(times[name], times["kit adjoint"]),
+                          rel_error=float(np.linalg.norm(grads[name] - ref) / np.linalg.norm(ref)),
+                          vs={peer: _paired(times[name], times[peer]) for peer in peers if peer in times})
         rows[name]["compile_s"] = max(rows[name]["first_s"] - rows[name]["time_s"], 0.0)
     return {"rows": list(rows.values())}
 

@@ -3,6 +3,7 @@ rk4 steps, float64) on the same theta and meta-batch, and a missing JAX gives ro
 import pytest
 
 from amaml_lab import peers_jax
+from amaml_lab.bench.tables import side_by_side_table
 from amaml_lab.side_by_side import measure_side_by_side
 
 SMALL = dict(domain="CosMixture2D", shots=10, steps=6, seed=3, rounds=1)
@@ -16,6 +17,9 @@ def test_jax_and_diffrax_give_the_kits_maml_gradient():
     for peer in ("jax-jit", "diffrax"):
         assert rows[peer]["rel_error"] < 1e-12, rows[peer]
     assert 1e-12 < rows["kit adjoint"]["rel_error"] < 1e-3  # the continuous adjoint: the flow's, not the steps'
+    assert set(rows["kit maml"]["vs"]) == {"jax-jit", "diffrax"} and rows["jax-jit"]["vs"]["jax-jit"] == 1.0
+    table = side_by_side_table([{**r, "steps": 6} for r in rows.values()])
+    assert "| / jax-jit | / diffrax |" in table and f"| {rows['kit maml']['vs']['diffrax']:.2f} |" in table
 
 
 def test_without_jax_the_peers_say_what_to_install(monkeypatch):

@@ -57,7 +57,8 @@ def _measured(args):
     if args.jax:
         head = (f"# torch {torch.__version__}, cpu, float64, {args.domain} {args.shots}/{args.shots}, meta-batch 5, MLP"
                 f" 2 x 32 tanh, rk4 steps of 0.01, reg 1, {torch.get_num_threads()} threads, one process, rows"
-                f" interleaved")
+                f" interleaved; a ratio: the median over {max(args.repeat, 5)} rounds of the row's time over the"
+                " other's in the same round")
         return head, run_side_by_side(args), side_by_side_table
     if args.widgets:
         head = (f"# torch {torch.__version__}, cpu, {torch.get_num_threads()} threads: widget apps as the notebooks"

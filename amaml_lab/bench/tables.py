@@ -42,14 +42,16 @@ def meta_step_table(rows: list[dict]) -> str:
 
 
 def side_by_side_table(rows: list[dict]) -> str:
-    lines = ["| steps | row | s (median) | first call (s) | / kit adjoint (median of rounds) | relative error vs kit maml |",
-             "|---:|---|---:|---:|---:|---:|"]
+    peers = list(dict.fromkeys(p for r in rows for p in r.get("vs", {})))
+    lines = ["| steps | row | s (median) | first call (s) | / kit adjoint | " + "".join(f"/ {p} | " for p in peers)
+             + "relative error vs kit maml |", "|---:|---|---:|---:|---:|" + "---:|" * len(peers) + "---:|"]
     for r in rows:
         if "time_s" in r:
+            vs = "".join(f" {r['vs'][p]:.2f} |" if p in r.get("vs", {}) else " |" for p in peers)
             lines.append(f"| {r['steps']} | {r['name']} | {r['time_s']:.3f} | {r['first_s']:.1f} | {r['ratio']:.2f} |"
-                         f" {r['rel_error']:.1e} |")
+                         f"{vs} {r['rel_error']:.1e} |")
         else:
-            lines.append(f"| {r['steps']} | {r['name']} | {r['error']} | | | |")
+            lines.append(f"| {r['steps']} | {r['name']} | {r['error']} | | |" + " |" * len(peers) + " |")
     return "\n".join(lines)
 
 

@@ -15,7 +15,7 @@ import warnings
 
 import torch
 
-from ..compiled import gradient, hvp, hvp_rows, pure_flow
+from ..compiled import hvp, hvp_rows, pure_flow
 from ..flow import STAGES, step_function
 from .core import Problem
 
@@ -43,25 +43,39 @@ def hermite(u0, f0, u1, f1, t, t0, t1):
     return u0 * h00 + f0 * h10 + u1 * h01 + f1 * h11
 
 
-def continuous_step(loss, solver: str, u0, u1, f1, a, q, t0, t1, theta, reg: float, mask):
-    """(a, q, f0) with (a, q) carried from t1 back to t0 by one ``solver`` step of the continuous scheme:
-    :class:`AdjointField`'s arithmetic (u(t) by :func:`hermite` between u0 and u1) as one pure function, for the
-    compiled path.  ``f1``, the flow's velocity at u1, is the previous step's ``f0`` (None: computed here)."""
-    flow = pure_flow(loss, theta, reg, mask)
-    f0 = flow.velocity(u0, gradient(loss, u0))
-    f1 = flow.velocity(u1, gradient(loss, u1)) if f1 is None else f1
-    size = a.numel()
+# the continuous scheme's stages that fall on a backward step's ends (stage -> 1: the step's upper state, where it
+# starts; 0: its lower one): there the compiled sweep reuses the state's linearization
+ON_GRID = {"euler": {0: 1}, "midpoint": {0: 1}, "rk4": {0: 1, 3: 0}}
+CHUNK = 4  # compiled: backward steps per graph (each state inside a graph is linearised once for both its steps)
 
-    def field(t, y):
-        ad = y[:size].view(a.shape)
-        ad = ad * mask if mask is not None else ad
-        u = hermite(u0, f0, u1, f1, t, t0, t1)
-        hv = hvp_rows(loss, u, ad)[1] if ad.dim() == 2 else hvp(loss, u, ad)[1]
-        return torch.cat([(hv + reg * ad).reshape(-1), (-reg * ad).reshape(-1)]) if reg else hv.reshape(-1)
 
+def continuous_steps(loss, solver: str, states, a, q, times, theta, reg: float, mask):
+    """(a, q) carried from times[-1] down to times[0] (len(times) - 1 steps of ``solver``) by the continuous
+    scheme, as one pure function for the compiled path: :class:`AdjointField`'s arithmetic, each stored state
+    linearised once (its gradient gives its velocity, its pullback the HVPs of the stages on it), u(t) by
+    :func:`hermite` between."""
+    flow, rows = pure_flow(loss, theta, reg, mask), a.dim() == 2
+    lins = [torch.func.vjp(torch.func.grad(loss), u) for u in states.unbind(0)]
+    velocity = [flow.velocity(u, g) for u, (g, _) in zip(states.unbind(0), lins)]
+    size, on_grid = a.numel(), ON_GRID[solver]
     y = torch.cat([a.reshape(-1), q.reshape(-1)]) if reg else a.reshape(-1)
-    y = step_function(solver)(field, t1, t0, y)
-    return (y[:size].view(a.shape), y[size:].view(q.shape), f0) if reg else (y.view(a.shape), q, f0)
+    for k in range(len(lins) - 2, -1, -1):
+        stage = [0]
+
+        def field(t, y, k=k, stage=stage):
+            ad = y[:size].view(a.shape)
+            ad = ad * mask if mask is not None else ad
+            if stage[0] in on_grid:
+                back = lins[k + on_grid[stage[0]]][1]
+                hv = torch.func.vmap(back)(ad)[0] if rows else back(ad)[0]
+            else:
+                u = hermite(states[k], velocity[k], states[k + 1], velocity[k + 1], t, times[k], times[k + 1])
+                hv = hvp_rows(loss, u, ad)[1] if rows else hvp(loss, u, ad)[1]
+            stage[0] += 1
+            return torch.cat([(hv + reg * ad).reshape(-1), (-reg * ad).reshape(-1)]) if reg else hv.reshape(-1)
+
+        y = step_function(solver)(field, times[k + 1], times[k], y)
+    return (y[:size].view(a.shape), y[size:].view(q.shape)) if reg else (y.view(a.shape), q)
 
 
 class AdjointField:
@@ -165,20 +179,12 @@ class _ContinuousBackward(_Backward):
     def __init__(self, p: Problem, a, joins=None):
         super().__init__(p, a, joins)
         self.above = None  # the lowest state of the previous block
-        self.f_above = None  # compiled: the flow's velocity there
 
     def block(self, i: int, rows):
         states = list(rows.unbind(0)) + ([self.above] if self.above is not None else [])
         top = i + len(states) - 1
-        p = self.p
-        if top > i and hasattr(p.support, "run"):  # compiled: each backward step one graph
-            for k in range(top - 1, i - 1, -1):
-                p.support.count(1 + (self.f_above is None) + STAGES[p.solver],
-                                STAGES[p.solver] * (self.a.shape[0] if self.a.dim() == 2 else 1))
-                self.a, self.q, self.f_above = p.support.run(
-                    continuous_step, p.solver, states[k - i], states[k + 1 - i], self.f_above, self.a, self.q,
-                    p.grid[k], p.grid[k + 1], p.theta, p.reg, p.mask)
-                self._join(k)
+        if top > i and hasattr(self.p.support, "run"):  # compiled: CHUNK backward steps a graph
+            self._compiled(i, top, torch.stack(states))
         elif top > i:
             grid = self.p.grid[i: top + 1]
             field = AdjointField(self.p, grid, states)
@@ -190,6 +196,18 @@ class _ContinuousBackward(_Backward):
         else:
             self._join(i)
         self.above = rows[0].clone()
+
+    def _compiled(self, i: int, top: int, states):
+        """Steps top -> i in graphs of CHUNK steps (fewer where a row joins: a graph's rows are fixed)."""
+        p, hi, interior = self.p, top, STAGES[self.p.solver] - len(ON_GRID[self.p.solver])
+        while hi > i:
+            lo = max([i, hi - CHUNK] + [k for k in self.joins if i < k < hi])
+            n, width = hi - lo, self.a.shape[0] if self.a.dim() == 2 else 1
+            p.support.count(n + 1 + n * interior, n * STAGES[p.solver] * width)
+            self.a, self.q = p.support.run(continuous_steps, p.solver, states[lo - i: hi - i + 1], self.a, self.q,
+                                           p.grid[lo: hi + 1], p.theta, p.reg, p.mask)
+            self._join(lo)
+            hi = lo
 
 
 class _DiscreteBackward(_Backward):
