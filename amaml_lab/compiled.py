@@ -81,8 +81,9 @@ def hvp_each(loss, U, V):
 _COMPILED: dict = {}
 _BROKEN: dict = {}  # the functions whose compilation failed in this process, with the reason
 VARIANTS = 64  # graphs kept per function: one per shape, solver, reg and mask met in a process
-# inductor's C++ wrapper: a graph's kernels called from C++, not Python (about a tenth off a small graph's call)
-OPTIONS = {"cpp_wrapper": True}
+# inductor's options by device: on a CPU its C++ wrapper (a graph's kernels called from C++, not Python: about a
+# tenth off a small graph's call); elsewhere its defaults (CUDA graphs are not used: no GPU has checked them)
+OPTIONS = {"cpu": {"cpp_wrapper": True}}
 
 
 def _allow_variants() -> None:
@@ -98,10 +99,12 @@ def run(fn, *args):
     eagerly once compiling it has failed twice (a first failure may be another process writing the same kernel
     into inductor's shared cache at that moment).  The first such failure in a process warns, once."""
     if fn not in _BROKEN:
-        compiled = _COMPILED.get(fn)
+        device = next((a.device.type for a in args if torch.is_tensor(a)), "cpu")
+        compiled = _COMPILED.get((fn, device))
         if compiled is None:
             _allow_variants()
-            compiled = _COMPILED[fn] = torch.compile(fn, fullgraph=True, dynamic=False, options=OPTIONS)
+            compiled = _COMPILED[fn, device] = torch.compile(fn, fullgraph=True, dynamic=False,
+                                                             options=OPTIONS.get(device))
         for attempt in (1, 2):
             try:
                 return compiled(*args)
@@ -164,6 +167,8 @@ class CompiledDerivatives(Derivatives):
         self.grad_evals += STAGES[solver]
         if torch.is_grad_enabled() and (y.requires_grad or theta.requires_grad):
             self.hvp_evals += STAGES[solver]  # as the eager grad_graph counts: each stage's backward an HVP
+        if y.data_ptr() == theta.data_ptr():  # the first step (y is theta): a copy, or dynamo compiles a second
+            y = y.clone()  # graph for the aliased inputs
         return run(forward_step, self.loss, solver, y, t0, t1, theta, reg, mask)
 
     def pullback(self, solver: str, u, a, t0, t1, theta, reg: float, mask):

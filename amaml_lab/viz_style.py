@@ -17,6 +17,8 @@ METHOD_ALIASES = {"continuous": "adjoint", "stored": "adjoint", "discrete": "adj
 # the adjoint's variants keep its hue: a dash, and a darker shade (fraction of black mixed in); the stored
 # continuous adjoint is the plain line.  "sqrt" and "c64" (the benchmark's names) are checkpointed.
 VARIANTS = {"discrete": ("dash", 0.25), "checkpointed": ("dashdot", 0.4), "grid": ("dot", 0.55)}
+# any method's compiled path (the same numbers, faster): its hue, lighter, long dashes
+COMPILED = ("longdash", -0.35)
 # several runs of one method in one figure (maml-10, maml-100): the same hue, the 2nd, 3rd, ... dashed and darker
 RUN_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 RUN_SHADES = (0.0, 0.3, 0.5, -0.3, 0.15, -0.5)
@@ -62,11 +64,14 @@ def shade(color: str, amount: float) -> str:
 
 def style_of(label) -> dict | None:
     """A line's ``dict(color=..., dash=...)`` by the method its label names (see :func:`method_of`); the adjoint's
-    variants (discrete, checkpointed, grid) in its hue, dashed and darker; None when the label names no method."""
+    variants (discrete, checkpointed, grid) in its hue, dashed and darker; a compiled path (``maml-compiled``) in
+    its method's hue, lighter, long dashes; None when the label names no method."""
     method = method_of(label)
     if method is None:
         return None
     dash, dark = VARIANTS.get(_variant(label), ("solid", 0.0)) if method == "adjoint" else ("solid", 0.0)
+    if "compiled" in re.findall(r"[a-z]+", str(label).lower()):
+        dash, dark = COMPILED
     return dict(color=shade(METHOD_COLORS[method], dark), dash=dash)
 
 

@@ -76,6 +76,17 @@ def test_compiled_adjoint_is_the_adjoint(scheme):
     _close(eager, comp)
 
 
+@pytest.mark.parametrize("solver", ["euler", "midpoint", "rk4"])
+def test_compiled_continuous_adjoint_in_chunks(solver):
+    """Backward steps go CHUNK to a graph, each state's linearization serving the stages on it (rk4: a step's
+    first and last; euler and midpoint: its first); 7 steps leave a shorter chunk: the eager numbers all the same."""
+    from amaml_lab.metagrad import sweeps
+
+    assert sweeps.CHUNK > 1 and 7 % sweeps.CHUNK
+    eager, comp = _both("adjoint", solver=solver, steps=7)
+    _close(eager, comp)
+
+
 @pytest.mark.parametrize("method,options", [("maml", {}), ("adjoint", {}), ("adjoint", {"scheme": "discrete"})])
 def test_compiled_with_reg(method, options):
     _close(*_both(method, reg=0.7, **options))

@@ -46,7 +46,7 @@ def hermite(u0, f0, u1, f1, t, t0, t1):
 # the continuous scheme's stages that fall on a backward step's ends (stage -> 1: the step's upper state, where it
 # starts; 0: its lower one): there the compiled sweep reuses the state's linearization
 ON_GRID = {"euler": {0: 1}, "midpoint": {0: 1}, "rk4": {0: 1, 3: 0}}
-CHUNK = 4  # compiled: backward steps per graph (each state inside a graph is linearised once for both its steps)
+CHUNK = 2  # compiled: backward steps per graph (each state inside a graph is linearised once for both its steps)
 
 
 def continuous_steps(loss, solver: str, states, a, q, times, theta, reg: float, mask):
