@@ -8,7 +8,9 @@
 # launch-bound: on an H200 with 16 processes sharing it, adjoint-100 took 1.7 s a meta-step, against 0.35 s for
 # one process on one CPU core (results/README.md), so MLP_DEVICE=cpu runs them on the cores while Omniglot's
 # Conv-4 uses the GPU. Every run resumes (--resume), so an interrupted call
-# continues. `--small` runs the same commands with 20 meta-steps, 50 fine-tuning iterations and few meta-test
+# continues. The MLP runs take the compiled path (`--compile`) when the estimate's measurement finds it faster on
+# MLP_DEVICE (mean over the methods' meta-steps; MLP_COMPILE=1 forces it, 0 never; the estimate line says which
+# was chosen). `--small` runs the same commands with 20 meta-steps, 50 fine-tuning iterations and few meta-test
 # tasks (for Omniglot the generated demo glyphs, meta-batch 2, 16 filters), end to end in minutes on a CPU.
 # `--horizon` runs the horizon experiment's full arms instead (results/run_horizon.sh's protocol on the paper's five
 # synthetic settings: reg 0, Euler steps of 0.01, N = 10, 100, 1,000 and 10,000 (maml to 1,000; past it the
@@ -17,7 +19,7 @@
 # 100, 1,000 (maml, then the checkpointed adjoint), reg 0, Euler steps of 0.1).
 #   usage: results/run_gpu.sh [--small] [--horizon] [--dry-run]   (env: DEVICE=cuda MLP_DEVICE=$DEVICE JOBS=8
 #                                                        DATA_ROOT=../shared/data OUT=... ESTIMATE=1; 0 skips
-#                                                        the estimate's measurement)
+#                                                        the estimate's measurement; MLP_COMPILE=auto)
 set -euo pipefail
 SMALL=0; DRY=0; HORIZON=0
 for arg in "$@"; do
@@ -48,7 +50,7 @@ horizon_commands() {  # the horizon experiment's full arms (see the header)
       for n in 10 100 1000 10000; do
         local method="--method maml"
         [ "$n" -gt 1000 ] && method="--method adjoint --scheme discrete --checkpoints sqrt"
-        echo "$AMAML_LAB run $1 $2 $3 $n $MLP_DEVICE $method --seed $seed $flow $eval --test-horizons $tests $common --out $OUT/horizon/$1-$2-$3/reg0/maml-$n/seed$seed"
+        echo "$AMAML_LAB run $1 $2 $3 $n $MLP_DEVICE $method$MLP_FLAGS --seed $seed $flow $eval --test-horizons $tests $common --out $OUT/horizon/$1-$2-$3/reg0/maml-$n/seed$seed"
       done
     done
   done
@@ -65,14 +67,14 @@ commands() {
     for spec in adjoint-100:adjoint:100 maml-10:maml:10 maml-100:maml:100 imaml:imaml:100 fomaml:fomaml:100 \
                 reptile:reptile:100; do
       IFS=: read -r folder method steps <<< "$spec"
-      echo "$AMAML_LAB run $1 $2 $3 $steps $MLP_DEVICE --method $method $EVAL $COMMON --out $OUT/$1-$2-$3/$folder"
+      echo "$AMAML_LAB run $1 $2 $3 $steps $MLP_DEVICE --method $method$MLP_FLAGS $EVAL $COMMON --out $OUT/$1-$2-$3/$folder"
     done
   done
   for setting in "10 15" "20 30"; do
     set -- $setting
     for spec in adjoint-100:adjoint:100 maml-10:maml:10 imaml:imaml:100 fomaml:fomaml:100 reptile:reptile:100; do
       IFS=: read -r folder method steps <<< "$spec"
-      echo "$AMAML_LAB run MovieLens100K $1 $2 $steps $MLP_DEVICE --method $method $EVAL $COMMON --data-root $DATA_ROOT/ml-100k --out $OUT/MovieLens100K-$1-$2/$folder"
+      echo "$AMAML_LAB run MovieLens100K $1 $2 $steps $MLP_DEVICE --method $method$MLP_FLAGS $EVAL $COMMON --data-root $DATA_ROOT/ml-100k --out $OUT/MovieLens100K-$1-$2/$folder"
     done
   done
   for shots in 1 5; do
@@ -82,25 +84,36 @@ commands() {
   done
 }
 mkdir -p "$OUT"
-commands > "$OUT/commands.txt"
-RUNS=$(wc -l < "$OUT/commands.txt")
-# the estimate: one meta-step of the paper's synthetic setting per method, measured here, times the runs
+RUNS=$(MLP_FLAGS="" commands | wc -l)
+# the estimate: one meta-step of the paper's synthetic setting per method, eager and compiled, measured here
 if [ "${ESTIMATE:-1}" = 1 ] && { [ "$DRY" = 0 ] || [ "$SMALL" = 0 ]; }; then
   python -m amaml_lab.bench --meta-step --device "$MLP_DEVICE" --shots 50 --repeat 3 --out "$OUT/meta-step.json" >/dev/null 2>&1 || true
 fi
-python - "$OUT/meta-step.json" "$RUNS" "$META" "$JOBS" <<'PY'
+python - "$OUT/meta-step.json" "$RUNS" "$META" "$JOBS" "${MLP_COMPILE:-auto}" "$OUT/mlp-flags.txt" <<'PY'
 import json, os, sys
-path, runs, meta, jobs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+path, runs, meta, jobs, choice, flags = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
 rows = json.load(open(path)) if os.path.exists(path) else []
-times = [r["time_s"] for r in rows if r.get("losses") == "stacked" and "time_s" in r]
-per = sum(times) / len(times) if times else float("nan")
+paths = {c: {r["name"]: r["time_s"] for r in rows if r.get("losses") == "stacked" and bool(r.get("compile")) == c
+             and "time_s" in r} for c in (False, True)}
+both = sorted(set(paths[False]) & set(paths[True]))
+eager, compiled = (sum(paths[c][n] for n in both) / len(both) if both else float("nan") for c in (False, True))
+if choice not in ("auto", "0", "1"):
+    sys.exit(f"run_gpu.sh: MLP_COMPILE must be auto, 0 or 1; got {choice!r}")
+use = choice == "1" or (choice == "auto" and compiled < eager)
+why = f"compiled {compiled:.3f} s a meta-step, eager {eager:.3f} s" if both else "nothing measured"
+open(flags, "w").write(" --compile" if use else "")
 errors = sorted({r["error"] for r in rows if "error" in r})
 if errors:
     print(f"run_gpu.sh: the estimate's measurement failed: {errors[0]}", file=sys.stderr)
+per = paths[use].values()
+per = sum(per) / len(per) if per else float("nan")
 hours = runs * meta * per / jobs / 3600
 print(f"run_gpu.sh: {runs} runs of {meta} meta-steps, {jobs} at a time; about {per:.3f} s per meta-step measured"
-      f" here (mean over methods) -> about {hours:.1f} h of meta-training, plus evaluations. Commands: {path[:-14]}commands.txt")
+      f" here (mean over methods) -> about {hours:.1f} h of meta-training, plus evaluations. The MLP runs:"
+      f" {'compiled' if use else 'eager'} ({why}; MLP_COMPILE={choice}). Commands: {path[:-14]}commands.txt")
 PY
+MLP_FLAGS=$(cat "$OUT/mlp-flags.txt")
+commands > "$OUT/commands.txt"
 [ "$DRY" = 1 ] && exit 0
 xargs -P "$JOBS" -I{} sh -c '{} || echo "run_gpu.sh: FAILED: {}" >&2' < "$OUT/commands.txt"
 echo "run_gpu.sh: done; summaries under $OUT/*/*/summary.json"

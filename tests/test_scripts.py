@@ -57,6 +57,39 @@ def test_every_horizon_arm_command_parses_to_a_valid_configuration(tmp_path, fla
     assert len(outs) == len(runs)
 
 
+@pytest.mark.parametrize("compiled_s,choice,expected", [(0.1, "auto", True), (0.3, "auto", False), (0.3, "1", True),
+                                                        (0.1, "0", False)])
+def test_the_mlp_runs_take_the_compiled_path_where_the_estimate_measured_it_faster(tmp_path, compiled_s, choice,
+                                                                                   expected):
+    """The estimate's meta-steps (eager 0.2 s; compiled 0.1 or 0.3 s) choose --compile for the MLP runs (synthetic,
+    MovieLens), never for Omniglot's Conv-4; MLP_COMPILE=1/0 overrides; the estimate line says which."""
+    import json
+
+    out = tmp_path / "out"
+    out.mkdir()
+    rows = [{"name": n, "losses": "stacked", "compile": c, "time_s": compiled_s if c else 0.2}
+            for n in ("adjoint-100", "maml-10") for c in (False, True)]
+    (out / "meta-step.json").write_text(json.dumps(rows))
+    done = subprocess.run(["bash", str(ROOT / "results" / "run_gpu.sh"), "--dry-run"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env=dict(os.environ, OUT=str(out), AMAML_LAB="amaml-lab",
+                                                           DEVICE="cpu", ESTIMATE="0", MLP_COMPILE=choice))
+    assert done.returncode == 0, done.stderr
+    assert f"The MLP runs: {'compiled' if expected else 'eager'} (compiled {compiled_s:.3f} s a meta-step, eager" \
+           f" 0.200 s; MLP_COMPILE={choice})" in done.stdout
+    assert f"about {compiled_s if expected else 0.2:.3f} s per meta-step" in done.stdout
+    for argv in (shlex.split(line) for line in (out / "commands.txt").read_text().splitlines()):
+        args = cli.build_parser().parse_args(argv[1:])
+        assert args.compile == (expected and argv[2] != "Omniglot"), argv
+        assert experiments.config(args, args.method, args.inner_steps).compile == args.compile
+
+
+def test_a_bad_mlp_compile_gets_one_line(tmp_path):
+    done = subprocess.run(["bash", str(ROOT / "results" / "run_gpu.sh"), "--dry-run"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env=dict(os.environ, OUT=str(tmp_path / "out"), DEVICE="cpu",
+                                                           ESTIMATE="0", MLP_COMPILE="yes"))
+    assert done.returncode != 0 and "MLP_COMPILE must be auto, 0 or 1; got 'yes'" in done.stderr
+
+
 def test_mlp_device_moves_the_mlp_settings_only(tmp_path):
     runs = commands(tmp_path, "--small", DEVICE="cuda:1", MLP_DEVICE="cpu", ESTIMATE="0")
     devices = {argv[2]: set() for argv in runs}

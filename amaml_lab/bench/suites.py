@@ -46,14 +46,14 @@ def run_peers(args) -> list[dict]:
 
 def run_meta_step(args) -> list[dict]:
     rows = []
-    for name in META_STEP_CONFIGS:
-        for losses in ("vmapped", "stacked"):
-            cfg = dict(kind="meta-step", name=name, losses=losses, domain=args.domain, shots=args.shots,
-                       device=args.device, repeat=max(args.repeat, 5), seed=args.seed)
+    for name in META_STEP_CONFIGS:  # the former loss path, training's, and training's compiled
+        for losses, compiled in (("vmapped", False), ("stacked", False), ("stacked", True)):
+            cfg = dict(kind="meta-step", name=name, losses=losses, compile=compiled, domain=args.domain,
+                       shots=args.shots, device=args.device, repeat=max(args.repeat, 5), seed=args.seed)
             row = {**cfg, **run_worker(cfg)}
             rows.append(row)
-            print(f"  {name:>12} {losses:>8}: " + (f"{row['time_s']:.3f} s" if "time_s" in row else row["error"]),
-                  file=sys.stderr, flush=True)
+            print(f"  {name:>12} {losses:>8}{' compiled' if compiled else ''}: "
+                  + (f"{row['time_s']:.3f} s" if "time_s" in row else row["error"]), file=sys.stderr, flush=True)
     return rows
 
 

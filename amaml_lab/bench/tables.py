@@ -29,15 +29,20 @@ def peers_table(rows: list[dict]) -> str:
 
 
 def meta_step_table(rows: list[dict]) -> str:
-    lines = ["| meta-step | losses | s / meta-step (median) | stacked / vmapped |", "|---|---|---:|---:|"]
+    lines = ["| meta-step | losses | s / meta-step (median) | stacked / vmapped | compiled / eager | compile (s) |",
+             "|---|---|---:|---:|---:|---:|"]
     before = {r["name"]: r for r in rows if r["losses"] == "vmapped" and "time_s" in r}
+    eager = {r["name"]: r for r in rows if r["losses"] == "stacked" and not r.get("compile") and "time_s" in r}
     for r in rows:
+        losses = r["losses"] + (", compiled" if r.get("compile") else "")
         if "time_s" not in r:
-            lines.append(f"| {r['name']} | {r['losses']} | {r.get('error')} | |")
+            lines.append(f"| {r['name']} | {losses} | {r.get('error')} | | | |")
             continue
-        ref = before.get(r["name"])
-        ratio = f"{r['time_s'] / ref['time_s']:.2f}" if ref and r["losses"] == "stacked" else ""
-        lines.append(f"| {r['name']} | {r['losses']} | {r['time_s']:.3f} | {ratio} |")
+        ref, base = before.get(r["name"]), eager.get(r["name"])
+        stacked = f"{r['time_s'] / ref['time_s']:.2f}" if ref and r is base else ""
+        compiled = f"{r['time_s'] / base['time_s']:.2f}" if base and r.get("compile") else ""
+        spent = f"{r['compile_s']:.1f}" if r.get("compile") else ""
+        lines.append(f"| {r['name']} | {losses} | {r['time_s']:.3f} | {stacked} | {compiled} | {spent} |")
     return "\n".join(lines)
 
 
