@@ -105,8 +105,10 @@ def order_figure(rows: list[dict]):
 
 
 COST_METHODS = ("maml", "adjoint", "adjoint-sqrt")
-# the horizon explorer's cost panel: the shipped measurements of these bench rows, and their colours
-HORIZON_COST = {name: color_of(name) for name in ("maml", "adjoint", "adjoint-sqrt", "adjoint-grid")}
+# the horizon explorer's cost panel: the shipped measurements of these bench rows (compiled: the same methods as
+# torch.compile graphs, amaml_lab.compiled), and their colours
+HORIZON_COST = {name: color_of(name) for name in ("maml", "adjoint", "adjoint-sqrt", "adjoint-grid", "maml-compiled",
+                                                  "adjoint-compiled")}
 
 
 def cost_figure(rows: list[dict], widget: bool = False, steps: int | None = None):

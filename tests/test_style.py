@@ -111,7 +111,8 @@ def _reads_in_decades(axis) -> bool:
 
 def _cost_rows():
     return [dict(name=n, steps=s, time_s=0.01 * s, peak_mb=0.1 * s) for n in ("maml", "adjoint", "adjoint-sqrt",
-                                                                            "adjoint-grid") for s in (10, 100, 1000)]
+                                                                            "adjoint-grid", "maml-compiled", "adjoint-compiled")
+            for s in (10, 100, 1000)]
 
 
 def _records():
@@ -165,6 +166,10 @@ def test_the_horizon_explorers_log_axes_and_colours():
     assert lines[horizon.LABELS["grid"]].dash == "dot"  # the adjoint's grid scheme: its hue, dotted
     measured = {t.name: t.line for t in fig.data if t.name and t.name.endswith("(measured)")}
     assert measured["maml (measured)"].color == viz_style.METHOD_COLORS["maml"]
+    # the compiled path: its method's hue, lighter, long dashes (one look for "the same method, compiled")
+    for name in ("maml", "adjoint"):
+        line = measured[f"{name}-compiled (measured)"]
+        assert (line.color, line.dash) == (viz_style.shade(viz_style.METHOD_COLORS[name], -0.35), "longdash")
 
 
 def test_log_axis_settings():

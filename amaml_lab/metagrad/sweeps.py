@@ -184,7 +184,7 @@ class _ContinuousBackward(_Backward):
         states = list(rows.unbind(0)) + ([self.above] if self.above is not None else [])
         top = i + len(states) - 1
         if top > i and hasattr(self.p.support, "run"):  # compiled: CHUNK backward steps a graph
-            self._compiled(i, top, torch.stack(states))
+            self._compiled(i, top, rows)
         elif top > i:
             grid = self.p.grid[i: top + 1]
             field = AdjointField(self.p, grid, states)
@@ -197,15 +197,17 @@ class _ContinuousBackward(_Backward):
             self._join(i)
         self.above = rows[0].clone()
 
-    def _compiled(self, i: int, top: int, states):
-        """Steps top -> i in graphs of CHUNK steps (fewer where a row joins: a graph's rows are fixed)."""
+    def _compiled(self, i: int, top: int, rows):
+        """Steps top -> i in graphs of CHUNK steps (fewer where a row joins: a graph's rows are fixed); a chunk's
+        states are a view of the block's rows (the top chunk's also the state above the block)."""
         p, hi, interior = self.p, top, STAGES[self.p.solver] - len(ON_GRID[self.p.solver])
         while hi > i:
             lo = max([i, hi - CHUNK] + [k for k in self.joins if i < k < hi])
             n, width = hi - lo, self.a.shape[0] if self.a.dim() == 2 else 1
+            states = rows[lo - i: hi - i + 1] if hi - i < len(rows) else torch.cat([rows[lo - i:], self.above[None]])
             p.support.count(n + 1 + n * interior, n * STAGES[p.solver] * width)
-            self.a, self.q = p.support.run(continuous_steps, p.solver, states[lo - i: hi - i + 1], self.a, self.q,
-                                           p.grid[lo: hi + 1], p.theta, p.reg, p.mask)
+            self.a, self.q = p.support.run(continuous_steps, p.solver, states, self.a, self.q, p.grid[lo: hi + 1],
+                                           p.theta, p.reg, p.mask)
             self._join(lo)
             hi = lo
 
