@@ -5,12 +5,14 @@ The functions here are pure torch.func code written once: a step is :func:`amaml
 :class:`~amaml_lab.flow.GradientFlow`, so a compiled step is the eager step's arithmetic, fused.  What compiles:
 
 * a forward step of the flow, u_{k+1} from u_k: the solver's stages and their sum in one graph, where the eager
-  path makes a gradient call a stage and the arithmetic between them op by op;
+  path makes a gradient call a stage and the arithmetic between them op by op.  ``method="maml"`` back-propagates
+  through these graphs: autograd runs each step's compiled backward, which keeps the stages' activations (no
+  step is recomputed);
 * its pullback, a -> (J^T a, the step's share of dL/dtheta through reg) for the one-step map's Jacobian J, one
-  graph (reverse over reverse through the stages): the discrete adjoint's step.  Its sweep is back-propagation
-  through the steps, so ``method="maml"`` runs as that sweep when compiled;
+  graph (reverse over reverse through the stages): the discrete adjoint's step;
+* the continuous adjoint's backward steps, a few to a graph (:func:`amaml_lab.metagrad.sweeps.continuous_steps`);
 * a gradient, an HVP (reverse over reverse), the HVPs of many vectors at one state and of one vector each at
-  many states (``vmap``): what the continuous and grid adjoints, iMAML and the rest call.
+  many states (``vmap``): what the grid adjoint, iMAML and the rest call.
 
 Each graph compiles on its first call, once per process, shape and solver: the loss is an argument, so a new
 task's loss (a new closure of the same code over new data) reuses the graph.  Compiling takes seconds to minutes

@@ -155,9 +155,14 @@ def _peak_and_times(call, cfg: dict, on_cuda: bool = False):
             raise SystemExit("peak memory on the CPU needs glibc's mallinfo2; run on Linux or with --device cuda")
         base = read()
         sampler = _PeakSampler(read)
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(1e-4)  # the sampler gets the GIL every 0.1 ms, not 5: a short call's peak is seen
         sampler.start()
-        result = call()
-        peak = sampler.stop() - base
+        try:
+            result = call()
+        finally:
+            peak = sampler.stop() - base
+            sys.setswitchinterval(switch)
     times = []
     for _ in range(cfg["repeat"]):
         gc.collect()
