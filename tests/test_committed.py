@@ -110,3 +110,32 @@ def test_estimate_hours_scale_with_the_run():
     assert hours(committed.estimate("CosMixture-50-50", runs, 5000)) == pytest.approx(per * 5000 / 3600, abs=0.05)
     assert hours(committed.estimate("CosMixture-50-50", runs, 5000, scale=8, why="x")) == pytest.approx(
         8 * per * 5000 / 3600, abs=0.05)
+
+
+def test_the_shipped_cost_measurements_are_their_benchmarks_rows():
+    """amaml_lab/measured/cpu-steps.json (panel (d) of the horizon explorer) is tools/package_costs.py's copy of a
+    committed benchmark: the same rows, every line the panel draws measured at 10 ... 10,000 steps, and the
+    compiled path's times below its eager method's at 100 steps and beyond (the numbers notebook 02 quotes)."""
+    import json
+    from pathlib import Path
+
+    from amaml_lab import viz
+    from amaml_lab.widgets.methods import measured_costs
+
+    root = Path(__file__).resolve().parents[1]
+    shipped = measured_costs()
+    assert shipped["rows"] == json.loads((root / shipped["source"]).read_text())
+    assert f"--out {shipped['source']}" in shipped["command"]
+    rows = {(r["name"], r["steps"]): r for r in shipped["rows"] if "time_s" in r}
+    for name in viz.HORIZON_COST:
+        assert {s for (n, s) in rows if n == name} == {10, 100, 1000, 10000}, name
+    for method in ("maml", "adjoint"):
+        for steps in (100, 1000, 10000):
+            assert rows[(f"{method}-compiled", steps)]["time_s"] < rows[(method, steps)]["time_s"]
+    from amaml_lab.bench.tables import steps_table
+
+    assert steps_table(shipped["rows"]) in (root / "docs" / "performance.md").read_text()  # the docs' table
+    speedups = {m: [rows[(m, s)]["time_s"] / rows[(f"{m}-compiled", s)]["time_s"] for s in (100, 1000, 10000)]
+                for m in ("maml", "adjoint")}
+    assert 3.3 <= round(min(speedups["maml"]), 1) and round(max(speedups["maml"]), 1) <= 3.6
+    assert 4.1 <= round(min(speedups["adjoint"]), 1) and round(max(speedups["adjoint"]), 1) <= 4.6
