@@ -171,10 +171,15 @@ def _line(summary: dict) -> str:
     f = summary["final"]
     if "accuracy" in f:
         return (f"accuracy {100 * f['accuracy']:.2f}% ± {100 * f['accuracy_ci95']:.2f}% (95% CI) over {f['eval_tasks']}"
-                f" meta-test episodes; {summary['meta_steps']} meta-steps, {summary['seconds_per_meta_step']:.3f} s each")
+                f" meta-test episodes; {summary['meta_steps']} meta-steps, {summary['seconds_per_meta_step']:.3f} s each"
+                f"{_compiled(summary)}")
     return (f"nRMSE {f['nrmse']:.4f} ± {f['nrmse_se']:.4f} over {f['eval_tasks']} meta-test tasks after"
             f" {f['eval_steps']} fine-tuning steps (at theta {f['nrmse_at_theta']:.4f}); "
-            f"{summary['meta_steps']} meta-steps, {summary['seconds_per_meta_step']:.3f} s each")
+            f"{summary['meta_steps']} meta-steps, {summary['seconds_per_meta_step']:.3f} s each{_compiled(summary)}")
+
+
+def _compiled(summary: dict) -> str:
+    return f" (compiling: {summary['compile_s']:.1f} s of them)" if "compile_s" in summary else ""
 
 
 def run_command(args) -> int:

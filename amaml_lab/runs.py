@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import statistics
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 
@@ -37,13 +38,19 @@ def csv_text(header, rows) -> str:
     return buf.getvalue()
 
 
-def summary_of(cfg, step, status, final=None, seconds=None, extra=None) -> dict:
+def summary_of(cfg, step, status, final=None, seconds=None, extra=None, starts=None) -> dict:
+    """The run's summary.json.  With ``cfg.compile`` and the meta-step each process began at (``starts``),
+    ``compile_s``: what those first steps took beyond the median step, the compile the run paid (once a process)."""
     from . import __version__
 
     per_step = sum(seconds) / len(seconds) if seconds else None
+    spent = {}
+    if cfg.compile and seconds and starts:
+        median = statistics.median(seconds)
+        spent = {"compile_s": sum(max(seconds[i] - median, 0.0) for i in starts if i < len(seconds))}
     return {"config": asdict(cfg), "meta_steps": step, "status": status, "final": final,
-            "seconds_per_meta_step": per_step, "versions": {"amaml_lab": __version__, "torch": torch.__version__},
-            **(extra or {})}
+            "seconds_per_meta_step": per_step, **spent,
+            "versions": {"amaml_lab": __version__, "torch": torch.__version__}, **(extra or {})}
 
 
 class _RunFiles:
@@ -134,7 +141,7 @@ def run(cfg: RunConfig, out, resume: bool = False, data_root=None, show_progress
     final = finish(trained, evalset, show_progress)
     files.evals(trained["evals"])
     summary = summary_of(cfg, trained["meta_steps"], "done", final=final, seconds=trained["seconds"],
-                         extra={"world_size": size})
+                         extra={"world_size": size}, starts=trained["starts"])
     write_json_atomic(out / "summary.json", summary)
     return summary
 

@@ -100,6 +100,7 @@ class _State:
                                  lr=cfg.meta_lr)
         self.gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.step, self.losses, self.seconds, self.evals = 0, [], [], []
+        self.starts = []  # the meta-step each process began at (its first step pays the compile, with --compile)
 
     @property
     def horizon(self) -> float:
@@ -122,13 +123,14 @@ class _State:
         self.gen.set_state(state["generator"])
         self.step, self.losses, self.seconds = state["meta_steps"], state["losses"], state["seconds"]
         self.evals = state.get("evals", [])
+        self.starts = state.get("starts", [])
 
     def save(self, path: Path) -> None:
         save_torch_atomic({"config": self.cfg.identity(),
                            "theta": {k: v.detach().clone() for k, v in self.theta.items()},
                            "log_horizon": self.log_horizon.detach().clone(), "optimizer": self.optimizer.state_dict(),
                            "generator": self.gen.get_state(), "meta_steps": self.step, "losses": self.losses,
-                           "seconds": self.seconds, "evals": self.evals}, path)
+                           "seconds": self.seconds, "evals": self.evals, "starts": self.starts}, path)
 
     def apply(self, grad: dict, horizon_grad: float | None) -> None:
         """One outer step on ``grad`` (and, when learned, on log T: d L / d log T = T dL/dT)."""
@@ -186,7 +188,8 @@ def _meta_step(state: _State, model, domain, losses, out: Path, rank: int, size:
 
 def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain=None,
                show_progress: bool | None = None, on_checkpoint=None, on_eval=None) -> dict:
-    """Run (or continue) meta-training to ``cfg.meta_steps``; returns {"theta", "meta_steps", "losses", "domain", "model", "evals"}.
+    """Run (or continue) meta-training to ``cfg.meta_steps``; returns {"theta", "meta_steps", "losses", "seconds",
+    "domain", "model", "config", "evals", "horizon", "starts"} (``starts``: the meta-step each process began at).
 
     ``on_checkpoint(step, losses, seconds, evals)`` is called after each checkpoint is
     written.  ``on_eval(step, theta, model, domain, horizon=T)`` is called at step 0 and
@@ -215,6 +218,7 @@ def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain
     state = _State(cfg, model)
     if resume and (out / "checkpoint.pt").exists():
         state.restore(out / "checkpoint.pt")
+    state.starts.append(state.step)
 
     def maybe_evaluate():
         due = cfg.eval_interval and state.step % cfg.eval_interval == 0
@@ -239,7 +243,7 @@ def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain
         bar.close()
     return {"theta": {k: v.detach() for k, v in state.theta.items()}, "meta_steps": state.step,
             "losses": state.losses, "seconds": state.seconds, "domain": domain, "model": model, "config": cfg,
-            "evals": state.evals, "horizon": state.horizon}
+            "evals": state.evals, "horizon": state.horizon, "starts": state.starts}
 
 
 __all__ = ["Diverged", "batch_gradient", "comln_batch_gradient", "meta_train"]
