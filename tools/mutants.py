@@ -94,8 +94,8 @@ MUTANTS = [
 
 # the negation drill: each method's meta-gradient negated where meta_gradient returns it; every notebook runs
 NEGATE_AT = ("amaml_lab/metagrad/dispatch.py",
-             "    grad, u_T, qloss, stats = fn(problem, **opts)\n",
-             "    grad, u_T, qloss, stats = fn(problem, **opts)\n    if method == {method!r}:\n        grad = -grad\n")
+             "    grad, u_T, qloss, stats = m.fn(problem, **opts)\n",
+             "    grad, u_T, qloss, stats = m.fn(problem, **opts)\n    if method == {method!r}:\n        grad = -grad\n")
 NEGATED = ("maml", "adjoint", "backsolve", "fomaml", "reptile", "imaml", "truncated")
 NOTEBOOK_TESTS = ["tests/test_notebooks.py::test_notebook_runs_fast"]
 
