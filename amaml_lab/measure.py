@@ -27,10 +27,10 @@ CONFIGS = {
     "adjoint-grid": dict(method="adjoint", scheme="grid"),
     "adjoint-grid-c64": dict(method="adjoint", scheme="grid", checkpoints=64),
     "adjoint-discrete": dict(method="adjoint", scheme="discrete"),
+    "adjoint-discrete-sqrt": dict(method="adjoint", scheme="discrete", checkpoints="sqrt"),
     # the compiled path (amaml_lab.compiled): the warm-up and the memory call compile; the timed calls reuse it
     "maml-compiled": dict(method="maml", compile=True),
     "adjoint-compiled": dict(method="adjoint", compile=True),
-    "adjoint-discrete-sqrt": dict(method="adjoint", scheme="discrete", checkpoints="sqrt"),
     "backsolve": dict(method="backsolve"),
     "maml-sqrt": dict(method="maml", checkpoints="sqrt"),
     "fomaml": dict(method="fomaml"),
