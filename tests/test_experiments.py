@@ -10,6 +10,7 @@ import pytest
 import torch
 from conftest import run_cli as cli
 from test_domains import write_ratings
+from amaml_lab.bench.compile_cost import step_seconds
 
 SMALL = ["--meta-batch", "2", "--hidden", "4", "--eval-tasks", "3", "--eval-steps", "20", "--checkpoint-every", "2",
          "--quiet"]
@@ -61,14 +62,9 @@ def test_compile_reaches_the_run_and_trains_the_same_theta(tmp_path, capsys):
     a, b = (torch.load(tmp_path / d / "checkpoint.pt", weights_only=False)["theta"] for d in ("compiled", "eager"))
     assert all(torch.allclose(a[k], b[k], rtol=1e-10, atol=1e-13) for k in a)
     # the run states what compiling cost it: its first step beyond the median one (the eager run has no such entry)
-    metrics = _seconds(tmp_path / "compiled")
+    metrics = step_seconds(tmp_path / "compiled")
     assert summary["compile_s"] == pytest.approx(metrics[0] - statistics.median(metrics), abs=2e-6) and summary["compile_s"] > 0
     assert "compile_s" not in json.loads((tmp_path / "eager" / "summary.json").read_text())
-
-
-def _seconds(run) -> list[float]:
-    """Each meta-step's seconds, from a run's metrics.csv."""
-    return [float(row.split(",")[2]) for row in (run / "metrics.csv").read_text().split()[1:]]
 
 
 def test_a_resumed_compiled_run_counts_each_process_compile(tmp_path, capsys):
@@ -78,7 +74,7 @@ def test_a_resumed_compiled_run_counts_each_process_compile(tmp_path, capsys):
     assert cli(capsys, *args, "--meta-steps", 4, "--resume")[0] == 0
     assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["starts"] == [0, 2]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    metrics = _seconds(tmp_path / "run")
+    metrics = step_seconds(tmp_path / "run")
     median = statistics.median(metrics)
     assert summary["compile_s"] == pytest.approx(sum(max(metrics[i] - median, 0) for i in (0, 2)), abs=4e-6)
 

@@ -43,7 +43,7 @@ LAYERS = [
     ("widgets.surfaces", "widgets.methods"),
     ("widgets",),
     ("widgets_study",),
-    ("bench.tables", "bench.suites"),
+    ("bench.tables", "bench.suites", "bench.compile_cost"),
     ("bench",),
     ("cli",),
     ("__main__", "bench.__main__"),  # entry points: they only call cli

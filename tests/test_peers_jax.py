@@ -53,13 +53,6 @@ def test_the_committed_side_by_side_is_what_the_docs_say():
     assert compile_s == {("cpu-jax", "kit maml (compiled)"): 4.4, ("cpu-jax", "kit adjoint (compiled)"): 1.4,
                          ("cpu-jax-cold", "kit maml (compiled)"): 24.7, ("cpu-jax-cold", "kit adjoint (compiled)"): 17.9}
     assert all(f"{v} s" in docs for v in compile_s.values())
-    cold = [compile_s["cpu-jax-cold", n] for n in ("kit maml (compiled)", "kit adjoint (compiled)")]
-    warm = [compile_s["cpu-jax", n] for n in ("kit maml (compiled)", "kit adjoint (compiled)")]
-    assert [round(min(cold)), round(max(cold)), round(min(warm)), round(max(warm))] == [18, 25, 1, 4]
-    assert "18 to 25 s on a new machine, 1 to 4 s" in " ".join(readme.split())
-    run_s = 5000 * max(rows[n]["time_s"] for n in ("kit maml (compiled)", "kit adjoint (compiled)"))
-    assert round(run_s, -1) == 860 and "takes about 860 s" in " ".join(docs.split())  # 5,000 meta-steps, compiled
-    assert max(warm) / run_s < 0.01 and round(100 * max(cold) / run_s) == 3  # "under 1 %", "about 3 %"
     assert all(rows[n]["rel_error"] < 1e-14 for n in ("kit maml (compiled)", "jax-jit", "diffrax"))
     assert "0.95 of jax-jit's time" in readme and "0.91 of diffrax's" in readme
     speedups = [round(rows[f"kit {m}"]["time_s"] / rows[f"kit {m} (compiled)"]["time_s"], 1) for m in ("maml", "adjoint")]
