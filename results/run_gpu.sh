@@ -8,8 +8,9 @@
 # launch-bound: on an H200 with 16 processes sharing it, adjoint-100 took 1.7 s a meta-step, against 0.35 s for
 # one process on one CPU core (results/README.md), so MLP_DEVICE=cpu runs them on the cores while Omniglot's
 # Conv-4 uses the GPU. Every run resumes (--resume), so an interrupted call
-# continues. The MLP runs take the compiled path (`--compile`) when the estimate's measurement finds it faster on
-# MLP_DEVICE (mean over the methods' meta-steps; MLP_COMPILE=1 forces it, 0 never; the estimate line says which
+# continues. The MLP runs take the compiled path (`--compile`) when the estimate's measurement finds a run faster on
+# MLP_DEVICE with it, its compile counted (mean over the methods' meta-steps and compiles; MLP_COMPILE=1 forces it,
+# 0 never; the estimate line says which
 # was chosen). `--small` runs the same commands with 20 meta-steps, 50 fine-tuning iterations and few meta-test
 # tasks (for Omniglot the generated demo glyphs, meta-batch 2, 16 filters), end to end in minutes on a CPU.
 # `--horizon` runs the horizon experiment's full arms instead (results/run_horizon.sh's protocol on the paper's five
@@ -97,10 +98,13 @@ paths = {c: {r["name"]: r["time_s"] for r in rows if r.get("losses") == "stacked
              and "time_s" in r} for c in (False, True)}
 both = sorted(set(paths[False]) & set(paths[True]))
 eager, compiled = (sum(paths[c][n] for n in both) / len(both) if both else float("nan") for c in (False, True))
+spent = [r.get("compile_s", 0.0) for r in rows if r.get("losses") == "stacked" and r.get("compile") and r.get("name") in both]
+spent = sum(spent) / len(spent) if spent else 0.0  # what compiling cost a process here (each run pays it again)
 if choice not in ("auto", "0", "1"):
     sys.exit(f"run_gpu.sh: MLP_COMPILE must be auto, 0 or 1; got {choice!r}")
-use = choice == "1" or (choice == "auto" and compiled < eager)
-why = f"compiled {compiled:.3f} s a meta-step, eager {eager:.3f} s" if both else "nothing measured"
+use = choice == "1" or (choice == "auto" and spent + meta * compiled < meta * eager)
+why = (f"compiled {compiled:.3f} s a meta-step after {spent:.1f} s compiling, eager {eager:.3f} s: a run of {meta}"
+       f" meta-steps {spent + meta * compiled:.0f} s against {meta * eager:.0f} s" if both else "nothing measured")
 open(flags, "w").write(" --compile" if use else "")
 errors = sorted({r["error"] for r in rows if "error" in r})
 if errors:

@@ -57,25 +57,32 @@ def test_every_horizon_arm_command_parses_to_a_valid_configuration(tmp_path, fla
     assert len(outs) == len(runs)
 
 
-@pytest.mark.parametrize("compiled_s,choice,expected", [(0.1, "auto", True), (0.3, "auto", False), (0.3, "1", True),
-                                                        (0.1, "0", False)])
-def test_the_mlp_runs_take_the_compiled_path_where_the_estimate_measured_it_faster(tmp_path, compiled_s, choice,
-                                                                                   expected):
-    """The estimate's meta-steps (eager 0.2 s; compiled 0.1 or 0.3 s) choose --compile for the MLP runs (synthetic,
-    MovieLens), never for Omniglot's Conv-4; MLP_COMPILE=1/0 overrides; the estimate line says which."""
+@pytest.mark.parametrize("compiled_s,spent,flags,choice,expected", [
+    (0.1, 30.0, [], "auto", True),  # 5,000 meta-steps: 530 s compiled against 1,000 s eager
+    (0.1, 30.0, ["--small"], "auto", False),  # 20 meta-steps: 32 s against 4 s, the compile not paid back
+    (0.3, 1.0, [], "auto", False), (0.3, 1.0, [], "1", True), (0.1, 1.0, [], "0", False)])
+def test_the_mlp_runs_take_the_compiled_path_where_the_estimate_measured_a_run_faster(tmp_path, compiled_s, spent,
+                                                                                      flags, choice, expected):
+    """The estimate's meta-steps (eager 0.2 s; compiled 0.1 or 0.3 s after a compile) choose --compile for the MLP
+    runs (synthetic, MovieLens), never for Omniglot's Conv-4, where a run of the script's length is faster with it,
+    its compile counted; MLP_COMPILE=1/0 overrides; the estimate line says which and why."""
     import json
 
     out = tmp_path / "out"
     out.mkdir()
-    rows = [{"name": n, "losses": "stacked", "compile": c, "time_s": compiled_s if c else 0.2}
-            for n in ("adjoint-100", "maml-10") for c in (False, True)]
+    rows = [{"name": n, "losses": "stacked", "compile": c, "time_s": compiled_s if c else 0.2,
+             **({"compile_s": spent + i} if c else {})} for i, n in enumerate(("adjoint-100", "maml-10"))
+            for c in (False, True)]
     (out / "meta-step.json").write_text(json.dumps(rows))
-    done = subprocess.run(["bash", str(ROOT / "results" / "run_gpu.sh"), "--dry-run"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120, env=dict(os.environ, OUT=str(out), AMAML_LAB="amaml-lab",
-                                                           DEVICE="cpu", ESTIMATE="0", MLP_COMPILE=choice))
+    done = subprocess.run(["bash", str(ROOT / "results" / "run_gpu.sh"), *flags, "--dry-run"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, OUT=str(out), AMAML_LAB="amaml-lab", DEVICE="cpu", ESTIMATE="0",
+                                   MLP_COMPILE=choice))
     assert done.returncode == 0, done.stderr
-    assert f"The MLP runs: {'compiled' if expected else 'eager'} (compiled {compiled_s:.3f} s a meta-step, eager" \
-           f" 0.200 s; MLP_COMPILE={choice})" in done.stdout
+    meta, mean_spent = (20 if flags else 5000), spent + 0.5  # the compiles' mean
+    assert (f"The MLP runs: {'compiled' if expected else 'eager'} (compiled {compiled_s:.3f} s a meta-step after"
+            f" {mean_spent:.1f} s compiling, eager 0.200 s: a run of {meta} meta-steps"
+            f" {mean_spent + meta * compiled_s:.0f} s against {meta * 0.2:.0f} s; MLP_COMPILE={choice})") in done.stdout
     assert f"about {compiled_s if expected else 0.2:.3f} s per meta-step" in done.stdout
     for argv in (shlex.split(line) for line in (out / "commands.txt").read_text().splitlines()):
         args = cli.build_parser().parse_args(argv[1:])
