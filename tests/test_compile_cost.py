@@ -97,3 +97,11 @@ def test_the_committed_runs_decide_run_gpu_shs_choice_as_the_docs_say():
     docs = " ".join((ROOT / "docs" / "performance.md").read_text().split())
     assert "with the first-run numbers above the full protocol's 5,000 meta-steps compile and `--small`'s 20 do not." \
         in docs
+
+
+def test_the_docs_jax_first_calls_are_the_side_by_sides():
+    runs = [{r["name"]: r for r in json.loads((ROOT / "benchmarks" / f"{name}.json").read_text())}
+            for name in ("cpu-jax-cold", "cpu-jax")]
+    jit, diffrax = ([round(run[n]["first_s"], 1) for run in runs] for n in ("jax-jit", "diffrax"))
+    docs = " ".join((ROOT / "docs" / "performance.md").read_text().split())
+    assert f"took {jit[0]} and {jit[1]} s for jax-jit, {diffrax[0]} and {diffrax[1]} s for diffrax" in docs
