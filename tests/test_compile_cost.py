@@ -105,3 +105,10 @@ def test_the_docs_jax_first_calls_are_the_side_by_sides():
     jit, diffrax = ([round(run[n]["first_s"], 1) for run in runs] for n in ("jax-jit", "diffrax"))
     docs = " ".join((ROOT / "docs" / "performance.md").read_text().split())
     assert f"took {jit[0]} and {jit[1]} s for jax-jit, {diffrax[0]} and {diffrax[1]} s for diffrax" in docs
+
+
+def test_committed_rows_say_where_they_live(monkeypatch, tmp_path):
+    assert set(compile_cost.committed()) == {(m, c) for m in ("maml", "adjoint") for c in ("cold", "warm")}
+    monkeypatch.setattr(compile_cost, "COMMITTED", tmp_path / "absent")
+    with pytest.raises(FileNotFoundError, match="source tree"):
+        compile_cost.committed()

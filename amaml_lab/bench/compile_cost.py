@@ -20,6 +20,7 @@ from ..io import write_text_atomic
 
 RUN_STEPS = 5000  # the paper's meta-training length
 KINDS = ("cold", "eager", "warm")
+COMMITTED = Path(__file__).resolve().parents[2] / "benchmarks" / "cpu-compile-runs"  # in the source tree
 
 
 def step_seconds(run: Path) -> list[float]:
@@ -42,6 +43,13 @@ def rows(folder: Path) -> list[dict]:
                         "compiled_s": compiled, "break_even": compile_s / gain if gain > 0 else None,
                         "share": compile_s / (RUN_STEPS * compiled)})
     return out
+
+
+def committed() -> dict:
+    """{(method, "cold" or "warm"): row} of the committed runs (benchmarks/cpu-compile-runs, a source tree's)."""
+    if not COMMITTED.is_dir():
+        raise FileNotFoundError(f"{COMMITTED} is not here: the committed compile runs are in the kit's source tree")
+    return {(r["method"], r["cache"]): r for r in rows(COMMITTED)}
 
 
 def table(rows: list[dict]) -> str:
