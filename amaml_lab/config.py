@@ -34,7 +34,7 @@ DEFAULTS = {
 # fields that may change between a run and its --resume: they do not touch the meta-training arithmetic
 RESUMABLE_CHANGES = ("meta_steps", "device", "eval_tasks", "eval_steps", "eval_every", "eval_lr",
                      "eval_weight_decay", "checkpoint_every", "eval_interval", "deterministic", "test_horizons",
-                     "compile")
+                     "compile", "compile_wait")
 # "kit": fresh episodes every meta-step, scaling fitted on meta-train tasks only (no meta-test leak);
 # "reference": the Adjoint MAML code's pool of episodes drawn once per task and its scaling over all tasks
 PROTOCOLS = ("kit", "reference")
@@ -111,6 +111,9 @@ class RunConfig:
     protocol: str = "kit"
     deterministic: bool = False  # CUDA: deterministic kernels and no TF32 (see use_deterministic)
     compile: bool = False  # meta-gradients through torch.compile graphs (amaml_lab.compiled; same numbers to rounding)
+    # with compile: False, the graphs compile in another process while meta-steps run eagerly, then load here
+    # from inductor's cache; True, here before the first meta-step, every step compiled (repeats bit for bit)
+    compile_wait: bool = False
     # regression: also the error after N inner steps (the run's step size, solver and reg) for each N here,
     # columns adapt<N> of tasks.csv: the cross-evaluation of a theta trained at one horizon and tested at others
     test_horizons: tuple = ()
@@ -138,6 +141,9 @@ class RunConfig:
             raise ValueError(f"deterministic must be True or False; got {self.deterministic!r}")
         if not isinstance(self.learn_horizon, bool):
             raise ValueError(f"learn_horizon must be True or False; got {self.learn_horizon!r}")
+        if self.compile_wait not in (True, False) or (self.compile_wait and not self.compile):
+            raise ValueError(f"compile_wait must be True (with compile=True) or False; got {self.compile_wait!r}"
+                             f" with compile={self.compile!r}")
         if self.learn_horizon and self.method != "comln":
             raise ValueError("learn_horizon=True meta-learns COMLN's horizon; use it with method='comln'")
         unresolved = [k for k in (*DEFAULTS["regression"], "hidden") if getattr(self, k) is None]

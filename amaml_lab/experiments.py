@@ -67,6 +67,19 @@ def _checkpoints(text: str):
     return text if text in ("sqrt", "auto") else _positive_int(text)
 
 
+def _add_speed(p) -> None:
+    """The options that trade speed for repeatability: deterministic kernels, compiled graphs."""
+    p.add_argument("--deterministic", action="store_true",
+                   help="CUDA: deterministic kernels, no TF32, so runs repeat and resume bit for bit (slower)")
+    p.add_argument("--compile", action="store_true",
+                   help="meta-gradients through torch.compile graphs: the same numbers to rounding, faster once"
+                        " compiled (fixed-grid solvers); they compile in another process while the first"
+                        " meta-steps run eagerly, then load here from inductor's cache in seconds")
+    p.add_argument("--compile-wait", action="store_true",
+                   help="--compile, waiting for the graphs before the first meta-step: every step compiled, so"
+                        " the run repeats bit for bit")
+
+
 def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("domain", metavar="DOMAIN", choices=DOMAINS, help=f"one of: {', '.join(DOMAINS)}")
     p.add_argument("shots", metavar="SHOTS", type=_positive_int, help="support points per task")
@@ -91,11 +104,7 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--protocol", choices=["kit", "reference"], default="kit",
                    help="synthetic domains: kit (fresh episodes, meta-train scaling; default) or reference (the Adjoint"
                         " MAML code's fixed episodes and scaling over all tasks)")
-    p.add_argument("--deterministic", action="store_true",
-                   help="CUDA: deterministic kernels, no TF32, so runs repeat and resume bit for bit (slower)")
-    p.add_argument("--compile", action="store_true",
-                   help="meta-gradients through torch.compile graphs: the same numbers to rounding, faster once"
-                        " compiled (the first meta-step compiles; fixed-grid solvers)")
+    _add_speed(p)
     p.add_argument("--eval-interval", type=_nonnegative_int, default=0,
                    help="evaluate every N meta-steps into evals.csv, as the reference does with 100 (default 0: at the end only)")
     p.add_argument("--step-size", type=_positive_float, default=None, help="inner step size (default 0.01; Omniglot 0.1)")
@@ -159,7 +168,8 @@ def config(args, method: str, inner_steps: int) -> RunConfig:
                      bug_compatible=args.bug_compatible, options=_options(args, method),
                      checkpoint_every=args.checkpoint_every, eval_tasks=args.eval_tasks,
                      eval_steps=args.eval_steps, eval_interval=args.eval_interval,
-                     protocol=args.protocol, deterministic=args.deterministic, compile=args.compile,
+                     protocol=args.protocol, deterministic=args.deterministic,
+                     compile=args.compile or args.compile_wait, compile_wait=args.compile_wait,
                      test_horizons=args.test_horizons).resolved().check()
 
 
@@ -179,7 +189,15 @@ def _line(summary: dict) -> str:
 
 
 def _compiled(summary: dict) -> str:
-    return f" (compiling: {summary['compile_s']:.1f} s of them)" if "compile_s" in summary else ""
+    """What compiling cost each process, and from which meta-step it ran compiled."""
+    if "compile_s" not in summary:
+        return ""
+    parts = []
+    for c in summary["compiles"]:
+        where = f"compiled in another process in {c['elsewhere_s']:.1f} s, then " if c["elsewhere_s"] else ""
+        parts.append(f"{where}{c['here_s']:.1f} s here, compiled from meta-step {c['compiled_from'] + 1}"
+                     if c["compiled_from"] is not None else "still compiling in another process when meta-training ended")
+    return f" (compiling: {'; '.join(parts)})"
 
 
 def run_command(args) -> int:

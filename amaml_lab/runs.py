@@ -38,19 +38,30 @@ def csv_text(header, rows) -> str:
     return buf.getvalue()
 
 
-def summary_of(cfg, step, status, final=None, seconds=None, extra=None, starts=None) -> dict:
-    """The run's summary.json.  With ``cfg.compile`` and the meta-step each process began at (``starts``),
-    ``compile_s``: what those first steps took beyond the median step, the compile the run paid (once a process)."""
+def summary_of(cfg, step, status, final=None, seconds=None, extra=None, compiles=None) -> dict:
+    """The run's summary.json.  With ``cfg.compile`` and each process's compile (``compiles``, from
+    :func:`~amaml_lab.train.meta_train`): ``compiles`` itself, each with ``here_s``, what its first compiled
+    meta-step took beyond the run's median compiled step (the compile this process waited for); ``compile_s``,
+    their sum; ``compiled_elsewhere_s``, the compiling processes' seconds (the run did not wait for them)."""
     from . import __version__
 
     per_step = sum(seconds) / len(seconds) if seconds else None
-    spent = {}
-    if cfg.compile and seconds and starts:
-        median = statistics.median(seconds)
-        spent = {"compile_s": sum(max(seconds[i] - median, 0.0) for i in starts if i < len(seconds))}
     return {"config": asdict(cfg), "meta_steps": step, "status": status, "final": final,
-            "seconds_per_meta_step": per_step, **spent,
+            "seconds_per_meta_step": per_step, **(_compile_times(compiles, seconds) if cfg.compile else {}),
             "versions": {"amaml_lab": __version__, "torch": torch.__version__}, **(extra or {})}
+
+
+def _compile_times(compiles, seconds) -> dict:
+    if not compiles or not seconds:
+        return {}
+    ends = [c["step"] for c in compiles[1:]] + [len(seconds)]
+    ranges = [(c["compiled_from"], end) for c, end in zip(compiles, ends) if c["compiled_from"] is not None]
+    steady = [seconds[i] for first, end in ranges for i in range(first + 1, min(end, len(seconds)))]
+    median = statistics.median(steady) if steady else 0.0
+    rows = [{**c, "here_s": max(seconds[c["compiled_from"]] - median, 0.0)
+             if c["compiled_from"] is not None and c["compiled_from"] < len(seconds) else None} for c in compiles]
+    return {"compile_s": sum(r["here_s"] or 0.0 for r in rows),
+            "compiled_elsewhere_s": sum(r["elsewhere_s"] or 0.0 for r in rows), "compiles": rows}
 
 
 class _RunFiles:
@@ -141,7 +152,7 @@ def run(cfg: RunConfig, out, resume: bool = False, data_root=None, show_progress
     final = finish(trained, evalset, show_progress)
     files.evals(trained["evals"])
     summary = summary_of(cfg, trained["meta_steps"], "done", final=final, seconds=trained["seconds"],
-                         extra={"world_size": size}, starts=trained["starts"])
+                         extra={"world_size": size}, compiles=trained["compiles"])
     write_json_atomic(out / "summary.json", summary)
     return summary
 

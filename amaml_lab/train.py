@@ -4,7 +4,8 @@
 :func:`~amaml_lab.metagrad.meta_gradient_batch`, any method, or COMLN's head-only gradient) and writes an atomic
 checkpoint every ``checkpoint_every`` meta-steps: theta, the outer optimiser's state, the episode generator's
 state and the step count, so a resumed run ends bit for bit where an uninterrupted one does and a kill loses at
-most the steps since the last checkpoint.  :func:`batch_gradient` is one meta-step's gradient, shared with the
+most the steps since the last checkpoint (with ``compile``, to rounding: the meta-step from which the compiled
+graphs take over depends on how fast they compile elsewhere; ``compile_wait`` keeps it bit for bit).  :func:`batch_gradient` is one meta-step's gradient, shared with the
 benchmark.  The inner problem is the flow of 1/2 MSE(support) + reg/2 |u - theta|^2 for ``inner_steps`` steps
 of ``step_size``; the outer objective is the plain query MSE (the reference code also adds the proximal term to
 its validation loss; the kit does not: the meta-objective is the query error, and the closed-form tests with
@@ -13,12 +14,19 @@ reg > 0 in tests/test_exact_quadratic.py pin that).
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import torch
 
 from .builders import build_model, losses_for, on_device
+from .compiled import CompileFallbackWarning, compile_failed
 from .config import RunConfig, use_deterministic
 from .io import save_torch_atomic
 from .metagrad import comln_task, meta_gradient, meta_gradient_batch
@@ -67,12 +75,13 @@ def comln_batch_gradient(model, theta: dict, support, query, cfg: RunConfig, ste
 
 
 def batch_gradient(cfg: RunConfig, model, theta: dict, support, query, losses=None, stacked: bool | None = None,
-                   horizon: float | None = None) -> tuple[dict, float, float | None]:
+                   horizon: float | None = None, compile: bool | None = None) -> tuple[dict, float, float | None]:
     """One meta-step's gradient: (mean meta-gradient of the meta-batch, mean query loss, dL/dT or None).
 
     ``support`` and ``query`` are the meta-batch on the run's device.  ``losses`` (support, query) default to the
     run's (:func:`~amaml_lab.builders.losses_for`); ``stacked`` says whether they take the whole meta-batch at
-    once (default: whether the model can).  ``horizon`` is COMLN's current T (learned or fixed).
+    once (default: whether the model can).  ``horizon`` is COMLN's current T (learned or fixed); ``compile``
+    overrides ``cfg.compile``.
     """
     if cfg.method == "comln":
         horizon = horizon if horizon is not None else cfg.inner_steps * cfg.step_size
@@ -81,9 +90,99 @@ def batch_gradient(cfg: RunConfig, model, theta: dict, support, query, losses=No
     stacked = stacked_forward(model) is not None if stacked is None else stacked
     r = meta_gradient_batch(support_loss, query_loss, {k: v.detach() for k, v in theta.items()}, support, query,
                             method=cfg.method, steps=cfg.inner_steps, step_size=cfg.step_size, solver=cfg.solver,
-                            reg=flow_reg(cfg.method, cfg.reg), stacked_losses=stacked, compile=cfg.compile,
+                            reg=flow_reg(cfg.method, cfg.reg), stacked_losses=stacked,
+                            compile=cfg.compile if compile is None else compile,
                             **cfg.options)
     return r.grad, r.query_loss, None
+
+
+class _Compiling:
+    """``cfg.compile`` in a run.  The graphs compile once in another process (:func:`compile_graphs` on a copy of
+    the first meta-batch), which fills inductor's on-disk cache while this one takes meta-steps eagerly at full
+    speed; once it has exited, this process compiles the same graphs from that cache (seconds) and runs compiled.
+    With ``local`` (``cfg.compile_wait``, or several ranks) it compiles here before the first meta-step, so every
+    step is compiled.  ``record``: the meta-step it began at, the other process's seconds (and its error, if it
+    failed: then this process compiles them itself) and the meta-step from which it ran compiled."""
+
+    def __init__(self, local: bool):
+        self.local, self.proc = local, None
+        self.record = {"step": None, "elsewhere_s": None, "error": None, "compiled_from": None}
+
+    @classmethod
+    def for_run(cls, state, size: int):
+        """This process's compile, its record kept with the run's state (None without cfg.compile)."""
+        if not state.cfg.compile or state.cfg.method == "comln":
+            return None
+        compiling = cls(local=state.cfg.compile_wait or size > 1)
+        state.compiles.append(compiling.record)
+        return compiling
+
+    def now(self, step: int, cfg: RunConfig, model, theta: dict, support, query) -> bool:
+        """Whether this meta-step runs compiled (when it is the first, it compiles, from the cache if it can)."""
+        r = self.record
+        if r["compiled_from"] is None and r["step"] is None and not self.local:
+            r["step"], self.started = step, time.perf_counter()
+            self.proc = _launch(cfg, model, theta, support, query)
+            return False
+        if r["compiled_from"] is None and self.proc is not None:
+            if self.proc.poll() is None:
+                return False
+            r["elsewhere_s"] = time.perf_counter() - self.started
+            if self.proc.returncode != 0:
+                r["error"] = self.proc.stderr_tail()
+                warnings.warn(f"--compile: the compiling process failed ({r['error']}); compiling here",
+                              CompileFallbackWarning, stacklevel=2)
+        if r["compiled_from"] is None:
+            r["step"] = step if r["step"] is None else r["step"]
+            r["compiled_from"] = step
+        return True
+
+
+class _Process:
+    """The compiling process; ``stderr_tail``: the last line it wrote to stderr (read from this side's handle: the
+    process removes its folder when it ends)."""
+
+    def __init__(self, folder: Path):
+        self.err = open(folder / "stderr.txt", "w+")
+        code = "import sys; from amaml_lab.train import compile_graphs; compile_graphs(sys.argv[1])"
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                                           os.environ.get("PYTHONPATH", "")]))
+        self.popen = subprocess.Popen([sys.executable, "-c", code, str(folder / "batch.pt")], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=self.err)
+
+    def poll(self):
+        return self.popen.poll()
+
+    @property
+    def returncode(self):
+        return self.popen.returncode
+
+    def stderr_tail(self) -> str:
+        self.err.seek(0)
+        lines = self.err.read().strip().splitlines()
+        self.err.close()
+        return lines[-1][:200] if lines else f"exit status {self.returncode}"
+
+
+def _launch(cfg: RunConfig, model, theta: dict, support, query) -> _Process:
+    """Start compiling this run's graphs in another process, on copies of theta and the meta-batch."""
+    folder = Path(tempfile.mkdtemp(prefix="amaml-lab-compile-"))
+    save_torch_atomic({"cfg": cfg, "model": model, "theta": {k: v.detach().clone() for k, v in theta.items()},
+                       "support": support, "query": query}, folder / "batch.pt")
+    return _Process(folder)
+
+
+def compile_graphs(path) -> None:
+    """The compiling process of a ``--compile`` run: one compiled meta-gradient on the saved meta-batch (which
+    leaves its graphs in inductor's on-disk cache for the run to load)."""
+    try:
+        blob = torch.load(path, weights_only=False)
+        batch_gradient(blob["cfg"], blob["model"], blob["theta"], blob["support"], blob["query"], compile=True)
+    finally:
+        shutil.rmtree(Path(path).parent, ignore_errors=True)
+    failed = compile_failed()
+    if failed:  # compiled.run fell back to eager: the cache holds nothing for the run to load
+        raise SystemExit(f"compiling failed: {failed}")
 
 
 class _State:
@@ -100,7 +199,8 @@ class _State:
                                  lr=cfg.meta_lr)
         self.gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.step, self.losses, self.seconds, self.evals = 0, [], [], []
-        self.starts = []  # the meta-step each process began at (its first step pays the compile, with --compile)
+        self.starts = []  # the meta-step each process began at
+        self.compiles = []  # with cfg.compile, each process's _Compiling.record
 
     @property
     def horizon(self) -> float:
@@ -124,13 +224,15 @@ class _State:
         self.step, self.losses, self.seconds = state["meta_steps"], state["losses"], state["seconds"]
         self.evals = state.get("evals", [])
         self.starts = state.get("starts", [])
+        self.compiles = state.get("compiles", [])
 
     def save(self, path: Path) -> None:
         save_torch_atomic({"config": self.cfg.identity(),
                            "theta": {k: v.detach().clone() for k, v in self.theta.items()},
                            "log_horizon": self.log_horizon.detach().clone(), "optimizer": self.optimizer.state_dict(),
                            "generator": self.gen.get_state(), "meta_steps": self.step, "losses": self.losses,
-                           "seconds": self.seconds, "evals": self.evals, "starts": self.starts}, path)
+                           "seconds": self.seconds, "evals": self.evals, "starts": self.starts,
+                           "compiles": self.compiles}, path)
 
     def apply(self, grad: dict, horizon_grad: float | None) -> None:
         """One outer step on ``grad`` (and, when learned, on log T: d L / d log T = T dL/dT)."""
@@ -163,8 +265,9 @@ def _check_finite(grad: dict, query_value: float, cfg: RunConfig, step: int, out
                        f" The last good checkpoint ({out / 'checkpoint.pt'}) is kept")
 
 
-def _meta_step(state: _State, model, domain, losses, out: Path, rank: int, size: int) -> float:
-    """Draw a meta-batch, take its meta-gradient (all-reduced over ranks), check it, step; the query loss."""
+def _meta_step(state: _State, model, domain, losses, out: Path, rank: int, size: int, compiling=None) -> float:
+    """Draw a meta-batch, take its meta-gradient (all-reduced over ranks), check it, step; the query loss.
+    ``compiling`` (a :class:`_Compiling`, with cfg.compile) says whether this step runs compiled."""
     from . import distributed
 
     cfg, started = state.cfg, time.perf_counter()
@@ -174,8 +277,10 @@ def _meta_step(state: _State, model, domain, losses, out: Path, rank: int, size:
     if size > 1:  # every rank drew the same batch; each keeps its slice of the tasks
         support = distributed.shard(support, rank, size, cfg.meta_batch)
         query = distributed.shard(query, rank, size, cfg.meta_batch)
-    grad, query_value, horizon_grad = batch_gradient(cfg, model, state.theta, on_device(support, cfg),
-                                                     on_device(query, cfg), losses, horizon=state.horizon)
+    support, query = on_device(support, cfg), on_device(query, cfg)
+    compiled = compiling.now(state.step, cfg, model, state.theta, support, query) if compiling else None
+    grad, query_value, horizon_grad = batch_gradient(cfg, model, state.theta, support, query, losses,
+                                                     horizon=state.horizon, compile=compiled)
     if size > 1:
         grad, query_value, horizon_grad = _mean_over_ranks(grad, query_value, horizon_grad, cfg, rank, size)
     _check_finite(grad, query_value, cfg, state.step, out)
@@ -189,7 +294,8 @@ def _meta_step(state: _State, model, domain, losses, out: Path, rank: int, size:
 def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain=None,
                show_progress: bool | None = None, on_checkpoint=None, on_eval=None) -> dict:
     """Run (or continue) meta-training to ``cfg.meta_steps``; returns {"theta", "meta_steps", "losses", "seconds",
-    "domain", "model", "config", "evals", "horizon", "starts"} (``starts``: the meta-step each process began at).
+    "domain", "model", "config", "evals", "horizon", "starts", "compiles"} (``starts``: the meta-step each process
+    began at; ``compiles``: with cfg.compile, each process's :class:`_Compiling` record).
 
     ``on_checkpoint(step, losses, seconds, evals)`` is called after each checkpoint is
     written.  ``on_eval(step, theta, model, domain, horizon=T)`` is called at step 0 and
@@ -228,10 +334,11 @@ def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain
 
     maybe_evaluate()
     losses = losses_for(cfg, model)
+    compiling = _Compiling.for_run(state, size)
     bar = progress(cfg.meta_steps, f"{cfg.method} {cfg.domain}", initial=state.step, enabled=show_progress)
     try:
         while state.step < cfg.meta_steps:
-            query_value = _meta_step(state, model, domain, losses, out, rank, size)
+            query_value = _meta_step(state, model, domain, losses, out, rank, size, compiling)
             bar.update(1)
             bar.set_postfix(query_loss=f"{query_value:.4f}", refresh=False)
             maybe_evaluate()
@@ -243,7 +350,7 @@ def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain
         bar.close()
     return {"theta": {k: v.detach() for k, v in state.theta.items()}, "meta_steps": state.step,
             "losses": state.losses, "seconds": state.seconds, "domain": domain, "model": model, "config": cfg,
-            "evals": state.evals, "horizon": state.horizon, "starts": state.starts}
+            "evals": state.evals, "horizon": state.horizon, "starts": state.starts, "compiles": state.compiles}
 
 
 __all__ = ["Diverged", "batch_gradient", "comln_batch_gradient", "meta_train"]

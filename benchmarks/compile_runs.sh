@@ -1,29 +1,32 @@
 #!/usr/bin/env bash
-# What --compile costs a run, cold and warm, beside the eager run: for maml and the adjoint (the paper's setting:
-# CosMixture2D 50/50, 100 rk4 steps, meta-batch 5, float64, one thread), three runs of META_STEPS meta-steps each:
-#   cold: --compile with TMPDIR a new, empty folder, so inductor's cache, its precompiled header and its CPU
-#         probes are all built in this run (a machine's first --compile run);
+# What --compile costs a run, beside the eager run: for maml and the adjoint (the paper's setting: CosMixture2D
+# 50/50, 100 rk4 steps, meta-batch 5, float64, one thread), runs of META_STEPS meta-steps each:
 #   eager: no --compile;
-#   warm: --compile again with the cold run's TMPDIR (every later run on that machine).
-# Then `python -m amaml_lab.bench.compile_cost OUT` reads the run folders (summary.json: compile_s; metrics.csv:
+#   cold: --compile-wait with TMPDIR a new, empty folder, so inductor's cache, its precompiled header and its CPU
+#         probes are all built in this run (a machine's first compile), every meta-step compiled;
+#   warm: --compile-wait again with the cold run's TMPDIR (every later run on that machine);
+#   background: --compile with another new TMPDIR: a machine's first compile, in a thread, while the first
+#         meta-steps run eagerly.
+# Then `python -m amaml_lab.bench.compile_cost OUT` reads the run folders (summary.json: the compile; metrics.csv:
 # each meta-step's seconds) into OUT.md and OUT.json.
 #   usage: benchmarks/compile_runs.sh OUT [META_STEPS]   (from the project root; OUT e.g. benchmarks/cpu-compile-runs)
 set -euo pipefail
 export OMP_NUM_THREADS=1
-usage() { echo "usage: $0 OUT [META_STEPS] (META_STEPS a whole number of at least 3; default 40): $1" >&2; exit 2; }
+usage() { echo "usage: $0 OUT [META_STEPS] (META_STEPS a whole number of at least 3; default 150): $1" >&2; exit 2; }
 [ $# -ge 1 ] && [ $# -le 2 ] || usage "one or two arguments"
 OUT=$1
-STEPS=${2:-40}
+STEPS=${2:-150}
 [[ "$STEPS" =~ ^[0-9]+$ ]] && [ "$STEPS" -ge 3 ] || usage "META_STEPS=$STEPS"
 PY=${PY:-$PWD/.venv/bin/python}
 unset TORCHINDUCTOR_CACHE_DIR
 for method in maml adjoint; do
-  fresh=$(mktemp -d)
+  first=$(mktemp -d) background=$(mktemp -d)
   run() { "$PY" -m amaml_lab run CosMixture2D 50 50 100 cpu --method "$method" --meta-steps "$STEPS" \
             --eval-tasks 1 --eval-steps 1 --quiet --out "$OUT/$method-$1" "${@:2}"; }
-  TMPDIR=$fresh run cold --compile
   run eager
-  TMPDIR=$fresh run warm --compile
-  rm -rf "$fresh" "$OUT"/*/checkpoint.pt
+  TMPDIR=$first run cold --compile-wait
+  TMPDIR=$first run warm --compile-wait
+  TMPDIR=$background run background --compile
+  rm -rf "$first" "$background" "$OUT"/*/checkpoint.pt
 done
 "$PY" -m amaml_lab.bench.compile_cost "$OUT"

@@ -1,5 +1,6 @@
 """Meta-training and evaluation: resumed runs equal uninterrupted ones; fine-tuning all tasks at once equals one by one."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -176,6 +177,7 @@ def test_resume_accepts_a_checkpoint_from_before_a_new_field(tmp_path):
     (dict(options={"lam": 2.0}), "option lam=2.0 is not known to method='adjoint'"),
     (dict(eval_interval=-1), "eval_interval must be an integer >= 0"),
     (dict(protocol="paper"), "protocol='paper' is not known; allowed values: kit, reference"),
+    (dict(compile_wait=True), "compile_wait must be True \\(with compile=True\\) or False; got True with compile=False"),
 ])
 def test_bad_config(tmp_path, kw, pattern):
     with pytest.raises(ValueError, match=pattern):
@@ -209,3 +211,80 @@ def test_few_iteration_columns_are_the_curve_at_those_iterations():
     for n in (10, 100):
         alone = evaluate(model, theta, evalset, steps=n, every=n, show_progress=False)["nrmse"][:, -1]
         assert torch.allclose(per_task[f"ft{n}"], alone, rtol=0, atol=1e-12), n
+
+
+class _Compiling:
+    """A stand-in for the compiling process: running for ``polls`` polls, then exited with ``code``."""
+
+    def __init__(self, polls: int, code: int):
+        self.left, self.returncode = polls, code
+
+    def poll(self):
+        if self.left:
+            self.left -= 1
+            return None
+        return self.returncode
+
+    def stderr_tail(self):
+        return "RuntimeError: boom in the compiling process"
+
+
+def _compile_elsewhere(monkeypatch, polls: int, code: int = 0):
+    """The run's compiling process replaced by a stand-in; each meta-step's compile flag, and the launches."""
+    from amaml_lab import train
+
+    real, calls, launched = train.batch_gradient, [], []
+    monkeypatch.setattr(train, "_launch", lambda *args: launched.append(args) or _Compiling(polls, code))
+
+    def recorded(cfg, model, theta, support, query, losses=None, stacked=None, horizon=None, compile=None):
+        calls.append(compile)
+        return real(cfg, model, theta, support, query, losses, stacked, horizon, compile)
+
+    monkeypatch.setattr(train, "batch_gradient", recorded)
+    return calls, launched
+
+
+def test_compile_elsewhere_runs_eagerly_until_the_graphs_are_built(tmp_path, monkeypatch):
+    """--compile: meta-steps run eagerly while another process compiles (here: still running at the polls of steps
+    2 and 3), compiled from the step that finds it exited, recorded as such; θ is the eager run's to rounding."""
+    calls, launched = _compile_elsewhere(monkeypatch, polls=2)
+    compiled = meta_train(config(method="maml", meta_steps=5, compile=True), tmp_path / "c")
+    assert calls == [False, False, False, True, True] and len(launched) == 1
+    [record] = compiled["compiles"]
+    assert (record["step"], record["compiled_from"], record["error"]) == (0, 3, None) and record["elsewhere_s"] > 0
+    eager = meta_train(config(method="maml", meta_steps=5), tmp_path / "e")
+    assert all(torch.allclose(compiled["theta"][k], eager["theta"][k], rtol=1e-10, atol=1e-13) for k in eager["theta"])
+    assert eager["compiles"] == []
+
+
+def test_compile_wait_compiles_here_before_the_first_step(tmp_path, monkeypatch):
+    calls, launched = _compile_elsewhere(monkeypatch, polls=2)
+    trained = meta_train(config(method="maml", meta_steps=3, compile=True, compile_wait=True), tmp_path / "c")
+    assert calls == [True, True, True] and launched == []
+    assert trained["compiles"] == [{"step": 0, "elsewhere_s": None, "error": None, "compiled_from": 0}]
+
+
+def test_a_failed_compiling_process_warns_and_the_run_compiles_here(tmp_path, monkeypatch):
+    from amaml_lab.compiled import CompileFallbackWarning
+
+    calls, _ = _compile_elsewhere(monkeypatch, polls=0, code=1)
+    with pytest.warns(CompileFallbackWarning, match=r"the compiling process failed \(RuntimeError: boom in the"
+                                                    r" compiling process\); compiling here"):
+        trained = meta_train(config(method="maml", meta_steps=3, compile=True), tmp_path / "c")
+    assert calls == [False, True, True]
+    assert trained["compiles"][0]["error"] == "RuntimeError: boom in the compiling process"
+
+
+def test_the_compiling_process_fills_the_cache_and_cleans_up(tmp_path):
+    """The real compiling process on a tiny run's first meta-batch: it exits 0 and removes its folder."""
+    from amaml_lab import train
+    from amaml_lab.builders import on_device
+
+    cfg = config(method="maml", compile=True).resolved().check()
+    domain = load_domain(cfg.domain, cfg.shots, cfg.query, tasks=cfg.tasks, pool=cfg.pool)
+    model = build_model(cfg, getattr(domain, "in_features", None))
+    support, query = domain.train_batch(torch.Generator().manual_seed(0), cfg.meta_batch, cfg.shots, cfg.query)
+    proc = train._launch(cfg, model, dict(model.named_parameters()), on_device(support, cfg), on_device(query, cfg))
+    folder = Path(proc.popen.args[-1]).parent
+    assert proc.popen.wait(timeout=600) == 0, proc.stderr_tail()
+    assert not folder.exists()
