@@ -5,8 +5,8 @@
 checkpoint every ``checkpoint_every`` meta-steps: theta, the outer optimiser's state, the episode generator's
 state and the step count, so a resumed run ends bit for bit where an uninterrupted one does and a kill loses at
 most the steps since the last checkpoint (with ``compile``, to rounding: the meta-step from which the compiled
-graphs take over depends on how fast they compile elsewhere; ``compile_wait`` keeps it bit for bit).  :func:`batch_gradient` is one meta-step's gradient, shared with the
-benchmark.  The inner problem is the flow of 1/2 MSE(support) + reg/2 |u - theta|^2 for ``inner_steps`` steps
+graphs take over depends on how fast they compile elsewhere; ``compile_wait`` keeps it bit for bit).
+:func:`batch_gradient` is one meta-step's gradient, shared with the benchmark.  The inner problem is the flow of 1/2 MSE(support) + reg/2 |u - theta|^2 for ``inner_steps`` steps
 of ``step_size``; the outer objective is the plain query MSE (the reference code also adds the proximal term to
 its validation loss; the kit does not: the meta-objective is the query error, and the closed-form tests with
 reg > 0 in tests/test_exact_quadratic.py pin that).
@@ -105,7 +105,7 @@ class _Compiling:
     failed: then this process compiles them itself) and the meta-step from which it ran compiled."""
 
     def __init__(self, local: bool):
-        self.local, self.proc = local, None
+        self.local, self.proc, self.started = local, None, None
         self.record = {"step": None, "elsewhere_s": None, "error": None, "compiled_from": None}
 
     @classmethod
@@ -127,9 +127,8 @@ class _Compiling:
         if r["compiled_from"] is None and self.proc is not None:
             if self.proc.poll() is None:
                 return False
-            r["elsewhere_s"] = time.perf_counter() - self.started
-            if self.proc.returncode != 0:
-                r["error"] = self.proc.stderr_tail()
+            r["elsewhere_s"], r["error"] = time.perf_counter() - self.started, self.proc.failure()
+            if r["error"] is not None:
                 warnings.warn(f"--compile: the compiling process failed ({r['error']}); compiling here",
                               CompileFallbackWarning, stacklevel=2)
         if r["compiled_from"] is None:
@@ -139,8 +138,8 @@ class _Compiling:
 
 
 class _Process:
-    """The compiling process; ``stderr_tail``: the last line it wrote to stderr (read from this side's handle: the
-    process removes its folder when it ends)."""
+    """The compiling process; ``failure``, once it has exited: None, or the last line it wrote to stderr (read
+    from this side's handle: the process removes its folder when it ends)."""
 
     def __init__(self, folder: Path):
         self.err = open(folder / "stderr.txt", "w+")
@@ -153,15 +152,13 @@ class _Process:
     def poll(self):
         return self.popen.poll()
 
-    @property
-    def returncode(self):
-        return self.popen.returncode
-
-    def stderr_tail(self) -> str:
+    def failure(self) -> str | None:
         self.err.seek(0)
         lines = self.err.read().strip().splitlines()
         self.err.close()
-        return lines[-1][:200] if lines else f"exit status {self.returncode}"
+        if self.popen.returncode == 0:
+            return None
+        return lines[-1][:200] if lines else f"exit status {self.popen.returncode}"
 
 
 def _launch(cfg: RunConfig, model, theta: dict, support, query) -> _Process:

@@ -217,16 +217,16 @@ class _Compiling:
     """A stand-in for the compiling process: running for ``polls`` polls, then exited with ``code``."""
 
     def __init__(self, polls: int, code: int):
-        self.left, self.returncode = polls, code
+        self.left, self.code = polls, code
 
     def poll(self):
         if self.left:
             self.left -= 1
             return None
-        return self.returncode
+        return self.code
 
-    def stderr_tail(self):
-        return "RuntimeError: boom in the compiling process"
+    def failure(self):
+        return "RuntimeError: boom in the compiling process" if self.code else None
 
 
 def _compile_elsewhere(monkeypatch, polls: int, code: int = 0):
@@ -286,5 +286,5 @@ def test_the_compiling_process_fills_the_cache_and_cleans_up(tmp_path):
     support, query = domain.train_batch(torch.Generator().manual_seed(0), cfg.meta_batch, cfg.shots, cfg.query)
     proc = train._launch(cfg, model, dict(model.named_parameters()), on_device(support, cfg), on_device(query, cfg))
     folder = Path(proc.popen.args[-1]).parent
-    assert proc.popen.wait(timeout=600) == 0, proc.stderr_tail()
+    assert proc.popen.wait(timeout=600) == 0, proc.failure()
     assert not folder.exists()
