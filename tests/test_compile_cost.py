@@ -39,6 +39,7 @@ def test_a_row_is_what_the_run_paid_against_the_eager_run(tmp_path):
     assert cold["share"] == pytest.approx(5.0 / (5000 * 0.5))
     assert (background["compiled_from"], background["paid_back"], background["behind_s"]) == (3, 2, 0.0)
     assert background["cost_s"] == pytest.approx(1.0) and background["compile_s"] == 1.8
+    assert background["meanwhile_s"] == 1.0 and cold["meanwhile_s"] is None
     assert slow["compiled_s"] is slow["cost_s"] is slow["share"] is slow["compiled_from"] is slow["paid_back"] is None
     assert slow["behind_s"] == pytest.approx(0.1)
     text = compile_cost.table(list(rows.values()))
@@ -92,6 +93,10 @@ def test_the_committed_compile_runs_are_what_the_readme_and_docs_say():
     assert max(m["background"]["behind_s"], a["background"]["behind_s"]) < min(waited)
     assert f"where waiting leaves it {waited[0]:.1f} to {waited[-1]:.1f} s behind" in docs
     assert f"the eager adjoint took {a['cold']['eager_s']:.3f} s a meta-step here" in docs
+    assert (f"its eager steps meanwhile took {m['background']['meanwhile_s']:.3f} s against the eager run's"
+            f" {m['background']['eager_s']:.3f} for maml, {a['background']['meanwhile_s']:.3f} against"
+            f" {a['background']['eager_s']:.3f} for the adjoint") in docs
+    assert all(d[k]["meanwhile_s"] is None for d in (m, a) for k in ("cold", "warm"))
 
 
 @pytest.mark.parametrize("argv", [[], ["out", "two"], ["out", "1"], ["a", "40", "c"]])

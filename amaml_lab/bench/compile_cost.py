@@ -8,6 +8,7 @@ graphs compile in another process while the first meta-steps run eagerly, then l
 * ``elsewhere_s``: the compiling process's seconds (``--compile``; the run did not wait for them), ``compile_s``:
   the compile the run waited for (its summary's), ``compiled_from``: the meta-step from which it ran compiled;
 * ``eager_s`` and ``compiled_s``: the median meta-step of the eager run and of the run's compiled steps;
+  ``meanwhile_s``: of its eager steps while another process compiled (``--compile``);
 * ``cost_s``: the run's meta-training beyond as many compiled steps (what compiling cost it), and ``share``:
   that over a :data:`RUN_STEPS`-meta-step run's compiled time;
 * ``paid_back``: the meta-step from which the run is ahead of the eager run's pace (its median step), the cost
@@ -47,7 +48,7 @@ def row(run: Path, method: str, kind: str, eager: float) -> dict:
     return {"method": method, "compile": kind, "compile_s": summary["compile_s"],
             "elsewhere_s": record["elsewhere_s"],
             "compiled_from": None if record["compiled_from"] is None else start + 1,
-            "eager_s": eager, "compiled_s": compiled,
+            "eager_s": eager, "compiled_s": compiled, "meanwhile_s": statistics.median(seconds[:start]) if start else None,
             "paid_back": math.ceil(cost / (eager - compiled)) if cost is not None and eager > compiled else None,
             "behind_s": max(behind, 0.0), "cost_s": cost,
             "share": cost / (RUN_STEPS * compiled) if compiled is not None else None}
