@@ -11,6 +11,8 @@ import torch
 from conftest import run_cli as cli
 from test_domains import write_ratings
 
+from amaml_lab.bench.compile_cost import step_seconds
+
 SMALL = ["--meta-batch", "2", "--hidden", "4", "--eval-tasks", "3", "--eval-steps", "20", "--checkpoint-every", "2",
          "--quiet"]
 
@@ -65,7 +67,7 @@ def test_compile_reaches_the_run_and_trains_the_same_theta(tmp_path, capsys):
     assert all(torch.allclose(a[k], b[k], rtol=1e-10, atol=1e-13) and torch.equal(a[k], c[k]) for k in a)
     [record] = summary["compiles"]
     assert (record["step"], record["compiled_from"], record["elsewhere_s"]) == (0, 0, None)
-    metrics = [float(r.split(",")[2]) for r in (tmp_path / "compiled" / "metrics.csv").read_text().split()[1:]]
+    metrics = step_seconds(tmp_path / "compiled")
     assert summary["compile_s"] == record["here_s"] == pytest.approx(max(metrics[0] - metrics[1], 0), abs=2e-6)
     assert f"(compiling: {record['here_s']:.1f} s here, compiled from meta-step 1)" in line
     assert "compile_s" not in json.loads((tmp_path / "eager" / "summary.json").read_text())
@@ -91,7 +93,7 @@ def test_a_resumed_compiled_run_counts_each_process_compile(tmp_path, capsys):
     saved = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
     assert saved["starts"] == [0, 2] and [(c["step"], c["compiled_from"]) for c in saved["compiles"]] == [(0, 0), (2, 2)]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    metrics = [float(r.split(",")[2]) for r in (tmp_path / "run" / "metrics.csv").read_text().split()[1:]]
+    metrics = step_seconds(tmp_path / "run")
     median = statistics.median([metrics[1], metrics[3]])  # the compiled steps after each process's first
     assert [c["here_s"] for c in summary["compiles"]] == pytest.approx([max(metrics[i] - median, 0) for i in (0, 2)],
                                                                      abs=4e-6)

@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+from amaml_lab.io import write_text_atomic
+
 ROOT = Path(__file__).resolve().parents[1]
 MACHINE = "this project's 2-core CPU machine, one thread, each row in a fresh process"
 
@@ -20,9 +22,7 @@ def main(argv: list[str]) -> int:
     rows = json.loads(source.read_text())
     out = {"command": command, "source": source.as_posix(), "machine": MACHINE, "rows": rows}
     target = ROOT / "amaml_lab" / "measured" / "cpu-steps.json"
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=1) + "\n")
-    tmp.replace(target)
+    write_text_atomic(target, json.dumps(out, indent=1) + "\n")
     print(f"{target.relative_to(ROOT)}: {len(rows)} rows from {source}")
     return 0
 

@@ -27,6 +27,7 @@ from itertools import accumulate
 from pathlib import Path
 
 from ..io import write_text_atomic
+from ..runs import load_run
 
 RUN_STEPS = 5000  # the paper's meta-training length
 KINDS = ("eager", "cold", "warm", "background")
@@ -35,11 +36,12 @@ COMMITTED = Path(__file__).resolve().parents[2] / "benchmarks" / "cpu-compile-ru
 
 def step_seconds(run: Path) -> list[float]:
     """Each meta-step's seconds, from a run's metrics.csv."""
-    return [float(line.split(",")[2]) for line in (run / "metrics.csv").read_text().split()[1:]]
+    return [m["seconds"] for m in load_run(run)["metrics"]]
 
 
 def row(run: Path, method: str, kind: str, eager: float) -> dict:
-    seconds, summary = step_seconds(run), json.loads((run / "summary.json").read_text())
+    loaded = load_run(run)
+    seconds, summary = [m["seconds"] for m in loaded["metrics"]], loaded["summary"]
     [record] = summary["compiles"]
     start = record["compiled_from"] if record["compiled_from"] is not None else len(seconds)
     compiled = statistics.median(seconds[start:]) if start < len(seconds) else None
