@@ -3,7 +3,10 @@
 For each method, runs of the same setting and length: ``eager``; ``cold`` (``--compile-wait`` on a machine's
 first compile: inductor's cache, its precompiled header and its CPU probes built in the run); ``warm``
 (``--compile-wait`` again on that machine); ``background`` (``--compile`` on a machine's first compile: the
-graphs compile in another process while the first meta-steps run eagerly, then load from inductor's cache).  A row, for each compiled run:
+graphs compile in another process while the first meta-steps run eagerly, then load from inductor's cache);
+``new`` and ``new_background`` (``--compile-wait`` and ``--compile`` where inductor has compiled another
+setting before: its probes and header built, these graphs not; each run of a protocol but the first).  A row,
+for each compiled run:
 
 * ``elsewhere_s``: the compiling process's seconds (``--compile``; the run did not wait for them), ``compile_s``:
   the compile the run waited for (its summary's), ``compiled_from``: the meta-step from which it ran compiled;
@@ -30,7 +33,7 @@ from ..io import write_text_atomic
 from ..runs import load_run
 
 RUN_STEPS = 5000  # the paper's meta-training length
-KINDS = ("eager", "cold", "warm", "background")
+KINDS = ("eager", "cold", "warm", "background", "new", "new_background")
 COMMITTED = Path(__file__).resolve().parents[2] / "benchmarks" / "cpu-compile-runs"  # in the source tree
 
 
@@ -101,8 +104,9 @@ def main(argv=None) -> int:
     folder = Path(args[0])
     found = rows(folder)
     head = ("# benchmarks/compile_runs.sh: CosMixture2D 50/50, 100 rk4 steps, meta-batch 5, float64, one thread;"
-            " cold and background: TMPDIR a new folder (a machine's first compile); the eager pace: the eager run's"
-            " median meta-step")
+            " cold and background: TMPDIR a new folder (a machine's first compile); new and new_background: a new"
+            " folder in which another setting compiled first (a setting's first compile); the eager pace: the eager"
+            " run's median meta-step")
     write_text_atomic(folder.with_suffix(".json"), json.dumps(found, indent=2) + "\n")
     write_text_atomic(folder.with_suffix(".md"), head + "\n" + table(found) + "\n")
     print(table(found))
