@@ -10,8 +10,7 @@
 #   new, new_background: --compile-wait and --compile, each with a new TMPDIR in which a one-meta-step
 #         --compile-wait run of another setting (CosMixture 50/50, one input: other shapes) compiled first: a
 #         setting's first compile on a machine whose inductor has compiled before (its CPU probes and
-#         precompiled header built, these graphs not): what each run of results/run_gpu.sh's protocol but the
-#         first pays.
+#         precompiled header built, these graphs not): what a run of a setting new to the machine pays.
 # Then `python -m amaml_lab.bench.compile_cost OUT` reads the run folders (summary.json: the compile; metrics.csv:
 # each meta-step's seconds) into OUT.md and OUT.json.
 #   usage: benchmarks/compile_runs.sh OUT [META_STEPS]   (from the project root; OUT e.g. benchmarks/cpu-compile-runs)

@@ -5,7 +5,7 @@ first compile: inductor's cache, its precompiled header and its CPU probes built
 (``--compile-wait`` again on that machine); ``background`` (``--compile`` on a machine's first compile: the
 graphs compile in another process while the first meta-steps run eagerly, then load from inductor's cache);
 ``new`` and ``new_background`` (``--compile-wait`` and ``--compile`` where inductor has compiled another
-setting before: its probes and header built, these graphs not; each run of a protocol but the first).  A row,
+setting before: its probes and header built, these graphs not: a run of a setting new to the machine).  A row,
 for each compiled run:
 
 * ``elsewhere_s``: the compiling process's seconds (``--compile``; the run did not wait for them), ``compile_s``:
