@@ -150,3 +150,39 @@ def test_committed_rows_say_where_they_live(monkeypatch, tmp_path):
     monkeypatch.setattr(compile_cost, "COMMITTED", tmp_path / "absent")
     with pytest.raises(FileNotFoundError, match="source tree"):
         compile_cost.committed()
+
+
+def _floor():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("compile_floor", ROOT / "benchmarks" / "compile_floor.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_committed_compile_floor_is_what_the_docs_say():
+    """benchmarks/cpu-compile-floor.md is its json's table; the docs' sentence is its numbers and the compile runs':
+    the smallest graph pair's setting's-first compile, what whole rk4 steps add, and that it nearly fills maml's
+    budget for paying back by meta-step 50."""
+    floor = _floor()
+    rows = json.loads((ROOT / "benchmarks" / "cpu-compile-floor.json").read_text())
+    assert (ROOT / "benchmarks" / "cpu-compile-floor.md").read_text() == floor.table(rows)
+    both = {r["compile"]: r["forward_s"] + r["backward_s"] for r in rows}
+    assert both["later"] < both["setting's first"] < both["machine's first"]
+    runs = compile_cost.committed()
+    add = [runs[m, "new"]["compile_s"] - both["setting's first"] for m in ("maml", "adjoint")]
+    budget = 50 * (runs["maml", "new"]["eager_s"] - runs["maml", "new"]["compiled_s"])
+    assert 0.5 * budget < both["setting's first"] < budget < runs["maml", "new"]["compile_s"]
+    docs = " ".join((ROOT / "docs" / "performance.md").read_text().split())
+    setting, machine = both["setting's first"], both["machine's first"]
+    assert (f"took {setting:.1f} s on a setting's first compile, {machine:.1f} s on a machine's first and"
+            f" {both['later']:.1f} s later; whole rk4 steps add {add[0]:.1f} s (maml) and {add[1]:.1f} s (the"
+            f" adjoint, more graphs)") in docs
+    assert f"That price alone is {setting:.1f} of the {budget:.0f} s maml's compile could take" in docs
+
+
+@pytest.mark.parametrize("argv", [[], ["out.txt"], ["a.md", "b.md"]])
+def test_the_floor_script_refuses_bad_arguments_in_one_line(argv, tmp_path, capsys):
+    assert _floor().main(argv) == 2
+    assert capsys.readouterr().err.count("\n") == 1
