@@ -1,4 +1,4 @@
-"""The command line: ``amaml-lab run | compare | reevaluate | demo | bench`` (also ``python -m amaml_lab``).
+"""The command line: ``amaml-lab run | compare | reevaluate | validate | demo | bench`` (also ``python -m amaml_lab``).
 
 Bad input (and missing data) exits with status 2 and one line naming what was
 wrong; a diverging run exits with status 1 and one line; no traceback.
@@ -118,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
         "compare", help="several methods on the same tasks; a table like the paper's Table 2 (Markdown and CSV)"))
     experiments.add_reevaluate(sub.add_parser(
         "reevaluate", help="evaluate finished runs' final theta again with other evaluation settings (e.g. --eval-steps 5000)"))
+    experiments.add_validate(sub.add_parser(
+        "validate", help="score runs' theta on meta-validation functions after their own loop (for choosing settings)"))
     demo = sub.add_parser("demo", help="compare every meta-gradient method on one task (headless)")
     demo.add_argument("--steps", type=int, default=200)
     demo.add_argument("--step-size", type=float, default=0.01)
@@ -174,6 +176,8 @@ def main(argv=None) -> int:
             return _distributed(experiments.compare_command, args, argv)
         if args.command == "reevaluate":
             return experiments.reevaluate_command(args)
+        if args.command == "validate":
+            return experiments.validate_command(args)
         if args.command == "demo":
             return _demo(args)
         print(bench.report(args))

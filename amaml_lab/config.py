@@ -34,7 +34,7 @@ DEFAULTS = {
 # fields that may change between a run and its --resume: they do not touch the meta-training arithmetic
 RESUMABLE_CHANGES = ("meta_steps", "device", "eval_tasks", "eval_steps", "eval_every", "eval_lr",
                      "eval_weight_decay", "checkpoint_every", "eval_interval", "deterministic", "test_horizons",
-                     "compile", "compile_wait")
+                     "compile", "compile_wait", "interval_horizons")
 # "kit": fresh episodes every meta-step, scaling fitted on meta-train tasks only (no meta-test leak);
 # "reference": the Adjoint MAML code's pool of episodes drawn once per task and its scaling over all tasks
 PROTOCOLS = ("kit", "reference")
@@ -117,6 +117,9 @@ class RunConfig:
     # regression: also the error after N inner steps (the run's step size, solver and reg) for each N here,
     # columns adapt<N> of tasks.csv: the cross-evaluation of a theta trained at one horizon and tested at others
     test_horizons: tuple = ()
+    # regression, with eval_interval: None, each evaluation along training is the full one (Adam fine-tuning and
+    # the test horizons); a tuple, only theta, the own loop and adapt<N> for N here (evaluate.loop_evaluation)
+    interval_horizons: tuple | None = None
 
     @property
     def classification(self) -> bool:
@@ -154,9 +157,9 @@ class RunConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
-        if not isinstance(self.test_horizons, (tuple, list)) or any(
-                isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in self.test_horizons):
-            raise ValueError(f"test_horizons must be a tuple of integers >= 0; got {self.test_horizons!r}")
+        _check_horizons("test_horizons", self.test_horizons)
+        if self.interval_horizons is not None:
+            _check_horizons("interval_horizons", self.interval_horizons, "None or ")
         for name in ("eval_steps", "eval_interval"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -207,6 +210,11 @@ class RunConfig:
             mine = json.loads(json.dumps(asdict(self)))
             defaults = json.loads(json.dumps(defaults))
         return sorted(k for k in mine if saved.get(k, defaults.get(k, MISSING)) != mine[k])
+
+
+def _check_horizons(name: str, value, alternative: str = "") -> None:
+    if not isinstance(value, (tuple, list)) or any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in value):
+        raise ValueError(f"{name} must be {alternative}a tuple of integers >= 0; got {value!r}")
 
 
 def inner_reg(cfg: RunConfig) -> float:

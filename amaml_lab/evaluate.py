@@ -129,6 +129,34 @@ def evaluate_inner_loop(model, theta: dict, evalset, cfg: RunConfig, chunk: int 
     return torch.cat([((out - y) ** 2).mean((1, 2)).sqrt().double().cpu() for out, y in outputs])
 
 
+def loop_evaluation(model, theta: dict, evalset, cfg: RunConfig, horizons=(), chunk: int = 50) -> dict:
+    """nRMSE of each task on its target points at theta (``theta``), after the run's own inner loop (``inner``) and
+    after N steps of it for each N > 0 in ``horizons`` (``adapt<N>``): one solve to the longest, no Adam.
+
+    The same numbers as :func:`evaluate_inner_loop` at each horizon (a test checks it), at the cost of one loop of
+    ``max(inner_steps, *horizons)`` steps: what a run measures along training (``RunConfig.interval_horizons``)
+    and what choosing a setting on meta-validation tasks reads.
+    """
+    if cfg.classification:
+        raise ValueError(f"loop_evaluation measures regression errors; domain={cfg.domain!r} is classification"
+                         " (use evaluate_episodes)")
+    support_loss, _ = losses_for(cfg, model)
+    predict = torch.func.vmap(lambda p, x: torch.func.functional_call(model, p, (x,)))
+    wanted = sorted({0, cfg.inner_steps, *horizons})
+    errors = {n: [] for n in wanted}
+    for a in range(0, evalset.tasks, chunk):
+        support = on_device(tuple(t[a:a + chunk] for t in evalset.support), cfg)
+        x, y = on_device(tuple(t[a:a + chunk] for t in evalset.target), cfg)
+        states = adapt_batch_at(support_loss, theta, support, wanted, cfg.step_size, cfg.solver, inner_reg(cfg))
+        with torch.no_grad():
+            for n, params in zip(wanted, states):
+                errors[n].append(((predict(params, x) - y) ** 2).mean((1, 2)).sqrt().double().cpu())
+    per_task = {"theta": torch.cat(errors[0]), "inner": torch.cat(errors[cfg.inner_steps])}
+    for n in sorted(set(horizons) - {0}):
+        per_task[f"adapt{n}"] = torch.cat(errors[n])
+    return per_task
+
+
 def task_spread(values: torch.Tensor) -> dict:
     """Mean, standard error and standard deviation (the reference reports the last) over tasks."""
     mean, se = mean_se(values)

@@ -11,13 +11,12 @@ import argparse
 import json
 import math
 import statistics
-from dataclasses import replace
 from pathlib import Path
 
 from .config import TRAIN_METHODS, RunConfig
 from .io import write_text_atomic
 from .metagrad import METHODS
-from .runs import config_of, csv_text, per_task, run
+from .runs import csv_text, per_task, reevaluate, run, validate
 from .tasks.domains import DOMAINS
 
 PAPER_METHODS = ("adjoint", "maml", "fomaml", "imaml", "reptile")
@@ -133,6 +132,10 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-horizons", type=_horizons, default=(),
                    help="regression: also the error after each of these numbers of inner steps, comma-separated"
                         " (tasks.csv columns adapt<N>; 0 is theta itself)")
+    p.add_argument("--interval-horizons", type=_horizons, default=None,
+                   help="regression, with --eval-interval: evaluate along training only at theta, after the own loop"
+                        " and after each of these numbers of inner steps (no Adam fine-tuning: cheap); the final"
+                        " evaluation stays the full one")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -170,7 +173,8 @@ def config(args, method: str, inner_steps: int) -> RunConfig:
                      eval_steps=args.eval_steps, eval_interval=args.eval_interval,
                      protocol=args.protocol, deterministic=args.deterministic,
                      compile=args.compile or args.compile_wait, compile_wait=args.compile_wait,
-                     test_horizons=args.test_horizons).resolved().check()
+                     test_horizons=args.test_horizons,
+                     interval_horizons=args.interval_horizons).resolved().check()
 
 
 def _progress(args):
@@ -219,26 +223,23 @@ def add_reevaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def reevaluate(folder, eval_steps: int | None = None, test_horizons: tuple | None = None,
-               show_progress: bool | None = None) -> dict:
-    """Evaluate a finished run's final theta again (its checkpoint), with other evaluation settings only;
-    its summary.json, eval.csv and tasks.csv are rewritten, its meta-training is untouched."""
-    folder = Path(folder)
-    path = folder / "summary.json"
-    if not path.exists() or not (folder / "checkpoint.pt").exists():
-        raise FileNotFoundError(f"{folder} holds no finished run: summary.json and checkpoint.pt are needed")
-    summary = json.loads(path.read_text())
-    if summary.get("status") != "done":
-        raise ValueError(f"{folder} is not finished (status {summary.get('status')!r}); continue it with run --resume")
-    changes = {k: v for k, v in (("eval_steps", eval_steps), ("test_horizons", test_horizons)) if v is not None}
-    cfg = replace(config_of(summary), **changes)
-    return run(cfg, folder, resume=True, show_progress=show_progress)
-
-
 def reevaluate_command(args) -> int:
     for folder in args.folders:
         summary = reevaluate(folder, args.eval_steps, args.test_horizons, _progress(args))
         print(f"{folder}: {_line(summary)}")
+    return 0
+
+
+def add_validate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("folders", metavar="FOLDER", nargs="+", help="run folders (summary.json and checkpoint.pt)")
+    p.add_argument("--tasks", type=_positive_int, default=100, help="meta-validation functions (default 100)")
+
+
+def validate_command(args) -> int:
+    for folder in args.folders:
+        r = validate(folder, args.tasks)
+        print(f"{folder}: meta-validation nRMSE {r['inner_mean']:.4f} ± {r['inner_se']:.4f} after the own loop over"
+              f" {r['tasks']} functions, at meta-step {r['meta_step']}; in {Path(folder) / 'validation.json'}")
     return 0
 
 

@@ -23,6 +23,7 @@ from .evaluate import (
     evaluate_episodes,
     evaluation_row,
     final_metrics,
+    loop_evaluation,
     mean_se,
     regression_evaluation,
 )
@@ -92,6 +93,8 @@ class _RunFiles:
             accuracies = evaluate_episodes(model, theta, self.evalset, replace(cfg, step_size=horizon / cfg.inner_steps),
                                            show_progress=False)
             return evaluation_row(step, {"accuracy": accuracies})
+        if cfg.interval_horizons is not None:  # the loops only: no Adam fine-tuning, no cross-evaluation
+            return evaluation_row(step, loop_evaluation(model, theta, self.evalset, cfg, cfg.interval_horizons))
         result = regression_evaluation(model, theta, self.evalset, cfg, show_progress=False)
         self.last = (step, result)  # the final evaluation reuses the one at the last meta-step
         return evaluation_row(step, result["per_task"])
@@ -195,7 +198,53 @@ def config_of(summary: dict) -> RunConfig:
     known = {f.name for f in fields(RunConfig)}
     saved = {k: v for k, v in summary["config"].items() if k in known}
     saved["test_horizons"] = tuple(saved.get("test_horizons", ()))
+    if saved.get("interval_horizons") is not None:
+        saved["interval_horizons"] = tuple(saved["interval_horizons"])
     return RunConfig(**saved)
 
 
-__all__ = ["run", "load_run", "per_task", "config_of", "csv_text", "summary_of"]
+def reevaluate(folder, eval_steps: int | None = None, test_horizons: tuple | None = None,
+               show_progress: bool | None = None) -> dict:
+    """Evaluate a finished run's final theta again (its checkpoint), with other evaluation settings only;
+    its summary.json, eval.csv and tasks.csv are rewritten, its meta-training is untouched."""
+    folder = Path(folder)
+    path = folder / "summary.json"
+    if not path.exists() or not (folder / "checkpoint.pt").exists():
+        raise FileNotFoundError(f"{folder} holds no finished run: summary.json and checkpoint.pt are needed")
+    summary = json.loads(path.read_text())
+    if summary.get("status") != "done":
+        raise ValueError(f"{folder} is not finished (status {summary.get('status')!r}); continue it with run --resume")
+    changes = {k: v for k, v in (("eval_steps", eval_steps), ("test_horizons", test_horizons)) if v is not None}
+    cfg = replace(config_of(summary), **changes)
+    return run(cfg, folder, resume=True, show_progress=show_progress)
+
+
+def validate(folder, tasks: int = 100) -> dict:
+    """Score a run's checkpointed theta on meta-validation functions (synthetic families: task seed 102, neither
+    meta-train nor meta-test) after its own inner loop; writes and returns ``validation.json`` ({"meta_step",
+    "tasks", "task_id", "theta", "inner", "inner_mean", "inner_se"}): what choosing a setting such as the
+    meta-learning rate reads, so that no choice looks at the meta-test tasks."""
+    from .builders import build_model
+    from .tasks.domains import load_domain
+
+    folder = Path(folder)
+    if not (folder / "summary.json").exists() or not (folder / "checkpoint.pt").exists():
+        raise FileNotFoundError(f"{folder} holds no run: summary.json and checkpoint.pt are needed")
+    cfg = config_of(json.loads((folder / "summary.json").read_text())).resolved().check()
+    domain = load_domain(cfg.domain, cfg.shots, cfg.query, tasks=cfg.tasks, pool=cfg.pool,
+                         bug_compatible=cfg.bug_compatible, protocol=cfg.protocol)
+    if not hasattr(domain, "stats"):
+        raise ValueError(f"validate scores synthetic families' meta-validation functions; domain={cfg.domain!r} has none")
+    state = torch.load(folder / "checkpoint.pt", weights_only=False, map_location="cpu")
+    model = build_model(cfg, domain.in_features).to(cfg.device)
+    theta = {k: v.to(cfg.device) for k, v in state["theta"].items()}
+    evalset = domain.eval_set(tasks, cfg.shots, cfg.query, split="validation")
+    errors = loop_evaluation(model, theta, evalset, cfg)
+    mean, se = mean_se(errors["inner"])
+    result = {"meta_step": state["meta_steps"], "tasks": evalset.tasks, "task_id": evalset.ids(),
+              "theta": errors["theta"].tolist(), "inner": errors["inner"].tolist(), "inner_mean": mean, "inner_se": se}
+    write_json_atomic(folder / "validation.json", result)
+    return result
+
+
+__all__ = ["run", "load_run", "per_task", "config_of", "csv_text", "summary_of", "reevaluate", "validate"]

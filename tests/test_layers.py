@@ -33,7 +33,7 @@ LAYERS = [
     ("experiments",),
     ("committed", "explore", "horizon", "peers", "peers_jax"),
     ("explore_backward", "explore_baselines", "side_by_side"),
-    ("horizon_study", "exercises", "horizon_data"),
+    ("horizon_study", "exercises", "horizon_data", "directions"),
     ("viz_style",),
     ("viz",),
     ("viz_study", "viz_horizon"),

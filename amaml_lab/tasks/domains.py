@@ -21,8 +21,12 @@ from .synthetic import FAMILIES, make_split
 
 RATINGS = ("MovieLens100K", "MovieLens1M", "Jester")
 CLASSIFICATION = ("Omniglot",)
+SPLITS = ("test", "validation")  # the task sets a synthetic domain evaluates on
 DOMAINS = (*FAMILIES, *RATINGS, *CLASSIFICATION)
 EVAL_SEED = 300  # meta-test episodes are the same for every method, run seed and meta-step
+# meta-validation functions (synthetic families): neither meta-train (task seed 100) nor meta-test (101) functions,
+# for choosing settings such as the meta-learning rate without looking at the meta-test tasks
+VALIDATION_TASK_SEED, VALIDATION_DESIGN_SEED = 102, 202
 
 
 def check_domain(name: str) -> str:
@@ -106,7 +110,7 @@ class SyntheticDomain:
             self._order = (-1, None)
         self.test = make_split(name, task_seed=101, design_seed=201, standardise_with=stats, **kw)
         self.in_features = FAMILIES[name].dim
-        self.pool = pool
+        self.pool, self.stats, self.kw, self._validation = pool, stats, kw, None
 
     def _check(self, shots: int, query: int):
         if shots > self.pool or query > self.pool:
@@ -141,15 +145,23 @@ class SyntheticDomain:
             qy.append(split.query_y[t, q_idx])
         return (torch.stack(sx), torch.stack(sy)), (torch.stack(qx), torch.stack(qy))
 
-    def eval_set(self, tasks: int, shots: int, query: int) -> EvalSet:
-        """The first ``tasks`` meta-test functions: ``shots`` support points each, scored on the test grid."""
+    def eval_set(self, tasks: int, shots: int, query: int, split: str = "test") -> EvalSet:
+        """The first ``tasks`` meta-test functions: ``shots`` support points each, scored on the test grid.
+
+        ``split="validation"``: meta-validation functions instead (task seed 102, standardised like the rest), for
+        choosing settings without the meta-test tasks."""
+        check_choice("split", split, SPLITS)
         self._check(shots, query)
-        tasks = min(tasks, self.test.tasks)
+        if split == "validation" and self._validation is None:
+            self._validation = make_split(self.name, task_seed=VALIDATION_TASK_SEED, design_seed=VALIDATION_DESIGN_SEED,
+                                          standardise_with=self.stats, **self.kw)
+        functions = self.test if split == "test" else self._validation
+        tasks = min(tasks, functions.tasks)
         gen = torch.Generator().manual_seed(EVAL_SEED)
         idx = torch.stack([torch.randperm(self.pool, generator=gen)[:shots] for _ in range(tasks)])
         rows = torch.arange(tasks)[:, None]
-        support = (self.test.support_x[rows, idx], self.test.support_y[rows, idx])
-        return EvalSet(support, (self.test.test_x[:tasks].contiguous(), self.test.test_y[:tasks]))
+        support = (functions.support_x[rows, idx], functions.support_y[rows, idx])
+        return EvalSet(support, (functions.test_x[:tasks].contiguous(), functions.test_y[:tasks]))
 
 
 class RatingsDomain:

@@ -1,0 +1,101 @@
+"""Exact or first-order through a long loop? (``results/run_directions.sh``): choosing each method's meta-learning
+rate on meta-validation functions, and the horizon experiment's reg-0 cells continued to 5,000 meta-steps.
+
+Run folders, under the horizon experiment's root (``results/horizon``):
+
+* ``SETTING/reg0/METHOD-N/seedS``: the committed 1,000-meta-step runs, all at Adam 1e-3;
+* ``lr/SETTING/METHOD-1000/lr<RATE>/seedS``: 1,000-meta-step runs at another rate (the rate's selection, and the
+  first 1,000 meta-steps of a cell whose chosen rate is not 1e-3);
+* ``long/SETTING/METHOD-N/lr<RATE>/seedS``: the same runs continued to 5,000 meta-steps.
+
+The rule (fixed before any run): at N = 1,000, seed 0, the rate with the lowest mean nRMSE after the run's own loop
+on 100 meta-validation functions (``validation.json``, from ``amaml-lab validate``); a diverged run scores worst;
+a best rate at an edge of the grid adds the next rate of :data:`LADDER` that way.  Everything here reads folders;
+nothing trains.  ``python -m amaml_lab.directions grid|chosen ROOT SETTING METHOD`` prints the rates to run or the
+rate chosen (nothing while the choice is open): what the script asks.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+LADDER = ("1e-4", "3e-4", "1e-3", "3e-3", "1e-2", "3e-2", "1e-1")  # Adam learning rates, about half a decade apart
+GRID = ("1e-3", "3e-3", "1e-2")  # the rates every method is tried at
+COMMITTED_RATE = "1e-3"  # the rate of results/run_horizon.sh's runs
+SELECTION_STEPS = 1000  # N of the selection runs, and their meta-steps
+
+
+def first_folder(root, setting: str, method: str, steps: int, rate: str, seed: int) -> Path:
+    """The folder of a cell's first 1,000 meta-steps: the committed run at 1e-3, else under ``lr/``."""
+    root = Path(root)
+    if rate == COMMITTED_RATE:
+        return root / setting / "reg0" / f"{method}-{steps}" / f"seed{seed}"
+    return root / "lr" / setting / f"{method}-{steps}" / f"lr{rate}" / f"seed{seed}"
+
+
+def long_folder(root, setting: str, method: str, steps: int, rate: str, seed: int) -> Path:
+    """The folder of a cell's run continued to 5,000 meta-steps."""
+    return Path(root) / "long" / setting / f"{method}-{steps}" / f"lr{rate}" / f"seed{seed}"
+
+
+def validation_score(folder) -> float | None:
+    """A selection run's score: mean own-loop nRMSE on the meta-validation functions at 1,000 meta-steps; inf for a
+    diverged run; None while it is not there yet."""
+    folder = Path(folder)
+    summary = folder / "summary.json"
+    if summary.exists() and json.loads(summary.read_text()).get("status") == "diverged":
+        return math.inf
+    path = folder / "validation.json"
+    if not path.exists():
+        return None
+    result = json.loads(path.read_text())
+    if result["meta_step"] != SELECTION_STEPS:
+        raise ValueError(f"{path} scores meta-step {result['meta_step']}, not {SELECTION_STEPS}: validate the run"
+                         " at the end of its selection run")
+    return result["inner_mean"]
+
+
+def scores(root, setting: str, method: str) -> dict:
+    """{rate: score or None} over the grid as far as the rule has grown it."""
+    grid, out = list(GRID), {}
+    while True:
+        for rate in grid:
+            if rate not in out:
+                out[rate] = validation_score(first_folder(root, setting, method, SELECTION_STEPS, rate, 0))
+        if any(v is None for v in out.values()):
+            return out
+        best = min(grid, key=lambda r: out[r])
+        i = LADDER.index(best)
+        if best == grid[0] and i > 0:
+            grid.insert(0, LADDER[i - 1])
+        elif best == grid[-1] and i + 1 < len(LADDER):
+            grid.append(LADDER[i + 1])
+        else:
+            return {r: out[r] for r in grid}
+
+
+def chosen_rate(root, setting: str, method: str) -> str | None:
+    """The rate the rule chooses, or None while a run it needs is missing."""
+    result = scores(root, setting, method)
+    if any(v is None for v in result.values()):
+        return None
+    return min(result, key=lambda r: result[r])
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) != 4 or argv[0] not in ("grid", "chosen"):
+        print("usage: python -m amaml_lab.directions grid|chosen ROOT SETTING METHOD", file=sys.stderr)
+        return 2
+    what, root, setting, method = argv
+    if what == "grid":
+        print(" ".join(scores(root, setting, method)))
+    else:
+        print(chosen_rate(root, setting, method) or "")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

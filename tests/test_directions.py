@@ -1,0 +1,142 @@
+"""Exact or first-order through a long loop (issue 33): meta-validation functions, the cheap evaluation along
+training, a run continued from a copied checkpoint, and the learning-rate rule of results/run_directions.sh."""
+import csv
+import json
+import math
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import run_cli as cli
+
+from amaml_lab import directions
+from amaml_lab.builders import build_model
+from amaml_lab.config import RunConfig
+from amaml_lab.evaluate import evaluate_inner_loop, loop_evaluation
+from amaml_lab.tasks.domains import SyntheticDomain
+
+SMALL = ["--meta-batch", "2", "--hidden", "4", "--eval-tasks", "3", "--eval-steps", "20", "--checkpoint-every", "2",
+         "--quiet", "--solver", "euler", "--step-size", "0.05", "--optimizer", "adam", "--meta-lr", "1e-2"]
+
+
+def test_validation_functions_are_neither_meta_train_nor_meta_test():
+    domain = SyntheticDomain("Sinusoid", tasks=20, pool=50)
+    test, valid = domain.eval_set(20, 5, 5), domain.eval_set(20, 5, 5, split="validation")
+    again = SyntheticDomain("Sinusoid", tasks=20, pool=50).eval_set(20, 5, 5, split="validation")
+    assert valid.ids() == again.ids()  # seeded: the same functions in every process
+    assert not set(valid.ids()) & set(test.ids())
+    # other functions, not other points of the same ones: the targets on the shared test grid differ
+    for targets in valid.target[1]:
+        assert not any(torch.allclose(targets, other) for other in (*domain.train.test_y, *test.target[1]))
+    with pytest.raises(ValueError, match="split.*'test', 'validation'|split.*test, validation"):
+        domain.eval_set(5, 5, 5, split="valid")
+
+
+def test_loop_evaluation_equals_each_loop_run_alone():
+    cfg = RunConfig(domain="Sinusoid", shots=5, query=5, inner_steps=7, hidden=6, solver="euler", step_size=0.05,
+                    reg=0.3, tasks=6, pool=30).resolved().check()
+    domain = SyntheticDomain("Sinusoid", tasks=6, pool=30)
+    model = build_model(cfg, 1)
+    theta = {k: v.detach() for k, v in model.named_parameters()}
+    evalset = domain.eval_set(6, 5, 5)
+    got = loop_evaluation(model, theta, evalset, cfg, horizons=(0, 3, 20), chunk=4)
+    assert sorted(got) == ["adapt20", "adapt3", "inner", "theta"]
+    for name, steps in (("inner", 7), ("adapt3", 3), ("adapt20", 20)):
+        alone = evaluate_inner_loop(model, theta, evalset, cfg.__class__(**{**cfg.__dict__, "inner_steps": steps}))
+        torch.testing.assert_close(got[name], alone, rtol=1e-12, atol=1e-12)
+    at_theta = evaluate_inner_loop(model, theta, evalset, cfg.__class__(**{**cfg.__dict__, "inner_steps": 1}))
+    assert not torch.allclose(got["theta"], at_theta)  # theta is no loop at all
+    with pytest.raises(ValueError, match="interval_horizons"):
+        RunConfig(domain="Sinusoid", shots=5, query=5, inner_steps=3, interval_horizons=(-1,)).resolved().check()
+
+
+def test_a_run_continued_from_a_copied_checkpoint_equals_one_run_straight_through(tmp_path, capsys):
+    """What run_directions.sh does: the 1,000-meta-step run's checkpoint copied into a new folder and continued with
+    a larger --meta-steps and cheap evaluations along the way ends where one run straight through does."""
+    args = ["run", "Sinusoid", 5, 5, 4, "cpu", "--method", "maml", "--test-horizons", "0,2,9", *SMALL]
+    assert cli(capsys, *args, "--meta-steps", 6, "--out", tmp_path / "whole")[0] == 0
+    assert cli(capsys, *args, "--meta-steps", 2, "--out", tmp_path / "first")[0] == 0
+    (tmp_path / "long").mkdir()
+    shutil.copy(tmp_path / "first" / "checkpoint.pt", tmp_path / "long" / "checkpoint.pt")
+    code, _, err = cli(capsys, *args, "--meta-steps", 6, "--out", tmp_path / "long", "--resume", "--eval-interval", 2,
+                       "--interval-horizons", 9)
+    assert code == 0, err
+    a, b = (torch.load(tmp_path / d / "checkpoint.pt", weights_only=False)["theta"] for d in ("whole", "long"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    losses = [[r["query_loss"] for r in csv.DictReader(open(tmp_path / d / "metrics.csv"))] for d in ("whole", "long")]
+    assert len(losses[1]) == 6 and losses[0] == losses[1]
+    assert (tmp_path / "whole" / "tasks.csv").read_text() == (tmp_path / "long" / "tasks.csv").read_text()
+    rows = list(csv.DictReader(open(tmp_path / "long" / "evals.csv")))
+    assert [int(r["meta_step"]) for r in rows] == [2, 4, 6]
+    assert set(rows[0]) == {"meta_step", *(f"{m}_{s}" for m in ("theta", "inner", "adapt9") for s in ("mean", "se", "std"))}
+    final = list(csv.DictReader(open(tmp_path / "long" / "tasks.csv")))  # the last cheap row is the final θ's
+    for measure in ("inner", "adapt9", "theta"):
+        assert float(rows[-1][f"{measure}_mean"]) == pytest.approx(
+            sum(float(r[measure]) for r in final) / len(final), rel=1e-12)
+
+
+def test_validate_scores_a_run_on_meta_validation_functions(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli(capsys, "run", "Sinusoid", 5, 5, 4, "cpu", "--meta-steps", 2, "--out", out, *SMALL)[0] == 0
+    code, text, err = cli(capsys, "validate", out, "--tasks", 7)
+    assert code == 0, err
+    result = json.loads((out / "validation.json").read_text())
+    assert result["meta_step"] == 2 and result["tasks"] == 7 and len(result["inner"]) == 7
+    assert result["inner_mean"] == pytest.approx(sum(result["inner"]) / 7, rel=1e-12)
+    assert f"{result['inner_mean']:.4f}" in text
+    test_ids = [r["task_id"] for r in csv.DictReader(open(out / "tasks.csv"))]
+    assert not set(result["task_id"]) & set(test_ids)
+    code, _, err = cli(capsys, "validate", tmp_path / "nothing")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "holds no run" in err
+
+
+def _selection_run(root, setting, method, rate, score=None, diverged=False):
+    folder = directions.first_folder(root, setting, method, 1000, rate, 0)
+    folder.mkdir(parents=True)
+    status = "diverged" if diverged else "done"
+    (folder / "summary.json").write_text(json.dumps({"status": status}))
+    if score is not None:
+        (folder / "validation.json").write_text(json.dumps({"meta_step": 1000, "inner_mean": score}))
+
+
+def test_the_rate_rule_takes_the_lowest_validation_error_and_grows_the_grid_at_an_edge(tmp_path):
+    root, s = tmp_path, "CosMixture-50-50"
+    _selection_run(root, s, "maml", "1e-3", 0.60)
+    _selection_run(root, s, "maml", "3e-3", 0.40)
+    assert directions.chosen_rate(root, s, "maml") is None  # 1e-2 not run yet
+    assert list(directions.scores(root, s, "maml")) == ["1e-3", "3e-3", "1e-2"]
+    _selection_run(root, s, "maml", "1e-2", 0.50)
+    assert directions.chosen_rate(root, s, "maml") == "3e-3"  # interior: chosen
+    # best at the upper edge: 3e-2 joins the grid, and the choice waits for it
+    _selection_run(root, s, "reptile", "1e-3", 0.60)
+    _selection_run(root, s, "reptile", "3e-3", 0.40)
+    _selection_run(root, s, "reptile", "1e-2", 0.30)
+    assert list(directions.scores(root, s, "reptile")) == ["1e-3", "3e-3", "1e-2", "3e-2"]
+    assert directions.chosen_rate(root, s, "reptile") is None
+    _selection_run(root, s, "reptile", "3e-2", diverged=True)  # a diverged run is the worst
+    assert directions.scores(root, s, "reptile")["3e-2"] == math.inf
+    assert directions.chosen_rate(root, s, "reptile") == "1e-2"
+    # best at the lower edge: 3e-4 joins
+    for rate, score in (("1e-3", 0.2), ("3e-3", 0.4), ("1e-2", 0.5), ("3e-4", 0.3)):
+        _selection_run(root, s, "fomaml", rate, score)
+    assert list(directions.scores(root, s, "fomaml")) == ["3e-4", "1e-3", "3e-3", "1e-2"]
+    assert directions.chosen_rate(root, s, "fomaml") == "1e-3"
+    # a validation made at another meta-step is refused, not read
+    folder = directions.first_folder(root, "Sinusoid-10-10", "maml", 1000, "1e-3", 0)
+    folder.mkdir(parents=True)
+    (folder / "validation.json").write_text(json.dumps({"meta_step": 5000, "inner_mean": 0.1}))
+    with pytest.raises(ValueError, match="meta-step 5000"):
+        directions.chosen_rate(root, "Sinusoid-10-10", "maml")
+
+
+def test_the_script_asks_the_rule_through_the_module(tmp_path):
+    _selection_run(tmp_path, "Sinusoid-10-10", "maml", "1e-3", 0.6)
+    run = [sys.executable, "-m", "amaml_lab.directions"]
+    grid = subprocess.run([*run, "grid", tmp_path, "Sinusoid-10-10", "maml"], capture_output=True, text=True)
+    assert grid.stdout.split() == ["1e-3", "3e-3", "1e-2"]
+    chosen = subprocess.run([*run, "chosen", tmp_path, "Sinusoid-10-10", "maml"], capture_output=True, text=True)
+    assert chosen.returncode == 0 and chosen.stdout.strip() == ""
+    bad = subprocess.run([*run, "pick", tmp_path], capture_output=True, text=True)
+    assert bad.returncode == 2 and "usage" in bad.stderr
