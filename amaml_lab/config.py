@@ -34,7 +34,7 @@ DEFAULTS = {
 # fields that may change between a run and its --resume: they do not touch the meta-training arithmetic
 RESUMABLE_CHANGES = ("meta_steps", "device", "eval_tasks", "eval_steps", "eval_every", "eval_lr",
                      "eval_weight_decay", "checkpoint_every", "eval_interval", "deterministic", "test_horizons",
-                     "compile", "compile_wait", "interval_horizons")
+                     "compile", "compile_wait", "interval_horizons", "keep_every")
 # "kit": fresh episodes every meta-step, scaling fitted on meta-train tasks only (no meta-test leak);
 # "reference": the Adjoint MAML code's pool of episodes drawn once per task and its scaling over all tasks
 PROTOCOLS = ("kit", "reference")
@@ -120,6 +120,7 @@ class RunConfig:
     # regression, with eval_interval: None, each evaluation along training is the full one (Adam fine-tuning and
     # the test horizons); a tuple, only theta, the own loop and adapt<N> for N here (evaluate.loop_evaluation)
     interval_horizons: tuple | None = None
+    keep_every: int = 0  # > 0: theta and the outer optimiser's state kept every this many meta-steps (snapshots/)
 
     @property
     def classification(self) -> bool:
@@ -160,7 +161,7 @@ class RunConfig:
         _check_horizons("test_horizons", self.test_horizons)
         if self.interval_horizons is not None:
             _check_horizons("interval_horizons", self.interval_horizons, "None or ")
-        for name in ("eval_steps", "eval_interval"):
+        for name in ("eval_steps", "eval_interval", "keep_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be an integer >= 0; got {value!r}")

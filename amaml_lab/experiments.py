@@ -136,6 +136,8 @@ def add_common(p: argparse.ArgumentParser) -> None:
                    help="regression, with --eval-interval: evaluate along training only at theta, after the own loop"
                         " and after each of these numbers of inner steps (no Adam fine-tuning: cheap); the final"
                         " evaluation stays the full one")
+    p.add_argument("--keep-every", type=_nonnegative_int, default=0,
+                   help="keep theta and the outer optimiser's state every N meta-steps in snapshots/ (default 0: no)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -174,7 +176,7 @@ def config(args, method: str, inner_steps: int) -> RunConfig:
                      protocol=args.protocol, deterministic=args.deterministic,
                      compile=args.compile or args.compile_wait, compile_wait=args.compile_wait,
                      test_horizons=args.test_horizons,
-                     interval_horizons=args.interval_horizons).resolved().check()
+                     interval_horizons=args.interval_horizons, keep_every=args.keep_every).resolved().check()
 
 
 def _progress(args):

@@ -231,6 +231,16 @@ class _State:
                            "seconds": self.seconds, "evals": self.evals, "starts": self.starts,
                            "compiles": self.compiles}, path)
 
+    def keep(self, out: Path) -> None:
+        """With ``cfg.keep_every``, theta and the optimiser's state at this meta-step, kept for good in
+        ``out/snapshots/meta-step-<step>.pt`` (the checkpoint is overwritten; these are what a later diagnosis reads)."""
+        every = self.cfg.keep_every
+        path = out / "snapshots" / f"meta-step-{self.step}.pt"
+        if every and self.step % every == 0 and not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_torch_atomic({"meta_step": self.step, "theta": {k: v.detach().clone() for k, v in self.theta.items()},
+                               "optimizer": self.optimizer.state_dict()}, path)
+
     def apply(self, grad: dict, horizon_grad: float | None) -> None:
         """One outer step on ``grad`` (and, when learned, on log T: d L / d log T = T dL/dT)."""
         for k, v in self.theta.items():
@@ -294,12 +304,10 @@ def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain
     "domain", "model", "config", "evals", "horizon", "starts", "compiles"} (``starts``: the meta-step each process
     began at; ``compiles``: with cfg.compile, each process's :class:`_Compiling` record).
 
-    ``on_checkpoint(step, losses, seconds, evals)`` is called after each checkpoint is
-    written.  ``on_eval(step, theta, model, domain, horizon=T)`` is called at step 0 and
-    every ``cfg.eval_interval`` meta-steps (when it is > 0); what it returns
-    is kept in order in ``evals`` and in the checkpoint, so a resumed run keeps
-    the evaluations made before the kill.  Raises :class:`Diverged` on a
-    non-finite loss or gradient.
+    ``on_checkpoint(step, losses, seconds, evals)`` is called after each checkpoint is written.
+    ``on_eval(step, theta, model, domain, horizon=T)`` is called at step 0 and every ``cfg.eval_interval`` meta-steps
+    (when > 0); what it returns is kept in order in ``evals`` and in the checkpoint, so a resumed run keeps the
+    evaluations made before the kill.  Raises :class:`Diverged` on a non-finite loss or gradient.
     """
     from . import distributed
 
@@ -323,7 +331,9 @@ def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain
         state.restore(out / "checkpoint.pt")
     state.starts.append(state.step)
 
-    def maybe_evaluate():
+    def maybe_evaluate():  # after each meta-step (and at the start): a snapshot, an evaluation when due
+        if rank == 0:
+            state.keep(out)
         due = cfg.eval_interval and state.step % cfg.eval_interval == 0
         if on_eval is not None and due and not any(e["meta_step"] == state.step for e in state.evals):
             state.evals.append(on_eval(state.step, {k: v.detach() for k, v in state.theta.items()}, model, domain,

@@ -15,7 +15,8 @@
 #         another rate it continues the 1,000-meta-step run of lr/ (seeds 1 and 2 are trained there first, with the
 #         same full evaluation).  Along the way every 500 meta-steps: theta, the own loop and N_test = 1,000
 #         (evals.csv); at 5,000 the full evaluation (tasks.csv: the cross-evaluation and 5,000 Adam iterations);
-#         the full evaluation at 1,000 stays in the 1,000-meta-step folder.  --compile from N = 100 on.
+#         the full evaluation at 1,000 stays in the 1,000-meta-step folder; theta and Adam's state are kept every
+#         1,000 meta-steps (snapshots/, for the diagnosis).  --compile from N = 100 on.
 #
 #   usage: results/run_directions.sh [list|lr|long|all] (default all), from the project root.
 #   AMAML_LAB overrides the command (a frozen copy of the package while the tree changes under it); JOBS runs at
@@ -83,7 +84,7 @@ long_one() {  # DOMAIN SHOTS QUERY METHOD N SEED
   mkdir -p "$out"
   [ -f "$out/checkpoint.pt" ] || cp "$first/checkpoint.pt" "$out/checkpoint.pt"
   train "$out" "$1" "$2" "$3" "$method" "$n" "$rate" "$seed" 5000 --eval-interval 500 --interval-horizons 1000 \
-    || return 0
+    --keep-every 1000 || return 0
   echo "done: long $*"
 }
 export -f train lr_one long_one

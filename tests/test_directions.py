@@ -56,13 +56,25 @@ def test_a_run_continued_from_a_copied_checkpoint_equals_one_run_straight_throug
     """What run_directions.sh does: the 1,000-meta-step run's checkpoint copied into a new folder and continued with
     a larger --meta-steps and cheap evaluations along the way ends where one run straight through does."""
     args = ["run", "Sinusoid", 5, 5, 4, "cpu", "--method", "maml", "--test-horizons", "0,2,9", *SMALL]
-    assert cli(capsys, *args, "--meta-steps", 6, "--out", tmp_path / "whole")[0] == 0
+    assert cli(capsys, *args, "--meta-steps", 6, "--out", tmp_path / "whole", "--keep-every", 3)[0] == 0
     assert cli(capsys, *args, "--meta-steps", 2, "--out", tmp_path / "first")[0] == 0
     (tmp_path / "long").mkdir()
     shutil.copy(tmp_path / "first" / "checkpoint.pt", tmp_path / "long" / "checkpoint.pt")
     code, _, err = cli(capsys, *args, "--meta-steps", 6, "--out", tmp_path / "long", "--resume", "--eval-interval", 2,
-                       "--interval-horizons", 9)
+                       "--interval-horizons", 9, "--keep-every", 2)
     assert code == 0, err
+    # snapshots: theta and Adam's state at every multiple of --keep-every (0 and where a resumed run starts included)
+    kept = {int(p.stem.rsplit("-", 1)[1]): torch.load(p, weights_only=False)
+            for d in ("whole", "long") for p in sorted((tmp_path / d / "snapshots").glob("*.pt"))}
+    assert sorted(p.name for p in (tmp_path / "long" / "snapshots").iterdir()) == [
+        "meta-step-2.pt", "meta-step-4.pt", "meta-step-6.pt"]
+    assert sorted(p.name for p in (tmp_path / "whole" / "snapshots").iterdir()) == ["meta-step-0.pt", "meta-step-3.pt", "meta-step-6.pt"]
+    last = torch.load(tmp_path / "long" / "checkpoint.pt", weights_only=False)
+    assert all(torch.equal(kept[6]["theta"][k], last["theta"][k]) for k in last["theta"])
+    assert kept[6]["meta_step"] == 6 and kept[6]["optimizer"]["state"][0]["step"] == 6
+    first = torch.load(tmp_path / "first" / "checkpoint.pt", weights_only=False)
+    kept2 = torch.load(tmp_path / "long" / "snapshots" / "meta-step-2.pt", weights_only=False)
+    assert all(torch.equal(kept2["theta"][k], first["theta"][k]) for k in first["theta"])
     a, b = (torch.load(tmp_path / d / "checkpoint.pt", weights_only=False)["theta"] for d in ("whole", "long"))
     assert all(torch.equal(a[k], b[k]) for k in a)
     losses = [[r["query_loss"] for r in csv.DictReader(open(tmp_path / d / "metrics.csv"))] for d in ("whole", "long")]
