@@ -21,6 +21,7 @@ from .metagrad import (
     VmapFallbackWarning,
     comln_task,
     compare_methods,
+    loop_jacobian,
     meta_gradient,
     meta_gradient_batch,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "GridSchemeWarning",
     "ParamSpec",
     "trajectory",
+    "loop_jacobian",
     "module_loss",
     "module_params",
     "task_losses",

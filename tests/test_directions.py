@@ -152,3 +152,50 @@ def test_the_script_asks_the_rule_through_the_module(tmp_path):
     assert chosen.returncode == 0 and chosen.stdout.strip() == ""
     bad = subprocess.run([*run, "pick", tmp_path], capture_output=True, text=True)
     assert bad.returncode == 2 and "usage" in bad.stderr
+
+
+@pytest.mark.parametrize("solver", ["euler", "rk4"])
+@pytest.mark.parametrize("reg", [0.0, 0.7])
+def test_the_loops_jacobian_on_a_quadratic_is_the_stepping_polynomial_to_the_power_n(quad, solver, reg):
+    """du(N)/dtheta = S + (I - S) M^-1 reg with S = R(-hM)^N, M = A + reg I (R: the solver's stability polynomial);
+    with reg = 0 its singular values are |R(-h lambda_i)|^N, within O(h^order) of exp(-lambda_i T)."""
+    from amaml_lab import loop_jacobian
+
+    h, eye = 0.05, torch.eye(quad.n, dtype=torch.float64)
+    got = loop_jacobian(quad.support_loss, quad.theta, horizons=[7, 40], step_size=h, solver=solver, reg=reg)
+    assert sorted(got) == [7, 40]
+    M = quad.A + reg * eye
+    order = {"euler": 1, "rk4": 4}[solver]
+    R = sum(torch.linalg.matrix_power(-h * M, j) / math.factorial(j) for j in range(order + 1))
+    for n, J in got.items():
+        S = torch.linalg.matrix_power(R, n)
+        torch.testing.assert_close(J, S + (eye - S) @ torch.linalg.solve(M, reg * eye), rtol=1e-12, atol=1e-13)
+    if reg == 0.0:  # singular values: |R(-h lambda)|^N exactly; for rk4 also exp(-lambda T) to O(h^4)
+        lam = torch.linalg.eigvalsh(quad.A)
+        svd = torch.linalg.svdvals(got[40])
+        stepped = sum((-h * lam) ** j / math.factorial(j) for j in range(order + 1)).abs() ** 40
+        torch.testing.assert_close(svd, stepped.sort(descending=True).values, rtol=1e-10, atol=1e-14)
+        if solver == "rk4":
+            torch.testing.assert_close(svd, torch.exp(-lam * 40 * h).sort(descending=True).values, rtol=1e-4, atol=0)
+
+
+def test_the_loops_jacobian_on_an_mlp_equals_differentiating_the_unrolled_steps(mlp_task):
+    """An independent reference: torch.func.jacrev through the Euler steps written out here."""
+    from amaml_lab import loop_jacobian
+    from amaml_lab.functional import ParamSpec
+
+    spec = ParamSpec.of(mlp_task.theta)
+    flat = spec.flatten(mlp_task.theta)
+
+    def unrolled(u, steps):
+        for _ in range(steps):
+            u = u - 0.1 * torch.func.grad(lambda v: mlp_task.support_loss(spec.unflatten(v)))(u)
+        return u
+
+    got = loop_jacobian(mlp_task.support_loss, mlp_task.theta, horizons=[3, 8], step_size=0.1, solver="euler")
+    for n in (3, 8):
+        torch.testing.assert_close(got[n], torch.func.jacrev(lambda u: unrolled(u, n))(flat), rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="horizons"):
+        loop_jacobian(mlp_task.support_loss, mlp_task.theta, horizons=[0], step_size=0.1)
+    with pytest.raises(ValueError, match="solver"):
+        loop_jacobian(mlp_task.support_loss, mlp_task.theta, horizons=[2], step_size=0.1, solver="dopri5")

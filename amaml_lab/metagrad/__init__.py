@@ -7,8 +7,8 @@ from .batch import BatchMetaGradient, VmapFallbackWarning, meta_gradient_batch
 from .comln import comln_task
 from .compare import compare_methods
 from .core import MetaGradient
-from .dispatch import METHODS, SCHEMES, Method, meta_gradient
+from .dispatch import METHODS, SCHEMES, Method, loop_jacobian, meta_gradient
 from .sweeps import GridSchemeWarning
 
-__all__ = ["meta_gradient", "METHODS", "MetaGradient", "BacksolveWarning", "GridSchemeWarning", "SCHEMES", "Method",
+__all__ = ["meta_gradient", "loop_jacobian", "METHODS", "MetaGradient", "BacksolveWarning", "GridSchemeWarning", "SCHEMES", "Method",
            "comln_task", "compare_methods", "meta_gradient_batch", "BatchMetaGradient", "VmapFallbackWarning"]

@@ -17,7 +17,7 @@ from .backsolve import backsolve
 from .comln import comln
 from .core import MetaGradient, build_problem, check_checkpoints, finish
 from .first_order import fomaml, reptile
-from .forward import forward
+from .forward import forward, sensitivities
 from .implicit import imaml
 from .unrolled import maml, truncated
 
@@ -150,3 +150,23 @@ def meta_gradient(
     result = finish(problem, grad, u_T, qloss, stats, started)
     result.horizon_grad = horizon_grad
     return result
+
+
+def loop_jacobian(support_loss, theta, *, horizons, step_size: float, solver: str = "rk4", reg: float = 0.0,
+                  adapt=None) -> dict:
+    """{N: du(N steps)/dtheta} for each step count N in ``horizons``: the inner loop's Jacobian, a P x P matrix on the
+    flat parameters (:class:`~amaml_lab.functional.ParamSpec` order), from one forward pass.
+
+    Exact in float64 on a fixed grid (the product of the one-step maps' Jacobians: forward sensitivities,
+    :func:`.forward.sensitivities`); P Hessian-vector products a stage, so for small models.  Its singular values
+    say how many directions of theta still move the loop's end point: for a quadratic support loss with Hessian
+    H and Euler steps of h, it is (I - h H)^N, close to exp(-H T) (a test checks both).
+    """
+    horizons = sorted(set(horizons))
+    if not horizons or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in horizons):
+        raise ValueError(f"horizons must be step counts >= 1; got {horizons!r}")
+    check_choice("solver", solver, FIXED_SOLVERS)
+    problem = build_problem(support_loss, support_loss, theta, steps=horizons[-1], step_size=step_size,
+                            solver=solver, reg=reg, rtol=1e-7, atol=1e-9, hvp="autograd", adapt=adapt)
+    _, sens = sensitivities(problem, [0, *horizons])
+    return dict(zip(horizons, sens[1:]))
