@@ -199,3 +199,79 @@ def test_the_loops_jacobian_on_an_mlp_equals_differentiating_the_unrolled_steps(
         loop_jacobian(mlp_task.support_loss, mlp_task.theta, horizons=[0], step_size=0.1)
     with pytest.raises(ValueError, match="solver"):
         loop_jacobian(mlp_task.support_loss, mlp_task.theta, horizons=[2], step_size=0.1, solver="dopri5")
+
+
+def _tiny(**kw):
+    base = dict(domain="Sinusoid", shots=5, query=5, inner_steps=4, hidden=4, solver="euler", step_size=0.05, reg=0.0,
+                meta_batch=2, tasks=6, pool=20, optimizer="adam", meta_lr=1e-3)
+    return RunConfig(**{**base, **kw})
+
+
+def test_agreement_of_known_vectors():
+    from amaml_lab.diagnosis import agreement
+
+    e1, e2 = torch.eye(3, dtype=torch.float64)[:2]
+    got = agreement([e1, 2 * e1, e2])  # cosines 1, 0, 0; mean (3 e1 + e2) / 3; norms 1, 2, 1
+    assert got["pairwise_cosine"] == pytest.approx(1 / 3)
+    assert got["mean_norm"] == pytest.approx(4 / 3)
+    assert got["coherence"] == pytest.approx(math.sqrt(10) / 3 / (4 / 3))
+
+
+def test_adam_step_is_the_size_of_adams_last_update_per_unit_rate():
+    from amaml_lab.diagnosis import adam_step
+
+    g = torch.Generator().manual_seed(0)
+    params = [torch.randn(5, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(2)]
+    opt = torch.optim.Adam(params, lr=0.01)
+    for _ in range(4):
+        before = [p.detach().clone() for p in params]
+        for p in params:
+            p.grad = torch.randn(p.shape, generator=g, dtype=torch.float64)
+        opt.step()
+    update = torch.cat([(b - p.detach()).abs() for b, p in zip(before, params)]) / 0.01
+    assert adam_step(opt.state_dict()) == pytest.approx(float(update.mean()), rel=1e-9)
+
+
+def test_the_directions_are_the_exact_meta_gradient_fomaml_and_reptile_of_each_batch():
+    """Independent references: the exact one as J(N)^T grad L_Q(u_N) from the loop's Jacobian (forward mode, not
+    back-propagation), Reptile's as theta - u_N from the evaluation's own loop, FOMAML's as grad L_Q(u_N)."""
+    from amaml_lab import loop_jacobian
+    from amaml_lab.builders import losses_for
+    from amaml_lab.diagnosis import directions_over_batches, meta_batches, setting
+    from amaml_lab.functional import ParamSpec
+
+    cfg, domain, model = setting(_tiny())
+    theta = {k: v.detach() for k, v in model.named_parameters()}
+    spec = ParamSpec.of(theta)
+    found = directions_over_batches(cfg, theta, 4, count=2, seed=3)
+    s_loss, q_loss = losses_for(cfg, model)
+    for b, (support, query) in enumerate(meta_batches(cfg, domain, 2, seed=3)):
+        exact = fomaml = reptile = 0
+        for t in range(cfg.meta_batch):
+            s, q = (support[0][t], support[1][t]), (query[0][t], query[1][t])
+            J = loop_jacobian(lambda p: s_loss(p, s), theta, horizons=[4], step_size=0.05, solver="euler")[4]
+            u = spec.flatten(theta)  # the loop's end, Euler steps written out
+            for _ in range(4):
+                u = u - 0.05 * torch.func.grad(lambda v: s_loss(spec.unflatten(v), s))(u)
+            gq = torch.func.grad(lambda v: q_loss(spec.unflatten(v), q))(u)
+            exact, fomaml = exact + J.T @ gq / 2, fomaml + gq / 2
+            reptile = reptile + (spec.flatten(theta) - u) / 2
+        torch.testing.assert_close(found["exact"][b], exact, rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(found["fomaml"][b], fomaml, rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(found["reptile"][b], reptile, rtol=1e-9, atol=1e-12)
+
+
+def test_the_loss_slice_falls_along_minus_the_exact_gradient_at_the_rate_it_gives():
+    """The slice's slope at alpha = 0 is the exact meta-gradient of the same tasks along the direction (central
+    differences): the slice walks the very meta-loss the exact gradient descends (MSE, not 1/2 MSE; the same tasks)."""
+    from amaml_lab.diagnosis import directions_over_batches, loss_slice, setting
+
+    cfg, domain, model = setting(_tiny(meta_batch=3))
+    theta = {k: v.detach() for k, v in model.named_parameters()}
+    # the same 2 batches (seed 1) the slice averages over: the mean exact meta-gradient of their tasks
+    exact = torch.stack(directions_over_batches(cfg, theta, 4, count=2, seed=1)["exact"]).mean(0)
+    d = torch.randn(exact.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    eps = 1e-5
+    lo, mid, hi = loss_slice(cfg, theta, d, [-eps, 0.0, eps], count=2, seed=1)
+    assert (hi - lo) / (2 * eps) == pytest.approx(float(exact @ d / d.norm()), rel=1e-6)
+    assert mid > 0

@@ -31,7 +31,7 @@ LAYERS = [
     ("evaluate",),
     ("runs",),
     ("experiments",),
-    ("committed", "explore", "horizon", "peers", "peers_jax"),
+    ("committed", "explore", "horizon", "peers", "peers_jax", "diagnosis"),
     ("explore_backward", "explore_baselines", "side_by_side"),
     ("horizon_study", "exercises", "horizon_data", "directions"),
     ("viz_style",),
