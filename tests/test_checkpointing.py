@@ -111,3 +111,20 @@ def test_every_state_stored_costs_exactly_one_forward_solve(solver, stages, grid
     assert r.stats["grad_evals"] == stages * steps + grid_states(steps) + off_grid * steps
     assert r.stats["hvp_evals"] == stages * steps
     assert r.stats["forward_steps"] == steps
+
+
+@pytest.mark.parametrize("scheme", ["continuous", "discrete", "grid"])
+@pytest.mark.parametrize("solver", ["euler", "rk4"])
+@pytest.mark.parametrize("checkpoints", [3, 4, 7])
+@pytest.mark.parametrize("steps", [20, 21])
+def test_the_states_a_sweep_counts_itself_holding_stay_within_the_budget(quad, scheme, solver, checkpoints, steps):
+    """stored_states counts the schedule's states and what the backward sweep holds of its own at each moment
+    (the continuous scheme: the state above each block; the grid scheme: u_1 for an odd first step), not only what
+    the sweep declared: for every scheme, budget and parity it stays within the budget, and the gradient is the one
+    with every state stored."""
+    kw = dict(method="adjoint", steps=steps, step_size=0.05, solver=solver, scheme=scheme)
+    tight = meta_gradient(quad.support_loss, quad.query_loss, quad.theta, checkpoints=checkpoints, **kw)
+    full = meta_gradient(quad.support_loss, quad.query_loss, quad.theta, **kw)
+    assert tight.stats["stored_states"] <= checkpoints
+    assert tight.stats["checkpoints"] == checkpoints
+    torch.testing.assert_close(tight.grad, full.grad, rtol=1e-11, atol=1e-13)

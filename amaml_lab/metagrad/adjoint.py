@@ -87,8 +87,9 @@ def adjoint(p: Problem, scheme: str = "continuous", checkpoints=None, memory_bud
     sweep_type = BACKWARD[scheme]
     budget = _budget(p, checkpoints, memory_budget_mb, sweep_type.holds(p, stored=False))
     extra = sweep_type.holds(p, stored=budget is None)
-    reverse = Reverse(p, n + 1 + extra if budget is None else budget, extra)
     sweep = None
+    reverse = Reverse(p, n + 1 + extra if budget is None else budget, extra,
+                      consumer_holds=lambda: sweep.held() if sweep is not None else 0)
     with torch.no_grad():
         for i, rows in reverse.blocks():
             if sweep is None:  # the first block ends with u(T)

@@ -48,17 +48,21 @@ class Reverse:
 
     Every state is produced once, in decreasing order, by the fewest forward steps any schedule holding
     ``budget`` states can take (binomial checkpointing: revolve's optimal schedule).  ``extra`` states are held by
-    the consumer besides; they count towards ``budget``.  ``peak`` is the most states held at any time.
+    the consumer besides; they count towards ``budget``.  ``peak`` is the most states held at any time: this
+    schedule's, plus the consumer's: the larger of ``extra`` and what it counts itself holding at that moment
+    (``consumer_holds()``), so a consumer holding more than it declared shows in ``peak`` instead of hiding behind
+    the plan.
     """
 
-    def __init__(self, p: Problem, budget: int, extra: int = 0):
+    def __init__(self, p: Problem, budget: int, extra: int = 0, consumer_holds=None):
         self.p, self.extra = p, extra
+        self.consumer_holds = consumer_holds or (lambda: extra)
         self.forward = p.flow()
         self.slots = budget - 1 - extra  # stored states besides the one being advanced
         self.peak = 0
 
     def _note(self, held: int):
-        self.peak = max(self.peak, held + self.extra)
+        self.peak = max(self.peak, held + max(self.extra, self.consumer_holds()))
 
     def blocks(self):
         """Yields ``(i, rows)``: the states i, i + 1, ... as the rows of a tensor, the blocks in decreasing order.

@@ -150,6 +150,10 @@ class _Backward:
         """How many forward states the sweep keeps of its own (they count towards the checkpoints)."""
         return 0
 
+    def held(self) -> int:
+        """How many forward states the sweep holds of its own right now (counted, not declared)."""
+        return 0
+
     def __init__(self, p: Problem, a, joins=None):
         self.p, self.a, self.q = p, a, torch.zeros_like(a)
         self.times = p.grid.tolist()
@@ -179,6 +183,9 @@ class _ContinuousBackward(_Backward):
     def __init__(self, p: Problem, a, joins=None):
         super().__init__(p, a, joins)
         self.above = None  # the lowest state of the previous block
+
+    def held(self) -> int:
+        return int(self.above is not None)
 
     def block(self, i: int, rows):
         states = list(rows.unbind(0)) + ([self.above] if self.above is not None else [])
@@ -266,6 +273,9 @@ class _GridBackward(_Backward):
         self.top = p.steps  # the upper end of the current unit
         self.low = None  # u_1, held for an odd first step
         self.curvature = -math.inf  # the largest Rayleigh quotient a.(H + reg)a / a.a met at a unit's top
+
+    def held(self) -> int:
+        return int(self.low is not None)
 
     def _top(self, lin):
         """The stage at the top of a unit, and the curvature it shows (a lower bound on λmax there)."""
