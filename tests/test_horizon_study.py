@@ -151,3 +151,17 @@ def test_mini_study_and_explorer_index_what_an_independent_loop_computes(mini, m
     assert cell["mean"] == pytest.approx(study.task_mean(record, "adapt9"))
     with pytest.raises(ValueError, match="train=7 is not computed; allowed values: 2, 4"):
         PayoffExplorer(records, "Sinusoid-10-10", train=7, view=app.view)
+
+
+def test_runs_evaluated_at_different_test_horizons_share_only_their_common_columns(tmp_path):
+    """A run evaluated at N_test = 10 and 1,000 beside one evaluated at 10 and 100: the cross-evaluation shows 0 and
+    10 only, never a column some run never had (whichever run is read first)."""
+    s, base = "Toy-5-5", dict(theta=[1.0, 1.0], inner=[0.5, 0.5], finetuned=[0.2, 0.2], adapt10=[0.7, 0.7])
+    write_run(tmp_path, s, 0, "maml", 10, 0, {**base, "adapt100": [0.6, 0.6]})
+    write_run(tmp_path, s, 0, "maml", 10, 1, {**base, "adapt1000": [0.4, 0.4]})
+    write_run(tmp_path, s, 0, "maml", 100, 0, {**base, "adapt100": [0.3, 0.3], "adapt1000": [0.2, 0.2]})
+    records = study.load(tmp_path)
+    for order in (records, records[::-1]):
+        assert study.test_horizons(order) == [0, 10]
+        m = study.cross_matrix(order, s, 0.0)
+        assert m["test"] == [0, 10] and all(len(row) == 2 for row in m["mean"])

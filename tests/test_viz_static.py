@@ -50,6 +50,41 @@ def test_every_frame_is_the_apps_state(app):
     app.controls["step_size"].value, app.controls["solver"].value, app.controls["steps"].value = 0.02, "rk4", 10
 
 
+def rendered(fig, frame) -> list:
+    """The figure's traces after the browser applies ``frame`` (each of its data to the trace its index names)."""
+    data = [t.to_plotly_json() for t in fig.data]
+    for i, change in zip(frame.traces, frame.data):
+        data[i] = {**data[i], **{k: v for k, v in change.to_plotly_json().items() if k != "type"}}
+    return data
+
+
+def test_each_frame_applied_to_its_traces_draws_the_apps_state(app):
+    """Not only each frame's data but where it lands: after a frame is applied, each set's "at T" markers sit at
+    the app's (T, value) and every method's line keeps its whole curve (an update sent one trace off would move a
+    line onto one point and leave the markers where they were)."""
+    d = app.data
+    fig = viz_static.horizon_static_figure(d, app.cost, step_size=0.02, solver="rk4", steps=10)
+    sets = [[i for i, v in zip(b.args[1], b.args[0]["visible"]) if v] for b in fig.layout.updatemenus[0].buttons]
+    combos = [(h, s) for h in d.step_sizes for s in d.solvers]
+    n = len(horizon.LINES)
+    for c, (h, s) in enumerate(combos):
+        for j, k in enumerate(d.steps):
+            app.controls["step_size"].value, app.controls["solver"].value = h, s
+            app.controls["steps"].value = k
+            data = [rendered(fig, fig.frames[j])[i] for i in sets[c]]
+            methods = {f"{key}{c}" for key in horizon.LINES}
+            markers = [t for t in data if t.get("name") == "at T" and t.get("legendgroup") in methods]
+            assert len(markers) == 2 * n
+            rel_markers = app.figure.data[8 + n]  # what the app draws at T in (c)
+            assert near([m["y"][0] for m in markers[:n]], rel_markers.y), (h, s, k)
+            assert all(list(m["x"]) == [pytest.approx(k * h)] for m in markers)
+            lines = [t for t in data if t.get("name") != "at T" and t.get("legendgroup") in methods]
+            assert len(lines) == 2 * n and all(len(t["x"]) > 1 for t in lines)
+            (at_b,) = [t for t in data if t.get("name") == "at T" and t.get("legendgroup") == f"b{c}"]
+            assert list(at_b["x"]) == [pytest.approx(k * h)] * 2
+    app.controls["step_size"].value, app.controls["solver"].value, app.controls["steps"].value = 0.02, "rk4", 10
+
+
 def test_the_buttons_show_one_set_and_the_frames_move_only_what_the_steps_move(app):
     d = app.data
     fig = viz_static.horizon_static_figure(d, app.cost)
