@@ -189,3 +189,29 @@ def test_killed_workers_fall_back_to_computing_here(monkeypatch):
     for key in here.sweeps:
         for m, g in here.sweeps[key].grads.items():
             assert torch.allclose(data.sweeps[key].grads[m], g, rtol=0, atol=1e-12, equal_nan=True), (key, m)
+
+
+@pytest.mark.parametrize("error", [FileNotFoundError("/dev/shm: no such directory"),
+                                   PermissionError("semaphores are not permitted here"), OSError("too many open files"),
+                                   NotImplementedError("this platform lacks a functioning sem_open implementation"),
+                                   ImportError("No module named '_multiprocessing'"), ValueError("max_workers"),
+                                   RuntimeError("cannot start a process")])
+def test_a_pool_that_cannot_start_computes_here(monkeypatch, error):
+    """Whatever a process pool's start raises (no /dev/shm, no semaphores, a sandbox, a missing module), the
+    explorer warns once and computes everything in the process, the same numbers as a one-process build."""
+    import concurrent.futures
+
+    class Refused:
+        def __init__(self, *args, **kwargs):
+            raise error
+
+    monkeypatch.setattr(horizon_data, "workers_can_start", lambda: True)
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", Refused)
+    options = dict(shots=6, queries=8, hidden=(8,), seed=1)
+    args = dict(step_sizes=(0.05,), solvers=("euler",), steps=hz.log_steps(10))
+    with pytest.warns(horizon_data.WorkerFallbackWarning, match=type(error).__name__):
+        data = horizon_data.compute(options, workers=2, **args)
+    here = horizon_data.compute(options, workers=1, **args)
+    for key in here.sweeps:
+        for m, g in here.sweeps[key].grads.items():
+            assert torch.allclose(data.sweeps[key].grads[m], g, rtol=0, atol=0, equal_nan=True), (key, m)
