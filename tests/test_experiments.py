@@ -273,3 +273,18 @@ def test_divergence_is_one_line_without_traceback_and_keeps_the_checkpoint(tmp_p
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
     assert state["meta_steps"] >= 1 and all(torch.isfinite(v).all() for v in state["theta"].values())
     assert json.loads((tmp_path / "summary.json").read_text())["status"] == "diverged"
+
+
+def test_paired_runs_refuses_whenever_either_side_lacks_the_others_task_ids():
+    """An old run without task ids is never paired by count with a newer one, whichever side it is on."""
+    from amaml_lab.experiments import paired_runs
+
+    new = {"inner": [0.5, 0.4, 0.3], "task_id": ["a", "b", "c"]}
+    old = {"inner": [0.6, 0.5, 0.2]}
+    for base, other in ((new, old), (old, new)):
+        with pytest.raises(ValueError, match="task ids or neither"):
+            paired_runs(base, other, "inner")
+    assert paired_runs(old, dict(old), "inner")["difference"] == 0.0  # neither: counts only
+    with pytest.raises(ValueError, match="differ on 1 of 3"):
+        paired_runs(new, {**new, "task_id": ["a", "x", "c"]}, "inner")
+    assert paired_runs(new, {**new, "inner": [0.4, 0.3, 0.2]}, "inner")["difference"] == pytest.approx(-0.1)
