@@ -47,3 +47,60 @@ def md5_file(path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+LOCK_NAME = ".writer.lock"
+
+
+class FolderBusy(ValueError):
+    """Another live process writes this folder (the command line exits 2 with this one line)."""
+
+
+class FolderLock:
+    """One writer per folder: an exclusive ``flock`` on ``FOLDER/.writer.lock``, which holds the writer's pid.
+
+    The lock goes with the process that took it (the operating system releases it when that process ends, however
+    it ends), so a lock left by a dead process is no lock: the next writer takes it and writes its own pid.
+    Processes the writer starts do not inherit it (Python closes their file descriptors), but a writer orphaned by
+    its parent's kill still holds it, and a second writer is then refused with the orphan's pid.  A process may
+    take the lock it holds again (nested: the outer one releases it).  Where ``fcntl`` does not exist (Windows)
+    nothing is locked.
+    """
+
+    held: set = set()  # the lock files this process holds
+
+    def __init__(self, folder):
+        self.folder = os.fspath(folder)
+        self.path = os.path.abspath(os.path.join(self.folder, LOCK_NAME))
+        self.fh = None
+
+    def __enter__(self) -> "FolderLock":
+        try:
+            import fcntl
+        except ImportError:  # not POSIX
+            return self
+        if self.path in FolderLock.held:
+            return self
+        os.makedirs(self.folder, exist_ok=True)
+        fh = open(self.path, "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            fh.close()
+            raise FolderBusy(f"{self.folder} is being written by process {holder} (it holds {self.path}); wait for"
+                             " it to end or stop it, or choose another --out") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        self.fh = fh
+        FolderLock.held.add(self.path)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fh is not None:
+            FolderLock.held.discard(self.path)
+            self.fh.close()  # closing the file releases the lock
+            self.fh = None

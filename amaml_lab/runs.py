@@ -8,6 +8,7 @@ numbers), each written atomically.  :func:`run` writes them; :func:`load_run` an
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -27,7 +28,7 @@ from .evaluate import (
     mean_se,
     regression_evaluation,
 )
-from .io import write_json_atomic, write_text_atomic
+from .io import FolderLock, write_json_atomic, write_text_atomic
 from .train import Diverged, meta_train
 
 
@@ -130,11 +131,19 @@ class _RunFiles:
 
 def run(cfg: RunConfig, out, resume: bool = False, data_root=None, show_progress: bool | None = None) -> dict:
     """Meta-train to ``cfg.meta_steps`` (continuing ``out`` when ``resume``), evaluate, write the run's files
-    (see the module's docstring); returns the summary."""
+    (see the module's docstring); returns the summary.  One writer per folder: while another live process writes
+    ``out`` this raises :class:`~amaml_lab.io.FolderBusy` naming its pid (:class:`~amaml_lab.io.FolderLock`)."""
     from . import distributed
 
     cfg = cfg.resolved().check()
     out = Path(out)
+    with FolderLock(out) if distributed.world()[1] == 0 else contextlib.nullcontext():
+        return _run(cfg, out, resume, data_root, show_progress)
+
+
+def _run(cfg: RunConfig, out: Path, resume: bool, data_root, show_progress) -> dict:
+    from . import distributed
+
     if not resume and (out / "checkpoint.pt").exists():
         raise ValueError(f"{out} already holds a run (checkpoint.pt); pass --resume to continue it or choose"
                          " another --out")
@@ -208,6 +217,13 @@ def reevaluate(folder, eval_steps: int | None = None, test_horizons: tuple | Non
     """Evaluate a finished run's final theta again (its checkpoint), with other evaluation settings only;
     its summary.json, eval.csv and tasks.csv are rewritten, its meta-training is untouched."""
     folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} holds no finished run: summary.json and checkpoint.pt are needed")
+    with FolderLock(folder):  # its writer first: a run still going is refused for that, not for being unfinished
+        return _reevaluate(folder, eval_steps, test_horizons, show_progress)
+
+
+def _reevaluate(folder: Path, eval_steps, test_horizons, show_progress) -> dict:
     path = folder / "summary.json"
     if not path.exists() or not (folder / "checkpoint.pt").exists():
         raise FileNotFoundError(f"{folder} holds no finished run: summary.json and checkpoint.pt are needed")

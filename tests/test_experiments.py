@@ -288,3 +288,104 @@ def test_paired_runs_refuses_whenever_either_side_lacks_the_others_task_ids():
     with pytest.raises(ValueError, match="differ on 1 of 3"):
         paired_runs(new, {**new, "task_id": ["a", "x", "c"]}, "inner")
     assert paired_runs(new, {**new, "inner": [0.4, 0.3, 0.2]}, "inner")["difference"] == pytest.approx(-0.1)
+
+
+LOCK_RUN = ["run", "Sinusoid", "5", "5", "3", "cpu", "--meta-steps", "4000", "--method", "maml", "--solver", "euler",
+            "--step-size", "0.05", "--meta-batch", "2", "--hidden", "4", "--eval-tasks", "3", "--eval-steps", "5",
+            "--checkpoint-every", "20", "--quiet"]
+
+
+def _wait_for(predicate, what: str, seconds: float = 120.0):
+    import time
+
+    deadline = time.time() + seconds
+    while not predicate():
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def _holder(folder) -> int | None:
+    from amaml_lab.io import LOCK_NAME
+
+    try:
+        text = (folder / LOCK_NAME).read_text().strip()
+    except FileNotFoundError:
+        return None
+    return int(text) if text else None
+
+
+def _steps_done(folder) -> int:
+    path = folder / "checkpoint.pt"
+    return torch.load(path, weights_only=False)["meta_steps"] if path.exists() else 0
+
+
+def test_a_second_writer_to_a_run_folder_exits_2_naming_the_holder(tmp_path, capsys):
+    out = tmp_path / "run"
+    first = subprocess.Popen([sys.executable, "-m", "amaml_lab", *LOCK_RUN, "--out", str(out)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_for(lambda: _holder(out) == first.pid, "the first run's lock")
+        for again in ([*LOCK_RUN, "--out", out, "--resume"], [*LOCK_RUN, "--out", out]):
+            code, _, err = cli(capsys, *again)
+            assert code == 2 and len(err.strip().splitlines()) == 1
+            assert str(out) in err and f"process {first.pid}" in err
+        code, _, err = cli(capsys, "reevaluate", out)  # not finished, but refused for its writer first
+        assert code == 2 and f"process {first.pid}" in err
+        assert first.poll() is None  # the first writer goes on, undisturbed
+    finally:
+        first.kill()
+        first.wait()
+
+
+def test_an_orphaned_writer_keeps_its_lock_and_a_dead_ones_lock_is_taken(tmp_path, capsys):
+    """A parent killed by SIGKILL leaves its run going (an orphan): a second writer is refused with the orphan's
+    pid.  Once the orphan is dead too, its lock file still names it, and --resume takes the folder and ends where
+    an uninterrupted run ends."""
+    import os
+    import signal
+
+    out, whole = tmp_path / "run", tmp_path / "whole"
+    short = [a if a != "4000" else "60" for a in LOCK_RUN]
+    parent = subprocess.Popen(["bash", "-c", f'"{sys.executable}" -m amaml_lab "$@" --out "{out}" & echo $!; wait', "_",
+                               *LOCK_RUN], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    try:
+        _wait_for(lambda: _holder(out) == child, "the child's lock")
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        os.kill(child, 0)  # the orphan is alive
+        code, _, err = cli(capsys, *LOCK_RUN, "--out", out, "--resume")
+        assert code == 2 and f"process {child}" in err
+        _wait_for(lambda: _steps_done(out) >= 20, "a checkpoint")
+    finally:
+        os.kill(child, signal.SIGKILL)
+    _wait_for(lambda: not os.path.exists(f"/proc/{child}") or open(f"/proc/{child}/stat").read().split()[2] == "Z",
+              "the orphan's end")
+    assert _holder(out) == child  # the dead writer's pid is still written there
+    assert cli(capsys, *short, "--out", out, "--resume")[0] == 0
+    assert _holder(out) is None or _holder(out) != child
+    assert cli(capsys, *short, "--out", whole)[0] == 0
+    a, b = (torch.load(d / "checkpoint.pt", weights_only=False)["theta"] for d in (out, whole))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_after_the_whole_process_group_is_killed_equals_the_uninterrupted_run(tmp_path, capsys):
+    import os
+    import signal
+
+    out, whole = tmp_path / "run", tmp_path / "whole"
+    short = [a if a != "4000" else "100" for a in LOCK_RUN]
+    first = subprocess.Popen([sys.executable, "-m", "amaml_lab", *LOCK_RUN, "--out", str(out)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _wait_for(lambda: _steps_done(out) >= 40, "two checkpoints")
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    assert 40 <= _steps_done(out) < 4000
+    assert cli(capsys, *short, "--out", out, "--resume")[0] == 0
+    assert cli(capsys, *short, "--out", whole)[0] == 0
+    a, b = (torch.load(d / "checkpoint.pt", weights_only=False)["theta"] for d in (out, whole))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    losses = [[r["query_loss"] for r in csv.DictReader(open(d / "metrics.csv"))] for d in (out, whole)]
+    assert losses[0] == losses[1]
