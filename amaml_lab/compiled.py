@@ -10,7 +10,7 @@ The functions here are pure torch.func code written once: a step is :func:`amaml
   step is recomputed);
 * its pullback, a -> (J^T a, the step's share of dL/dtheta through reg) for the one-step map's Jacobian J, one
   graph (reverse over reverse through the stages): the discrete adjoint's step;
-* the continuous adjoint's backward steps, a few to a graph (:func:`amaml_lab.metagrad.sweeps.continuous_steps`);
+* the continuous adjoint's backward steps, a few to a graph (:func:`amaml_lab.metagrad.fields.continuous_steps`);
 * a gradient, an HVP (reverse over reverse), the HVPs of many vectors at one state and of one vector each at
   many states (``vmap``): what the grid adjoint, iMAML and the rest call.
 

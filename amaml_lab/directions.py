@@ -21,6 +21,9 @@ import math
 import sys
 from pathlib import Path
 
+from . import horizon_study as study
+from .runs import load_run, per_task
+
 LADDER = ("1e-4", "3e-4", "1e-3", "3e-3", "1e-2", "3e-2", "1e-1")  # Adam learning rates, about half a decade apart
 GRID = ("1e-3", "3e-3", "1e-2")  # the rates every method is tried at
 COMMITTED_RATE = "1e-3"  # the rate of results/run_horizon.sh's runs
@@ -82,6 +85,53 @@ def chosen_rate(root, setting: str, method: str) -> str | None:
     if any(v is None for v in result.values()):
         return None
     return min(result, key=lambda r: result[r])
+
+
+def load_long(root) -> list[dict]:
+    """Every finished run under ``ROOT/long``: :func:`amaml_lab.horizon_study.load`'s records (setting, reg 0,
+    method, steps, seed, summary, tasks, folder) with ``rate`` and ``evals`` (evals.csv's rows), so that the horizon
+    study's pairing and tables read them."""
+    records = []
+    for path in sorted(Path(root).glob("long/*/*-*/lr*/seed*/summary.json")):
+        folder = path.parent
+        run = load_run(folder)
+        tasks = per_task(folder)
+        if run["summary"].get("status") != "done" or tasks is None:
+            continue
+        method, steps = folder.parents[1].name.rsplit("-", 1)
+        records.append({"setting": folder.parents[2].name, "reg": 0.0, "method": method, "steps": int(steps),
+                        "rate": folder.parent.name[2:], "seed": int(folder.name[4:]), "summary": run["summary"],
+                        "tasks": tasks, "folder": folder, "evals": run["evals"]})
+    return records
+
+
+def progress(root) -> list[dict]:
+    """Where every run under ``ROOT/long`` stands: setting, run, rate, seed, meta-steps done (the last checkpoint's,
+    from metrics.csv), status."""
+    rows = []
+    for folder in sorted(p.parent for p in Path(root).glob("long/*/*-*/lr*/seed*/checkpoint.pt")):
+        summary = folder / "summary.json"
+        status = json.loads(summary.read_text()).get("status") if summary.exists() else "copied"
+        metrics = folder / "metrics.csv"
+        done = len(metrics.read_text().splitlines()) - 1 if metrics.exists() else SELECTION_STEPS
+        rows.append({"setting": folder.parents[2].name, "run": folder.parents[1].name, "rate": folder.parent.name[2:],
+                     "seed": int(folder.name[4:]), "meta_steps": done, "status": status})
+    return rows
+
+
+def curve(folder, measure: str = "inner") -> tuple[list, list]:
+    """(meta-steps, mean over the meta-test tasks of ``measure``) along training, from a run's evals.csv (a run
+    still going included)."""
+    rows = load_run(folder)["evals"] if (Path(folder) / "summary.json").exists() else []
+    return [int(r["meta_step"]) for r in rows], [r[f"{measure}_mean"] for r in rows]
+
+
+def verdict(records, setting: str, exact=("maml", 1000), first_order=("reptile", 1000), measure: str = "inner") -> dict:
+    """First-order minus exact, paired per seed over the same meta-test tasks after the own loop: {"by_seed",
+    "agreement"} ('lower': every seed's interval below zero, the first-order direction ahead; 'higher': the exact
+    one ahead; else 'unresolved')."""
+    by_seed = study.paired_by_seed(records, setting, 0.0, exact, first_order, measure)
+    return {"by_seed": by_seed, "agreement": study.agreement(by_seed)}
 
 
 def main(argv=None) -> int:

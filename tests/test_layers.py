@@ -14,6 +14,7 @@ LAYERS = [
     ("flow",),
     ("compiled",),
     ("metagrad.core",),
+    ("metagrad.fields",),  # the continuous adjoint's field, eager and compiled
     ("metagrad.checkpointing", "metagrad.sweeps"),
     ("metagrad.adjoint", "metagrad.unrolled", "metagrad.first_order", "metagrad.implicit", "metagrad.forward"),
     ("metagrad.comln", "metagrad.backsolve"),
@@ -33,7 +34,8 @@ LAYERS = [
     ("experiments",),
     ("committed", "explore", "horizon", "peers", "peers_jax", "diagnosis"),
     ("explore_backward", "explore_baselines", "side_by_side"),
-    ("horizon_study", "exercises", "horizon_data", "directions"),
+    ("horizon_study", "exercises", "horizon_data"),
+    ("directions",),  # issue 33's runs, read with the horizon study's records and pairing
     ("viz_style",),
     ("viz",),
     ("viz_study", "viz_horizon"),

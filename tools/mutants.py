@@ -82,7 +82,7 @@ MUTANTS = [
      "    _, back = torch.func.vjp(lambda x, th: forward_step(loss, solver, x, t0, t1, theta, reg, mask), u, theta)",
      ["tests/test_compiled.py"]),
     ("the compiled continuous adjoint's last rk4 stage linearised at the step's upper state, not its lower",
-     "amaml_lab/metagrad/sweeps.py",
+     "amaml_lab/metagrad/fields.py",
      'ON_GRID = {"euler": {0: 1}, "midpoint": {0: 1}, "rk4": {0: 1, 3: 0}}',
      'ON_GRID = {"euler": {0: 1}, "midpoint": {0: 1}, "rk4": {0: 1, 3: 1}}',
      ["tests/test_compiled.py::test_compiled_continuous_adjoint_in_chunks"]),
