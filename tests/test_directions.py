@@ -275,3 +275,19 @@ def test_the_loss_slice_falls_along_minus_the_exact_gradient_at_the_rate_it_give
     lo, mid, hi = loss_slice(cfg, theta, d, [-eps, 0.0, eps], count=2, seed=1)
     assert (hi - lo) / (2 * eps) == pytest.approx(float(exact @ d / d.norm()), rel=1e-6)
     assert mid > 0
+
+
+def test_the_rate_table_shows_every_score_and_the_choice(tmp_path):
+    s = "CosMixture-50-50"
+    for method, scored in (("maml", {"1e-3": 0.66, "3e-3": 0.2, "1e-2": 0.25}), ("reptile", {"1e-3": 0.29})):
+        for rate, score in scored.items():
+            _selection_run(tmp_path, s, method, rate, score)
+            path = directions.first_folder(tmp_path, s, method, 1000, rate, 0) / "validation.json"
+            path.write_text(json.dumps({"meta_step": 1000, "inner_mean": score, "inner_se": 0.01}))
+    _selection_run(tmp_path, s, "fomaml", "1e-3", diverged=True)
+    table = directions.rate_table(tmp_path, settings=(s,))
+    lines = table.splitlines()
+    assert lines[0] == "| setting | run | Adam 1e-3 | Adam 3e-3 | Adam 1e-2 | chosen |"
+    assert lines[2] == f"| {s} | maml-1000 | 0.660 ± 0.010 | 0.200 ± 0.010 | 0.250 ± 0.010 | 3e-3 |"
+    assert lines[3] == f"| {s} | fomaml-1000 | diverged | pending | pending | open |"
+    assert lines[4] == f"| {s} | reptile-1000 | 0.290 ± 0.010 | pending | pending | open |"
