@@ -85,7 +85,8 @@ def test_wrong_answers_are_told_what_is_off(name, capsys):
     for answer, phrase in WRONG[name]:
         assert not exercises.check(name, answer), (name, phrase)
         out = capsys.readouterr().out
-        assert out.startswith(f"✗ {name}:") and phrase in out, out
+        unanswered = any(m in out for m in ("the notebook's stub", "the stub is untouched", "the answer is None"))
+        assert out.startswith(f"… {name}: not answered yet (" if unanswered else f"✗ {name}:") and phrase in out, out
         assert out.count("\n") == 1, "one sentence, one line"
 
 
@@ -136,6 +137,7 @@ def _notebook_stub(name):
     for cell in json.loads(notebook.read_text())["cells"]:
         source = "".join(cell["source"])
         if cell["cell_type"] == "code" and f'exercises.check("{name}", exercises.solution' in source:
+            assert source.rstrip().endswith(";"), f"{notebook.name}: end the check with ';' (no bare False shown)"
             answer = re.search(r"if SOLVE else (\w+)\)", source).group(1)
             namespace = {}
             lines = [line for line in source.splitlines() if not line.startswith(("print(", "exercises."))]
@@ -146,9 +148,19 @@ def _notebook_stub(name):
 
 @pytest.mark.parametrize("name", list(WRONG))
 def test_the_notebooks_untouched_stub_is_named_as_such(name, capsys):
+    """The stub as shipped is no mistake yet: a neutral "not answered yet", never a ✗ (which reads as a failure),
+    and the notebook's cell shows no bare False after it (the call ends with ';')."""
     assert not exercises.check(name, _notebook_stub(name))
     out = capsys.readouterr().out
     assert "the notebook's stub" in out, out
+    assert out.startswith(f"… {name}: not answered yet (") and "✗" not in out, out
+
+
+def test_a_wrong_answer_is_still_marked_wrong(capsys):
+    assert not exercises.check("imaml_system", lambda H, g, lam: -g)
+    assert capsys.readouterr().out.startswith("✗ imaml_system:")
+    assert not exercises.check("stable_step", None)
+    assert capsys.readouterr().out.startswith("… stable_step: not answered yet (the answer is None")
 
 
 @pytest.fixture
