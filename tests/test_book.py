@@ -155,6 +155,10 @@ FIGURES_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).m
           sliders: (layout.sliders || []).length, menus: (layout.updatemenus || []).length,
           frames: (gd._transitionData && gd._transitionData._frames || []).length};
 })"""
+# the page's text outside code blocks: a results table that reached the page as raw Markdown shows its |---| rule
+RAW_TABLE_JS = """() => { const b = document.body.cloneNode(true);
+  b.querySelectorAll('pre, code, script, style').forEach(e => e.remove()); return b.textContent; }"""
+RAW_TABLE = re.compile(r"\|\s*:?-{3,}:?\s*\|")
 STATE_JS = """gd => (gd.data || []).map(t => [t.xaxis || 'x', JSON.stringify([t.x, t.y, t.z, t.visible, t.name])])"""
 
 
@@ -172,6 +176,9 @@ def open_page(page, url: str, timeout: float = 90) -> tuple[list, list]:
         time.sleep(0.25)
     page.wait_for_timeout(300)  # a last console message
     figures = page.evaluate(FIGURES_JS)
+    raw = RAW_TABLE.search(page.evaluate(RAW_TABLE_JS))
+    if raw:
+        problems.append(f"a Markdown table shown as raw text ({raw.group(0)!r}): render it as a table")
     if len(figures) != saved:
         problems.append(f"{saved} figures saved, {len(figures)} drawn")
     for i, f in enumerate(figures):
@@ -330,3 +337,20 @@ def test_the_checks_fail_on_a_broken_page(served, browser, mutant):
     finally:
         page.close()
     assert any(re.search(expected, p) for p in problems), f"{mutant}: the checks did not notice: {problems}"
+
+
+def test_a_markdown_table_left_as_raw_text_is_caught(served, browser):
+    """A copy of notebook 02's page with a results table as raw Markdown in a paragraph (what myst-nb's CommonMark
+    rendering made of display(Markdown(table))): the page check reports it."""
+    base, copy = served
+    original = copy / "notebooks" / "02_adjoint_vs_unrolled.html"
+    broken = original.with_name("02_mutant_raw_table.html")
+    text = original.read_text()
+    raw = "<p>| method | nRMSE | |---|---:| | maml | 0.25 |</p>"
+    broken.write_text(text.replace("</main>", raw + "</main>", 1) if "</main>" in text else text + raw)
+    page = browser.context.new_page()
+    try:
+        problems, _ = open_page(page, f"{base}/notebooks/{broken.name}")
+    finally:
+        page.close()
+    assert any("raw text" in p for p in problems), problems

@@ -131,6 +131,8 @@ def _static_files(app) -> None:
 
     app.config.html_static_path.append(str(STATIC))
     app.config.html_static_path.append(str(Path(plotly.__file__).parent / "package_data" / "plotly.min.js"))
+    # at the site's root too: the redirecting index.html links no icon, so the browser asks for /favicon.ico
+    app.config.html_extra_path.append(str(STATIC / "favicon.ico"))
 
 
 def setup(app):
