@@ -291,3 +291,42 @@ def test_the_rate_table_shows_every_score_and_the_choice(tmp_path):
     assert lines[2] == f"| {s} | maml-1000 | 0.660 ± 0.010 | 0.200 ± 0.010 | 0.250 ± 0.010 | 3e-3 |"
     assert lines[3] == f"| {s} | fomaml-1000 | diverged | pending | pending | open |"
     assert lines[4] == f"| {s} | reptile-1000 | 0.290 ± 0.010 | pending | pending | open |"
+
+
+def _diagnosis(scale=1.0):
+    stats = lambda c, n: {"mean_norm": n, "pairwise_cosine": c, "coherence": 0.5}  # noqa: E731
+    return {"directions": {str(n): {"exact": stats(0.1 * k, scale * n), "fomaml": stats(0.2, 1.0),
+                                    "reptile": stats(0.9, 2.0 * k)} for k, n in enumerate((10, 100, 1000), 1)},
+            "spectrum": {"10": [1.5, 1.0, 0.5], "1000": [3.0, 1.0, 1e-9]},
+            "slices": {"10": {"exact": [0.3, 0.2, 0.25], "reptile": [0.31, 0.21, 0.26]},
+                       "1000": {"exact": [0.4, 0.1, 0.9], "reptile": [0.3, 0.2, 0.1]}},
+            "alphas": [-0.01, 0.0, 0.01]}
+
+
+def test_the_diagnosis_figures_draw_what_the_diagnosis_holds():
+    from amaml_lab import viz_directions as viz
+
+    d = _diagnosis()
+    fig = viz.agreement_figure(d)
+    exact = [t for t in fig.data if t.name == "exact"]
+    assert list(exact[0].x) == [10, 100, 1000] and list(exact[0].y) == [0.1, 0.2, pytest.approx(0.3)]
+    assert list(exact[1].y) == [10, 100, 1000]  # the right panel: the mean norms
+    spectrum = viz.spectrum_figure({"maml-10": d, "maml-1000": _diagnosis(2.0)}, 1000)
+    assert [list(t.y) for t in spectrum.data] == [[3.0, 1.0, 1e-9]] * 2
+    assert spectrum.data[0].line.color != spectrum.data[1].line.color or spectrum.data[1].line.dash != "solid"
+    slices = viz.slices_figure(d)
+    assert [a.text for a in slices.layout.annotations] == ["N = 10", "N = 1000"]
+    assert list(slices.data[2].y) == [0.4, 0.1, 0.9] and slices.data[2].name == "exact"
+
+
+def test_the_curves_figure_reads_each_seeds_continuation(tmp_path):
+    from amaml_lab import viz_directions as viz
+
+    for seed, values in ((0, (0.5, 0.4)), (1, (0.6, 0.3))):
+        folder = directions.long_folder(tmp_path, "Sinusoid-10-10", "maml", 10, "1e-3", seed)
+        folder.mkdir(parents=True)
+        (folder / "summary.json").write_text(json.dumps({"status": "training", "config": {}}))
+        (folder / "evals.csv").write_text("meta_step,inner_mean\n1000,%r\n1500,%r\n" % values)
+    fig = viz.curves_figure(tmp_path, settings=("Sinusoid-10-10",), runs=(("maml", 10),))
+    assert [(list(t.x), list(t.y)) for t in fig.data] == [([1000, 1500], [0.5, 0.4]), ([1000, 1500], [0.6, 0.3])]
+    assert [t.showlegend for t in fig.data] == [True, False] and fig.data[0].name == "maml-10 (Adam 1e-3)"

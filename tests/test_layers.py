@@ -38,7 +38,7 @@ LAYERS = [
     ("directions",),  # issue 33's runs, read with the horizon study's records and pairing
     ("viz_style",),
     ("viz",),
-    ("viz_study", "viz_horizon"),
+    ("viz_study", "viz_horizon", "viz_directions"),
     ("viz_static",),  # the kernel-free explorers: built from viz_horizon's and viz_study's figures
     ("measure",),
     ("widgets.app",),
