@@ -109,7 +109,7 @@ def progress(root) -> list[dict]:
     """Where every run under ``ROOT/long`` stands: setting, run, rate, seed, meta-steps done (the last checkpoint's,
     from metrics.csv), status."""
     rows = []
-    for folder in sorted(p.parent for p in Path(root).glob("long/*/*-*/lr*/seed*/checkpoint.pt")):
+    for folder in sorted(p for p in Path(root).glob("long/*/*-*/lr*/seed*") if p.is_dir()):
         summary = folder / "summary.json"
         status = json.loads(summary.read_text()).get("status") if summary.exists() else "copied"
         metrics = folder / "metrics.csv"
@@ -157,6 +157,24 @@ def rate_table(root, settings=("CosMixture-50-50", "Sinusoid-10-10"), methods=("
             chosen = chosen_rate(root, setting, method)
             lines.append(f"| {setting} | {method}-{SELECTION_STEPS} | " + " | ".join(cells)
                          + f" | {chosen or 'open'} |")
+    return "\n".join(lines) + "\n"
+
+
+def progress_table(root) -> str:
+    """Where the 5,000-meta-step runs stand, as Markdown: one row per run and rate, the meta-steps each seed has
+    reached (its last checkpoint's)."""
+    rows = progress(root)
+    if not rows:
+        return "No run under long/ yet.\n"
+    cells: dict = {}
+    for r in rows:
+        cells.setdefault((r["setting"], r["run"], r["rate"]), {})[r["seed"]] = r["meta_steps"]
+    seeds = sorted({r["seed"] for r in rows})
+    lines = ["| setting | run | Adam | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+             "|---|---|---|" + "---:|" * len(seeds)]
+    for (setting, run, rate), done in sorted(cells.items()):
+        lines.append(f"| {setting} | {run} | {rate} | " + " | ".join(f"{done[s]:,}" if s in done else "-"
+                                                                       for s in seeds) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -203,6 +203,30 @@ def horizon(root: Path, out: Path, tables_only: bool) -> None:
              width=900)
 
 
+def directions_study(root: Path, out: Path, tables_only: bool) -> None:
+    """results/horizon/directions.md (issue 33: the learning rates chosen on meta-validation functions, where the
+    5,000-meta-step runs stand) and, from the diagnosis files, its figures."""
+    from amaml_lab import directions
+
+    folder = root / "horizon"
+    if not (folder / "lr").is_dir():
+        return
+    text = ("# Exact or first-order through a long loop? Where the runs stand\n\nMade by `python results/make_figures.py"
+            " --tables` from the run folders under results/horizon (results/run_directions.sh).\n\n**Each method's Adam"
+            " learning rate** at N = 1,000, seed 0: mean nRMSE after the run's own loop on 100 meta-validation"
+            " functions (task seed 102) at 1,000 meta-steps, ± its standard error over the functions; the lowest is"
+            " chosen.\n\n" + directions.rate_table(folder)
+            + "\n**The runs to 5,000 meta-steps**: meta-steps reached (the last checkpoint), per seed.\n\n"
+            + directions.progress_table(folder))
+    (folder / "directions.md").write_text(text)
+    print(f"wrote {folder / 'directions.md'}")
+    if tables_only:
+        return
+    from amaml_lab import viz_directions
+
+    save(viz_directions.curves_figure(folder), out / "directions-own-loop.png", width=1100, height=480)
+
+
 def main(*argv) -> int:
     flags = [a for a in argv if a.startswith("-")]
     roots = [a for a in argv if not a.startswith("-")]
@@ -213,6 +237,7 @@ def main(*argv) -> int:
     out = root / "figures"
     omniglot_tables(root)
     horizon(root, out, tables_only=bool(flags))
+    directions_study(root, out, tables_only=bool(flags))
     for folder in sorted((root / "cpu-long").glob("*-seeds")):
         (folder / "table.md").write_text(seeds_table(folder))
         print(f"wrote {folder / 'table.md'}")

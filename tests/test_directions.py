@@ -330,3 +330,16 @@ def test_the_curves_figure_reads_each_seeds_continuation(tmp_path):
     fig = viz.curves_figure(tmp_path, settings=("Sinusoid-10-10",), runs=(("maml", 10),))
     assert [(list(t.x), list(t.y)) for t in fig.data] == [([1000, 1500], [0.5, 0.4]), ([1000, 1500], [0.6, 0.3])]
     assert [t.showlegend for t in fig.data] == [True, False] and fig.data[0].name == "maml-10 (Adam 1e-3)"
+
+
+def test_the_progress_table_counts_each_seeds_meta_steps(tmp_path):
+    assert directions.progress_table(tmp_path) == "No run under long/ yet.\n"
+    copied = directions.long_folder(tmp_path, "Sinusoid-10-10", "maml", 10, "1e-3", 1)
+    copied.mkdir(parents=True)  # its checkpoint copied, no meta-step taken here yet
+    going = directions.long_folder(tmp_path, "Sinusoid-10-10", "maml", 10, "1e-3", 0)
+    going.mkdir(parents=True)
+    (going / "summary.json").write_text(json.dumps({"status": "training"}))
+    (going / "metrics.csv").write_text("meta_step,query_loss,seconds\n" + "".join(f"{i},0.1,0.1\n" for i in range(1, 1201)))
+    lines = directions.progress_table(tmp_path).splitlines()
+    assert lines[0] == "| setting | run | Adam | seed 0 | seed 1 |"
+    assert lines[2] == "| Sinusoid-10-10 | maml-10 | 1e-3 | 1,200 | 1,000 |"
