@@ -2,8 +2,10 @@
 solver, the flow's exact meta-gradient, the errors and model curves, computed once over worker processes."""
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -40,6 +42,7 @@ class HorizonData:
     errors: dict  # (step_size, solver) -> {method: (rel errors, cosines)}
     curves: dict  # (step_size, solver) -> (m + 1, points): the model at theta and at u(T_j)
     seconds: float
+    source: str = "computed"  # or "shipped": loaded from the package (computed once, its seconds then)
 
 
 class WorkerFallbackWarning(RuntimeWarning):
@@ -144,6 +147,69 @@ def compute(task_options: dict | None = None, step_sizes=(0.01, 0.03), solvers=F
                        time.perf_counter() - started)
 
 
+# ---------------------------------------------------------------- the default build, computed once and shipped
+SHIPPED = Path(__file__).parent / "measured" / "horizon-explorer.pt"  # notebook 02's FAST build (make it: __main__)
+
+
+def _settings(task_options: dict, step_sizes, solvers, steps, lam, cg_steps, truncate) -> dict:
+    """What a build depends on, as plain values (the task from its options: it is rebuilt, not stored)."""
+    import inspect
+
+    bound = inspect.signature(horizon.horizon_task).bind(**task_options)
+    bound.apply_defaults()  # {} and {"seed": 0} are one task
+    task = {k: list(v) if isinstance(v, tuple) else str(v) if k == "dtype" else v for k, v in bound.arguments.items()}
+    return {"task": task,
+            "step_sizes": [float(h) for h in step_sizes], "solvers": list(solvers),
+            "steps": sorted(set(int(k) for k in steps)), "lam": float(lam), "cg_steps": int(cg_steps),
+            "truncate": int(truncate)}
+
+
+def save(data: HorizonData, settings: dict, path=SHIPPED) -> None:
+    """What a view reads of ``data`` (each sweep's losses along the loop, errors, model curves, the methods'
+    seconds), with the ``settings`` that made it; not the states, gradients and exact gradients (megabytes that
+    no view reads: a loaded build has ``states`` of zero width and empty ``grads`` and ``exact``)."""
+    from .io import save_torch_atomic
+
+    sweeps = {key: {"support_curve": sw.support_curve, "query_curve": sw.query_curve, "seconds": sw.seconds}
+              for key, sw in data.sweeps.items()}
+    save_torch_atomic({"settings": settings, "sweeps": sweeps, "errors": data.errors, "curves": data.curves,
+                       "seconds": data.seconds}, path)
+
+
+def shipped(settings: dict, path=SHIPPED) -> HorizonData | None:
+    """The shipped build when it was made with exactly ``settings`` (see :func:`save`), else None."""
+    if not Path(path).exists():
+        return None
+    blob = torch.load(path, weights_only=True)
+    if blob["settings"] != settings:
+        return None
+    task = horizon.horizon_task(**{**settings["task"], "dtype": getattr(torch, settings["task"]["dtype"][6:])})
+    steps = tuple(settings["steps"])
+    sweeps = {key: horizon.HorizonLines(key[0], key[1], steps, torch.empty(len(sw["support_curve"]), 0),
+                                        sw["support_curve"], sw["query_curve"], {}, sw["seconds"])
+              for key, sw in blob["sweeps"].items()}
+    return HorizonData(task, steps, tuple(settings["step_sizes"]), tuple(settings["solvers"]), sweeps, {},
+                       blob["errors"], blob["curves"], blob["seconds"], source="shipped")
+
+
+def build(task_options: dict | None = None, step_sizes=(0.01, 0.03), solvers=FIXED_SOLVERS,
+          steps=horizon.log_steps(1000), lam: float = 2.0, cg_steps: int = 5, truncate: int = 5,
+          workers: int | None = None) -> HorizonData:
+    """:func:`compute`, or the shipped build where it was made with the same settings (notebook 02's default:
+    loaded in a second instead of computed in minutes)."""
+    settings = _settings(dict(task_options or {}), step_sizes, solvers, steps, lam, cg_steps, truncate)
+    return shipped(settings) or compute(task_options, step_sizes, solvers, steps, lam, cg_steps, truncate, workers)
+
+
+def main() -> int:
+    """``python -m amaml_lab.horizon_data``: compute notebook 02's default build here and ship it (SHIPPED)."""
+    step_sizes, solvers, steps = (0.01, 0.03), FIXED_SOLVERS, horizon.log_steps(1000)
+    data = compute({}, step_sizes, solvers, steps, workers=1)
+    save(data, _settings({}, step_sizes, solvers, steps, 2.0, 5, 5))
+    print(f"wrote {SHIPPED} ({SHIPPED.stat().st_size / 1e6:.2f} MB) after {data.seconds:.0f} s")
+    return 0
+
+
 def summary_numbers(data: HorizonData) -> dict:
     """The numbers notebook 02's notes cite, read from the explorer's data (rk4 at h = 0.01 unless named):
     losses along the loop, each line's error range, back-solving's blow-up, the first-order cosines at T = 10,
@@ -166,3 +232,7 @@ def summary_numbers(data: HorizonData) -> dict:
     for solver in ("midpoint", "rk4"):
         out[f"{solver} h = 0.03, grid: error at 1,000 steps"] = data.errors[(0.03, solver)]["grid"][0][steps.index(1000)]
     return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -215,3 +215,50 @@ def test_a_pool_that_cannot_start_computes_here(monkeypatch, error):
     for key in here.sweeps:
         for m, g in here.sweeps[key].grads.items():
             assert torch.allclose(data.sweeps[key].grads[m], g, rtol=0, atol=0, equal_nan=True), (key, m)
+
+
+def test_a_saved_build_loads_as_the_views_saw_it_and_only_for_its_settings(tmp_path):
+    """The shipped build keeps what a view reads: the explorer built on the loaded data shows, at every position,
+    what it shows on the computed data; other settings do not load it."""
+    from amaml_lab import widgets
+
+    options = dict(shots=6, queries=8, hidden=(8,), seed=1)
+    args = dict(step_sizes=(0.02, 0.05), solvers=("euler", "rk4"), steps=(1, 4, 10), lam=2.0, cg_steps=5, truncate=5)
+    data = horizon_data.compute(options, workers=1, **args)
+    settings = horizon_data._settings(options, **args)
+    horizon_data.save(data, settings, tmp_path / "build.pt")
+    loaded = horizon_data.shipped(settings, tmp_path / "build.pt")
+    assert loaded is not None and loaded.seconds == data.seconds and loaded.exact == {}
+    assert (data.source, loaded.source) == ("computed", "shipped")
+    assert horizon_data.shipped({**settings, "lam": 1.0}, tmp_path / "build.pt") is None
+    assert horizon_data.shipped(horizon_data._settings({**options, "seed": 2}, **args), tmp_path / "build.pt") is None
+    assert horizon_data.shipped(settings, tmp_path / "none.pt") is None
+    apps = [widgets.HorizonExplorer(data=d, steps=4, step_size=0.02, solver="rk4") for d in (data, loaded)]
+    for h in (0.02, 0.05):
+        for s in ("euler", "rk4"):
+            for k in (1, 4, 10):
+                views = []
+                for app in apps:
+                    app.controls["step_size"].value, app.controls["solver"].value = h, s
+                    app.controls["steps"].value = k
+                    views.append([(t.name, t.x, t.y) for t in app.figure.data])
+                assert views[0] == views[1], (h, s, k)
+
+
+def test_the_shipped_build_is_notebook_02s_and_equals_computing_it(monkeypatch):
+    """The explorer notebook 02 builds by default loads the shipped build (no computing: compute is not called),
+    and its numbers are what computing them here gives (rk4 at h = 0.01, every horizon)."""
+    from amaml_lab import widgets
+
+    assert horizon_data.SHIPPED.exists(), "python -m amaml_lab.horizon_data writes it"
+    monkeypatch.setattr(horizon_data, "compute", lambda *a, **k: pytest.fail("the default build was computed"))
+    app = widgets.HorizonExplorer(step_sizes=(0.01, 0.03), seed=0)
+    monkeypatch.undo()
+    fresh = horizon_data.compute({}, step_sizes=(0.01,), solvers=("rk4",), workers=1)
+    key = (0.01, "rk4")
+    for m, (rel, cos) in fresh.errors[key].items():
+        shipped_rel, shipped_cos = app.data.errors[key][m]
+        assert shipped_rel == pytest.approx(rel, rel=1e-6, abs=1e-12, nan_ok=True), m
+        assert shipped_cos == pytest.approx(cos, rel=1e-6, abs=1e-12, nan_ok=True), m
+    assert torch.allclose(app.data.curves[key], fresh.curves[key], rtol=1e-10, atol=1e-12)
+    assert torch.equal(app.data.sweeps[key].support_curve, fresh.sweeps[key].support_curve)

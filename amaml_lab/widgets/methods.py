@@ -173,8 +173,9 @@ class HorizonExplorer(App):
 
     Everything is computed when the app is built (:func:`amaml_lab.horizon_data.compute`:
     one trajectory per step size and solver serves every horizon, each method
-    carries every horizon at once, the work spread over processes); a move of
-    any control only indexes what is stored.  ``cost`` is a dict with
+    carries every horizon at once, the work spread over processes), or, for the
+    default settings, loaded as shipped with the package (:func:`amaml_lab.horizon_data.build`);
+    a move of any control only indexes what is stored.  ``cost`` is a dict with
     ``rows`` of :mod:`amaml_lab.measure` measurements (default: the ones shipped
     in ``amaml_lab/measured/cpu-steps.json``) drawn in panel (d).
     """
@@ -184,8 +185,8 @@ class HorizonExplorer(App):
                  data=None, cost: dict | None = None, workers: int | None = None, **task_options):
         from .. import horizon
 
-        self.data = data or horizon_data.compute(task_options, step_sizes=step_sizes, solvers=solvers,
-                                            steps=horizon.log_steps(largest), workers=workers)
+        self.data = data or horizon_data.build(task_options, step_sizes=step_sizes, solvers=solvers,
+                                               steps=horizon.log_steps(largest), workers=workers)
         self.cost = cost or measured_costs()
         d = self.data
         shown = list(horizon.LINES if methods is None else methods)
