@@ -141,3 +141,25 @@ def test_the_shipped_cost_measurements_are_their_benchmarks_rows():
                 for m in ("maml", "adjoint")}
     assert 3.3 <= round(min(speedups["maml"]), 1) and round(max(speedups["maml"]), 1) <= 3.6
     assert 4.1 <= round(min(speedups["adjoint"]), 1) and round(max(speedups["adjoint"]), 1) <= 4.6
+
+
+def test_the_directions_section_quotes_the_committed_rate_selection():
+    """results/README.md's numbers on the learning rates are horizon/directions.md's rows (made from the folders)."""
+    from pathlib import Path
+
+    from amaml_lab import directions
+
+    root = Path(__file__).resolve().parents[1] / "results"
+    if not (root / "horizon" / "lr").is_dir():
+        pytest.skip("the rate selection is not committed yet")
+    table = directions.rate_table(root / "horizon")
+    row = {line.split(" | ")[1]: line for line in table.splitlines() if line.startswith("| CosMixture-50-50 |")}
+    for run, scores in (("maml-1000", "| 0.663 ± 0.029 | 0.196 ± 0.010 | 0.199 ± 0.009 |"),
+                        ("reptile-1000", "| 0.303 ± 0.021 | 0.123 ± 0.006 | 0.125 ± 0.007 |")):
+        assert scores in row[run] and row[run].endswith("| 3e-3 |"), row[run]
+    text = (root / "README.md").read_text()
+    for quoted in ("0.663 at 1e-3 to 0.196 at 3e-3", "(0.199 at 1e-2)", "0.303 to 0.123 (0.125 at 1e-2)",
+                   "(0.123 against 0.196"):
+        assert quoted in text, quoted
+    readme = (root.parent / "README.md").read_text()
+    assert "(3e-3 for both), the exact gradient reaches 0.196 and Reptile 0.123" in readme
