@@ -42,10 +42,11 @@ def reconstruction_grid(lam_max_values, horizons, steps: int = 200, n: int = 6, 
     eigenvalues spread over (0.2, lam_max), all loops stepped side by side.
 
     Returns {"lam_max": [L], "horizon": [H], "t": (H, steps + 1), "forward" and "backward": (steps + 1, L, H, n),
-    "error": (L, H)}.  Bit for bit :func:`reconstruction`'s numbers (the rebuilt u(0) is rounding amplified by
-    about e^(lam_max T), so any other arithmetic would change its digits): the same time grids and solver
-    steps, and the support gradient as autograd computes it, (r/2) A + (A r)/2 with r = u - c, the products
-    A r one loop at a time (a batched product rounds differently).
+    "error": (L, H)}.  :func:`reconstruction`'s arithmetic (the rebuilt u(0) is rounding amplified by about
+    e^(lam_max T), so any other arithmetic would change its digits): the same time grids and solver steps, and
+    the support gradient as autograd computes it, (r/2) A + (A r)/2 with r = u - c, the products A r one loop at
+    a time (a batched product rounds differently).  Bit for bit where the CPU's autograd kernels round as these
+    products do; on others a state's last bit differs and the rebuilt u(0)'s error agrees within a factor 2.
     """
     check_choice("solver", solver, FIXED_SOLVERS)
     lams = [float(v) for v in lam_max_values]
