@@ -106,7 +106,23 @@ def test_mlp_device_moves_the_mlp_settings_only(tmp_path):
     assert all(devices[d] == {"cpu"} for d in devices if d != "Omniglot")
 
 
+def test_the_directions_script_lists_the_rate_selection_then_the_long_runs(tmp_path):
+    """results/run_directions.sh list, on an empty ROOT: the 18 selection runs (3 methods x the 3 rates of the
+    grid x 2 settings, seed 0; 1e-3 is the committed run, validated) and the 36 runs to 5,000 meta-steps."""
+    import os
+    import sys
+
+    env = dict(os.environ, ROOT=str(tmp_path), PYTHON=sys.executable)
+    done = subprocess.run(["bash", str(ROOT / "results" / "run_directions.sh"), "list"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0 and len(lines) == 18 + 36, done.stderr
+    assert lines[:3] == ["CosMixture 50 50 maml 1e-3 0", "CosMixture 50 50 maml 3e-3 0", "CosMixture 50 50 maml 1e-2 0"]
+    assert lines[18] == "CosMixture 50 50 maml 1000 0" and lines[-1] == "Sinusoid 10 10 maml 10 2"
+
+
 @pytest.mark.parametrize("script,argv", [("run_gpu.sh", ["--fast"]), ("run_horizon.sh", ["all"]),
+                                         ("run_directions.sh", ["some"]),
                                          ("run_cpu_long.sh", ["some"]), ("gpu_session.sh", []),
                                          ("gpu_session.sh", ["soon", "back"])])
 def test_bad_arguments_get_one_line_and_status_2(script, argv, tmp_path):
