@@ -158,9 +158,15 @@ def test_the_directions_section_quotes_the_committed_rate_selection():
     for run, scores in (("maml-1000", "| 0.663 ± 0.029 | 0.196 ± 0.010 | 0.199 ± 0.009 |"),
                         ("reptile-1000", "| 0.303 ± 0.021 | 0.123 ± 0.006 | 0.125 ± 0.007 |")):
         assert scores in row[run] and row[run].endswith("| 3e-3 |"), row[run]
+    sinusoid = {line.split(" | ")[1]: line for line in table.splitlines() if line.startswith("| Sinusoid-10-10 |")}
+    assert "| 0.259 ± 0.025 |" in sinusoid["maml-1000"] and "| 0.143 ± 0.016 |" in sinusoid["maml-1000"]
+    assert sinusoid["maml-1000"].endswith("| 1e-2 |") and sinusoid["reptile-1000"].endswith("| 3e-2 |")
+    assert "| 0.203 ± 0.019 |" in sinusoid["reptile-1000"] and "| 0.106 ± 0.010 |" in sinusoid["reptile-1000"]
+    assert all(row.endswith("| 1e-2 |") for row in (sinusoid["fomaml-1000"], row["fomaml-1000"]))
     text = (root / "README.md").read_text()
     for quoted in ("0.663 at 1e-3 to 0.196 at 3e-3", "(0.199 at 1e-2)", "0.303 to 0.123 (0.125 at 1e-2)",
-                   "(0.123 against 0.196"):
+                   "(0.123 against 0.196", "1e-2 (0.143, against 0.259 at 1e-3)", "3e-2 (0.106, against 0.203)",
+                   "(fomaml: 1e-2 on both)"):
         assert quoted in text, quoted
     readme = (root.parent / "README.md").read_text()
     assert "(3e-3 for both), the exact gradient reaches 0.196 and Reptile 0.123" in readme
