@@ -1,14 +1,18 @@
 """amaml_lab: meta-learning with long inner loops, adjoint methods side by side.
 
 The public face: :func:`meta_gradient` and :data:`METHODS`; the inner flow in
-:mod:`amaml_lab.flow`; task and model builders.
+:mod:`amaml_lab.flow`; task and model builders.  Above the engine, one subpackage a layer: ``training`` (a run),
+``studies`` (run folders read), ``teach`` (the notebooks' computations), ``viz`` (figures), ``widgets`` (apps) and
+``bench`` (measurements); ``cli`` and ``commands`` are the command line.
 
 Importing the package sets one intra-op thread for PyTorch (:mod:`amaml_lab.threads`; ``AMAML_LAB_THREADS``
 changes it).
 """
+from . import moved
 from .threads import use_chosen_threads
 
 use_chosen_threads()
+moved.install()  # the old import paths, each with a warning naming its new one (amaml_lab.moved)
 
 from .flow import SOLVERS, trajectory  # noqa: E402
 from .functional import ParamSpec, module_loss, module_params, task_losses

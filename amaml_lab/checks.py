@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import numbers
+import re
 
 
 def check_choice(name: str, value, allowed) -> None:
@@ -31,3 +32,21 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message):  # one line, status 2
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def check_device(device: str, dtype: str | None = None) -> str:
+    """``device`` if this machine has it (and it computes ``dtype``), else a ValueError saying what it has."""
+    import torch
+
+    if not isinstance(device, str) or not re.fullmatch(r"cpu|cuda(:\d+)?|mps", device):
+        raise ValueError(f"device={device!r} is not known; allowed values: cpu, cuda, cuda:N, mps")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but this torch sees no CUDA GPU; use cpu")
+    if device.startswith("cuda:") and int(device[5:]) >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise ValueError(f"device={device!r} but this machine has {count} CUDA GPU(s): use cuda:0 to cuda:{count - 1}")
+    if device == "mps" and dtype == "float64":
+        raise ValueError("device='mps' cannot compute in float64; pass --dtype float32 or use cpu")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device='mps' but this torch sees no Apple GPU; use cpu")
+    return device

@@ -8,12 +8,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import bench, experiments
+from . import bench, commands as experiments
 from .checks import OneLineParser
-from .config import check_device
-from .measure import CONFIGS
+from .checks import check_device
+from .bench.catalogue import CONFIGS
 from .tasks.examples import build_task
-from .train import Diverged
+from .training.train import Diverged
 
 
 def _demo(args) -> int:
@@ -148,7 +148,7 @@ def _distributed(command, args, argv) -> int:
     """``--nproc N``: launch N ranks through torchrun; inside a rank: join the group, run, leave."""
     import os
 
-    from . import distributed
+    from .training import distributed
 
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         method = args.method if args.command == "run" else args.methods[0]
@@ -166,6 +166,19 @@ def _distributed(command, args, argv) -> int:
 
 
 def main(argv=None) -> int:
+    """Parse ``argv`` and run its command: ``run``, ``compare``, ``reevaluate``, ``validate``, ``demo`` or ``bench``.
+
+    ``run`` and ``compare`` with ``--nproc N`` (N > 1) launch N ranks through torchrun and wait for them.
+
+    Args:
+        argv: the arguments after the program's name, a list of strings; None reads ``sys.argv[1:]``.
+
+    Returns:
+        The exit status: 0 when the command succeeded (with ``--nproc N``, torchrun's own status); 2 for bad input
+        or missing data (a ValueError or FileNotFoundError, one line on stderr); 1 for a diverging run (one line on
+        stderr); 130 when interrupted (the last checkpoint is kept).  A usage error that the parser finds exits
+        with status 2 and one line on stderr instead (SystemExit).
+    """
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)

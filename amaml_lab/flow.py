@@ -169,6 +169,22 @@ def trajectory(support_loss, theta, *, steps, step_size, solver="rk4", reg=0.0, 
     """The states u(t_k) of the inner flow on the grid, as a (steps+1, numel) tensor, and the grid.
 
     For plotting: it keeps every state.
+
+    Args:
+        support_loss: a callable ``params -> scalar tensor`` taking params in the structure of ``theta``.
+        theta: u(0), a floating-point tensor or a dict of tensors (flattened in its keys' order, numel entries).
+        steps, step_size: the grid t_k = k * step_size, k = 0..steps, so T = steps * step_size.
+        solver: ``euler``, ``midpoint``, ``rk4`` (exactly ``steps`` steps) or ``dopri5`` (its own adaptive steps,
+            the states reported at the grid's times).
+        reg: the proximal weight of the flow du/dt = -grad L_S(u) - reg (u - theta), >= 0.
+        rtol, atol: ``dopri5``'s relative and absolute tolerances.
+
+    Returns:
+        ``(grid, states)``: ``grid`` of shape (steps+1,) and ``states`` of shape (steps+1, numel), both in theta's
+        dtype and on its device, without autograd graphs.
+
+    Raises:
+        FloatingPointError: ``dopri5`` gave up (the flow too stiff or diverging for ``rtol``/``atol``).
     """
     from .functional import Derivatives, ParamSpec, flat_loss
 

@@ -6,7 +6,7 @@ maml-1000, fomaml-1000 and reptile-1000 of results/horizon, and every snapshot, 
 continuations under ROOT/long/), on both settings, writes ROOT/diagnosis/SETTING/RUN-lrRATE-seed0-stepSTEP.json:
   - "directions": at N = 10, 100 and 1,000 Euler steps of 0.01, over 20 seeded meta-batches: the exact
     meta-gradient's, FOMAML's and Reptile's mean norm, mean pairwise cosine and coherence, and the cosines between
-    them (amaml_lab.diagnosis.direction_stats);
+    them (amaml_lab.studies.diagnosis.direction_stats);
   - "adam_step": Adam's effective step at that theta, from the run's optimiser state (mean |m_hat|/(sqrt(v_hat)+eps));
   - "spectrum": the singular values of du(N)/dtheta (exact, float64) at N = 1 ... 1,000 on one meta-train task;
   - "slices": the own-loop query loss (N = 10 and 1,000) over 4 meta-batches along the exact and the Reptile
@@ -21,10 +21,10 @@ from pathlib import Path
 
 import torch
 
-from amaml_lab import diagnosis
-from amaml_lab.directions import COMMITTED_RATE
+from amaml_lab.studies import diagnosis
+from amaml_lab.studies.directions import COMMITTED_RATE
 from amaml_lab.io import write_json_atomic
-from amaml_lab.runs import config_of, load_run
+from amaml_lab.studies.rundir import config_of, load_run
 
 SETTINGS = ("CosMixture-50-50", "Sinusoid-10-10")
 RUNS = ("maml-1000", "reptile-1000", "fomaml-1000", "maml-10")

@@ -18,8 +18,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from amaml_lab import experiments, viz, viz_style
-from amaml_lab.runs import load_run
+from amaml_lab import measure, viz
+from amaml_lab.studies import stats
+from amaml_lab.viz import style as viz_style
+from amaml_lab.studies.rundir import load_run, per_task
 
 ORDER = ("adjoint-100", "maml-100", "maml-10", "imaml", "fomaml", "reptile", "maml-10-reference-protocol")
 
@@ -89,7 +91,7 @@ def paired_table(setting: Path, names=ORDER[:-1]) -> str:
     groups = {}
     for name in names:
         summary_path = setting / name / "summary.json"
-        tasks = experiments.per_task(setting / name)
+        tasks = per_task(setting / name)
         if summary_path.exists() and tasks:
             steps = json.loads(summary_path.read_text())["meta_steps"]
             groups.setdefault(steps, []).append((name, tasks))
@@ -114,11 +116,11 @@ def paired_table(setting: Path, names=ORDER[:-1]) -> str:
                     cells.append("-")
                     continue
                 try:
-                    p = experiments.paired_runs(base, {**tasks, column: tasks[other]}, column)
+                    p = stats.paired_runs(base, {**tasks, column: tasks[other]}, column)
                 except ValueError:  # one run re-evaluated (task ids recorded), the other not yet
                     cells.append("not yet re-evaluated")
                     continue
-                cells.append(experiments.format_paired(p, counts=""))
+                cells.append(stats.format_paired(p, counts=""))
             text += f"| {name} | " + " | ".join(cells) + " |\n"
     return text
 
@@ -133,7 +135,7 @@ def seeds_table(folder: Path, base: str = "adjoint-100", others=("maml-100", "ma
     nRMSE, and its difference to ``base`` paired over the same tasks within each seed."""
     cols = [("inner", "own inner loop"), ("ft1000", "1,000 Adam its"), ("finetuned", "5,000 Adam its")]
     seeds = sorted({p.name for p in folder.glob("*/seed*") if (p / "tasks.csv").exists()})
-    runs = {(n, sd): experiments.per_task(folder / n / sd) for n in (base, *others) for sd in seeds
+    runs = {(n, sd): per_task(folder / n / sd) for n in (base, *others) for sd in seeds
             if (folder / n / sd / "tasks.csv").exists()}
     lines = [f"**{folder.name}: the headline runs seed by seed** (1,000 meta-steps; nRMSE, mean over 100 tasks; paired:"
              f" minus {base}'s in the same seed, ± 1.96 s.e. over tasks — each interval covers the tasks only, the"
@@ -147,7 +149,7 @@ def seeds_table(folder: Path, base: str = "adjoint-100", others=("maml-100", "ma
                 continue
             means = [f"{sum(t[k]) / len(t[k]):.4f}" for k, _ in cols]
             ref = runs.get((base, sd))
-            pairs = [experiments.format_paired(experiments.paired_runs(ref, t, k), counts="") if ref and name != base
+            pairs = [stats.format_paired(stats.paired_runs(ref, t, k), counts="") if ref and name != base
                      else "-" for k, _ in cols]
             lines.append(f"| {name} | {sd[4:]} | " + " | ".join(means) + " | " + " | ".join(pairs) + " |")
     return "\n".join(lines) + "\n"
@@ -162,7 +164,7 @@ def omniglot_tables(root: Path) -> None:
             methods = [r["method"] for r in csv.DictReader(f)]
         base = folder.parent
         summaries = [json.loads((base / m / "summary.json").read_text()) for m in methods]
-        md = experiments.markdown_table(summaries, [experiments.per_task(base / m) for m in methods])
+        md = stats.markdown_table(summaries, [per_task(base / m) for m in methods])
         (base / "table.md").write_text(md)
         print(f"wrote {base / 'table.md'}")
 
@@ -172,7 +174,7 @@ MEMORY_BUDGET_MB = 2048  # results/run_horizon_memory.sh's --memory-budget
 
 def horizon(root: Path, out: Path, tables_only: bool) -> None:
     """results/horizon/tables.md (every table of the horizon experiment and the memory arm) and its figures."""
-    from amaml_lab import horizon_study as study
+    from amaml_lab.studies import payoff as study
 
     folder = root / "horizon"
     records = study.load(folder)
@@ -186,12 +188,12 @@ def horizon(root: Path, out: Path, tables_only: bool) -> None:
     if memory.exists():
         text += ("\n**Memory arm** (results/run_horizon_memory.sh): Conv-4, 5-way 1-shot, one meta-gradient, peak"
                  f" working memory and time; unrolled maml refused past a {MEMORY_BUDGET_MB:,} MB budget\n\n"
-                 + study.memory_table(study.memory_rows(memory)))
+                 + measure.memory_table(measure.memory_rows(memory)))
     (folder / "tables.md").write_text(text)
     print(f"wrote {folder / 'tables.md'}")
     if tables_only:
         return
-    from amaml_lab import viz_study
+    from amaml_lab.viz import payoff as viz_study
 
     save(viz_study.own_loop_figure(records), out / "horizon-own-loop.png")
     for setting, reg in study.settings(records):
@@ -199,14 +201,14 @@ def horizon(root: Path, out: Path, tables_only: bool) -> None:
         save(viz_study.cross_heatmap(m, f"{setting}, reg {reg:g}: θ trained through N steps, adapted for N_test"),
              out / f"horizon-cross-{setting}-reg{reg:g}.png", width=900)
     if memory.exists():
-        save(viz_study.memory_figure(study.memory_rows(memory), MEMORY_BUDGET_MB), out / "horizon-memory.png",
+        save(viz_study.memory_figure(measure.memory_rows(memory), MEMORY_BUDGET_MB), out / "horizon-memory.png",
              width=900)
 
 
 def directions_study(root: Path, out: Path, tables_only: bool) -> None:
     """results/horizon/directions.md (issue 33: the learning rates chosen on meta-validation functions, where the
     5,000-meta-step runs stand) and, from the diagnosis files, its figures."""
-    from amaml_lab import directions
+    from amaml_lab.studies import directions
 
     folder = root / "horizon"
     if not (folder / "lr").is_dir():
@@ -222,7 +224,7 @@ def directions_study(root: Path, out: Path, tables_only: bool) -> None:
     print(f"wrote {folder / 'directions.md'}")
     if tables_only:
         return
-    from amaml_lab import viz_directions
+    from amaml_lab.viz import directions as viz_directions
 
     save(viz_directions.curves_figure(folder), out / "directions-own-loop.png", width=1100, height=480)
 

@@ -34,7 +34,7 @@ SETTINGS=("CosMixture 50 50" "Sinusoid 10 10")
 lr_jobs() {  # SETTING... METHOD RATE SEED
   for setting in "${SETTINGS[@]}"; do
     for method in maml reptile fomaml; do
-      for rate in $($PYTHON -m amaml_lab.directions grid "$ROOT" "${setting// /-}" "$method"); do
+      for rate in $($PYTHON -m amaml_lab.studies.directions grid "$ROOT" "${setting// /-}" "$method"); do
         echo "$setting $method $rate 0"
       done
     done
@@ -75,7 +75,7 @@ lr_one() {  # DOMAIN SHOTS QUERY METHOD RATE SEED (1e-3: the committed run, vali
 
 long_one() {  # DOMAIN SHOTS QUERY METHOD N SEED
   local setting="$1-$2-$3" method=$4 n=$5 seed=$6 rate=1e-3 first
-  [ "$n" = 1000 ] && rate=$($PYTHON -m amaml_lab.directions chosen "$ROOT" "$setting" "$method")
+  [ "$n" = 1000 ] && rate=$($PYTHON -m amaml_lab.studies.directions chosen "$ROOT" "$setting" "$method")
   [ -n "$rate" ] || { echo "skipped: $* (no rate chosen yet: run the lr phase)" >&2; return 0; }
   if [ "$rate" = 1e-3 ]; then first="$ROOT/$setting/reg0/$method-$n/seed$seed"
   else first="$ROOT/lr/$setting/$method-$n/lr$rate/seed$seed"

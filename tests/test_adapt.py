@@ -1,7 +1,7 @@
 """adapt=: only some parameters move in the inner loop; every parameter still gets its meta-gradient."""
 import pytest
 import torch
-from conftest import MLPTask, rel
+from helpers import MLPTask, rel
 
 from amaml_lab import meta_gradient
 

@@ -3,7 +3,7 @@ import math
 import warnings
 
 import pytest
-from conftest import MLPTask, Quadratic, rel
+from helpers import MLPTask, Quadratic, rel
 
 from amaml_lab import BacksolveWarning, meta_gradient
 

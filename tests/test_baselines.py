@@ -3,7 +3,7 @@ import math
 
 import pytest
 import torch
-from conftest import MLPTask, rel
+from helpers import MLPTask, rel
 
 from amaml_lab import meta_gradient
 

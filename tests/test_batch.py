@@ -2,15 +2,10 @@
 fallback) equal references computed without meta_gradient (a dense implicit solve, hand-written unrolled steps)."""
 import pytest
 import torch
-from conftest import rel
+from helpers import rel
 from torch.func import functional_call
 
-from amaml_lab import (
-    VmapFallbackWarning,
-    meta_gradient,
-    meta_gradient_batch,
-    module_params,
-)
+from amaml_lab import VmapFallbackWarning, meta_gradient, meta_gradient_batch, module_params
 from amaml_lab.flow import step_function
 from amaml_lab.models import mlp
 

@@ -309,7 +309,7 @@ LISTEN_JS = """() => {
   for (const type of ['keydown', 'mousedown', 'input', 'change']) window.addEventListener(type, mark, true);
 }"""
 # per move: arm the app's graph div; its first plotly draw event after the input with new trace data sets t1
-# (plotly_animated: a move drawn by plotly's animate path, amaml_lab.viz_style.traces_only)
+# (plotly_animated: a move drawn by plotly's animate path, amaml_lab.viz.style.traces_only)
 ARM_JS = """(gd) => {
   const refs = () => (gd.data || []).map(t => [t.x, t.y, t.z]);
   window.__amamlLat.armed = {t0: null, t1: null, gd: gd, refs: refs(), how: null};

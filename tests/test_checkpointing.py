@@ -4,7 +4,7 @@ from functools import lru_cache
 
 import pytest
 import torch
-from conftest import MLPTask
+from helpers import MLPTask
 
 from amaml_lab import meta_gradient
 from amaml_lab.metagrad.checkpointing import Reverse, forward_steps, split_point

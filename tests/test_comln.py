@@ -1,7 +1,7 @@
 """COMLN: a linear head adapted by gradient flow on cross-entropy; meta-gradients for W0, embeddings and T."""
 import pytest
 import torch
-from conftest import rel
+from helpers import rel
 
 from amaml_lab import comln_task, meta_gradient
 

@@ -1,9 +1,9 @@
 """The committed long runs the notebooks open on, and the per-episode meta-gradient check they assert."""
 import pytest
 
-from amaml_lab import committed
-from amaml_lab.config import RunConfig
-from amaml_lab.evaluate import episode_check
+from amaml_lab.studies import committed
+from amaml_lab.training.config import RunConfig
+from amaml_lab.training.evaluate import episode_check
 
 
 @pytest.mark.parametrize("name", list(committed.SETTINGS))
@@ -102,7 +102,7 @@ def test_estimate_hours_scale_with_the_run():
     meta-steps or scale 8 multiply them by exactly that (a dropped scale factor would leave them unchanged)."""
     import re
 
-    from amaml_lab import committed
+    from amaml_lab.studies import committed
 
     runs = committed.runs("CosMixture-50-50")
     per = sum(r["summary"]["seconds_per_meta_step"] for r in runs.values())
@@ -148,7 +148,7 @@ def test_the_directions_section_quotes_the_committed_rate_selection():
     """results/README.md's numbers on the learning rates are horizon/directions.md's rows (made from the folders)."""
     from pathlib import Path
 
-    from amaml_lab import directions
+    from amaml_lab.studies import directions
 
     root = Path(__file__).resolve().parents[1] / "results"
     if not (root / "horizon" / "lr").is_dir():

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from amaml_lab import compiled, meta_gradient, meta_gradient_batch
-from amaml_lab.config import RunConfig
+from amaml_lab.training.config import RunConfig
 from amaml_lab.functional import flat_grad
 
 DT = torch.float64

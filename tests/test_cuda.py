@@ -11,16 +11,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import Quadratic, rel
+from helpers import Quadratic, rel
 
 from amaml_lab import meta_gradient
-from amaml_lab.builders import build_model, losses_for, on_device
-from amaml_lab.config import RunConfig, check_device
+from amaml_lab.training.builders import build_model, losses_for, on_device
+from amaml_lab.checks import check_device
+from amaml_lab.training.config import RunConfig
 from amaml_lab.metagrad import meta_gradient_batch
 from amaml_lab.models import conv4, mlp
-from amaml_lab.runs import run
+from amaml_lab.training.runs import run
 from amaml_lab.tasks.domains import load_domain
-from amaml_lab.train import meta_train
+from amaml_lab.training.train import meta_train
 
 cuda = pytest.mark.cuda
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,12 +9,12 @@ import sys
 
 import pytest
 import torch
-from conftest import run_cli as cli
+from helpers import run_cli as cli
 
-from amaml_lab import directions
-from amaml_lab.builders import build_model
-from amaml_lab.config import RunConfig
-from amaml_lab.evaluate import evaluate_inner_loop, loop_evaluation
+from amaml_lab.studies import directions
+from amaml_lab.training.builders import build_model
+from amaml_lab.training.config import RunConfig
+from amaml_lab.training.evaluate import evaluate_inner_loop, loop_evaluation
 from amaml_lab.tasks.domains import SyntheticDomain
 
 SMALL = ["--meta-batch", "2", "--hidden", "4", "--eval-tasks", "3", "--eval-steps", "20", "--checkpoint-every", "2",
@@ -145,7 +145,7 @@ def test_the_rate_rule_takes_the_lowest_validation_error_and_grows_the_grid_at_a
 
 def test_the_script_asks_the_rule_through_the_module(tmp_path):
     _selection_run(tmp_path, "Sinusoid-10-10", "maml", "1e-3", 0.6)
-    run = [sys.executable, "-m", "amaml_lab.directions"]
+    run = [sys.executable, "-m", "amaml_lab.studies.directions"]
     grid = subprocess.run([*run, "grid", tmp_path, "Sinusoid-10-10", "maml"], capture_output=True, text=True)
     assert grid.stdout.split() == ["1e-3", "3e-3", "1e-2"]
     chosen = subprocess.run([*run, "chosen", tmp_path, "Sinusoid-10-10", "maml"], capture_output=True, text=True)
@@ -208,7 +208,7 @@ def _tiny(**kw):
 
 
 def test_agreement_of_known_vectors():
-    from amaml_lab.diagnosis import agreement
+    from amaml_lab.studies.diagnosis import agreement
 
     e1, e2 = torch.eye(3, dtype=torch.float64)[:2]
     got = agreement([e1, 2 * e1, e2])  # cosines 1, 0, 0; mean (3 e1 + e2) / 3; norms 1, 2, 1
@@ -218,7 +218,7 @@ def test_agreement_of_known_vectors():
 
 
 def test_adam_step_is_the_size_of_adams_last_update_per_unit_rate():
-    from amaml_lab.diagnosis import adam_step
+    from amaml_lab.studies.diagnosis import adam_step
 
     g = torch.Generator().manual_seed(0)
     params = [torch.randn(5, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(2)]
@@ -236,8 +236,8 @@ def test_the_directions_are_the_exact_meta_gradient_fomaml_and_reptile_of_each_b
     """Independent references: the exact one as J(N)^T grad L_Q(u_N) from the loop's Jacobian (forward mode, not
     back-propagation), Reptile's as theta - u_N from the evaluation's own loop, FOMAML's as grad L_Q(u_N)."""
     from amaml_lab import loop_jacobian
-    from amaml_lab.builders import losses_for
-    from amaml_lab.diagnosis import directions_over_batches, meta_batches, setting
+    from amaml_lab.training.builders import losses_for
+    from amaml_lab.studies.diagnosis import directions_over_batches, meta_batches, setting
     from amaml_lab.functional import ParamSpec
 
     cfg, domain, model = setting(_tiny())
@@ -264,7 +264,7 @@ def test_the_directions_are_the_exact_meta_gradient_fomaml_and_reptile_of_each_b
 def test_the_loss_slice_falls_along_minus_the_exact_gradient_at_the_rate_it_gives():
     """The slice's slope at alpha = 0 is the exact meta-gradient of the same tasks along the direction (central
     differences): the slice walks the very meta-loss the exact gradient descends (MSE, not 1/2 MSE; the same tasks)."""
-    from amaml_lab.diagnosis import directions_over_batches, loss_slice, setting
+    from amaml_lab.studies.diagnosis import directions_over_batches, loss_slice, setting
 
     cfg, domain, model = setting(_tiny(meta_batch=3))
     theta = {k: v.detach() for k, v in model.named_parameters()}
@@ -304,7 +304,7 @@ def _diagnosis(scale=1.0):
 
 
 def test_the_diagnosis_figures_draw_what_the_diagnosis_holds():
-    from amaml_lab import viz_directions as viz
+    from amaml_lab.viz import directions as viz
 
     d = _diagnosis()
     fig = viz.agreement_figure(d)
@@ -320,7 +320,7 @@ def test_the_diagnosis_figures_draw_what_the_diagnosis_holds():
 
 
 def test_the_curves_figure_reads_each_seeds_continuation(tmp_path):
-    from amaml_lab import viz_directions as viz
+    from amaml_lab.viz import directions as viz
 
     for seed, values in ((0, (0.5, 0.4)), (1, (0.6, 0.3))):
         folder = directions.long_folder(tmp_path, "Sinusoid-10-10", "maml", 10, "1e-3", seed)

@@ -8,7 +8,7 @@ import warnings
 import pytest
 import torch
 
-from amaml_lab.distributed import bounds
+from amaml_lab.training.distributed import bounds
 
 COMMON = ["--meta-batch", "4", "--eval-tasks", "4", "--checkpoint-every", "2", "--quiet"]
 SETTINGS = {

@@ -2,7 +2,7 @@
 gradcheck, checkpointing on a state-dependent Hessian, the continuous adjoint's order against a fine maml reference."""
 import pytest
 import torch
-from conftest import MLPTask, flat, rel
+from helpers import MLPTask, flat, rel
 
 from amaml_lab import meta_gradient
 

@@ -3,7 +3,7 @@ import warnings
 
 import pytest
 import torch
-from conftest import Quadratic, rel
+from helpers import Quadratic, rel
 
 from amaml_lab import meta_gradient
 

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from amaml_lab import exercises
+from amaml_lab.teach import exercises
 
 
 def test_every_exercise_accepts_its_solution(capsys):
@@ -171,7 +171,7 @@ def fresh_measurement():
 
 
 def test_the_breaking_point_is_measured_once_per_process(monkeypatch, fresh_measurement):
-    from amaml_lab import explore_backward
+    from amaml_lab.teach import backward as explore_backward
 
     calls = []
 

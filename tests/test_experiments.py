@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import torch
-from conftest import run_cli as cli
+from helpers import run_cli as cli
 from test_domains import write_ratings
 
 from amaml_lab.bench.compile_cost import step_seconds
@@ -149,7 +149,8 @@ def test_compare_writes_a_table_and_keeps_finished_runs(tmp_path, capsys):
     assert [r["method"] for r in rows] == ["adjoint", "maml", "imaml", "truncated"]
     assert json.loads((tmp_path / "truncated" / "summary.json").read_text())["config"]["options"] == {"truncate": 1}
     # the paired column: each method's difference to the first on the same tasks, from the runs' tasks.csv
-    from amaml_lab.experiments import paired, per_task
+    from amaml_lab.studies.stats import paired
+    from amaml_lab.studies.rundir import per_task
 
     assert "| vs adjoint, paired |" in md and "| (reference) |" in md
     first = per_task(tmp_path / "adjoint")["finetuned"]
@@ -176,7 +177,7 @@ def test_compare_writes_a_table_and_keeps_finished_runs(tmp_path, capsys):
 
 
 def test_paired_differences_by_hand():
-    from amaml_lab.experiments import paired
+    from amaml_lab.studies.stats import paired
 
     base, other = [1.0, 2.0, 3.0, 4.0], [0.9, 2.1, 2.7, 3.8]  # differences -0.1, 0.1, -0.3, -0.2
     p = paired(base, other)
@@ -188,7 +189,7 @@ def test_paired_differences_by_hand():
     assert (q["better"], q["worse"]) == (2, 0) and q["difference"] == pytest.approx(0.4 / 3, rel=1e-12)
     with pytest.raises(ValueError, match="same tasks"):
         paired([1.0, 2.0], [1.0])
-    from amaml_lab.experiments import format_paired
+    from amaml_lab.studies.stats import format_paired
 
     assert format_paired(p) == "-0.1250 ± 0.1674 (better on 3/4)"
     tiny = {"difference": -2e-11, "ci95": 1.4e-11, "better": 60, "tasks": 100}  # not to read as -0.0000
@@ -197,7 +198,8 @@ def test_paired_differences_by_hand():
 
 
 def test_per_task_reads_omniglot_episodes_and_is_none_without_files(tmp_path):
-    from amaml_lab.experiments import markdown_table, per_task
+    from amaml_lab.studies.stats import markdown_table
+    from amaml_lab.studies.rundir import per_task
 
     assert per_task(tmp_path) is None
     (tmp_path / "eval.csv").write_text("episode,accuracy\n0,0.6\n1,0.8\n2,0.4\n")
@@ -277,7 +279,7 @@ def test_divergence_is_one_line_without_traceback_and_keeps_the_checkpoint(tmp_p
 
 def test_paired_runs_refuses_whenever_either_side_lacks_the_others_task_ids():
     """An old run without task ids is never paired by count with a newer one, whichever side it is on."""
-    from amaml_lab.experiments import paired_runs
+    from amaml_lab.studies.stats import paired_runs
 
     new = {"inner": [0.5, 0.4, 0.3], "task_id": ["a", "b", "c"]}
     old = {"inner": [0.6, 0.5, 0.2]}

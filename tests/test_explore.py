@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from amaml_lab import compare_methods, explore, explore_backward, explore_baselines, meta_gradient
+from amaml_lab import compare_methods, meta_gradient
+from amaml_lab.teach import surfaces as explore, backward as explore_backward, baselines as explore_baselines
 from amaml_lab.tasks.examples import build_task
 
 

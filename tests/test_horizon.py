@@ -5,9 +5,9 @@ import warnings
 import pytest
 import torch
 
-from amaml_lab import horizon as hz
+from amaml_lab.teach import horizons as hz
 from amaml_lab.metagrad import BacksolveWarning, meta_gradient
-from amaml_lab import horizon_data
+from amaml_lab.teach import horizons_data as horizon_data
 
 STEPS = (1, 3, 8, 20)
 H = 0.02
@@ -250,7 +250,7 @@ def test_the_shipped_build_is_notebook_02s_and_equals_computing_it(monkeypatch):
     and its numbers are what computing them here gives (rk4 at h = 0.01, every horizon)."""
     from amaml_lab import widgets
 
-    assert horizon_data.SHIPPED.exists(), "python -m amaml_lab.horizon_data writes it"
+    assert horizon_data.SHIPPED.exists(), "python -m amaml_lab.teach.horizons_data writes it"
     monkeypatch.setattr(horizon_data, "compute", lambda *a, **k: pytest.fail("the default build was computed"))
     app = widgets.HorizonExplorer(step_sizes=(0.01, 0.03), seed=0)
     monkeypatch.undo()

@@ -4,8 +4,8 @@ import json
 
 import pytest
 import torch
-from conftest import euler_by_hand
-from conftest import run_cli as cli
+from helpers import euler_by_hand
+from helpers import run_cli as cli
 
 SMALL = ["--meta-batch", "2", "--hidden", "4", "--eval-tasks", "3", "--eval-steps", "20", "--checkpoint-every", "2",
          "--quiet"]
@@ -47,7 +47,7 @@ def test_test_horizons_are_the_runs_inner_loop_at_other_lengths(tmp_path, capsys
 def test_test_horizons_bad_input_is_one_line(tmp_path, capsys):
     code, _, err = cli(capsys, "run", "Sinusoid", 5, 5, 3, "cpu", "--test-horizons", "10,-1", "--out", tmp_path)
     assert code == 2 and "--test-horizons" in err and len(err.strip().splitlines()) == 1
-    from amaml_lab.config import RunConfig
+    from amaml_lab.training.config import RunConfig
 
     with pytest.raises(ValueError, match="test_horizons"):
         RunConfig("Sinusoid", 5, 5, 3, test_horizons=(1.5,)).resolved().check()
@@ -56,7 +56,8 @@ def test_test_horizons_bad_input_is_one_line(tmp_path, capsys):
 def test_task_ids_name_the_tasks_and_paired_refuses_other_tasks(tmp_path, capsys):
     """tasks.csv records a content id per meta-test task: two runs on the same tasks share them (whatever the
     method and seed), a run with other shots has other ids, and paired_runs refuses such a pair."""
-    from amaml_lab.experiments import paired, paired_runs, per_task
+    from amaml_lab.studies.stats import paired, paired_runs
+    from amaml_lab.studies.rundir import per_task
 
     base = ["run", "Sinusoid", 5, 5, 3, "cpu", "--meta-steps", 2, *SMALL]
     assert cli(capsys, *base, "--out", tmp_path / "a")[0] == 0
@@ -115,7 +116,7 @@ def test_reevaluate_bad_input_is_one_line(tmp_path, capsys):
 
 def test_adapt_batch_at_equals_one_adapt_batch_per_horizon():
     """One solve saving several horizons gives each horizon's own solve (and 0 is theta); bad horizons refused."""
-    from amaml_lab.evaluate import adapt_batch, adapt_batch_at
+    from amaml_lab.training.evaluate import adapt_batch, adapt_batch_at
     from amaml_lab.functional import module_params
     from amaml_lab.models import mlp
 

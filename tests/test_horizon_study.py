@@ -1,12 +1,14 @@
-"""The horizon experiment's reading (amaml_lab.horizon_study) and its explorer, on run folders made here."""
+"""The horizon experiment's reading (amaml_lab.studies.payoff) and its explorer, on run folders made here."""
 import json
 import math
 
 import pytest
 import torch
-from conftest import euler_by_hand
+from helpers import euler_by_hand
 
-from amaml_lab import horizon_study as study
+from amaml_lab.measure import memory_table
+from amaml_lab.studies import payoff as study
+from amaml_lab.teach.payoff import mini_study
 
 
 def write_run(root, setting, reg, method, steps, seed, columns: dict, ids=None, seconds=0.5, eval_steps=5000):
@@ -105,14 +107,14 @@ def test_memory_table_shows_refusals():
     rows = [{"name": "conv4-maml", "steps": 10, "peak_mb": 40.0, "time_s": 0.1},
             {"name": "conv4-maml", "steps": 3000, "predicted_mb": 5438.2, "error": "refused: ..."},
             {"name": "conv4-adjoint-sqrt", "steps": 3000, "peak_mb": 44.7, "time_s": 53.1}]
-    text = study.memory_table(rows)
+    text = memory_table(rows)
     assert "| 3,000 | refused (5,438 MB predicted) | 45 MB, 53.1 s |" in text
 
 
 @pytest.fixture(scope="module")
 def mini(tmp_path_factory):
     out = tmp_path_factory.mktemp("mini")
-    records = study.mini_study(out, steps=(2, 4), meta_steps=3, eval_tasks=4, eval_steps=10, step_size=0.05,
+    records = mini_study(out, steps=(2, 4), meta_steps=3, eval_tasks=4, eval_steps=10, step_size=0.05,
                                test_horizons=(0, 2, 4, 9))
     return out, records
 
@@ -120,9 +122,9 @@ def mini(tmp_path_factory):
 def test_mini_study_and_explorer_index_what_an_independent_loop_computes(mini, monkeypatch):
     """The explorer's adapted curve for (N, N_test) is theta_N (its checkpoint) adapted N_test steps by
     adapt_batch alone and evaluated on the task's grid; a move recomputes nothing."""
-    from amaml_lab import evaluate
+    from amaml_lab.training import evaluate
     from amaml_lab.tasks.domains import load_domain
-    from amaml_lab.widgets_study import PayoffExplorer
+    from amaml_lab.widgets.payoff import PayoffExplorer
 
     out, records = mini
     assert sorted(r["steps"] for r in records) == [2, 4] and study.test_horizons(records) == [0, 2, 4, 9]

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_cli
+from helpers import run_cli
 
 from amaml_lab import meta_gradient, meta_gradient_batch
-from amaml_lab.builders import build_model
-from amaml_lab.config import RunConfig
+from amaml_lab.training.builders import build_model
+from amaml_lab.training.config import RunConfig
 from amaml_lab.models import conv4
 from amaml_lab.tasks import omniglot
-from amaml_lab.train import comln_batch_gradient
+from amaml_lab.training.train import comln_batch_gradient
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "omniglot"
 ALL_METHODS = "maml,fomaml,reptile,imaml,adjoint,comln"
@@ -223,9 +223,9 @@ def test_demo_glyphs_are_labelled_as_such_and_run(tmp_path, capsys):
 
 
 def test_the_benchmark_measures_conv4():
-    from amaml_lab import measure
+    from amaml_lab.bench import worker
 
-    row = measure.measure(dict(name="conv4-adjoint", steps=2, shots=1, hidden=64, step_size=0.01, solver="euler",
+    row = worker.measure(dict(name="conv4-adjoint", steps=2, shots=1, hidden=64, step_size=0.01, solver="euler",
                              dtype="float32", device="cpu", repeat=1, time_budget=10.0, seed=0))
     assert row["time_s"] > 0 and row["peak_mb"] >= 0
 

@@ -4,7 +4,9 @@ import warnings
 import pytest
 import torch
 
-from amaml_lab import bench, measure, peers
+from amaml_lab import bench
+from amaml_lab.bench import worker
+from amaml_lab.bench import peers
 from amaml_lab.bench import suites
 from amaml_lab.cli import add_bench_arguments
 from amaml_lab.functional import flat_grad, relative_error
@@ -56,7 +58,7 @@ def test_bench_peers_prints_every_row_and_skips_missing_ones(monkeypatch, capsys
     missing = "higher (unrolled SGD)"
     real = peers.available
     monkeypatch.setattr(peers, "available", lambda name: name != missing and real(name))
-    monkeypatch.setattr(suites, "run_worker", lambda cfg: measure.measure_peer(cfg))  # in process: quick
+    monkeypatch.setattr(suites, "run_worker", lambda cfg: worker.measure_peer(cfg))  # in process: quick
     out = bench.report(bench_args(["--peers", "--steps", "3", "--shots", "5", "--hidden", "4", "--repeat", "1"]))
     lines = [l for l in out.splitlines() if l.startswith("| 3 |")]
     assert "λmax of the support Hessian at θ and at u(T): 3 steps:" in out

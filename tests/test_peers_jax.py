@@ -2,9 +2,9 @@
 rk4 steps, float64) on the same theta and meta-batch, and a missing JAX gives rows that say so."""
 import pytest
 
-from amaml_lab import peers_jax
+from amaml_lab.bench import peers_jax
 from amaml_lab.bench.tables import side_by_side_table
-from amaml_lab.side_by_side import measure_side_by_side
+from amaml_lab.bench.side_by_side import measure_side_by_side
 
 SMALL = dict(domain="CosMixture2D", shots=10, steps=6, seed=3, rounds=1)
 

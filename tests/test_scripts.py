@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from amaml_lab import cli, experiments
+from amaml_lab import cli, commands as experiments
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,11 +1,12 @@
 """One style across the figures: one colour per method (whatever the run's label), and log axes that read in
-decades (amaml_lab.viz_style.METHOD_COLORS, style_of, run_styles, log_axis)."""
+decades (amaml_lab.viz.style.METHOD_COLORS, style_of, run_styles, log_axis)."""
 import itertools
 
 import plotly.graph_objects as go
 import pytest
 
-from amaml_lab import viz, viz_horizon, viz_study, viz_style
+from amaml_lab import viz
+from amaml_lab.viz import horizons as viz_horizon, payoff as viz_study, style as viz_style
 from amaml_lab.metagrad import METHODS
 
 
@@ -153,7 +154,7 @@ def test_every_log_axis_reads_in_decades(name):
 
 
 def test_the_horizon_explorers_log_axes_and_colours():
-    from amaml_lab import horizon, horizon_data
+    from amaml_lab.teach import horizons as horizon, horizons_data as horizon_data
 
     data = horizon_data.compute(dict(shots=4, queries=4, hidden=(4,), seed=1), step_sizes=(0.05,), solvers=("rk4",),
                                 steps=horizon.log_steps(10), workers=1)

@@ -4,13 +4,7 @@ import math
 import pytest
 import torch
 
-from amaml_lab.tasks import (
-    FAMILIES,
-    cos_mixture_task,
-    family,
-    make_split,
-    sample_episode,
-)
+from amaml_lab.tasks import FAMILIES, cos_mixture_task, family, make_split, sample_episode
 
 
 def test_alpine_formula_and_bug_compatible_phase():

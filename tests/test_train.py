@@ -5,13 +5,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from amaml_lab.builders import build_model, losses_for
-from amaml_lab.config import RunConfig
-from amaml_lab.evaluate import evaluate, evaluate_inner_loop
+from amaml_lab.training.builders import build_model, losses_for
+from amaml_lab.training.config import RunConfig
+from amaml_lab.training.evaluate import evaluate, evaluate_inner_loop
 from amaml_lab.metagrad import meta_gradient
-from amaml_lab.runs import run
+from amaml_lab.training.runs import run
 from amaml_lab.tasks.domains import EvalSet, load_domain
-from amaml_lab.train import Diverged, meta_train
+from amaml_lab.training.train import Diverged, meta_train
 
 
 def config(**kw):
@@ -198,9 +198,9 @@ def test_reference_protocol_resumes_and_differs_from_the_kit(tmp_path):
 def test_few_iteration_columns_are_the_curve_at_those_iterations():
     """ft10 and ft100 are the nRMSE after exactly 10 and 100 Adam iterations: each equals a separate fine-tuning
     of the same theta run for that many iterations (reading the log one entry late would give 20 and 110)."""
-    from amaml_lab.builders import build_model
-    from amaml_lab.config import RunConfig
-    from amaml_lab.evaluate import evaluate, regression_evaluation
+    from amaml_lab.training.builders import build_model
+    from amaml_lab.training.config import RunConfig
+    from amaml_lab.training.evaluate import evaluate, regression_evaluation
     from amaml_lab.tasks.domains import load_domain
 
     cfg = RunConfig("Sinusoid", 5, 5, 3, hidden=4, eval_steps=120, eval_tasks=3).resolved().check()
@@ -231,7 +231,7 @@ class _Compiling:
 
 def _compile_elsewhere(monkeypatch, polls: int, code: int = 0):
     """The run's compiling process replaced by a stand-in; each meta-step's compile flag, and the launches."""
-    from amaml_lab import train
+    from amaml_lab.training import train
 
     real, calls, launched = train.batch_gradient, [], []
     monkeypatch.setattr(train, "_launch", lambda *args: launched.append(args) or _Compiling(polls, code))
@@ -277,8 +277,8 @@ def test_a_failed_compiling_process_warns_and_the_run_compiles_here(tmp_path, mo
 
 def test_the_compiling_process_fills_the_cache_and_cleans_up(tmp_path):
     """The real compiling process on a tiny run's first meta-batch: it exits 0 and removes its folder."""
-    from amaml_lab import train
-    from amaml_lab.builders import on_device
+    from amaml_lab.training import train
+    from amaml_lab.training.builders import on_device
 
     cfg = config(method="maml", compile=True).resolved().check()
     domain = load_domain(cfg.domain, cfg.shots, cfg.query, tasks=cfg.tasks, pool=cfg.pool)

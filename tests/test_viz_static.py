@@ -1,11 +1,13 @@
-"""The kernel-free explorers (amaml_lab.viz_static): every state the app can show is in the figure, and it is the
+"""The kernel-free explorers (amaml_lab.viz.static): every state the app can show is in the figure, and it is the
 state the app draws; the buttons and sliders point at it.  (tests/test_book.py drags them in a browser.)"""
 import math
 
 import pytest
 import torch
 
-from amaml_lab import horizon, horizon_data, viz_static, widgets
+from amaml_lab.teach import horizons as horizon, horizons_data as horizon_data
+from amaml_lab.viz import static as viz_static
+from amaml_lab import widgets
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from amaml_lab import compare_methods, explore, explore_backward, explore_baselines, viz, widgets
+from amaml_lab import compare_methods, viz, widgets
+from amaml_lab.teach import surfaces as explore, backward as explore_backward, baselines as explore_baselines
 from amaml_lab.tasks.examples import build_task
-from amaml_lab import horizon_data
+from amaml_lab.teach import horizons_data as horizon_data
 
 
 def column(values) -> list:
@@ -190,7 +191,7 @@ def test_baseline_table_rows_are_compare_methods_rows():
 def test_cost_explorer_measures_every_point_once_in_the_background():
     import threading
 
-    from amaml_lab.measure import measure as measure_row
+    from amaml_lab.bench.worker import measure as measure_row
 
     calls = []
 
@@ -230,6 +231,7 @@ def test_cost_explorer_warms_each_point_up_and_repeats_it(monkeypatch):
     kept): the first point of the process carries no first-call costs."""
     import amaml_lab
     from amaml_lab import measure
+    from amaml_lab.bench import worker
 
     sent = []
     monkeypatch.setattr(measure, "stream", lambda cfgs: sent.extend(cfgs) or iter(()))
@@ -238,10 +240,10 @@ def test_cost_explorer_warms_each_point_up_and_repeats_it(monkeypatch):
     steps = []
     real = amaml_lab.meta_gradient
     monkeypatch.setattr(amaml_lab, "meta_gradient", lambda *a, **k: steps.append(k["steps"]) or real(*a, **k))
-    row = measure.measure({**sent[1], "time_budget": 60.0})
+    row = worker.measure({**sent[1], "time_budget": 60.0})
     assert steps == [6] * (1 + 1 + 3) and row["time_s"] > 0  # warm-up, memory, three timed
     steps.clear()
-    measure.measure({**sent[1], "warmup": "short", "repeat": 1, "time_budget": 60.0})
+    worker.measure({**sent[1], "warmup": "short", "repeat": 1, "time_budget": 60.0})
     assert steps == [2, 6, 6]  # the benchmark's default: a two-step warm-up
 
 
@@ -257,7 +259,7 @@ def test_cost_explorer_reports_a_failed_measurement():
 
 @pytest.fixture(scope="module")
 def horizon_app():
-    from amaml_lab import horizon
+    from amaml_lab.teach import horizons as horizon
 
     data = horizon_data.compute(dict(shots=6, queries=8, hidden=(8,), seed=1), step_sizes=(0.02, 0.05),
                            solvers=("euler", "rk4"), steps=horizon.log_steps(30), workers=1)
@@ -265,7 +267,7 @@ def horizon_app():
 
 
 def test_horizon_explorer_moves_every_panel_with_the_steps(horizon_app, monkeypatch):
-    from amaml_lab import horizon
+    from amaml_lab.teach import horizons as horizon
 
     app = horizon_app
     # a move only indexes: nothing may compute
@@ -378,8 +380,9 @@ def test_measured_costs_are_shipped():
 
 
 def test_experiment_figures_from_a_run(tmp_path):
-    from amaml_lab.config import RunConfig
-    from amaml_lab.runs import load_run, run
+    from amaml_lab.training.config import RunConfig
+    from amaml_lab.studies.rundir import load_run
+    from amaml_lab.training.runs import run
 
     cfg = RunConfig("Sinusoid", 5, 5, 2, meta_steps=3, tasks=3, pool=10, hidden=4, checkpoint_every=3,
                     eval_tasks=2, eval_steps=20)
@@ -393,8 +396,9 @@ def test_experiment_figures_from_a_run(tmp_path):
 
 
 def test_meta_progress_figure_reads_evals_csv(tmp_path):
-    from amaml_lab.config import RunConfig
-    from amaml_lab.runs import load_run, run
+    from amaml_lab.training.config import RunConfig
+    from amaml_lab.studies.rundir import load_run
+    from amaml_lab.training.runs import run
 
     cfg = RunConfig("Sinusoid", 5, 5, 2, meta_steps=4, tasks=3, pool=10, hidden=4, checkpoint_every=2,
                     eval_tasks=2, eval_steps=20, eval_interval=2)

@@ -30,7 +30,7 @@ from itertools import accumulate
 from pathlib import Path
 
 from ..io import write_text_atomic
-from ..runs import load_run
+from ..studies.rundir import load_run
 
 RUN_STEPS = 5000  # the paper's meta-training length
 KINDS = ("eager", "cold", "warm", "background", "new", "new_background")

@@ -8,14 +8,15 @@ import sys
 import tempfile
 import time
 
-from ..measure import META_STEP_CONFIGS, run_worker
+from .catalogue import META_STEP_CONFIGS
+from ..measure import run_worker
 from ..tasks.examples import build_task
 
 
 def run_peers(args) -> list[dict]:
     import torch
 
-    from .. import peers
+    from . import peers
 
     rows = []
     for steps in args.steps:

@@ -1,11 +1,11 @@
 """The benchmark's tables: Markdown from the suites' rows (ratios against maml at the same steps)."""
 from __future__ import annotations
 
-from ..measure import CONFIGS
+from .catalogue import CONFIGS
 
 
 def peers_table(rows: list[dict]) -> str:
-    from ..peers import ROWS
+    from .peers import ROWS
 
     exact = {"euler": "maml (euler)", "rk4": "maml (rk4)", "imaml": "dense solve"}
     lines = ["| steps | row | time (s) | peak memory (MB) | relative error | exact reference | error vs the flow |",

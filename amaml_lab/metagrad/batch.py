@@ -106,21 +106,30 @@ def meta_gradient_batch(support_loss, query_loss, theta, support_data, query_dat
                         vectorize: bool = True, stacked_losses: bool = False, **kwargs) -> BatchMetaGradient:
     """Meta-gradients of B tasks sharing the initialisation ``theta``.
 
-    ``support_loss(params, data)`` and ``query_loss(params, data)`` take one
-    task's data; ``support_data`` and ``query_data`` are the same structures
-    with a leading task dimension B (tensors, tuples or dicts of tensors).
-    Other arguments are :func:`meta_gradient`'s.  Fixed-grid solvers only (an
-    adaptive solver would pick one step size for the whole batch).  ``imaml``
-    and ``forward``, and any loss that ``torch.func.vmap`` cannot take, run as
-    a loop over tasks (the latter with a :class:`VmapFallbackWarning` that
-    says why); ``stats["vectorized"]`` tells which ran.
+    Fixed-grid solvers only (an adaptive solver would pick one step size for the whole batch).  ``imaml`` and
+    ``forward``, and any loss that ``torch.func.vmap`` cannot take, run as a loop over tasks (the latter with a
+    :class:`VmapFallbackWarning` that says why); ``stats["vectorized"]`` tells which ran.
 
-    ``stacked_losses=True`` says the losses already take the stack: given
-    parameters and data with the leading task dimension they return the B
-    per-task losses (and given one task's, its scalar loss, for the methods
-    that loop).  Then no ``vmap`` runs, which saves its per-call bookkeeping
-    (a third of a small MLP's gradient on a CPU; see
-    :func:`~amaml_lab.models.stacked_forward`).  Same numbers to rounding.
+    Args:
+        support_loss, query_loss: ``support_loss(params, data)`` and ``query_loss(params, data)`` take one task's data.
+        theta: the shared initialisation, a tensor or a dict of tensors, as for :func:`meta_gradient`.
+        support_data, query_data: that data with a leading task dimension B (tensors, tuples or dicts of tensors).
+        method: one of :data:`METHODS`, as for :func:`meta_gradient`.
+        vectorize: False runs the loop over tasks (one :func:`meta_gradient` a task) instead of one vmapped problem.
+        stacked_losses: True says the losses already take the stack: given parameters and data with the leading task
+            dimension they return the B per-task losses (and given one task's, its scalar loss, for the methods that
+            loop).  Then no ``vmap`` runs, which saves its per-call bookkeeping (a third of a small MLP's gradient on
+            a CPU; see :func:`~amaml_lab.models.stacked_forward`).  Same numbers to rounding.
+        **kwargs: other arguments are :func:`meta_gradient`'s; ``solver`` must be ``euler``, ``midpoint`` or ``rk4``.
+
+    Returns:
+        A :class:`BatchMetaGradient`: ``grads`` and ``adapted`` stacked along a leading task dimension B, ``grad``
+        the mean of ``grads``, ``query_losses`` (float64, shape (B,)) and their mean ``query_loss``, and ``stats``
+        (with ``vectorized``, ``tasks`` and, for a loop, ``why_loop``).
+
+    Raises:
+        ValueError: data without one leading task dimension, support and query data of different B, an adaptive
+            solver, or (``stacked_losses=True``) a loss that does not return the B per-task losses on the stack.
     """
     size = _leading(support_data, "support_data")
     if _leading(query_data, "query_data") != size:

@@ -23,10 +23,24 @@ def compare_methods(support_loss, query_loss, theta, steps_list, *, step_size, m
 
     The exact meta-gradient is ``"maml"``'s (back-propagation through the same
     solver steps, with the same reg; for ``imaml`` with reg = its ``lam``, the
-    inner problem it solves).  Returns one dict a (steps, method): ``rel_error``
-    = |g - g*| / |g*|, ``cosine`` between g and g*, ``query_loss``,
-    ``wall_time``, ``grad_evals``, ``hvp_evals``, ``stored_states``.
-    ``truncate`` options larger than ``steps`` are clipped to ``steps``.
+    inner problem it solves).
+
+    Args:
+        support_loss, query_loss: the task's losses, callables ``params -> scalar tensor`` as for :func:`meta_gradient`.
+        theta: the initialisation, a tensor or a dict of tensors.
+        steps_list: the inner step counts to compare at, each an integer >= 1.
+        step_size: the inner step size, > 0.
+        methods: ``(label, method, options)`` triples, :data:`DEFAULT_METHODS` by default: ``label`` names the row,
+            ``method`` is one of :data:`~amaml_lab.metagrad.dispatch.METHODS` (maml, adjoint, backsolve, fomaml,
+            reptile, imaml, truncated, comln, forward) and ``options`` are its own.  ``truncate`` options larger than
+            ``steps`` are clipped to ``steps``.
+        solver: one of ``euler``, ``midpoint``, ``rk4``, ``dopri5``.
+        reg: the flow's proximal weight, >= 0 (``imaml`` runs with its own ``lam`` instead).
+        **common: further arguments of :func:`meta_gradient` given to every call (``rtol``, ``atol``, ``hvp``, ...).
+
+    Returns:
+        A list with one dict a (steps, method): ``steps``, ``label``, ``method``, ``rel_error`` = |g - g*| / |g*|,
+        ``cosine`` between g and g*, ``query_loss``, ``wall_time``, ``grad_evals``, ``hvp_evals``, ``stored_states``.
     """
     rows = []
     for steps in steps_list:

@@ -113,22 +113,25 @@ def meta_gradient(
 ) -> MetaGradient:
     """d L_Q(u(T)) / d theta for the inner flow du/dt = -grad L_S(u) - reg (u - theta), u(0) = theta.
 
-    ``support_loss`` and ``query_loss`` are callables ``params -> scalar tensor``
-    taking params in the structure of ``theta`` (a tensor or a dict of tensors).
-    The flow runs to T = steps * step_size with ``solver`` (``euler``,
-    ``midpoint``, ``rk4`` take exactly ``steps`` steps; ``dopri5`` adapts to
-    ``rtol``/``atol``).  ``hvp`` picks how Hessian-vector products are taken
-    (``"autograd"`` or ``"func"``, see :mod:`amaml_lab.functional`).
-    ``method`` is one of :data:`METHODS`; its docstring says what it costs and
-    when it is exact; ``options`` are the method's own (``scheme``,
-    ``checkpoints``, ...).  ``learn_horizon=True`` also returns
-    ``horizon_grad`` = dL_Q/dT = <grad L_Q(u(T)), du/dt(T)>, the flow's
-    velocity against the query gradient (exact for the continuous flow; two
-    gradient evaluations), so that T can be meta-learned.  ``adapt`` names the
-    keys of a dict ``theta`` that the inner loop adapts (ANIL- or COMLN-style:
-    only a head); the others stay at theta during the inner run, and their
-    meta-gradient still comes back (through the adjoint's mixed terms).
-    ``compile=True``: torch.compile graphs (:mod:`amaml_lab.compiled`).
+    Args:
+        support_loss, query_loss: callables ``params -> scalar tensor`` taking params in the structure of ``theta``.
+        theta: u(0), a floating-point tensor or a dict of tensors (all on one dtype and device).
+        method: one of :data:`METHODS` (maml, adjoint, backsolve, fomaml, reptile, imaml, truncated, comln, forward);
+            its docstring says what it costs and when it is exact.
+        steps, step_size: an integer >= 1 and a number > 0; the flow runs to T = steps * step_size with ``solver``.
+        solver: ``euler``, ``midpoint``, ``rk4`` take exactly ``steps`` steps; ``dopri5`` adapts to ``rtol``/``atol``.
+        reg: the proximal weight, >= 0 (0: the plain gradient flow).
+        rtol, atol: ``dopri5``'s relative and absolute tolerances, each > 0.
+        hvp: how Hessian-vector products are taken, ``"autograd"`` or ``"func"`` (see :mod:`amaml_lab.functional`).
+        learn_horizon: True adds ``horizon_grad`` = dL_Q/dT = <grad L_Q(u(T)), du/dt(T)>, the flow's velocity against
+            the query gradient (exact for the continuous flow; two gradient evaluations), so that T can be meta-learned.
+        adapt: the keys of a dict ``theta`` the inner loop adapts (ANIL- or COMLN-style: only a head); the others stay
+            at theta during the inner run, and their meta-gradient still comes back (through the adjoint's mixed terms).
+        compile: True runs torch.compile graphs (:mod:`amaml_lab.compiled`).
+        **options: the method's own (``scheme``, ``checkpoints``, ...); one it does not know raises a ValueError.
+
+    Returns:
+        A :class:`MetaGradient`: ``grad`` and ``adapted`` (u(T)) in theta's structure, ``query_loss``, ``stats``.
     """
     check_choice("method", method, METHODS)
     m = METHODS[method]

@@ -254,6 +254,27 @@ def load_domain(name: str, shots: int, query: int, data_root=None, tasks: int = 
     """The domain ``name`` ready to hand out batches (ratings domains and Omniglot read ``data_root``).
 
     ``protocol="reference"`` (synthetic families only) is :class:`SyntheticDomain`'s.
+
+    Args:
+        name: one of :data:`DOMAINS`: the synthetic families ``Alpine2D``, ``CosMixture``, ``CosMixture2D``,
+            ``Sinusoid``; the ratings domains ``MovieLens100K``, ``MovieLens1M``, ``Jester``; ``Omniglot``.
+        shots, query: support and query points a task.  A ratings domain is built for exactly these (only users
+            with at least ``shots + query`` ratings take part); the other domains take them batch by batch.
+        data_root: the folder holding a ratings domain's or Omniglot's files, or None (then MovieLens 100K and
+            Omniglot may download).
+        tasks, pool: a synthetic family's number of functions a split and the size of each task's pools.
+        bug_compatible: a synthetic family's draw as the reference code made it (see :func:`make_split`).
+        ways: Omniglot's classes an episode.
+        subset: Omniglot's archives, ``"auto"``, ``"full"``, ``"small"`` or ``"demo"`` (generated glyphs).
+        protocol: ``"kit"`` or ``"reference"``.
+
+    Returns:
+        A :class:`SyntheticDomain`, :class:`RatingsDomain` or :class:`OmniglotDomain`.
+
+    Raises:
+        ValueError: an unknown ``name``, ``protocol`` or (Omniglot) ``subset``, ``protocol="reference"`` for a domain
+            that is not a synthetic family, or a ratings domain where no user has ``shots + query`` ratings.
+        FileNotFoundError: a ratings domain's or Omniglot's files are not found (nor downloaded).
     """
     check_domain(name)
     if protocol != "kit" and name not in FAMILIES:

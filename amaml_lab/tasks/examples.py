@@ -5,7 +5,20 @@ from __future__ import annotations
 
 
 def build_task(shots: int, dtype: str, device: str, hidden: int, seed: int):
-    """The benchmark's task: a CosMixture2D regression task and a tanh MLP 2-hidden-2-1."""
+    """The benchmark's task: a CosMixture2D regression task and a tanh MLP 2-hidden-hidden-1.
+
+    Args:
+        shots: the number of support points and of query points.
+        dtype: the name of a torch floating-point dtype, ``"float32"`` or ``"float64"``.
+        device: where the model and the data live (``"cpu"``, ``"cuda"``, ``"cuda:N"``).
+        hidden: the width of each of the MLP's two hidden layers.
+        seed: seeds the MLP's initialisation and the task's draw
+            (:func:`~amaml_lab.tasks.synthetic.cos_mixture_task`).
+
+    Returns:
+        ``(support_loss, query_loss, theta)``: the MLP's mean squared errors on the support and on the query set,
+        callables ``params -> scalar tensor``, and its initial parameters, a dict of tensors.
+    """
     import torch
 
     from ..functional import module_params, task_losses
@@ -22,7 +35,23 @@ def build_task(shots: int, dtype: str, device: str, hidden: int, seed: int):
 
 
 def build_episode(dtype: str, device: str, seed: int, ways: int = 5, shots: int = 5, queries: int = 15, dim: int = 64):
-    """A COMLN episode: Gaussian class clusters as embeddings, a zero-initialised linear head."""
+    """A COMLN episode: Gaussian class clusters as embeddings, a zero-initialised linear head.
+
+    Args:
+        dtype: the name of a torch floating-point dtype, ``"float32"`` or ``"float64"``.
+        device: where the tensors live (``"cpu"``, ``"cuda"``, ``"cuda:N"``).
+        seed: seeds the class centres and the embeddings around them.
+        ways: the number of classes.
+        shots: support embeddings per class.
+        queries: query embeddings per class.
+        dim: the embeddings' dimension.
+
+    Returns:
+        ``(support_loss, query_loss, theta, adapt)`` from :func:`~amaml_lab.metagrad.comln.comln_task`: the head's
+        mean cross-entropy on the support and on the query embeddings; ``theta``, a dict of the head's ``weight``
+        (ways, dim) and ``bias`` (ways), both zero, and the embeddings ``support_features`` (ways * shots, dim) and
+        ``query_features`` (ways * queries, dim); ``adapt``, the head's keys (``weight``, ``bias``).
+    """
     import torch
 
     from ..metagrad.comln import comln_task
@@ -40,7 +69,20 @@ def build_episode(dtype: str, device: str, seed: int, ways: int = 5, shots: int 
 
 
 def build_images(device: str, seed: int, ways: int = 5, shots: int = 1, queries: int = 15):
-    """A Conv-4 few-shot task on generated glyphs (timing and memory do not depend on the drawings)."""
+    """A Conv-4 few-shot task on generated glyphs (timing and memory do not depend on the drawings).
+
+    Args:
+        device: where the model and the images live (``"cpu"``, ``"cuda"``, ``"cuda:N"``).
+        seed: seeds the glyphs, the episode's draw and the Conv-4's initialisation.
+        ways: the number of classes, drawn from ``ways`` generated characters and their rotations.
+        shots: support images per class.
+        queries: query images per class.
+
+    Returns:
+        ``(support_loss, query_loss, theta)``: the Conv-4's cross-entropy on the ways * shots support images and on
+        the ways * queries query images (float32, 1 x 28 x 28), callables ``params -> scalar tensor``, and its
+        initial parameters, a dict of float32 tensors.
+    """
     import torch
 
     from ..functional import module_params

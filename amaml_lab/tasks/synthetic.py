@@ -74,6 +74,17 @@ FAMILIES = {
 
 
 def family(name: str) -> Family:
+    """The task family ``name``: its input dimension and box, its parameters' draw and its target function.
+
+    Args:
+        name: one of :data:`FAMILIES`: ``Alpine2D``, ``CosMixture``, ``CosMixture2D``, ``Sinusoid``.
+
+    Returns:
+        The :class:`Family`.
+
+    Raises:
+        ValueError: ``name`` is not a family (the message calls it ``domain``).
+    """
     check_choice("domain", name, FAMILIES)
     return FAMILIES[name]
 
@@ -111,6 +122,26 @@ def make_split(name: str, tasks: int = 100, pool: int = 1000, task_seed: int = 1
 
     Targets and inputs are standardised with ``standardise_with`` (the
     meta-train split's ``stats``) or, when None, with this split's own pools.
+
+    Args:
+        name: the family, one of :data:`FAMILIES`: ``Alpine2D``, ``CosMixture``, ``CosMixture2D``, ``Sinusoid``.
+        tasks: the number of functions, an integer >= 1.
+        pool: the size of each task's support pool and of its query pool, an integer >= 1.
+        task_seed: seeds the draw of the functions' parameters.
+        design_seed: seeds the pools' inputs, uniform on the family's box.
+        bug_compatible: True draws Alpine2D's phases as the reference code did (the first phase for both
+            dimensions); the other families ignore it.
+        standardise_with: a dict with ``x_mean``, ``x_std`` (per input dimension), ``y_mean`` and ``y_std``, or None.
+
+    Returns:
+        A :class:`Split` (float64, with float64 or plain-number statistics): ``params`` (tasks, P), P = 2 for
+        Alpine2D and Sinusoid, 3 for the CosMixtures; ``support_x`` and ``query_x`` (tasks, pool, dim),
+        ``support_y`` and ``query_y`` (tasks, pool, 1); ``test_x`` (tasks, n, dim), the same points for every task
+        (an expanded view), and ``test_y`` (tasks, n, 1), n = 1000 in 1-D or 31 x 31 = 961 in 2-D; ``stats``, the
+        statistics it standardised with.
+
+    Raises:
+        ValueError: an unknown ``name``, or ``tasks`` or ``pool`` not an integer >= 1.
     """
     fam = family(name)
     if not isinstance(tasks, int) or tasks < 1 or not isinstance(pool, int) or pool < 1:
@@ -138,7 +169,22 @@ def make_split(name: str, tasks: int = 100, pool: int = 1000, task_seed: int = 1
 
 
 def sample_episode(split: Split, task: int, shots: int, query: int, generator: torch.Generator):
-    """A support batch of ``shots`` points and a query batch of ``query`` points from task ``task``'s pools."""
+    """A support batch of ``shots`` points and a query batch of ``query`` points from task ``task``'s pools.
+
+    Args:
+        split: the :class:`Split` to draw from.
+        task: the task's index, 0 <= task < ``split.tasks``.
+        shots: the number of support points, drawn without replacement from the task's support pool.
+        query: the number of query points, drawn without replacement from the task's query pool.
+        generator: the torch.Generator that draws both.
+
+    Returns:
+        ``((support_x, support_y), (query_x, query_y))``: x of shape (n, dim) and y of shape (n, 1), n = ``shots``
+        or ``query``.
+
+    Raises:
+        ValueError: ``shots`` or ``query`` outside 1..pool (the pool size).
+    """
     pool = split.support_x.shape[1]
     if not 1 <= shots <= pool or not 1 <= query <= pool:
         raise ValueError(f"shots and query must be in 1..{pool} (the pool size); got shots={shots}, query={query}")
@@ -152,6 +198,19 @@ def family_task(name: str, shots: int, query: int, seed: int = 0):
 
     ``support`` and ``query`` are ``(x, y)`` pairs (y of shape (n, 1)) of points uniform on the family's
     box; ``family(name).fn(params, x)`` evaluates the task anywhere else.
+
+    Args:
+        name: one of :data:`FAMILIES`: ``Alpine2D``, ``CosMixture``, ``CosMixture2D``, ``Sinusoid``.
+        shots: the number of support points.
+        query: the number of query points.
+        seed: seeds one torch.Generator that draws the parameters, then the support points, then the query points.
+
+    Returns:
+        ``(support, query, params)``, float64: x of shape (n, dim); ``params`` the task's parameter vector, of 2
+        entries (Alpine2D, Sinusoid) or 3 (the CosMixtures).
+
+    Raises:
+        ValueError: an unknown ``name``.
     """
     fam = family(name)
     gen = torch.Generator().manual_seed(seed)
@@ -169,6 +228,16 @@ def cos_mixture_task(shots: int, query: int, dim: int = 2, seed: int = 0, dtype=
 
     c, p, f come from one draw of ``seed``; returns ``(support, query)``, each an
     ``(x, y)`` pair with y of shape (n, 1).
+
+    Args:
+        shots: the number of support points.
+        query: the number of query points.
+        dim: the input dimension (2 for the benchmark's CosMixture2D task).
+        seed: seeds the draw of c in [0.1, 1], p in [0.5, 2] and f in [3, 6], then of the points.
+        dtype: the returned tensors' dtype (the targets are computed in float64, then cast).
+
+    Returns:
+        ``(support, query)``: ``(x, y)`` pairs, x of shape (n, dim) uniform on [-1, 1]^dim, y of shape (n, 1).
     """
     gen = torch.Generator().manual_seed(seed)
     u = torch.rand(3, generator=gen, dtype=torch.float64)

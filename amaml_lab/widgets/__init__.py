@@ -6,7 +6,7 @@ line); changing a control's ``.value`` calls :meth:`App.update`, which recompute
 tests drive the apps by setting values.  Show one in a notebook with ``display(app.widget)``.
 
 :mod:`.app` holds the common part, :mod:`.surfaces` the apps of notebooks 01 and 03, :mod:`.methods` those of
-02 and 04 (notebook 08's is :mod:`amaml_lab.widgets_study`).
+02 and 04 (notebook 08's is :mod:`amaml_lab.widgets.payoff`).
 """
 from .app import App, grid_index, slider_grid, slider_layout
 from .methods import BaselineExplorer, CostExplorer, HorizonExplorer, measured_costs

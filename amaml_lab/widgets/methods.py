@@ -8,7 +8,9 @@ import time
 import ipywidgets as W
 import torch
 
-from .. import explore_baselines, horizon_data, viz, viz_horizon, viz_style
+from ..teach import baselines as explore_baselines, horizons_data as horizon_data
+from .. import viz
+from ..viz import horizons as viz_horizon, style as viz_style
 from .app import App, grid_index, slider_grid, slider_layout
 
 
@@ -31,7 +33,7 @@ class CostExplorer(App):
                  methods=viz.COST_METHODS, device: str = "cpu", shots: int = 50, hidden: int = 32, repeat: int = 3):
         import threading
 
-        from ..config import check_device
+        from ..checks import check_device
 
         self.device = check_device(device)
         self.methods = tuple(methods)
@@ -107,7 +109,7 @@ class CostExplorer(App):
 class BaselineExplorer(App):
     """Notebook 04: every method against maml's meta-gradient as the steps grow; iMAML's λ and CG steps, truncation.
 
-    Every row the controls can show is computed when the app is built (:func:`amaml_lab.explore_baselines.baseline_table`:
+    Every row the controls can show is computed when the app is built (:func:`amaml_lab.teach.baselines.baseline_table`:
     iMAML at every λ position and CG steps 1..20, every truncation, each shared between settings); a move only
     indexes (λ and CG steps: the iMAML lines; truncation: the truncated ones; ``steps``: the status line and the
     dotted line).  A λ off the slider's grid (the one it starts at, or one set from code) is computed alone.
@@ -171,10 +173,10 @@ class BaselineExplorer(App):
 class HorizonExplorer(App):
     """Notebook 02: drag the inner loop's length and watch the adapted model, every meta-gradient and the cost.
 
-    Everything is computed when the app is built (:func:`amaml_lab.horizon_data.compute`:
+    Everything is computed when the app is built (:func:`amaml_lab.teach.horizons_data.compute`:
     one trajectory per step size and solver serves every horizon, each method
     carries every horizon at once, the work spread over processes), or, for the
-    default settings, loaded as shipped with the package (:func:`amaml_lab.horizon_data.build`);
+    default settings, loaded as shipped with the package (:func:`amaml_lab.teach.horizons_data.build`);
     a move of any control only indexes what is stored.  ``cost`` is a dict with
     ``rows`` of :mod:`amaml_lab.measure` measurements (default: the ones shipped
     in ``amaml_lab/measured/cpu-steps.json``) drawn in panel (d).
@@ -183,7 +185,7 @@ class HorizonExplorer(App):
     def __init__(self, step_sizes=(0.01, 0.03), solvers=("euler", "midpoint", "rk4"), largest: int = 1000,
                  steps: int | None = None, step_size: float | None = None, solver: str = "rk4", methods=None,
                  data=None, cost: dict | None = None, workers: int | None = None, **task_options):
-        from .. import horizon
+        from ..teach import horizons as horizon
 
         self.data = data or horizon_data.build(task_options, step_sizes=step_sizes, solvers=solvers,
                                                steps=horizon.log_steps(largest), workers=workers)
@@ -221,7 +223,7 @@ class HorizonExplorer(App):
         self.status.value = self._describe()
 
     def view(self) -> dict:
-        """The data the figure shows now (see :func:`amaml_lab.viz_horizon.horizon_view`)."""
+        """The data the figure shows now (see :func:`amaml_lab.viz.horizons.horizon_view`)."""
         v = self.values()
         return viz_horizon.horizon_view(self.data, v["step_size"], v["solver"], self.data.steps.index(v["steps"]),
                                 v["methods"])
@@ -244,7 +246,7 @@ class HorizonExplorer(App):
         """Fix every range a move of the steps, the step size or the solver could change to one that holds all of
         them: (a)'s y (the task, its points, the model at every T of every step size and solver), (b)'s t and
         losses, (c)'s T and (d)'s steps (every step count, every measured one).  Such a move then redraws only
-        its traces (:func:`amaml_lab.viz_style.traces_only`), and the panels keep their scales from one to the next."""
+        its traces (:func:`amaml_lab.viz.style.traces_only`), and the panels keep their scales from one to the next."""
         d = self.data
 
         def span(values, log: bool, pad: float):

@@ -8,7 +8,8 @@ from collections import OrderedDict
 import ipywidgets as W
 import torch
 
-from .. import explore, explore_backward, viz
+from ..teach import surfaces as explore, backward as explore_backward
+from .. import viz
 from ..flow import FIXED_SOLVERS
 from .app import App, grid_index, slider_grid, slider_layout
 
@@ -16,7 +17,7 @@ from .app import App, grid_index, slider_grid, slider_layout
 class FlowExplorer(App):
     """Notebook 01: gradient descent, a solver and the gradient flow on a 2-D loss surface.
 
-    The paths come from tables (:func:`amaml_lab.explore.inner_path_batch` and :func:`~amaml_lab.explore.flow_batch`:
+    The paths come from tables (:func:`amaml_lab.teach.surfaces.inner_path_batch` and :func:`~amaml_lab.teach.surfaces.flow_batch`:
     many loops stepped together, in numpy), every loop run to the end of the T slider with all three solvers, so
     that T and the solver only index them.  The build fills the tables for every position of each other control
     (surface, step size, reg, start) through the first state; a move to a state not in them (after moves of two
@@ -157,7 +158,7 @@ class ReconstructionExplorer(App):
     """Notebook 03: the state rebuilt by running the flow backward, against the true one.
 
     Every (λmax, T) position of the two sliders is computed when the app is built, all loops stepped side by
-    side (:func:`amaml_lab.explore_backward.reconstruction_grid`: :func:`~amaml_lab.explore_backward.reconstruction`'s numbers bit
+    side (:func:`amaml_lab.teach.backward.reconstruction_grid`: :func:`~amaml_lab.teach.backward.reconstruction`'s numbers bit
     for bit); a move only indexes.  A value off a slider's grid (set from code) is computed alone, the same way.
     """
 

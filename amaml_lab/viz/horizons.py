@@ -1,0 +1,176 @@
+"""The horizon explorer's figure (notebook 02): four panels drawn from :class:`amaml_lab.teach.horizons_data.HorizonData`,
+indexed, never computed; :func:`update_horizon` writes a new view into an existing ``FigureWidget``."""
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from .figures import HORIZON_COST
+from .style import color_of, log_axis, style_of
+
+ERROR_CEILING = 1e4  # errors above this (back-solving's overflow) are drawn at the ceiling
+
+
+def _loss_points(n: int, points: int = 240) -> list[int]:
+    """About ``points`` log-spaced grid indices in 1..n-1 (a loss curve on a log time axis)."""
+    import math
+
+    idx = {min(n - 1, max(1, round(math.exp(i * math.log(n - 1) / (points - 1))))) for i in range(points)}
+    return sorted(idx)
+
+
+def _clip(values):
+    import math
+
+    return [None if not math.isfinite(v) else min(v, ERROR_CEILING) for v in values]
+
+
+def horizon_view(data, step_size: float, solver: str, j: int, shown) -> dict:
+    """Everything one view of the horizon explorer draws, as plain lists (indexing only, no computing)."""
+    import math
+
+    from ..teach.horizons import LABELS, LINES
+
+    key = (step_size, solver)
+    sw, errs = data.sweeps[key], data.errors[key]
+    T = data.steps[j] * step_size
+    idx = _loss_points(len(sw.states))
+    t = [i * step_size for i in idx]
+    horizons = [k * step_size for k in data.steps]
+    view = {
+        "T": T,
+        "curve": data.curves[key][j + 1].tolist(),
+        "t": t,
+        "support": sw.support_curve[idx].tolist(),
+        "query": sw.query_curve[idx].tolist(),
+        "at_T": [float(sw.support_curve[data.steps[j]]), float(sw.query_curve[data.steps[j]])],
+        "horizons": horizons,
+        "methods": [],
+    }
+    for m in LINES:
+        rel, cos = errs[m]
+        cos = [c if math.isfinite(c) else None for c in cos]  # JSON has no NaN: a gap
+        view["methods"].append(dict(key=m, label=LABELS[m], shown=m in shown, rel=_clip(rel), cos=cos,
+                                    rel_at=rel[j], cos_at=cos[j]))
+    return view
+
+
+def horizon_figure(data, step_size: float, solver: str, j: int, shown, cost: dict, widget: bool = False):
+    """The explorer's six panels: (a) the model at theta and u(T); (b) losses along t; (c) error and cosine
+    of every method against the flow's exact meta-gradient, as functions of T; (d) measured time and memory."""
+    from plotly.subplots import make_subplots
+
+    task = data.task
+    view = horizon_view(data, step_size, solver, j, shown)
+    fig = make_subplots(rows=3, cols=2, vertical_spacing=0.1, horizontal_spacing=0.12, subplot_titles=(
+        "(a) the model at θ and at u(T)", "(b) losses along t",
+        "(c) error to the exact meta-gradient", "(c) cosine to it",
+        "(d) time of one meta-gradient", "(d) its peak memory"))
+    if widget:
+        fig = go.FigureWidget(fig)
+    x = task.x_plot[:, 0].tolist()
+    fig.add_trace(go.Scatter(x=x, y=task.y_plot.tolist(), name="task", line=dict(color="#bbbbbb", width=4),
+                             legendgroup="a"), 1, 1)
+    fig.add_trace(go.Scatter(x=task.support[0][:, 0].tolist(), y=task.support[1][:, 0].tolist(), mode="markers",
+                             name="support points", marker=dict(color="#111111", size=8), legendgroup="a"), 1, 1)
+    fig.add_trace(go.Scatter(x=task.query[0][:, 0].tolist(), y=task.query[1][:, 0].tolist(), mode="markers",
+                             name="query points", marker=dict(color="#ffffff", size=7, line=dict(color="#111111",
+                                                                                              width=1.5)),
+                             legendgroup="a"), 1, 1)
+    fig.add_trace(go.Scatter(x=x, y=data.curves[(step_size, solver)][0].tolist(), name="model at θ",
+                             line=dict(color="#7f7f7f", dash="dash"), legendgroup="a"), 1, 1)
+    fig.add_trace(go.Scatter(x=x, y=view["curve"], name="model at u(T)", line=dict(color="#111111", width=3),
+                             legendgroup="a"), 1, 1)
+    fig.add_trace(go.Scatter(x=view["t"], y=view["support"], name="L_S(u(t))", line_color="#111111",
+                             legendgroup="b"), 1, 2)
+    fig.add_trace(go.Scatter(x=view["t"], y=view["query"], name="L_Q(u(t))", line=dict(color="#111111", dash="dash"),
+                             legendgroup="b"), 1, 2)
+    fig.add_trace(go.Scatter(x=[view["T"]] * 2, y=view["at_T"], mode="markers", name="at T", showlegend=False,
+                             marker=dict(color="#111111", size=11, symbol=["diamond", "diamond-open"],
+                                         line=dict(color="#111111", width=2))), 1, 2)  # support filled, query open
+    for col, field in ((1, "rel"), (2, "cos")):
+        for m in view["methods"]:
+            fig.add_trace(go.Scatter(x=view["horizons"], y=m[field], name=m["label"], mode="lines+markers",
+                                     legendgroup=m["key"], showlegend=col == 1, visible=m["shown"],
+                                     marker=dict(size=4), line=style_of(m["key"])), 2, col)
+        fig.add_trace(go.Scatter(**_method_markers(view, field), mode="markers", showlegend=False, name="at T",
+                                 marker=dict(size=12, symbol="circle-open", line=dict(width=2))), 2, col)
+    _cost_panels(fig, data.steps[j], cost)
+    _log_axes(fig, _loss_span(data))
+    fig.update_layout(template="plotly_white", height=1150, margin=dict(l=60, r=20, t=70, b=40),
+                      legend=dict(font=dict(size=11), orientation="h", yanchor="top", y=-0.06, x=0),
+                      title=HORIZON_TITLE)
+    return fig
+
+
+def _cost_panels(fig, steps: int, cost: dict) -> None:
+    """(d): measured time and peak memory against the steps, with a line at the steps shown now."""
+    for col, field in ((1, "time_s"), (2, "peak_mb")):
+        top = 1.0
+        for name in HORIZON_COST:
+            mine = sorted((r for r in cost["rows"] if r["name"] == name and field in r), key=lambda r: r["steps"])
+            top = max([top] + [r[field] for r in mine])
+            fig.add_trace(go.Scatter(x=[r["steps"] for r in mine], y=[r[field] for r in mine], mode="lines+markers",
+                                     name=f"{name} (measured)", legendgroup=f"cost-{name}", showlegend=col == 1,
+                                     line=style_of(name)), 3, col)
+        floor = min([r[field] for r in cost["rows"] if field in r] + [top]) / 2
+        fig.add_trace(go.Scatter(x=[steps, steps], y=[floor, top * 2], mode="lines", showlegend=False,
+                                 name="steps now", line=dict(color="#111111", dash="dot")), 3, col)
+
+
+def _loss_span(data) -> tuple | None:
+    """The least and largest finite positive loss of every sweep in ``data`` (the losses panel's ticks fit all)."""
+    import torch
+
+    values = torch.cat([torch.cat([sw.support_curve, sw.query_curve]).flatten() for sw in data.sweeps.values()])
+    values = values[torch.isfinite(values) & (values > 0)]
+    return (float(values.min()), float(values.max())) if len(values) else None
+
+
+def _log_axes(fig, loss_span=None) -> None:
+    fig.update_xaxes(title="x", row=1, col=1)
+    fig.update_xaxes(**log_axis(plain=True, title="t"), row=1, col=2)
+    fig.update_yaxes(**log_axis(span=loss_span), row=1, col=2)
+    for col in (1, 2):
+        fig.update_xaxes(**log_axis(plain=True, title="T = steps × step size"), row=2, col=col)
+        fig.update_xaxes(**log_axis(plain=True, title="inner steps (rk4, measured)"), row=3, col=col)
+        fig.update_yaxes(**log_axis(plain=True), row=3, col=col)
+    fig.update_yaxes(**log_axis(range=[-10, 4.2], dtick=2), row=2, col=1)  # 14 decades: a label every second
+    fig.update_yaxes(range=[-1.05, 1.05], row=2, col=2)
+
+
+def _method_markers(view, field) -> dict:
+    shown = [m for m in view["methods"] if m["shown"]]
+    key = "rel_at" if field == "rel" else "cos_at"
+    ys = _clip([m[key] for m in shown]) if field == "rel" else [m[key] for m in shown]
+    return dict(x=[view["T"]] * len(shown), y=ys, marker_color=[color_of(m["key"]) for m in shown],
+                text=[m["label"] for m in shown])
+
+
+# the title does not change with the controls (the explorer's status line says T, the steps and the losses):
+# a new title would cost the browser a second full redraw of the figure at every move
+HORIZON_TITLE = "the inner loop at the length the controls set: its model, losses, meta-gradients and cost"
+
+
+def update_horizon(fig, data, step_size: float, solver: str, j: int, shown) -> None:
+    """Write one view into a :func:`horizon_figure` (trace order as built there)."""
+    view = horizon_view(data, step_size, solver, j, shown)
+    n = len(view["methods"])
+    with fig.batch_update():
+        fig.data[3].y = data.curves[(step_size, solver)][0].tolist()
+        fig.data[4].y = view["curve"]
+        fig.data[5].x, fig.data[5].y = view["t"], view["support"]
+        fig.data[6].x, fig.data[6].y = view["t"], view["query"]
+        fig.data[7].x, fig.data[7].y = [view["T"]] * 2, view["at_T"]
+        base = 8
+        for field in ("rel", "cos"):
+            for i, m in enumerate(view["methods"]):
+                trace = fig.data[base + i]
+                trace.x, trace.y, trace.visible = view["horizons"], m[field], m["shown"]
+            markers = _method_markers(view, field)
+            trace = fig.data[base + n]
+            trace.x, trace.y, trace.marker.color, trace.text = markers["x"], markers["y"], markers["marker_color"], \
+                markers["text"]
+            base += n + 1
+        for col in range(2):
+            trace = fig.data[base + len(HORIZON_COST) + col * (len(HORIZON_COST) + 1)]
+            trace.x = [data.steps[j]] * 2
