@@ -1,5 +1,5 @@
-# amaml_lab: `make lab` (JupyterLab on notebooks/), `make demo` (headless), `make test` (every test),
-# `make book` (the static site: every notebook executed with FAST = True, into _build/html; see book/).
+# amaml_lab: `make lab` (JupyterLab on notebooks/), `make demo` (headless), `make test` (ruff and every test but
+# tests/integration: a few minutes), `make test-all` (every test: the notebooks, the browser, the book too), `make book` (the static site: every notebook executed with FAST = True, into _build/html; see book/).
 # Each target sets up .venv first.  pip honours PIP_CONSTRAINT (CI pins torch with it: see .ci/run).
 #   make lab LAB_ARGS="--port 9999 --no-browser"     extra JupyterLab flags (--allow-root is added for root)
 #   make install TORCH_INDEX=https://download.pytorch.org/whl/cpu   PyTorch's CPU build on a machine without a GPU
@@ -13,7 +13,7 @@ TORCH_INDEX ?=
 # JupyterLab refuses to start as root (the usual user in a container) unless told
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: install lab demo test book bench mutants clean
+.PHONY: install lab demo test test-all lint format book bench mutants clean
 
 install: $(STAMP)
 
@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[lab,test,peers]"
 	touch $(STAMP)
 
-# the book's tools (Jupyter Book 1.x: Sphinx and MyST-NB) beside the rest; tests/test_book.py builds the book too
+# the book's tools (Jupyter Book 1.x: Sphinx and MyST-NB) beside the rest; tests/integration/test_book.py builds the book too
 $(BOOK_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[book]"
 	touch $(BOOK_STAMP)
@@ -35,8 +35,23 @@ lab: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/amaml-lab demo
 
-test: $(STAMP) $(BOOK_STAMP)
+# ruff, then the tests that answer in minutes: everything but the integration tests (tests/integration: notebooks
+# under papermill, the browser, the book, the scripts, memory measured in fresh processes, two ranks, CUDA; and the
+# tests elsewhere marked integration, which start other processes)
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -m "not integration"
+
+# every test, the book's build and the browser included (what CI runs: .ci/run)
+test-all: $(STAMP) $(BOOK_STAMP) lint
 	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 # every build runs every notebook (a few minutes); open _build/html/index.html, or publish it (.github/workflows/book.yml)
 book: $(BOOK_STAMP)

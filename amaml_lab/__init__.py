@@ -8,6 +8,7 @@ The public face: :func:`meta_gradient` and :data:`METHODS`; the inner flow in
 Importing the package sets one intra-op thread for PyTorch (:mod:`amaml_lab.threads`; ``AMAML_LAB_THREADS``
 changes it).
 """
+
 from . import moved
 from .threads import use_chosen_threads
 
@@ -15,8 +16,8 @@ use_chosen_threads()
 moved.install()  # the old import paths, each with a warning naming its new one (amaml_lab.moved)
 
 from .flow import SOLVERS, trajectory  # noqa: E402
-from .functional import ParamSpec, module_loss, module_params, task_losses
-from .metagrad import (
+from .functional import ParamSpec, module_loss, module_params, task_losses  # noqa: E402
+from .metagrad import (  # noqa: E402
     METHODS,
     BacksolveWarning,
     BatchMetaGradient,

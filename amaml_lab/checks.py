@@ -1,5 +1,6 @@
 """Argument checks in one place: a ValueError naming the argument and what is allowed, and a command-line parser
 whose usage errors are one line and exit status 2."""
+
 from __future__ import annotations
 
 import argparse

@@ -3,15 +3,16 @@
 Bad input (and missing data) exits with status 2 and one line naming what was
 wrong; a diverging run exits with status 1 and one line; no traceback.
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
 
-from . import bench, commands as experiments
-from .checks import OneLineParser
-from .checks import check_device
+from . import bench
+from . import commands as experiments
 from .bench.catalogue import CONFIGS
+from .checks import OneLineParser, check_device
 from .tasks.examples import build_task
 from .training.train import Diverged
 
@@ -24,19 +25,34 @@ def _demo(args) -> int:
     from .metagrad.compare import DEFAULT_METHODS
 
     support_loss, query_loss, theta = build_task(args.shots, "float64", "cpu", 32, args.seed)
-    methods = [*DEFAULT_METHODS, ("adjoint (sqrt checkpoints)", "adjoint", {"checkpoints": "sqrt"}),
-               ("backsolve", "backsolve", {})]
+    methods = [
+        *DEFAULT_METHODS,
+        ("adjoint (sqrt checkpoints)", "adjoint", {"checkpoints": "sqrt"}),
+        ("backsolve", "backsolve", {}),
+    ]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", BacksolveWarning)
-        rows = compare_methods(support_loss, query_loss, theta, [args.steps], step_size=args.step_size,
-                               methods=methods, solver=args.solver, reg=args.reg)
-    print(f"# one CosMixture2D task, MLP 2-32-32-1, {args.steps} {args.solver} steps of {args.step_size}, "
-          f"reg {args.reg}; errors against maml's gradient (imaml: against maml with reg = lam)")
+        rows = compare_methods(
+            support_loss,
+            query_loss,
+            theta,
+            [args.steps],
+            step_size=args.step_size,
+            methods=methods,
+            solver=args.solver,
+            reg=args.reg,
+        )
+    print(
+        f"# one CosMixture2D task, MLP 2-32-32-1, {args.steps} {args.solver} steps of {args.step_size}, "
+        f"reg {args.reg}; errors against maml's gradient (imaml: against maml with reg = lam)"
+    )
     print("| method | query loss | rel. error | cosine | grad evals | HVPs | stored states | time (s) |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['label']} | {r['query_loss']:.4g} | {r['rel_error']:.2e} | {r['cosine']:.6f} | "
-              f"{r['grad_evals']} | {r['hvp_evals']} | {r['stored_states']} | {r['wall_time']:.3f} |")
+        print(
+            f"| {r['label']} | {r['query_loss']:.4g} | {r['rel_error']:.2e} | {r['cosine']:.6f} | "
+            f"{r['grad_evals']} | {r['hvp_evals']} | {r['stored_states']} | {r['wall_time']:.3f} |"
+        )
     if caught:
         print(f"\nbacksolve warned: {caught[0].message}")
     print()
@@ -71,55 +87,102 @@ def _bench_names(text: str) -> list[str]:
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--steps", type=_step_counts, default=[10, 100, 1000, 10000],
-                        help="comma-separated inner step counts (default 10,100,1000,10000)")
-    parser.add_argument("--methods", type=_bench_names, default=["maml", "adjoint", "adjoint-sqrt", "adjoint-c64"],
-                        help=f"comma-separated, from: {', '.join(CONFIGS)}")
+    parser.add_argument(
+        "--steps",
+        type=_step_counts,
+        default=[10, 100, 1000, 10000],
+        help="comma-separated inner step counts (default 10,100,1000,10000)",
+    )
+    parser.add_argument(
+        "--methods",
+        type=_bench_names,
+        default=["maml", "adjoint", "adjoint-sqrt", "adjoint-c64"],
+        help=f"comma-separated, from: {', '.join(CONFIGS)}",
+    )
     parser.add_argument("--shots", type=int, default=100, help="support and query points (default 100)")
     parser.add_argument("--hidden", type=int, default=32, help="hidden width of the 2-layer tanh MLP (default 32)")
     parser.add_argument("--step-size", type=float, default=0.01, help="inner step size (default 0.01)")
     parser.add_argument("--solver", choices=["euler", "midpoint", "rk4"], default="rk4")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float64")
     parser.add_argument("--device", type=_bench_device, default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="timed runs per measurement, the fastest counts (default 3)")
-    parser.add_argument("--time-budget", type=float, default=60.0,
-                        help="stop repeating once a measurement's timed runs pass this many seconds (default 60)")
-    parser.add_argument("--maml-max-steps", type=int, default=None,
-                        help="skip maml above this many steps (its memory grows linearly)")
-    parser.add_argument("--memory-budget", type=float, default=None, metavar="MB",
-                        help="refuse an unrolled row (maml, conv4-maml, head-maml) whose peak memory, extrapolated"
-                             " from its two largest measured step counts, exceeds this many MB")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="timed runs per measurement, the fastest counts (default 3)"
+    )
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        default=60.0,
+        help="stop repeating once a measurement's timed runs pass this many seconds (default 60)",
+    )
+    parser.add_argument(
+        "--maml-max-steps", type=int, default=None, help="skip maml above this many steps (its memory grows linearly)"
+    )
+    parser.add_argument(
+        "--memory-budget",
+        type=float,
+        default=None,
+        metavar="MB",
+        help="refuse an unrolled row (maml, conv4-maml, head-maml) whose peak memory, extrapolated"
+        " from its two largest measured step counts, exceeds this many MB",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="also write the rows as JSON to this file")
-    parser.add_argument("--meta-step", action="store_true",
-                        help="time a whole meta-step of the paper's setting instead (meta-batch 5, --shots support and"
-                             " query points, float64), with the MLP's losses stacked and, as before, vmapped")
-    parser.add_argument("--peers", action="store_true",
-                        help="instead: the kit beside higher, TorchOpt and torchdiffeq (odeint, odeint_adjoint) on"
-                             " the same task, each row's time, peak memory and error to the exact gradient"
-                             " (peers are the optional [peers] extra; missing ones are skipped)")
-    parser.add_argument("--jax", action="store_true",
-                        help="instead: the paper's meta-gradient (--domain, --shots, --steps: one count, default 100)"
-                             " by the kit, eager and compiled, beside JAX (jit through the loop) and diffrax (its"
-                             " default adjoint), same theta and batch, interleaved --repeat rounds (JAX: the [jax] extra)")
-    parser.add_argument("--widgets", action="store_true",
-                        help="instead: build each notebook widget app with FAST settings and time 10 moves of each"
-                             " control across its range (build time, redraw median and worst)")
-    parser.add_argument("--domain", default="CosMixture2D", help="--meta-step: the synthetic domain (default CosMixture2D)")
+    parser.add_argument(
+        "--meta-step",
+        action="store_true",
+        help="time a whole meta-step of the paper's setting instead (meta-batch 5, --shots support and"
+        " query points, float64), with the MLP's losses stacked and, as before, vmapped",
+    )
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="instead: the kit beside higher, TorchOpt and torchdiffeq (odeint, odeint_adjoint) on"
+        " the same task, each row's time, peak memory and error to the exact gradient"
+        " (peers are the optional [peers] extra; missing ones are skipped)",
+    )
+    parser.add_argument(
+        "--jax",
+        action="store_true",
+        help="instead: the paper's meta-gradient (--domain, --shots, --steps: one count, default 100)"
+        " by the kit, eager and compiled, beside JAX (jit through the loop) and diffrax (its"
+        " default adjoint), same theta and batch, interleaved --repeat rounds (JAX: the [jax] extra)",
+    )
+    parser.add_argument(
+        "--widgets",
+        action="store_true",
+        help="instead: build each notebook widget app with FAST settings and time 10 moves of each"
+        " control across its range (build time, redraw median and worst)",
+    )
+    parser.add_argument(
+        "--domain", default="CosMixture2D", help="--meta-step: the synthetic domain (default CosMixture2D)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="amaml-lab", description="Meta-learning with long inner loops: adjoint methods side by side.")
+    parser = OneLineParser(
+        prog="amaml-lab", description="Meta-learning with long inner loops: adjoint methods side by side."
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    experiments.add_run(sub.add_parser(
-        "run", help="meta-train one method on a domain and evaluate it (the reference's experiment.sh)"))
-    experiments.add_compare(sub.add_parser(
-        "compare", help="several methods on the same tasks; a table like the paper's Table 2 (Markdown and CSV)"))
-    experiments.add_reevaluate(sub.add_parser(
-        "reevaluate", help="evaluate finished runs' final theta again with other evaluation settings (e.g. --eval-steps 5000)"))
-    experiments.add_validate(sub.add_parser(
-        "validate", help="score runs' theta on meta-validation functions after their own loop (for choosing settings)"))
+    experiments.add_run(
+        sub.add_parser("run", help="meta-train one method on a domain and evaluate it (the reference's experiment.sh)")
+    )
+    experiments.add_compare(
+        sub.add_parser(
+            "compare", help="several methods on the same tasks; a table like the paper's Table 2 (Markdown and CSV)"
+        )
+    )
+    experiments.add_reevaluate(
+        sub.add_parser(
+            "reevaluate",
+            help="evaluate finished runs' final theta again with other evaluation settings (e.g. --eval-steps 5000)",
+        )
+    )
+    experiments.add_validate(
+        sub.add_parser(
+            "validate",
+            help="score runs' theta on meta-validation functions after their own loop (for choosing settings)",
+        )
+    )
     demo = sub.add_parser("demo", help="compare every meta-gradient method on one task (headless)")
     demo.add_argument("--steps", type=int, default=200)
     demo.add_argument("--step-size", type=float, default=0.01)
@@ -154,8 +217,10 @@ def _distributed(command, args, argv) -> int:
         method = args.method if args.command == "run" else args.methods[0]
         batch = experiments.config(args, method, args.inner_steps).resolved().meta_batch
         if args.nproc > batch:
-            raise ValueError(f"--nproc {args.nproc} is more processes than the meta-batch's {batch} tasks;"
-                             f" use --nproc 1..{batch} or a larger --meta-batch")
+            raise ValueError(
+                f"--nproc {args.nproc} is more processes than the meta-batch's {batch} tasks;"
+                f" use --nproc 1..{batch} or a larger --meta-batch"
+            )
         return distributed.launch(_without_nproc(argv), args.nproc)
     joined = distributed.init_from_environment(args.device)
     try:

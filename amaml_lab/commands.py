@@ -5,21 +5,20 @@
 its own folder, resumable) and writes a table like the paper's Table 2 as
 Markdown and CSV.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
-import math
-import statistics
 from pathlib import Path
 
-from .training.config import TRAIN_METHODS, RunConfig
 from .io import write_text_atomic
 from .metagrad import METHODS
-from .training.runs import csv_text, reevaluate, run, validate
 from .studies.rundir import per_task
 from .studies.stats import CLASSIFICATION_HEADER, TABLE_HEADER, markdown_table, table_rows
 from .tasks.domains import DOMAINS
+from .training.config import TRAIN_METHODS, RunConfig
+from .training.runs import csv_text, reevaluate, run, validate
 
 PAPER_METHODS = ("adjoint", "maml", "fomaml", "imaml", "reptile")
 
@@ -70,15 +69,24 @@ def _checkpoints(text: str):
 
 def _add_speed(p) -> None:
     """The options that trade speed for repeatability: deterministic kernels, compiled graphs."""
-    p.add_argument("--deterministic", action="store_true",
-                   help="CUDA: deterministic kernels, no TF32, so runs repeat and resume bit for bit (slower)")
-    p.add_argument("--compile", action="store_true",
-                   help="meta-gradients through torch.compile graphs: the same numbers to rounding, faster once"
-                        " compiled (fixed-grid solvers); they compile in another process while the first"
-                        " meta-steps run eagerly, then load here from inductor's cache in seconds")
-    p.add_argument("--compile-wait", action="store_true",
-                   help="--compile, waiting for the graphs before the first meta-step: every step compiled, so"
-                        " the run repeats bit for bit")
+    p.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="CUDA: deterministic kernels, no TF32, so runs repeat and resume bit for bit (slower)",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="meta-gradients through torch.compile graphs: the same numbers to rounding, faster once"
+        " compiled (fixed-grid solvers); they compile in another process while the first"
+        " meta-steps run eagerly, then load here from inductor's cache in seconds",
+    )
+    p.add_argument(
+        "--compile-wait",
+        action="store_true",
+        help="--compile, waiting for the graphs before the first meta-step: every step compiled, so"
+        " the run repeats bit for bit",
+    )
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
@@ -91,55 +99,114 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="model initialisation and episode sampling (default 0)")
     p.add_argument("--out", default=None, help="output folder (default runs/...)")
     p.add_argument("--resume", action="store_true", help="continue from the output folder's last checkpoint")
-    p.add_argument("--nproc", type=_positive_int, default=1,
-                   help="split each meta-batch's tasks over N processes with torch.distributed (gloo on the CPU,"
-                        " NCCL on GPUs), launched through torchrun (default 1: this process)")
+    p.add_argument(
+        "--nproc",
+        type=_positive_int,
+        default=1,
+        help="split each meta-batch's tasks over N processes with torch.distributed (gloo on the CPU,"
+        " NCCL on GPUs), launched through torchrun (default 1: this process)",
+    )
     p.add_argument("--data-root", default=None, help="folder holding the data set (ratings domains)")
     p.add_argument("--ways", type=_ways, default=5, help="Omniglot: classes per episode (default 5)")
-    p.add_argument("--subset", choices=["auto", "full", "small", "demo"], default="auto",
-                   help="Omniglot archives: full where found, else the small subsets (default auto); demo: generated")
-    p.add_argument("--eval-tasks", type=_positive_int, default=None,
-                   help="meta-test tasks (default 100; Omniglot 600 episodes)")
-    p.add_argument("--eval-steps", type=_nonnegative_int, default=None,
-                   help="Adam fine-tuning iterations per meta-test task (default 5000; Omniglot: none, the inner loop)")
-    p.add_argument("--protocol", choices=["kit", "reference"], default="kit",
-                   help="synthetic domains: kit (fresh episodes, meta-train scaling; default) or reference (the Adjoint"
-                        " MAML code's fixed episodes and scaling over all tasks)")
+    p.add_argument(
+        "--subset",
+        choices=["auto", "full", "small", "demo"],
+        default="auto",
+        help="Omniglot archives: full where found, else the small subsets (default auto); demo: generated",
+    )
+    p.add_argument(
+        "--eval-tasks", type=_positive_int, default=None, help="meta-test tasks (default 100; Omniglot 600 episodes)"
+    )
+    p.add_argument(
+        "--eval-steps",
+        type=_nonnegative_int,
+        default=None,
+        help="Adam fine-tuning iterations per meta-test task (default 5000; Omniglot: none, the inner loop)",
+    )
+    p.add_argument(
+        "--protocol",
+        choices=["kit", "reference"],
+        default="kit",
+        help="synthetic domains: kit (fresh episodes, meta-train scaling; default) or reference (the Adjoint"
+        " MAML code's fixed episodes and scaling over all tasks)",
+    )
     _add_speed(p)
-    p.add_argument("--eval-interval", type=_nonnegative_int, default=0,
-                   help="evaluate every N meta-steps into evals.csv, as the reference does with 100 (default 0: at the end only)")
-    p.add_argument("--step-size", type=_positive_float, default=None, help="inner step size (default 0.01; Omniglot 0.1)")
+    p.add_argument(
+        "--eval-interval",
+        type=_nonnegative_int,
+        default=0,
+        help="evaluate every N meta-steps into evals.csv, as the reference does with 100 (default 0: at the end only)",
+    )
+    p.add_argument(
+        "--step-size", type=_positive_float, default=None, help="inner step size (default 0.01; Omniglot 0.1)"
+    )
     p.add_argument("--solver", choices=["euler", "midpoint", "rk4"], default="rk4")
     p.add_argument("--reg", type=float, default=None, help="proximal weight of the inner flow (default 1; Omniglot 0)")
-    p.add_argument("--meta-batch", type=_positive_int, default=None, help="tasks per meta-update (default 5; Omniglot 32)")
-    p.add_argument("--meta-lr", type=_positive_float, default=None, help="outer learning rate (default 0.01; Omniglot 1e-3)")
-    p.add_argument("--optimizer", choices=["sgd", "adam"], default=None, help="outer optimiser (default sgd; Omniglot adam)")
-    p.add_argument("--hidden", type=_positive_int, default=None,
-                   help="hidden width (default 32; 40 for ratings; 64 filters for Omniglot)")
+    p.add_argument(
+        "--meta-batch", type=_positive_int, default=None, help="tasks per meta-update (default 5; Omniglot 32)"
+    )
+    p.add_argument(
+        "--meta-lr", type=_positive_float, default=None, help="outer learning rate (default 0.01; Omniglot 1e-3)"
+    )
+    p.add_argument(
+        "--optimizer", choices=["sgd", "adam"], default=None, help="outer optimiser (default sgd; Omniglot adam)"
+    )
+    p.add_argument(
+        "--hidden",
+        type=_positive_int,
+        default=None,
+        help="hidden width (default 32; 40 for ratings; 64 filters for Omniglot)",
+    )
     p.add_argument("--dtype", choices=["float64", "float32"], default=None, help="default float64; Omniglot float32")
     p.add_argument("--checkpoint-every", type=_positive_int, default=100, help="meta-steps between checkpoints")
-    p.add_argument("--bug-compatible", action="store_true",
-                   help="Alpine2D with the reference code's single phase for both dimensions")
+    p.add_argument(
+        "--bug-compatible",
+        action="store_true",
+        help="Alpine2D with the reference code's single phase for both dimensions",
+    )
     p.add_argument("--truncate", type=_nonnegative_int, default=None, help="truncated: steps back-propagated")
     p.add_argument("--lam", type=_positive_float, default=None, help="imaml: proximal weight (default 2)")
     p.add_argument("--cg-steps", type=_positive_int, default=None, help="imaml: CG iterations (default 5)")
-    p.add_argument("--checkpoints", type=_checkpoints, default=None,
-                   help="adjoint or maml: stored states (an integer >= 3 or 'sqrt'; adjoint also 'auto': every state"
-                        " while they fit 256 MB, else as many as fit)")
-    p.add_argument("--scheme", choices=["continuous", "grid", "discrete"], default=None,
-                   help="adjoint or comln: how the adjoint runs backward (default continuous; grid: stages on the"
-                        " stored states, about 0.6x the time, ten times the error; discrete: equal to maml)")
-    p.add_argument("--learn-horizon", action="store_true",
-                   help="comln: meta-learn the horizon T = INNER_STEPS x step size, as COMLN does")
-    p.add_argument("--test-horizons", type=_horizons, default=(),
-                   help="regression: also the error after each of these numbers of inner steps, comma-separated"
-                        " (tasks.csv columns adapt<N>; 0 is theta itself)")
-    p.add_argument("--interval-horizons", type=_horizons, default=None,
-                   help="regression, with --eval-interval: evaluate along training only at theta, after the own loop"
-                        " and after each of these numbers of inner steps (no Adam fine-tuning: cheap); the final"
-                        " evaluation stays the full one")
-    p.add_argument("--keep-every", type=_nonnegative_int, default=0,
-                   help="keep theta and the outer optimiser's state every N meta-steps in snapshots/ (default 0: no)")
+    p.add_argument(
+        "--checkpoints",
+        type=_checkpoints,
+        default=None,
+        help="adjoint or maml: stored states (an integer >= 3 or 'sqrt'; adjoint also 'auto': every state"
+        " while they fit 256 MB, else as many as fit)",
+    )
+    p.add_argument(
+        "--scheme",
+        choices=["continuous", "grid", "discrete"],
+        default=None,
+        help="adjoint or comln: how the adjoint runs backward (default continuous; grid: stages on the"
+        " stored states, about 0.6x the time, ten times the error; discrete: equal to maml)",
+    )
+    p.add_argument(
+        "--learn-horizon",
+        action="store_true",
+        help="comln: meta-learn the horizon T = INNER_STEPS x step size, as COMLN does",
+    )
+    p.add_argument(
+        "--test-horizons",
+        type=_horizons,
+        default=(),
+        help="regression: also the error after each of these numbers of inner steps, comma-separated"
+        " (tasks.csv columns adapt<N>; 0 is theta itself)",
+    )
+    p.add_argument(
+        "--interval-horizons",
+        type=_horizons,
+        default=None,
+        help="regression, with --eval-interval: evaluate along training only at theta, after the own loop"
+        " and after each of these numbers of inner steps (no Adam fine-tuning: cheap); the final"
+        " evaluation stays the full one",
+    )
+    p.add_argument(
+        "--keep-every",
+        type=_nonnegative_int,
+        default=0,
+        help="keep theta and the outer optimiser's state every N meta-steps in snapshots/ (default 0: no)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -150,16 +217,29 @@ def add_run(p: argparse.ArgumentParser) -> None:
 
 def add_compare(p: argparse.ArgumentParser) -> None:
     add_common(p)
-    p.add_argument("--methods", type=_methods, default=list(PAPER_METHODS),
-                   help=f"comma-separated (default {','.join(PAPER_METHODS)})")
-    p.add_argument("--maml-steps", type=_positive_int, default=None,
-                   help="inner steps for maml (default INNER_STEPS; the paper's baseline used 10)")
+    p.add_argument(
+        "--methods",
+        type=_methods,
+        default=list(PAPER_METHODS),
+        help=f"comma-separated (default {','.join(PAPER_METHODS)})",
+    )
+    p.add_argument(
+        "--maml-steps",
+        type=_positive_int,
+        default=None,
+        help="inner steps for maml (default INNER_STEPS; the paper's baseline used 10)",
+    )
 
 
 def _options(args, method: str) -> dict:
     """The method options given on the command line; ``compare`` hands each method only the ones it takes."""
-    given = {"truncate": args.truncate, "lam": args.lam, "cg_steps": args.cg_steps, "checkpoints": args.checkpoints,
-             "scheme": args.scheme}
+    given = {
+        "truncate": args.truncate,
+        "lam": args.lam,
+        "cg_steps": args.cg_steps,
+        "checkpoints": args.checkpoints,
+        "scheme": args.scheme,
+    }
     given = {k: v for k, v in given.items() if v is not None}
     if args.command == "compare":
         given = {k: v for k, v in given.items() if k in METHODS[method].options}
@@ -167,18 +247,44 @@ def _options(args, method: str) -> dict:
 
 
 def config(args, method: str, inner_steps: int) -> RunConfig:
-    return RunConfig(domain=args.domain, shots=args.shots, query=args.query, inner_steps=inner_steps,
-                     device=args.device, method=method, meta_steps=args.meta_steps, seed=args.seed,
-                     step_size=args.step_size, solver=args.solver, reg=args.reg, meta_batch=args.meta_batch,
-                     meta_lr=args.meta_lr, optimizer=args.optimizer, hidden=args.hidden, dtype=args.dtype,
-                     ways=args.ways, subset=args.subset, learn_horizon=args.learn_horizon and method == "comln",
-                     bug_compatible=args.bug_compatible, options=_options(args, method),
-                     checkpoint_every=args.checkpoint_every, eval_tasks=args.eval_tasks,
-                     eval_steps=args.eval_steps, eval_interval=args.eval_interval,
-                     protocol=args.protocol, deterministic=args.deterministic,
-                     compile=args.compile or args.compile_wait, compile_wait=args.compile_wait,
-                     test_horizons=args.test_horizons,
-                     interval_horizons=args.interval_horizons, keep_every=args.keep_every).resolved().check()
+    return (
+        RunConfig(
+            domain=args.domain,
+            shots=args.shots,
+            query=args.query,
+            inner_steps=inner_steps,
+            device=args.device,
+            method=method,
+            meta_steps=args.meta_steps,
+            seed=args.seed,
+            step_size=args.step_size,
+            solver=args.solver,
+            reg=args.reg,
+            meta_batch=args.meta_batch,
+            meta_lr=args.meta_lr,
+            optimizer=args.optimizer,
+            hidden=args.hidden,
+            dtype=args.dtype,
+            ways=args.ways,
+            subset=args.subset,
+            learn_horizon=args.learn_horizon and method == "comln",
+            bug_compatible=args.bug_compatible,
+            options=_options(args, method),
+            checkpoint_every=args.checkpoint_every,
+            eval_tasks=args.eval_tasks,
+            eval_steps=args.eval_steps,
+            eval_interval=args.eval_interval,
+            protocol=args.protocol,
+            deterministic=args.deterministic,
+            compile=args.compile or args.compile_wait,
+            compile_wait=args.compile_wait,
+            test_horizons=args.test_horizons,
+            interval_horizons=args.interval_horizons,
+            keep_every=args.keep_every,
+        )
+        .resolved()
+        .check()
+    )
 
 
 def _progress(args):
@@ -188,12 +294,16 @@ def _progress(args):
 def _line(summary: dict) -> str:
     f = summary["final"]
     if "accuracy" in f:
-        return (f"accuracy {100 * f['accuracy']:.2f}% ± {100 * f['accuracy_ci95']:.2f}% (95% CI) over {f['eval_tasks']}"
-                f" meta-test episodes; {summary['meta_steps']} meta-steps, {summary['seconds_per_meta_step']:.3f} s each"
-                f"{_compiled(summary)}")
-    return (f"nRMSE {f['nrmse']:.4f} ± {f['nrmse_se']:.4f} over {f['eval_tasks']} meta-test tasks after"
-            f" {f['eval_steps']} fine-tuning steps (at theta {f['nrmse_at_theta']:.4f}); "
-            f"{summary['meta_steps']} meta-steps, {summary['seconds_per_meta_step']:.3f} s each{_compiled(summary)}")
+        return (
+            f"accuracy {100 * f['accuracy']:.2f}% ± {100 * f['accuracy_ci95']:.2f}% (95% CI) over {f['eval_tasks']}"
+            f" meta-test episodes; {summary['meta_steps']} meta-steps, {summary['seconds_per_meta_step']:.3f} s each"
+            f"{_compiled(summary)}"
+        )
+    return (
+        f"nRMSE {f['nrmse']:.4f} ± {f['nrmse_se']:.4f} over {f['eval_tasks']} meta-test tasks after"
+        f" {f['eval_steps']} fine-tuning steps (at theta {f['nrmse_at_theta']:.4f}); "
+        f"{summary['meta_steps']} meta-steps, {summary['seconds_per_meta_step']:.3f} s each{_compiled(summary)}"
+    )
 
 
 def _compiled(summary: dict) -> str:
@@ -203,8 +313,11 @@ def _compiled(summary: dict) -> str:
     parts = []
     for c in summary["compiles"]:
         where = f"compiled in another process in {c['elsewhere_s']:.1f} s, then " if c["elsewhere_s"] else ""
-        parts.append(f"{where}{c['here_s']:.1f} s here, compiled from meta-step {c['compiled_from'] + 1}"
-                     if c["compiled_from"] is not None else "still compiling in another process when meta-training ended")
+        parts.append(
+            f"{where}{c['here_s']:.1f} s here, compiled from meta-step {c['compiled_from'] + 1}"
+            if c["compiled_from"] is not None
+            else "still compiling in another process when meta-training ended"
+        )
     return f" (compiling: {'; '.join(parts)})"
 
 
@@ -213,17 +326,24 @@ def run_command(args) -> int:
     out = Path(args.out or f"runs/{cfg.domain}-{cfg.shots}-{cfg.query}-{cfg.method}-{cfg.inner_steps}-seed{cfg.seed}")
     summary = run(cfg, out, resume=args.resume, data_root=args.data_root, show_progress=_progress(args))
     if "rank" not in summary:  # rank 0 (or the only process) reports
-        print(f"{cfg.method} on {cfg.domain} {cfg.shots}/{cfg.query}: {_line(summary)}; files in {out}"
-              + (f" ({summary['world_size']} processes)" if summary.get("world_size", 1) > 1 else ""))
+        print(
+            f"{cfg.method} on {cfg.domain} {cfg.shots}/{cfg.query}: {_line(summary)}; files in {out}"
+            + (f" ({summary['world_size']} processes)" if summary.get("world_size", 1) > 1 else "")
+        )
     return 0
 
 
 def add_reevaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("folders", metavar="FOLDER", nargs="+", help="finished run folders (summary.json and checkpoint.pt)")
-    p.add_argument("--eval-steps", type=_nonnegative_int, default=None,
-                   help="Adam fine-tuning iterations (default: the run's own)")
-    p.add_argument("--test-horizons", type=_horizons, default=None,
-                   help="regression: the error after each of these numbers of inner steps (default: the run's own)")
+    p.add_argument(
+        "--eval-steps", type=_nonnegative_int, default=None, help="Adam fine-tuning iterations (default: the run's own)"
+    )
+    p.add_argument(
+        "--test-horizons",
+        type=_horizons,
+        default=None,
+        help="regression: the error after each of these numbers of inner steps (default: the run's own)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -242,8 +362,10 @@ def add_validate(p: argparse.ArgumentParser) -> None:
 def validate_command(args) -> int:
     for folder in args.folders:
         r = validate(folder, args.tasks)
-        print(f"{folder}: meta-validation nRMSE {r['inner_mean']:.4f} ± {r['inner_se']:.4f} after the own loop over"
-              f" {r['tasks']} functions, at meta-step {r['meta_step']}; in {Path(folder) / 'validation.json'}")
+        print(
+            f"{folder}: meta-validation nRMSE {r['inner_mean']:.4f} ± {r['inner_se']:.4f} after the own loop over"
+            f" {r['tasks']} functions, at meta-step {r['meta_step']}; in {Path(folder) / 'validation.json'}"
+        )
     return 0
 
 
@@ -279,4 +401,3 @@ def compare_command(args) -> int:
     print(md, end="")
     print(f"\nwritten: {base / 'table.md'}, {base / 'table.csv'}")
     return 0
-

@@ -21,6 +21,7 @@ faster eager and ``compile`` is off unless asked for.  Where compilation is not 
 operation dynamo cannot trace), a graph that fails twice runs eagerly from then on; the first such failure warns
 once (:class:`CompileFallbackWarning`, one line).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -105,8 +106,9 @@ def run(fn, *args):
         compiled = _COMPILED.get((fn, device))
         if compiled is None:
             _allow_variants()
-            compiled = _COMPILED[fn, device] = torch.compile(fn, fullgraph=True, dynamic=False,
-                                                             options=OPTIONS.get(device))
+            compiled = _COMPILED[fn, device] = torch.compile(
+                fn, fullgraph=True, dynamic=False, options=OPTIONS.get(device)
+            )
         for attempt in (1, 2):
             try:
                 return compiled(*args)
@@ -114,8 +116,12 @@ def run(fn, *args):
                 if attempt == 2:
                     _BROKEN[fn] = f"{type(err).__name__}: {' '.join(str(err).split())[:200]}"
                     if len(_BROKEN) == 1:
-                        warnings.warn(f"compile=True: torch.compile failed ({_BROKEN[fn]}); running {fn.__name__}"
-                                      " eagerly instead", CompileFallbackWarning, stacklevel=3)
+                        warnings.warn(
+                            f"compile=True: torch.compile failed ({_BROKEN[fn]}); running {fn.__name__}"
+                            " eagerly instead",
+                            CompileFallbackWarning,
+                            stacklevel=3,
+                        )
     return fn(*args)
 
 
@@ -196,5 +202,17 @@ class CompiledLinearization:
         return run(hvp_rows, self.d.loss, self.u, V.detach())[1]
 
 
-__all__ = ["CompileFallbackWarning", "CompiledDerivatives", "CompiledLinearization", "compile_failed",
-           "forward_step", "gradient", "hvp", "hvp_each", "hvp_rows", "pullback", "pure_flow", "run"]
+__all__ = [
+    "CompileFallbackWarning",
+    "CompiledDerivatives",
+    "CompiledLinearization",
+    "compile_failed",
+    "forward_step",
+    "gradient",
+    "hvp",
+    "hvp_each",
+    "hvp_rows",
+    "pullback",
+    "pure_flow",
+    "run",
+]

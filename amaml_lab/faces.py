@@ -1,6 +1,7 @@
 """Package faces: a subpackage's ``__init__`` names what is public and where it lives, and imports it on first
 use, so that importing one module of a subpackage does not import its neighbours (a run-folder reader imports
 no trainer, a widget no training code)."""
+
 from __future__ import annotations
 
 import importlib

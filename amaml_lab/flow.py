@@ -11,6 +11,7 @@ runs in torchdiffeq, adapts its steps to ``rtol`` and ``atol`` and reports
 the state on that grid.  ``reg = 0`` is the plain gradient
 flow; ``reg > 0`` the proximal flow of the Adjoint MAML reference code (reg = 1).
 """
+
 from __future__ import annotations
 
 import torch

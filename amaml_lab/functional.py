@@ -17,6 +17,7 @@ loss and counts them.  Two back ends give the same numbers to rounding:
 
 Neither ever forms a Hessian.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -49,8 +50,9 @@ def load_forward_ad() -> None:
 
     with warnings.catch_warnings():
         for category in (DeprecationWarning, FutureWarning):
-            warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is (deprecated|not supported)",
-                                    category=category)
+            warnings.filterwarnings(
+                "ignore", message=r"`torch\.jit\.script` is (deprecated|not supported)", category=category
+            )
         try:
             import torch._decomp.decompositions_for_jvp  # noqa: F401
         except ImportError:
@@ -69,7 +71,7 @@ class ParamSpec:
     device: torch.device
 
     @classmethod
-    def of(cls, params, name: str = "theta") -> "ParamSpec":
+    def of(cls, params, name: str = "theta") -> ParamSpec:
         if torch.is_tensor(params):
             items = [(None, params)]
             keys = None
@@ -84,9 +86,7 @@ class ParamSpec:
                         f"{name}[{k!r}] is a {type(v).__name__}; {name} must be a tensor or a dict of tensors"
                     )
         else:
-            raise ValueError(
-                f"{name} is a {type(params).__name__}; it must be a tensor or a dict of tensors"
-            )
+            raise ValueError(f"{name} is a {type(params).__name__}; it must be a tensor or a dict of tensors")
         tensors = [v for _, v in items]
         first = tensors[0]
         for k, v in items:
@@ -149,7 +149,8 @@ def check_loss(loss, theta_flat: torch.Tensor, spec: ParamSpec, name: str) -> fl
         what = "a tensor" if spec.keys is None else f"a dict with keys {list(spec.keys)}"
         raise ValueError(
             f"{name} cannot take theta ({what}, shapes {list(spec.shapes)}): "
-            f"{type(err).__name__}: {' '.join(str(err).split()).rstrip('.')}. Pass theta in the structure the loss expects."
+            f"{type(err).__name__}: {' '.join(str(err).split()).rstrip('.')}."
+            " Pass theta in the structure the loss expects."
         ) from None
     value = _scalar(value, name)
     if not torch.is_floating_point(value):
@@ -217,7 +218,7 @@ class Derivatives:
             HV = torch.autograd.grad(G, X, V.detach())[0]
         return G.detach(), HV
 
-    def linearize(self, u: torch.Tensor) -> "Linearization":
+    def linearize(self, u: torch.Tensor) -> Linearization:
         """The gradient at u, and H(u) v for any number of v at the cost of one backward pass each."""
         self.grad_evals += 1
         return Linearization(self, u)

@@ -1,4 +1,5 @@
 """Atomic writes: a kill at any moment leaves the old file or the new one, never half of one."""
+
 from __future__ import annotations
 
 import hashlib
@@ -74,7 +75,7 @@ class FolderLock:
         self.path = os.path.abspath(os.path.join(self.folder, LOCK_NAME))
         self.fh = None
 
-    def __enter__(self) -> "FolderLock":
+    def __enter__(self) -> FolderLock:
         try:
             import fcntl
         except ImportError:  # not POSIX
@@ -89,8 +90,10 @@ class FolderLock:
             fh.seek(0)
             holder = fh.read().strip() or "unknown"
             fh.close()
-            raise FolderBusy(f"{self.folder} is being written by process {holder} (it holds {self.path}); wait for"
-                             " it to end or stop it, or choose another --out") from None
+            raise FolderBusy(
+                f"{self.folder} is being written by process {holder} (it holds {self.path}); wait for"
+                " it to end or stop it, or choose another --out"
+            ) from None
         fh.seek(0)
         fh.truncate()
         fh.write(f"{os.getpid()}\n")

@@ -8,6 +8,7 @@ wall-clock seconds, the fastest of ``repeat`` runs made without the memory sampl
 (``python -m amaml_lab.bench.worker``, named here, never imported: what it measures sits in higher layers) runs
 one row (``--worker JSON``) or rows read from stdin (``--worker-stream``).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -25,8 +26,21 @@ WORKER = "amaml_lab.bench.worker"
 
 
 class _Mallinfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in (
-        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
 
 
 def heap_reader():
@@ -121,7 +135,7 @@ def run_worker(cfg: dict) -> dict:
     ``{"error": its last line}``."""
     proc = run_python(["-m", WORKER, "--worker", json.dumps(cfg)], capture_output=True, text=True)
     if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["exit status %d" % proc.returncode])[-1]
+        last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode:d}"])[-1]
         return {"error": last}
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -131,8 +145,13 @@ def stream(cfgs: list[dict]):
 
     A row with ``"error"`` stands for a measurement that failed (the rest go on).
     """
-    proc = start_python(["-m", WORKER, "--worker-stream"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                        stderr=subprocess.PIPE, text=True)
+    proc = start_python(
+        ["-m", WORKER, "--worker-stream"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     proc.stdin.write(json.dumps(cfgs))
     proc.stdin.close()
     got, stderr = 0, ""
@@ -159,8 +178,10 @@ def memory_rows(path) -> list[dict]:
 
 
 def memory_table(rows) -> str:
-    lines = ["| inner steps N | " + " | ".join(sorted({r["name"] for r in rows}, key=memory_order)) + " |",
-             "|---:|" + "---:|" * len({r["name"] for r in rows})]
+    lines = [
+        "| inner steps N | " + " | ".join(sorted({r["name"] for r in rows}, key=memory_order)) + " |",
+        "|---:|" + "---:|" * len({r["name"] for r in rows}),
+    ]
     names = sorted({r["name"] for r in rows}, key=memory_order)
     for n in sorted({r["steps"] for r in rows}):
         cells = []
@@ -171,8 +192,11 @@ def memory_table(rows) -> str:
             elif "peak_mb" in row:
                 cells.append(f"{row['peak_mb']:,.0f} MB, {row['time_s']:.1f} s")
             else:
-                cells.append(f"refused ({row['predicted_mb']:,.0f} MB predicted)" if "predicted_mb" in row
-                             else row.get("error", "skipped"))
+                cells.append(
+                    f"refused ({row['predicted_mb']:,.0f} MB predicted)"
+                    if "predicted_mb" in row
+                    else row.get("error", "skipped")
+                )
         lines.append(f"| {n:,} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

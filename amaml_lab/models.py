@@ -1,4 +1,5 @@
 """Models the kit meta-learns: plain nn.Modules, used through torch.func.functional_call."""
+
 from __future__ import annotations
 
 import torch
@@ -9,8 +10,14 @@ from .checks import check_choice
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
 
-def mlp(in_features: int, hidden=(32, 32), out_features: int = 1, activation: str = "tanh",
-        dtype=torch.float64, seed: int | None = 0) -> nn.Sequential:
+def mlp(
+    in_features: int,
+    hidden=(32, 32),
+    out_features: int = 1,
+    activation: str = "tanh",
+    dtype=torch.float64,
+    seed: int | None = 0,
+) -> nn.Sequential:
     """A fully connected regressor: Linear-act-...-Linear (the Adjoint MAML papers' 2x32 tanh MLP by default).
 
     ``seed`` makes the initialisation repeatable (None leaves torch's global RNG alone).
@@ -22,7 +29,7 @@ def mlp(in_features: int, hidden=(32, 32), out_features: int = 1, activation: st
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         lin = nn.Linear(a, b, dtype=dtype)
         if gen is not None:
-            bound = 1.0 / a ** 0.5  # torch's default uniform(-1/sqrt(fan_in), 1/sqrt(fan_in))
+            bound = 1.0 / a**0.5  # torch's default uniform(-1/sqrt(fan_in), 1/sqrt(fan_in))
             with torch.no_grad():
                 lin.weight.uniform_(-bound, bound, generator=gen)
                 lin.bias.uniform_(-bound, bound, generator=gen)
@@ -77,7 +84,9 @@ def stacked_forward(model: nn.Module, transposed: bool = False):
     return forward
 
 
-def conv4(ways: int, in_channels: int = 1, hidden: int = 64, dtype=torch.float32, seed: int | None = 0) -> nn.Sequential:
+def conv4(
+    ways: int, in_channels: int = 1, hidden: int = 64, dtype=torch.float32, seed: int | None = 0
+) -> nn.Sequential:
     """The few-shot Conv-4: four blocks of 3x3 convolution (stride 2), batch norm, ReLU; mean-pool; a linear head.
 
     Batch norm keeps no running statistics (``track_running_stats=False``): it
@@ -97,7 +106,10 @@ def conv4(ways: int, in_channels: int = 1, hidden: int = 64, dtype=torch.float32
             torch.random.default_generator.manual_seed(seed)
         blocks = []
         for i in range(4):
-            blocks += [nn.Conv2d(in_channels if i == 0 else hidden, hidden, 3, stride=2, padding=1, dtype=dtype),
-                       nn.BatchNorm2d(hidden, track_running_stats=False, dtype=dtype), nn.ReLU()]
+            blocks += [
+                nn.Conv2d(in_channels if i == 0 else hidden, hidden, 3, stride=2, padding=1, dtype=dtype),
+                nn.BatchNorm2d(hidden, track_running_stats=False, dtype=dtype),
+                nn.ReLU(),
+            ]
         features = nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         return nn.Sequential(OrderedDict(features=features, head=nn.Linear(hidden, ways, dtype=dtype)))

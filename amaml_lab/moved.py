@@ -5,6 +5,7 @@ path with the modules that now hold its names (a split module lists several, sea
 names that moved out of :mod:`amaml_lab.measure` (the benchmark's catalogue and worker, now in
 :mod:`amaml_lab.bench`) are removed, not kept.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -15,16 +16,32 @@ import types
 import warnings
 
 MOVED = {
-    "config": ("training.config",), "builders": ("training.builders",), "train": ("training.train",),
-    "evaluate": ("training.evaluate",), "distributed": ("training.distributed",),
-    "runs": ("training.runs", "studies.rundir"), "experiments": ("commands", "studies.stats"),
-    "committed": ("studies.committed",), "horizon_study": ("studies.payoff", "teach.payoff", "measure"),
-    "directions": ("studies.directions",), "diagnosis": ("studies.diagnosis",), "explore": ("teach.surfaces",),
-    "explore_backward": ("teach.backward",), "explore_baselines": ("teach.baselines",),
-    "horizon": ("teach.horizons",), "horizon_data": ("teach.horizons_data",), "exercises": ("teach.exercises",),
-    "viz_style": ("viz.style",), "viz_study": ("viz.payoff",), "viz_horizon": ("viz.horizons",),
-    "viz_directions": ("viz.directions",), "viz_static": ("viz.static",), "widgets_study": ("widgets.payoff",),
-    "peers": ("bench.peers",), "peers_jax": ("bench.peers_jax",), "side_by_side": ("bench.side_by_side",),
+    "config": ("training.config",),
+    "builders": ("training.builders",),
+    "train": ("training.train",),
+    "evaluate": ("training.evaluate",),
+    "distributed": ("training.distributed",),
+    "runs": ("training.runs", "studies.rundir"),
+    "experiments": ("commands", "studies.stats"),
+    "committed": ("studies.committed",),
+    "horizon_study": ("studies.payoff", "teach.payoff", "measure"),
+    "directions": ("studies.directions",),
+    "diagnosis": ("studies.diagnosis",),
+    "explore": ("teach.surfaces",),
+    "explore_backward": ("teach.backward",),
+    "explore_baselines": ("teach.baselines",),
+    "horizon": ("teach.horizons",),
+    "horizon_data": ("teach.horizons_data",),
+    "exercises": ("teach.exercises",),
+    "viz_style": ("viz.style",),
+    "viz_study": ("viz.payoff",),
+    "viz_horizon": ("viz.horizons",),
+    "viz_directions": ("viz.directions",),
+    "viz_static": ("viz.static",),
+    "widgets_study": ("widgets.payoff",),
+    "peers": ("bench.peers",),
+    "peers_jax": ("bench.peers_jax",),
+    "side_by_side": ("bench.side_by_side",),
 }
 RENAMED = {("horizon_study", "_memory_order"): "memory_order"}
 
@@ -40,11 +57,13 @@ def _old_module(old: str) -> types.ModuleType:
         for new in MOVED[old]:
             target = importlib.import_module(f"amaml_lab.{new}")
             if hasattr(target, new_name):
-                warnings.warn(f"amaml_lab.{old}.{name} is now amaml_lab.{new}.{new_name}; the old path goes in the"
-                              " next release", DeprecationWarning, stacklevel=2)
+                warnings.warn(
+                    f"amaml_lab.{old}.{name} is now amaml_lab.{new}.{new_name}; the old path goes in the next release",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
                 return getattr(target, new_name)
-        raise AttributeError(f"amaml_lab.{old} (moved to amaml_lab.{', amaml_lab.'.join(MOVED[old])}) has no"
-                             f" {name!r}")
+        raise AttributeError(f"amaml_lab.{old} (moved to amaml_lab.{', amaml_lab.'.join(MOVED[old])}) has no {name!r}")
 
     module.__getattr__ = __getattr__
     return module
@@ -61,8 +80,12 @@ class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return _old_module(spec.name.partition(".")[2])
 
     def exec_module(self, module):
-        warnings.warn(f"{module.__name__} is now {' and '.join('amaml_lab.' + m for m in MOVED[module.__name__[10:]])};"
-                      " the old path goes in the next release", DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            f"{module.__name__} is now {' and '.join('amaml_lab.' + m for m in MOVED[module.__name__[10:]])};"
+            " the old path goes in the next release",
+            DeprecationWarning,
+            stacklevel=2,
+        )
 
 
 def install() -> None:

@@ -7,6 +7,7 @@ spawned workers.  Each caller keeps its own reason for another process:
 - :mod:`amaml_lab.teach.horizons_data`: the explorer's parts in spawned workers (fork is unsafe with torch's
   threads).
 """
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,7 @@ SOURCE_ROOT = Path(__file__).resolve().parents[1]  # the folder holding this pac
 def python_env(one_thread: bool = False) -> dict:
     """This process's environment with this package's folder first on PYTHONPATH; ``one_thread`` sets
     OMP_NUM_THREADS to 1 where the caller has not chosen a number."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(SOURCE_ROOT), os.environ.get("PYTHONPATH"))
-                                                      if p))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(SOURCE_ROOT), os.environ.get("PYTHONPATH")) if p))
     if one_thread:
         env["OMP_NUM_THREADS"] = os.environ.get("OMP_NUM_THREADS", "1")
     return env

@@ -5,6 +5,7 @@ shows one line of text that stays (a meta-training run's bar), and the bars of i
 inner loops over the meta-test tasks) are not shown: no widget per epoch or per method is left in the
 notebook's output.
 """
+
 from __future__ import annotations
 
 import os
@@ -34,5 +35,13 @@ def progress(total: int, desc: str = "", initial: int = 0, enabled: bool | None 
     notebook = in_notebook()
     if notebook and part:
         enabled = False
-    return tqdm(total=total, initial=initial, desc=desc, disable=not enabled, dynamic_ncols=not notebook,
-                leave=notebook, file=sys.stdout if notebook else sys.stderr, ncols=100 if notebook else None)
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc=desc,
+        disable=not enabled,
+        dynamic_ncols=not notebook,
+        leave=notebook,
+        file=sys.stdout if notebook else sys.stderr,
+        ncols=100 if notebook else None,
+    )

@@ -6,6 +6,7 @@ far longer on two beside another busy process.  Importing ``amaml_lab`` therefor
 ``torch.set_num_threads(1)``.  ``AMAML_LAB_THREADS=N`` sets N threads instead; ``AMAML_LAB_THREADS=0`` leaves
 PyTorch's own choice (for larger models of your own).  Processes the kit starts (workers, ranks) inherit it.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,10 @@ def chosen_threads(value: str | None = None) -> int:
     except ValueError:
         threads = -1
     if threads < 0:
-        raise ValueError(f"{VARIABLE}={value!r} is not allowed; allowed values: an integer >= 1 (threads), or 0"
-                         " (PyTorch's own choice)")
+        raise ValueError(
+            f"{VARIABLE}={value!r} is not allowed; allowed values: an integer >= 1 (threads), or 0"
+            " (PyTorch's own choice)"
+        )
     return threads
 
 

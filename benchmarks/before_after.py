@@ -1,5 +1,6 @@
 """Reads benchmarks/before_after.sh's rows: each row's fastest time over the rounds, before and after, their ratio,
 and whether the gradient's error against the exact reference is the same (it must be: the same algorithms)."""
+
 import json
 import sys
 from pathlib import Path
@@ -16,10 +17,13 @@ def fastest(folder: Path, kind: str, version: str) -> dict:
 
 
 # each kit row of the peers table and the peer that runs the same algorithm in the same process sequence
-PAIRS = {"kit maml (euler)": "higher (unrolled SGD)", "kit maml (rk4)": "torchdiffeq odeint (rk4)",
-         "kit adjoint (rk4, stored)": "torchdiffeq odeint_adjoint (rk4)",
-         "kit adjoint (rk4, 32 states)": "torchdiffeq odeint_adjoint (rk4)",
-         "kit imaml (CG 5)": "TorchOpt implicit (custom_root, CG 5)"}
+PAIRS = {
+    "kit maml (euler)": "higher (unrolled SGD)",
+    "kit maml (rk4)": "torchdiffeq odeint (rk4)",
+    "kit adjoint (rk4, stored)": "torchdiffeq odeint_adjoint (rk4)",
+    "kit adjoint (rk4, 32 states)": "torchdiffeq odeint_adjoint (rk4)",
+    "kit imaml (CG 5)": "TorchOpt implicit (custom_root, CG 5)",
+}
 
 
 def against_peers(folder: Path) -> str:
@@ -36,15 +40,19 @@ def against_peers(folder: Path) -> str:
 
 
 def table(folder: Path) -> str:
-    out = ["| table | row | steps | before (s) | after (s) | after / before | rel. error before | after |",
-           "|---|---|---:|---:|---:|---:|---:|---:|"]
+    out = [
+        "| table | row | steps | before (s) | after (s) | after / before | rel. error before | after |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for kind in ("bench", "peers"):
         before, after = fastest(folder, kind, "before"), fastest(folder, kind, "after")
         for key in sorted(before.keys() & after.keys(), key=lambda k: (k[1], k[0])):
             b, a = before[key], after[key]
             err = [f"{r['rel_error']:.1e}" if r.get("rel_error") is not None else "" for r in (b, a)]
-            out.append(f"| {kind} | {key[0]} | {key[1]} | {b['time_s']:.3f} | {a['time_s']:.3f} |"
-                       f" {a['time_s'] / b['time_s']:.2f} | {err[0]} | {err[1]} |")
+            out.append(
+                f"| {kind} | {key[0]} | {key[1]} | {b['time_s']:.3f} | {a['time_s']:.3f} |"
+                f" {a['time_s'] / b['time_s']:.2f} | {err[0]} | {err[1]} |"
+            )
     return "\n".join(out)
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The widget apps' latency in JupyterLab + Chromium (tests/test_browser.py): from each input event to the app's
+# The widget apps' latency in JupyterLab + Chromium (tests/integration/test_browser.py): from each input event to the app's
 # plotly graph drawn with new data, every control of every app; the table is appended, as Markdown, to
 # $AMAML_LAB_LATENCY (default benchmarks/browser-latency.md).
 #
@@ -11,7 +11,7 @@
 # run), and to resume (SIGCONT) right after; never longer than 9 minutes in a row, and always resumed when this
 # script exits (an INT or TERM included; a KILL cannot be trapped: do not send one).  NOTE (optional) is written
 # in the table's header line.  Without a command it runs
-#   python -m pytest -q -p no:cacheprovider tests/test_browser.py
+#   python -m pytest -q -p no:cacheprovider tests/integration/test_browser.py
 set -u
 
 # the whole script is one function, read before it runs: editing the file during a run cannot derail it
@@ -39,7 +39,7 @@ main() {
     trap 'resume; [ -n "$child" ] && kill "$child" 2>/dev/null; exit 130' INT TERM HUP
 
     if [ $# -eq 0 ]; then
-        set -- .venv/bin/python -m pytest -q -p no:cacheprovider tests/test_browser.py
+        set -- .venv/bin/python -m pytest -q -p no:cacheprovider tests/integration/test_browser.py
     fi
     "$@" &
     child=$!

@@ -11,6 +11,7 @@ how much of a compile is the compiler's fixed price and how much the graphs' siz
 
     python benchmarks/compile_floor.py benchmarks/cpu-compile-floor.md
 """
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,9 @@ KINDS = (("machine's first", 50), ("setting's first", 100), ("later", 50))
 def measure(tmpdir: str, points: int) -> dict:
     env = {**os.environ, "TMPDIR": tmpdir, "OMP_NUM_THREADS": "1"}
     env.pop("TORCHINDUCTOR_CACHE_DIR", None)
-    done = subprocess.run([sys.executable, "-c", CHILD.format(points=points)], env=env, capture_output=True,
-                          text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD.format(points=points)], env=env, capture_output=True, text=True, check=True
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -60,12 +62,17 @@ def main(argv: list[str]) -> int:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["# benchmarks/compile_floor.py: tanh(x @ w).sum() and its backward, float64, one thread, each row a"
-             " fresh process, TMPDIR one new folder for all three",
-             "| compile | x | forward graph, first call (s) | backward graph, first call (s) | both (s) |",
-             "|---|---|---:|---:|---:|"]
-    lines += [f"| {r['compile']} | {r['points']} x 2 | {r['forward_s']:.1f} | {r['backward_s']:.1f} |"
-              f" {r['forward_s'] + r['backward_s']:.1f} |" for r in rows]
+    lines = [
+        "# benchmarks/compile_floor.py: tanh(x @ w).sum() and its backward, float64, one thread, each row a"
+        " fresh process, TMPDIR one new folder for all three",
+        "| compile | x | forward graph, first call (s) | backward graph, first call (s) | both (s) |",
+        "|---|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['compile']} | {r['points']} x 2 | {r['forward_s']:.1f} | {r['backward_s']:.1f} |"
+        f" {r['forward_s'] + r['backward_s']:.1f} |"
+        for r in rows
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -14,6 +14,7 @@ continuations under ROOT/long/), on both settings, writes ROOT/diagnosis/SETTING
 A file already written is kept (the command resumes); each is written atomically.  --quick: 4 batches, a coarse
 slice and N = 10, 100 only (a smoke run, into ROOT/diagnosis-quick).
 """
+
 from __future__ import annotations
 
 import sys
@@ -21,17 +22,27 @@ from pathlib import Path
 
 import torch
 
+from amaml_lab.io import write_json_atomic
 from amaml_lab.studies import diagnosis
 from amaml_lab.studies.directions import COMMITTED_RATE
-from amaml_lab.io import write_json_atomic
 from amaml_lab.studies.rundir import config_of, load_run
 
 SETTINGS = ("CosMixture-50-50", "Sinusoid-10-10")
 RUNS = ("maml-1000", "reptile-1000", "fomaml-1000", "maml-10")
-FULL = {"steps": (10, 100, 1000), "batches": 20, "spectrum": (1, 3, 10, 30, 100, 300, 1000),
-        "alphas": [round(-0.05 + 0.0025 * i, 4) for i in range(61)], "slice_steps": (10, 1000)}
-QUICK = {"steps": (10, 100), "batches": 4, "spectrum": (1, 10, 100), "alphas": [-0.05, 0.0, 0.05, 0.1],
-         "slice_steps": (10,)}
+FULL = {
+    "steps": (10, 100, 1000),
+    "batches": 20,
+    "spectrum": (1, 3, 10, 30, 100, 300, 1000),
+    "alphas": [round(-0.05 + 0.0025 * i, 4) for i in range(61)],
+    "slice_steps": (10, 1000),
+}
+QUICK = {
+    "steps": (10, 100),
+    "batches": 4,
+    "spectrum": (1, 10, 100),
+    "alphas": [-0.05, 0.0, 0.05, 0.1],
+    "slice_steps": (10,),
+}
 
 
 def thetas(root: Path):
@@ -52,9 +63,14 @@ def diagnose(folder: Path, snapshot: Path, plan: dict) -> dict:
     cfg = config_of(load_run(folder)["summary"]).resolved().check()
     state = torch.load(snapshot, weights_only=False, map_location="cpu")
     theta = {k: v.to(torch.float64) for k, v in state["theta"].items()}
-    out = {"run": str(folder), "meta_step": state.get("meta_step", state.get("meta_steps")),
-           "adam_step": diagnosis.adam_step(state["optimizer"]) if cfg.optimizer == "adam" else None,
-           "directions": {}, "slices": {}, "alphas": plan["alphas"]}
+    out = {
+        "run": str(folder),
+        "meta_step": state.get("meta_step", state.get("meta_steps")),
+        "adam_step": diagnosis.adam_step(state["optimizer"]) if cfg.optimizer == "adam" else None,
+        "directions": {},
+        "slices": {},
+        "alphas": plan["alphas"],
+    }
     means = {}
     for n in plan["steps"]:
         found = diagnosis.directions_over_batches(cfg, theta, n, plan["batches"])
@@ -65,8 +81,9 @@ def diagnose(folder: Path, snapshot: Path, plan: dict) -> dict:
     for n in plan["slice_steps"]:
         along = means.get(n) or means[max(means)]
         slice_cfg = cfg.__class__(**{**cfg.__dict__, "inner_steps": n})
-        out["slices"][n] = {name: diagnosis.loss_slice(slice_cfg, theta, along[name], plan["alphas"])
-                            for name in ("exact", "reptile")}
+        out["slices"][n] = {
+            name: diagnosis.loss_slice(slice_cfg, theta, along[name], plan["alphas"]) for name in ("exact", "reptile")
+        }
     return out
 
 

@@ -24,7 +24,7 @@ fi
 BIN=$(mktemp -d); for n in python python3; do printf '#!/bin/sh\nexec %s "$@"\n' "$PYTHON" > "$BIN/$n"; chmod +x "$BIN/$n"; done
 export PATH="$BIN:$PATH" PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 { nvidia-smi -L 2>&1; python -c "import sys, torch, torchdiffeq; print(sys.version.split()[0], torch.__version__, torchdiffeq.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA')"; } | tee "$BACK/env.txt"
-timeout $((BUDGET / 3)) python -m pytest -m cuda -p no:cacheprovider -rA tests/test_cuda.py > "$BACK/pytest-cuda.log" 2>&1
+timeout $((BUDGET / 3)) python -m pytest -m cuda -p no:cacheprovider -rA tests/integration/test_cuda.py > "$BACK/pytest-cuda.log" 2>&1
 tail -15 "$BACK/pytest-cuda.log"
 OUT=${OUT:-results/gpu}
 left=$((BUDGET - ($(date +%s) - start) - 20))

@@ -10,7 +10,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
-
 from helpers import MLPTask, Quadratic  # noqa: E402
 
 
@@ -25,7 +24,11 @@ def mlp_task():
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``cuda`` skip, with the reason, where this torch sees no CUDA GPU."""
+    """Every test under tests/integration is marked ``integration`` (``make test`` runs ``-m "not integration"``);
+    tests marked ``cuda`` skip, with the reason, where this torch sees no CUDA GPU."""
+    for item in items:
+        if "integration" in item.path.parts:
+            item.add_marker(pytest.mark.integration)
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False); run `pytest -m cuda` on one")

@@ -1,6 +1,9 @@
 """Shared test helpers: quadratic tasks with closed forms, a small MLP task with dict params, relative errors,
 the command line in-process and the support flow written out by hand.  Tests import them from here
 (``tests`` is on pytest's pythonpath); conftest.py only turns them into fixtures."""
+
+from pathlib import Path
+
 import torch
 
 from amaml_lab.functional import module_params, task_losses
@@ -107,3 +110,21 @@ def euler_by_hand(theta: dict, x, y, steps: int, h: float, reg: float):
         grads = torch.autograd.grad(loss, list(w.values()))
         u = {k: v.detach() - h * g for (k, v), g in zip(w.items(), grads)}
     return u
+
+
+def write_ratings(folder: Path, fmt: str, users=30, items=40, per_user=12, seed=0) -> Path:
+    """Ratings in the real file formats: u.data (tabs), ratings.dat (::), jester_ratings.dat (spaces, floats)."""
+    g = torch.Generator().manual_seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for u in range(1, users + 1):
+        for i in torch.randperm(items, generator=g)[:per_user].tolist():
+            if fmt == "jester":
+                lines.append(f"{u}\t\t{i + 1}\t\t{float(torch.rand((), generator=g)) * 20 - 10:.3f}\n")
+            else:
+                r = int(torch.randint(1, 6, (1,), generator=g))
+                sep = "\t" if fmt == "ml100k" else "::"
+                lines.append(sep.join([str(u), str(i + 1), str(r), f"88125{u:04d}"]) + "\n")
+    name = {"ml100k": "u.data", "ml1m": "ratings.dat", "jester": "jester_ratings.dat"}[fmt]
+    (folder / name).write_text("".join(lines))
+    return folder

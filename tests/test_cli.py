@@ -1,4 +1,5 @@
 """The command line: the demo and the benchmark run; bad input exits 2 with one line."""
+
 import json
 import subprocess
 import sys
@@ -22,10 +23,12 @@ def test_demo_prints_every_method(capsys):
     assert err < 1e-10  # the discrete adjoint is maml's gradient to rounding
 
 
+@pytest.mark.integration  # starts other processes
 def test_bench_runs_and_writes_rows(tmp_path):
     out = tmp_path / "rows.json"
-    p = run("bench", "--steps", "2,4", "--methods", "maml,adjoint-sqrt", "--shots", "5", "--hidden", "4",
-            "--out", str(out))
+    p = run(
+        "bench", "--steps", "2,4", "--methods", "maml,adjoint-sqrt", "--shots", "5", "--hidden", "4", "--out", str(out)
+    )
     assert p.returncode == 0, p.stderr
     lines = [line for line in p.stdout.splitlines() if line.startswith("| ")]
     assert len(lines) == 1 + 4  # header and one row a (method, steps)
@@ -34,13 +37,17 @@ def test_bench_runs_and_writes_rows(tmp_path):
     assert all(r["time_s"] > 0 and r["peak_mb"] >= 0 for r in rows)
 
 
-@pytest.mark.parametrize("args,pattern", [
-    (["bench", "--methods", "sgd"], "unknown method 'sgd'; allowed: maml, adjoint"),
-    (["bench", "--steps", "0,10"], "steps must be integers >= 1"),
-    (["demo", "--solver", "rk45"], "invalid choice: 'rk45'"),
-    (["demo", "--steps", "0"], "steps must be >= 1"),
-    (["frobnicate"], "invalid choice: 'frobnicate'"),
-])
+@pytest.mark.parametrize(
+    "args,pattern",
+    [
+        (["bench", "--methods", "sgd"], "unknown method 'sgd'; allowed: maml, adjoint"),
+        (["bench", "--steps", "0,10"], "steps must be integers >= 1"),
+        (["demo", "--solver", "rk45"], "invalid choice: 'rk45'"),
+        (["demo", "--steps", "0"], "steps must be >= 1"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+@pytest.mark.integration  # starts other processes
 def test_bad_input_exits_2_with_one_line(args, pattern):
     p = run(*args)
     assert p.returncode == 2

@@ -1,5 +1,6 @@
 """The glossary (docs/glossary.md) is linked at the first use of each term in every notebook
 (tools/glossary_links.py), and every anchor the links use exists."""
+
 import importlib.util
 from pathlib import Path
 

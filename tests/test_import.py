@@ -1,6 +1,7 @@
 """Every import path a reader meets (the notebooks, the book, the README, docs/ and the scripts' ``python -m``)
 is pinned here and imports without a warning; every old path of amaml_lab/moved.py still imports, warning with
 its new one.  A change of a path the docs use fails here until the pin (and the docs) follow."""
+
 import json
 import re
 import subprocess
@@ -32,12 +33,23 @@ PINNED = {  # module: the names readers import from it ("" for ``import module``
     "amaml_lab.training.runs": {"run"},
     "amaml_lab.viz": {"payoff", "directions"},
     "amaml_lab.viz.static": {"horizon_static_figure", "page_weight", "payoff_static_figure"},
-    "amaml_lab.widgets": {"BaselineExplorer", "CostExplorer", "FlowExplorer", "HorizonExplorer",
-                          "ReconstructionExplorer"},
+    "amaml_lab.widgets": {
+        "BaselineExplorer",
+        "CostExplorer",
+        "FlowExplorer",
+        "HorizonExplorer",
+        "ReconstructionExplorer",
+    },
     "amaml_lab.widgets.payoff": {"PayoffExplorer"},
 }
-PINNED_MAINS = {"amaml_lab", "amaml_lab.bench", "amaml_lab.bench.compile_cost", "amaml_lab.bench.worker",
-                "amaml_lab.teach.horizons_data", "amaml_lab.studies.directions"}
+PINNED_MAINS = {
+    "amaml_lab",
+    "amaml_lab.bench",
+    "amaml_lab.bench.compile_cost",
+    "amaml_lab.bench.worker",
+    "amaml_lab.teach.horizons_data",
+    "amaml_lab.studies.directions",
+}
 IMPORT = re.compile(r"^\s*(?:from (amaml_lab[\w.]*) import \(?([\w, ]+)|import (amaml_lab[\w.]*))", re.M)
 MAIN = re.compile(r"-m (amaml_lab[\w.]*)")
 
@@ -45,8 +57,16 @@ MAIN = re.compile(r"-m (amaml_lab[\w.]*)")
 def texts():
     for path in sorted(ROOT.glob("notebooks/*.ipynb")):
         yield path, "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"])
-    for pattern in ("README.md", "docs/*.md", "book/*.md", "notebooks/*.md", "results/*.sh", "results/*.md",
-                    "benchmarks/*.sh", "Makefile"):
+    for pattern in (
+        "README.md",
+        "docs/*.md",
+        "book/*.md",
+        "notebooks/*.md",
+        "results/*.sh",
+        "results/*.md",
+        "benchmarks/*.sh",
+        "Makefile",
+    ):
         for path in sorted(ROOT.glob(pattern)):
             yield path, path.read_text()
 
@@ -84,14 +104,23 @@ def test_every_module_run_with_python_m_has_a_main():
         assert 'if __name__ == "__main__":' in path.read_text(), module
 
 
-@pytest.mark.parametrize("old,name,new", [
-    ("runs", "load_run", "studies.rundir"), ("runs", "run", "training.runs"),
-    ("experiments", "markdown_table", "studies.stats"), ("experiments", "paired_runs", "studies.stats"),
-    ("horizon_study", "mini_study", "teach.payoff"), ("horizon_study", "cross_matrix", "studies.payoff"),
-    ("horizon_study", "memory_table", "measure"), ("explore", "inner_paths", "teach.surfaces"),
-    ("viz_study", "memory_figure", "viz.payoff"), ("widgets_study", "PayoffExplorer", "widgets.payoff"),
-    ("committed", "RESULTS", "studies.committed"), ("config", "RunConfig", "training.config"),
-])
+@pytest.mark.parametrize(
+    "old,name,new",
+    [
+        ("runs", "load_run", "studies.rundir"),
+        ("runs", "run", "training.runs"),
+        ("experiments", "markdown_table", "studies.stats"),
+        ("experiments", "paired_runs", "studies.stats"),
+        ("horizon_study", "mini_study", "teach.payoff"),
+        ("horizon_study", "cross_matrix", "studies.payoff"),
+        ("horizon_study", "memory_table", "measure"),
+        ("explore", "inner_paths", "teach.surfaces"),
+        ("viz_study", "memory_figure", "viz.payoff"),
+        ("widgets_study", "PayoffExplorer", "widgets.payoff"),
+        ("committed", "RESULTS", "studies.committed"),
+        ("config", "RunConfig", "training.config"),
+    ],
+)
 def test_an_old_path_still_imports_and_warns_with_its_new_one(old, name, new):
     import importlib
 

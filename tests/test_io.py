@@ -39,6 +39,7 @@ def test_torch_checkpoint_written_atomically(tmp_path):
     assert [p for p in os.listdir(tmp_path) if p.startswith(".tmp-")] == []
 
 
+@pytest.mark.integration  # starts other processes
 def test_one_writer_per_folder_and_a_nested_take_by_the_same_process(tmp_path):
     """The lock file names its holder; another process is refused while it holds it and takes it once it is gone;
     the same process may take it again inside (the outer take releases it)."""
@@ -48,10 +49,13 @@ def test_one_writer_per_folder_and_a_nested_take_by_the_same_process(tmp_path):
     from amaml_lab.io import LOCK_NAME, FolderBusy, FolderLock
 
     folder = tmp_path / "run"
-    take = ("import sys; from amaml_lab.io import FolderLock\n"
-            "with FolderLock(sys.argv[1]): print('took', flush=True); sys.stdin.read()")
-    other = subprocess.Popen([sys.executable, "-c", take, str(folder)], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True)
+    take = (
+        "import sys; from amaml_lab.io import FolderLock\n"
+        "with FolderLock(sys.argv[1]): print('took', flush=True); sys.stdin.read()"
+    )
+    other = subprocess.Popen(
+        [sys.executable, "-c", take, str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     assert other.stdout.readline().strip() == "took"
     assert (folder / LOCK_NAME).read_text().strip() == str(other.pid)
     with pytest.raises(FolderBusy, match=f"written by process {other.pid}"):

@@ -1,4 +1,5 @@
 """The files people launch the kit with: Binder, conda, the README's badge and commands."""
+
 import re
 from pathlib import Path
 
@@ -52,7 +53,9 @@ def test_the_three_install_routes_name_the_same_dependencies():
     for path, expected in ((ROOT / "environment.yml", dev), (ROOT / "binder" / "environment.yml", lab)):
         channels, deps = conda_requirements(path)
         assert channels == ["conda-forge"], f"{path.name}: conda-forge alone, not {channels}"
-        assert deps == expected, f"{path.relative_to(ROOT)} differs from pyproject: {set(deps.items()) ^ set(expected.items())}"
+        assert deps == expected, (
+            f"{path.relative_to(ROOT)} differs from pyproject: {set(deps.items()) ^ set(expected.items())}"
+        )
 
 
 def test_conda_files_take_the_cpu_build_of_pytorch():
@@ -79,8 +82,11 @@ def test_readme_badge_opens_the_tour_in_jupyterlab():
 def test_ci_runs_the_readmes_test_command_with_ci_set():
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "make test" in readme and "make test" in ci
-    assert re.search(r"^export CI=true\b", ci, re.M), ".ci/run must export CI=true (the browser test then fails, not skips)"
+    assert "make test " in readme and "make test-all" in readme  # both commands, each with what it runs
+    assert re.search(r"^make test-all$", ci, re.M), ".ci/run must run every test (make test-all)"
+    assert re.search(r"^export CI=true\b", ci, re.M), (
+        ".ci/run must export CI=true (the browser test then fails, not skips)"
+    )
 
 
 def test_make_lab_passes_its_flags_and_allows_root():
@@ -93,8 +99,26 @@ def test_make_lab_passes_its_flags_and_allows_root():
 
     if shutil.which("make") is None:
         pytest.skip("no make on this machine")
-    out = subprocess.run(["make", "-n", "-o", ".venv/.installed", "lab", "LAB_ARGS=--port 9999 --no-browser"],
-                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["make", "-n", "-o", ".venv/.installed", "lab", "LAB_ARGS=--port 9999 --no-browser"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     line = next(x for x in out.splitlines() if "jupyter lab notebooks/" in x)
     assert line.endswith("--port 9999 --no-browser")
     assert ("--allow-root" in line) == (os.geteuid() == 0)
+
+
+def test_make_test_leaves_out_only_the_integration_tests_and_test_all_runs_everything():
+    make = (ROOT / "Makefile").read_text()
+    quick = re.search(r"^test: .*\n((?:\t.*\n)+)", make, re.M).group(1)
+    every = re.search(r"^test-all: .*\n((?:\t.*\n)+)", make, re.M).group(1)
+    assert 'pytest -m "not integration"' in quick and re.search(r"pytest\s*$", every.strip())
+    assert "lint" in re.search(r"^test: (.*)$", make, re.M).group(1).split()
+    assert "lint" in re.search(r"^test-all: (.*)$", make, re.M).group(1).split()
+    assert "ruff check ." in make and "ruff format --check ." in make
+    # the integration folder holds what takes minutes or needs more than a Python process
+    names = {p.name for p in (ROOT / "tests" / "integration").glob("test_*.py")}
+    assert {"test_notebooks.py", "test_browser.py", "test_book.py", "test_cuda.py"} <= names

@@ -2,8 +2,9 @@
 
 ``python tools/glossary_links.py`` links each term's first use (in a markdown cell, outside code spans, links
 and headings) to its glossary entry, in place; ``--check`` lists the first uses that are not links and exits 1
-if there are any (tests/test_notebooks.py runs it).
+if there are any (tests/integration/test_notebooks.py runs it).
 """
+
 from __future__ import annotations
 
 import re
@@ -70,7 +71,7 @@ def scan(fix: bool) -> list[str]:
                 found, linked = hit
                 if not linked and fix:
                     s = cell.source
-                    cell.source = f"{s[:found.start()]}[{found.group(0)}]({GLOSSARY}#{anchor}){s[found.end():]}"
+                    cell.source = f"{s[: found.start()]}[{found.group(0)}]({GLOSSARY}#{anchor}){s[found.end() :]}"
                     changed = True
                 elif not linked:
                     missing.append(f"{path.name}: the first '{found.group(0)}' is not linked to {GLOSSARY}#{anchor}")

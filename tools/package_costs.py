@@ -2,8 +2,9 @@
 
     python tools/package_costs.py benchmarks/cpu-steps-compiled-10-10000.json "<the bench command that made it>"
 
-The packaged file names its source and command; tests/test_committed.py checks its rows are the source's.
+The packaged file names its source and command; tests/studies/test_committed.py checks its rows are the source's.
 """
+
 import json
 import sys
 from pathlib import Path

@@ -13,6 +13,7 @@ the memory sampler (timings on a shared 2-core machine vary by tens of
 percent from run to run; the fastest is the steadiest).  Nothing here
 is asserted in a test: it prints a table.
 """
+
 from __future__ import annotations
 
 from .catalogue import CONFIGS, META_STEP_CONFIGS
@@ -29,6 +30,21 @@ from .suites import (
 )
 from .tables import meta_step_table, peers_table, side_by_side_table, steps_table, widget_table
 
-__all__ = ["CONFIGS", "META_STEP_CONFIGS", "report", "run_steps", "run_peers", "run_meta_step", "run_side_by_side",
-           "widget_latencies", "predicted_peak", "UNROLLED", "control_values", "steps_table", "peers_table",
-           "meta_step_table", "side_by_side_table", "widget_table"]
+__all__ = [
+    "CONFIGS",
+    "META_STEP_CONFIGS",
+    "report",
+    "run_steps",
+    "run_peers",
+    "run_meta_step",
+    "run_side_by_side",
+    "widget_latencies",
+    "predicted_peak",
+    "UNROLLED",
+    "control_values",
+    "steps_table",
+    "peers_table",
+    "meta_step_table",
+    "side_by_side_table",
+    "widget_table",
+]

@@ -1,4 +1,5 @@
 """``python -m amaml_lab.bench ...`` is ``amaml-lab bench ...``."""
+
 import sys
 
 from ..cli import main

@@ -32,5 +32,11 @@ CONFIGS = {
 }
 
 
-META_STEP_CONFIGS = {"adjoint-100": ("adjoint", 100), "maml-10": ("maml", 10), "maml-100": ("maml", 100),
-                     "fomaml-100": ("fomaml", 100), "reptile-100": ("reptile", 100), "imaml-100": ("imaml", 100)}
+META_STEP_CONFIGS = {
+    "adjoint-100": ("adjoint", 100),
+    "maml-10": ("maml", 10),
+    "maml-100": ("maml", 100),
+    "fomaml-100": ("fomaml", 100),
+    "reptile-100": ("reptile", 100),
+    "imaml-100": ("imaml", 100),
+}

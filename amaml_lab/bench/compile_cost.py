@@ -20,6 +20,7 @@ for each compiled run:
 
     python -m amaml_lab.bench.compile_cost OUT    # writes OUT.md and OUT.json beside the folder
 """
+
 from __future__ import annotations
 
 import json
@@ -50,13 +51,20 @@ def row(run: Path, method: str, kind: str, eager: float) -> dict:
     compiled = statistics.median(seconds[start:]) if start < len(seconds) else None
     cost = sum(seconds) - len(seconds) * compiled if compiled is not None else None
     behind = max(total - (k + 1) * eager for k, total in enumerate(accumulate(seconds)))
-    return {"method": method, "compile": kind, "compile_s": summary["compile_s"],
-            "elsewhere_s": record["elsewhere_s"],
-            "compiled_from": None if record["compiled_from"] is None else start + 1,
-            "eager_s": eager, "compiled_s": compiled, "meanwhile_s": statistics.median(seconds[:start]) if start else None,
-            "paid_back": math.ceil(cost / (eager - compiled)) if cost is not None and eager > compiled else None,
-            "behind_s": max(behind, 0.0), "cost_s": cost,
-            "share": cost / (RUN_STEPS * compiled) if compiled is not None else None}
+    return {
+        "method": method,
+        "compile": kind,
+        "compile_s": summary["compile_s"],
+        "elsewhere_s": record["elsewhere_s"],
+        "compiled_from": None if record["compiled_from"] is None else start + 1,
+        "eager_s": eager,
+        "compiled_s": compiled,
+        "meanwhile_s": statistics.median(seconds[:start]) if start else None,
+        "paid_back": math.ceil(cost / (eager - compiled)) if cost is not None and eager > compiled else None,
+        "behind_s": max(behind, 0.0),
+        "cost_s": cost,
+        "share": cost / (RUN_STEPS * compiled) if compiled is not None else None,
+    }
 
 
 def rows(folder: Path) -> list[dict]:
@@ -65,8 +73,11 @@ def rows(folder: Path) -> list[dict]:
     methods = sorted({p.name.rsplit("-", 1)[0] for p in folder.iterdir() if p.name.rsplit("-", 1)[-1] in KINDS})
     for method in methods:
         eager = statistics.median(step_seconds(folder / f"{method}-eager"))
-        out += [row(folder / f"{method}-{kind}", method, kind, eager) for kind in KINDS[1:]
-                if (folder / f"{method}-{kind}").is_dir()]
+        out += [
+            row(folder / f"{method}-{kind}", method, kind, eager)
+            for kind in KINDS[1:]
+            if (folder / f"{method}-{kind}").is_dir()
+        ]
     return out
 
 
@@ -82,31 +93,40 @@ def _or(value, fmt: str, none: str) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| method | compile | compiled in another process (s) | compiling waited for (s) |"
-             " compiled from meta-step | eager s / meta-step |"
-             " compiled s / meta-step | paid back at meta-step | behind the eager pace at most (s) |"
-             f" cost to the run (s) | cost / a {RUN_STEPS:,}-step run |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| method | compile | compiled in another process (s) | compiling waited for (s) |"
+        " compiled from meta-step | eager s / meta-step |"
+        " compiled s / meta-step | paid back at meta-step | behind the eager pace at most (s) |"
+        f" cost to the run (s) | cost / a {RUN_STEPS:,}-step run |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         share = "" if r["share"] is None else f"{100 * r['share']:.1f} %"
-        lines.append(f"| {r['method']} | {r['compile']} | {_or(r['elsewhere_s'], '.1f', '')} | {r['compile_s']:.1f} |"
-                     f" {_or(r['compiled_from'], 'd', '')} |"
-                     f" {r['eager_s']:.3f} | {_or(r['compiled_s'], '.3f', '')} | {_or(r['paid_back'], 'd', 'never')} |"
-                     f" {r['behind_s']:.1f} | {_or(r['cost_s'], '.1f', '')} | {share} |")
+        lines.append(
+            f"| {r['method']} | {r['compile']} | {_or(r['elsewhere_s'], '.1f', '')} | {r['compile_s']:.1f} |"
+            f" {_or(r['compiled_from'], 'd', '')} |"
+            f" {r['eager_s']:.3f} | {_or(r['compiled_s'], '.3f', '')} | {_or(r['paid_back'], 'd', 'never')} |"
+            f" {r['behind_s']:.1f} | {_or(r['cost_s'], '.1f', '')} | {share} |"
+        )
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or not Path(args[0]).is_dir():
-        print("usage: python -m amaml_lab.bench.compile_cost OUT (a folder of benchmarks/compile_runs.sh's runs)",
-              file=sys.stderr)
+        print(
+            "usage: python -m amaml_lab.bench.compile_cost OUT (a folder of benchmarks/compile_runs.sh's runs)",
+            file=sys.stderr,
+        )
         return 2
     folder = Path(args[0])
     found = rows(folder)
-    head = ("# benchmarks/compile_runs.sh: CosMixture2D 50/50, 100 rk4 steps, meta-batch 5, float64, one thread;"
-            " cold and background: TMPDIR a new folder (a machine's first compile); new and new_background: a new"
-            " folder in which another setting compiled first (a setting's first compile); the eager pace: the eager"
-            " run's median meta-step")
+    head = (
+        "# benchmarks/compile_runs.sh: CosMixture2D 50/50, 100 rk4 steps, meta-batch 5, float64, one thread;"
+        " cold and background: TMPDIR a new folder (a machine's first compile); new and new_background: a new"
+        " folder in which another setting compiled first (a setting's first compile); the eager pace: the eager"
+        " run's median meta-step"
+    )
     write_text_atomic(folder.with_suffix(".json"), json.dumps(found, indent=2) + "\n")
     write_text_atomic(folder.with_suffix(".md"), head + "\n" + table(found) + "\n")
     print(table(found))

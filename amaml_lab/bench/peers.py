@@ -14,6 +14,7 @@ exact gradient of the loop it differentiates:
 
 The peers are an optional extra (``pip install -e ".[peers]"``); a missing one is reported, not an error.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -64,9 +65,18 @@ def peer_task(shots: int, hidden: int, seed: int, family: str = "Alpine2D"):
     support_loss, query_loss = task_losses(model, support, query)
     theta = module_params(model)
     spec = ParamSpec.of(theta)
-    return dict(support_loss=support_loss, query_loss=query_loss, theta=theta, spec=spec, model=model,
-                support=support, query=query, flat_support=flat_loss(support_loss, spec, "support_loss"),
-                flat_query=flat_loss(query_loss, spec, "query_loss"), theta_flat=spec.flatten(theta).detach())
+    return dict(
+        support_loss=support_loss,
+        query_loss=query_loss,
+        theta=theta,
+        spec=spec,
+        model=model,
+        support=support,
+        query=query,
+        flat_support=flat_loss(support_loss, spec, "support_loss"),
+        flat_query=flat_loss(query_loss, spec, "query_loss"),
+        theta_flat=spec.flatten(theta).detach(),
+    )
 
 
 def _mse(out, y):
@@ -92,9 +102,13 @@ def gradient_fn(name: str, task: dict, steps: int, step_size: float):
     if name in KIT_ROWS:
         sl, ql, theta = task["support_loss"], task["query_loss"], task["theta"]
         return lambda: flat_grad(meta_gradient(sl, ql, theta, steps=steps, step_size=step_size, **KIT_ROWS[name]).grad)
-    builders = {"higher (unrolled SGD)": _higher_fn, "TorchOpt (MetaSGD)": _torchopt_fn,
-                "torchdiffeq odeint (rk4)": _odeint_fn, "torchdiffeq odeint_adjoint (rk4)": _odeint_fn,
-                "TorchOpt implicit (custom_root, CG 5)": _implicit_fn}
+    builders = {
+        "higher (unrolled SGD)": _higher_fn,
+        "TorchOpt (MetaSGD)": _torchopt_fn,
+        "torchdiffeq odeint (rk4)": _odeint_fn,
+        "torchdiffeq odeint_adjoint (rk4)": _odeint_fn,
+        "TorchOpt implicit (custom_root, CG 5)": _implicit_fn,
+    }
     if name not in builders:
         raise ValueError(f"row {name!r} is not known; allowed values: {', '.join(ROWS)}")
     return builders[name](name, task, steps, step_size)
@@ -111,6 +125,7 @@ def _higher_fn(name, task, steps, step_size):
             for _ in range(steps):
                 diff.step(_mse(f(xs), ys))
             return flat_grad(torch.autograd.grad(_mse(f(xq), yq), list(model.parameters())))
+
     return run
 
 
@@ -128,6 +143,7 @@ def _torchopt_fn(name, task, steps, step_size):
         grad = flat_grad(torch.autograd.grad(_mse(model(xq), yq), params))
         torchopt.recover_state_dict(model, state)
         return grad
+
     return run
 
 
@@ -145,18 +161,21 @@ def _odeint_fn(name, task, steps, step_size):
     # output at 0 and T only, as one asks for u(T): odeint_adjoint then keeps no intermediate state and
     # rebuilds them backward (asked for every state, it resets to them and back-solves nothing)
     ends = torch.tensor([0.0, steps * step_size], dtype=th.dtype)
-    options = {"grid_constructor": lambda func, y0, t: torch.linspace(float(t[0]), float(t[-1]), steps + 1,
-                                                                      dtype=th.dtype)}
+    options = {
+        "grid_constructor": lambda func, y0, t: torch.linspace(float(t[0]), float(t[-1]), steps + 1, dtype=th.dtype)
+    }
     adjoint = name.endswith("odeint_adjoint (rk4)")
 
     def run():
         u0 = th.clone().requires_grad_(True)
         if adjoint:
-            uT = torchdiffeq.odeint_adjoint(Field(), u0, ends, method="rk4", options=options,
-                                            adjoint_options=options, adjoint_params=())[-1]
+            uT = torchdiffeq.odeint_adjoint(
+                Field(), u0, ends, method="rk4", options=options, adjoint_options=options, adjoint_params=()
+            )[-1]
         else:
             uT = torchdiffeq.odeint(Field(), u0, ends, method="rk4", options=options)[-1]
         return torch.autograd.grad(fq(uT), u0)[0]
+
     return run
 
 
@@ -177,6 +196,7 @@ def _implicit_fn(name, task, steps, step_size):
         theta_ = th.clone().requires_grad_(True)
         uT = inner(th.clone(), theta_)
         return torch.autograd.grad(fq(uT), theta_)[0]
+
     return run
 
 
@@ -226,5 +246,13 @@ def flow_reference(task: dict, steps: int, step_size: float) -> torch.Tensor:
     from .. import meta_gradient
 
     fine = steps * FLOW_REFINE
-    return flat_grad(meta_gradient(task["support_loss"], task["query_loss"], task["theta"], method="adjoint",
-                               steps=fine, step_size=step_size / FLOW_REFINE).grad)
+    return flat_grad(
+        meta_gradient(
+            task["support_loss"],
+            task["query_loss"],
+            task["theta"],
+            method="adjoint",
+            steps=fine,
+            step_size=step_size / FLOW_REFINE,
+        ).grad
+    )

@@ -7,6 +7,7 @@ Two peers: ``jax-jit`` back-propagates through the loop (``jax.jit`` of ``jax.gr
 and differentiates it with diffrax's default adjoint (recursive checkpointing).  JAX and diffrax are the optional
 ``[jax]`` extra; :func:`available` says whether they are installed.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -23,7 +24,7 @@ os.environ.setdefault("XLA_FLAGS", ONE_THREAD)
 def available() -> str | None:
     """None when JAX and diffrax import; else what to install."""
     missing = [m for m in ("jax", "diffrax") if importlib.util.find_spec(m) is None]
-    return None if not missing else f"{' and '.join(missing)} not installed (pip install -e \".[jax]\")"
+    return None if not missing else f'{" and ".join(missing)} not installed (pip install -e ".[jax]")'
 
 
 def _rk4(field, u, dt):
@@ -51,7 +52,7 @@ def gradient_fn(peer: str, theta: dict, *, steps: int, step_size: float, reg: fl
     def forward(u, x):
         parts, i = [], 0
         for shape, size in zip(shapes, sizes):
-            parts.append(u[i:i + size].reshape(shape))
+            parts.append(u[i : i + size].reshape(shape))
             i += size
         h = x
         for j in range(0, len(parts), 2):  # Linear layers (weight (out, in), bias), tanh between them
@@ -84,9 +85,17 @@ def gradient_fn(peer: str, theta: dict, *, steps: int, step_size: float, reg: fl
 def _diffrax_end(vector_field, y0, steps: int, step_size: float):
     import diffrax
 
-    sol = diffrax.diffeqsolve(diffrax.ODETerm(vector_field), _rk38(), t0=0.0, t1=steps * step_size, dt0=step_size,
-                              y0=y0, stepsize_controller=diffrax.ConstantStepSize(),
-                              saveat=diffrax.SaveAt(t1=True), max_steps=steps + 1)
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(vector_field),
+        _rk38(),
+        t0=0.0,
+        t1=steps * step_size,
+        dt0=step_size,
+        y0=y0,
+        stepsize_controller=diffrax.ConstantStepSize(),
+        saveat=diffrax.SaveAt(t1=True),
+        max_steps=steps + 1,
+    )
     return sol.ys[-1]
 
 
@@ -96,8 +105,11 @@ def _rk38():
 
     class RK38(diffrax.AbstractERK):
         tableau = diffrax.ButcherTableau(
-            c=np.array([1 / 3, 2 / 3, 1.0]), b_sol=np.array([1 / 8, 3 / 8, 3 / 8, 1 / 8]), b_error=np.zeros(4),
-            a_lower=(np.array([1 / 3]), np.array([-1 / 3, 1.0]), np.array([1.0, -1.0, 1.0])))
+            c=np.array([1 / 3, 2 / 3, 1.0]),
+            b_sol=np.array([1 / 8, 3 / 8, 3 / 8, 1 / 8]),
+            b_error=np.zeros(4),
+            a_lower=(np.array([1 / 3]), np.array([-1 / 3, 1.0]), np.array([1.0, -1.0, 1.0])),
+        )
         interpolation_cls = diffrax.ThirdOrderHermitePolynomialInterpolation.from_k
 
         def order(self, terms):

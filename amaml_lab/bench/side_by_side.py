@@ -7,6 +7,7 @@ slows them alike; a row's ``time_s`` is its median, ``ratio`` the median over ro
 eager adjoint in the same round, ``rel_error`` its gradient's distance to the kit's eager maml (back-propagation
 through the same steps).
 """
+
 from __future__ import annotations
 
 import statistics
@@ -14,27 +15,43 @@ import time
 
 from . import peers_jax
 
-KIT_ROWS = {"kit maml": ("maml", False), "kit adjoint": ("adjoint", False),
-            "kit maml (compiled)": ("maml", True), "kit adjoint (compiled)": ("adjoint", True)}
+KIT_ROWS = {
+    "kit maml": ("maml", False),
+    "kit adjoint": ("adjoint", False),
+    "kit maml (compiled)": ("maml", True),
+    "kit adjoint (compiled)": ("adjoint", True),
+}
 
 
 def _kit_fn(cfg: dict, method: str, compiled: bool):
     """``f() -> flat meta-gradient`` of the kit on the side-by-side's theta and batch, and (theta, batch)."""
     import torch
 
+    from ..tasks.domains import load_domain
     from ..training.builders import build_model, losses_for, on_device
     from ..training.config import RunConfig
-    from ..tasks.domains import load_domain
     from ..training.train import batch_gradient
 
-    run_cfg = RunConfig(domain=cfg["domain"], shots=cfg["shots"], query=cfg["shots"], inner_steps=cfg["steps"],
-                        method=method, seed=cfg["seed"], compile=compiled).resolved().check()
+    run_cfg = (
+        RunConfig(
+            domain=cfg["domain"],
+            shots=cfg["shots"],
+            query=cfg["shots"],
+            inner_steps=cfg["steps"],
+            method=method,
+            seed=cfg["seed"],
+            compile=compiled,
+        )
+        .resolved()
+        .check()
+    )
     torch.manual_seed(cfg["seed"])
     domain = load_domain(run_cfg.domain, run_cfg.shots, run_cfg.query)
     model = build_model(run_cfg, domain.in_features)
     theta = {k: v.detach().clone() for k, v in model.named_parameters()}
-    support, query = domain.train_batch(torch.Generator().manual_seed(cfg["seed"]), run_cfg.meta_batch,
-                                        run_cfg.shots, run_cfg.query)
+    support, query = domain.train_batch(
+        torch.Generator().manual_seed(cfg["seed"]), run_cfg.meta_batch, run_cfg.shots, run_cfg.query
+    )
     support, query = on_device(support, run_cfg), on_device(query, run_cfg)
     losses = losses_for(run_cfg, model)
 
@@ -49,8 +66,13 @@ def _jax_fn(peer: str, theta, batch, run_cfg):
     import jax
     import numpy as np
 
-    fn, flat = peers_jax.gradient_fn(peer, {k: v.numpy() for k, v in theta.items()}, steps=run_cfg.inner_steps,
-                                     step_size=run_cfg.step_size, reg=run_cfg.reg)
+    fn, flat = peers_jax.gradient_fn(
+        peer,
+        {k: v.numpy() for k, v in theta.items()},
+        steps=run_cfg.inner_steps,
+        step_size=run_cfg.step_size,
+        reg=run_cfg.reg,
+    )
     args = [jax.numpy.asarray(flat)] + [jax.numpy.asarray(t.numpy()) for t in (*batch[0], *batch[1])]
 
     def run():
@@ -97,9 +119,12 @@ def measure_side_by_side(cfg: dict) -> dict:
             times[name].append(time.perf_counter() - t0)
     ref = grads["kit maml"]
     for name in fns:
-        rows[name].update(time_s=statistics.median(times[name]), ratio=_paired(times[name], times["kit adjoint"]),
-                          rel_error=float(np.linalg.norm(grads[name] - ref) / np.linalg.norm(ref)),
-                          vs={peer: _paired(times[name], times[peer]) for peer in peers if peer in times})
+        rows[name].update(
+            time_s=statistics.median(times[name]),
+            ratio=_paired(times[name], times["kit adjoint"]),
+            rel_error=float(np.linalg.norm(grads[name] - ref) / np.linalg.norm(ref)),
+            vs={peer: _paired(times[name], times[peer]) for peer in peers if peer in times},
+        )
         rows[name]["compile_s"] = max(rows[name]["first_s"] - rows[name]["time_s"], 0.0)
     return {"rows": list(rows.values())}
 

@@ -1,5 +1,6 @@
 """The benchmark's suites: each measures its rows through :mod:`amaml_lab.measure`'s workers (one fresh process
 a row, so that one measurement cannot inherit another's memory) and returns them for :mod:`.tables`."""
+
 from __future__ import annotations
 
 import os
@@ -8,9 +9,9 @@ import sys
 import tempfile
 import time
 
-from .catalogue import META_STEP_CONFIGS
 from ..measure import run_worker
 from ..tasks.examples import build_task
+from .catalogue import META_STEP_CONFIGS
 
 
 def run_peers(args) -> list[dict]:
@@ -25,22 +26,44 @@ def run_peers(args) -> list[dict]:
         flow = os.path.join(tempfile.mkdtemp(prefix="amaml-peers-"), f"flow-{steps}.pt")
         torch.save(peers.flow_reference(task, steps, args.step_size), flow)
         lam0, lam_T = peers.curvature(task, steps, args.step_size)
-        print(f"  steps={steps}: λmax of the support Hessian {lam0:.1f} at θ, {lam_T:.1f} at u(T):"
-              f" h·λmax {args.step_size * lam_T:.2f} at T", file=sys.stderr, flush=True)
+        print(
+            f"  steps={steps}: λmax of the support Hessian {lam0:.1f} at θ, {lam_T:.1f} at u(T):"
+            f" h·λmax {args.step_size * lam_T:.2f} at T",
+            file=sys.stderr,
+            flush=True,
+        )
         for name in peers.ROWS:
-            cfg = dict(kind="peer", name=name, steps=steps, shots=args.shots, hidden=args.hidden,
-                       step_size=args.step_size, repeat=args.repeat, time_budget=args.time_budget, seed=args.seed,
-                       flow_reference=flow, lambda_max=[lam0, lam_T])
+            cfg = dict(
+                kind="peer",
+                name=name,
+                steps=steps,
+                shots=args.shots,
+                hidden=args.hidden,
+                step_size=args.step_size,
+                repeat=args.repeat,
+                time_budget=args.time_budget,
+                seed=args.seed,
+                flow_reference=flow,
+                lambda_max=[lam0, lam_T],
+            )
             if not peers.available(name):
-                rows.append({**cfg, "error": f"skipped: {peers.ROWS[name][0]} is not installed"
-                                             " (pip install -e \".[peers]\")"})
+                rows.append(
+                    {**cfg, "error": f'skipped: {peers.ROWS[name][0]} is not installed (pip install -e ".[peers]")'}
+                )
             else:
                 rows.append({**cfg, **run_worker(cfg)})
             r = rows[-1]
             r.pop("flow_reference")
-            print(f"  {name:>40} steps={steps:>5}: " + (
-                f"{r['time_s']:.3f} s, {r['peak_mb']:.1f} MB, error {r['rel_error']:.1e}" if "time_s" in r
-                else r["error"]), file=sys.stderr, flush=True)
+            print(
+                f"  {name:>40} steps={steps:>5}: "
+                + (
+                    f"{r['time_s']:.3f} s, {r['peak_mb']:.1f} MB, error {r['rel_error']:.1e}"
+                    if "time_s" in r
+                    else r["error"]
+                ),
+                file=sys.stderr,
+                flush=True,
+            )
         shutil.rmtree(os.path.dirname(flow), ignore_errors=True)
     return rows
 
@@ -49,20 +72,39 @@ def run_meta_step(args) -> list[dict]:
     rows = []
     for name in META_STEP_CONFIGS:  # the former loss path, training's, and training's compiled
         for losses, compiled in (("vmapped", False), ("stacked", False), ("stacked", True)):
-            cfg = dict(kind="meta-step", name=name, losses=losses, compile=compiled, domain=args.domain,
-                       shots=args.shots, device=args.device, repeat=max(args.repeat, 5), seed=args.seed)
+            cfg = dict(
+                kind="meta-step",
+                name=name,
+                losses=losses,
+                compile=compiled,
+                domain=args.domain,
+                shots=args.shots,
+                device=args.device,
+                repeat=max(args.repeat, 5),
+                seed=args.seed,
+            )
             row = {**cfg, **run_worker(cfg)}
             rows.append(row)
-            print(f"  {name:>12} {losses:>8}{' compiled' if compiled else ''}: "
-                  + (f"{row['time_s']:.3f} s" if "time_s" in row else row["error"]), file=sys.stderr, flush=True)
+            print(
+                f"  {name:>12} {losses:>8}{' compiled' if compiled else ''}: "
+                + (f"{row['time_s']:.3f} s" if "time_s" in row else row["error"]),
+                file=sys.stderr,
+                flush=True,
+            )
     return rows
 
 
 def run_side_by_side(args) -> list[dict]:
     """The kit (eager, compiled) beside JAX and diffrax on one meta-gradient, interleaved in one fresh process."""
     steps = args.steps[0] if len(args.steps) == 1 else 100
-    cfg = dict(kind="side-by-side", domain=args.domain, shots=args.shots, steps=steps, seed=args.seed,
-               rounds=max(args.repeat, 5))
+    cfg = dict(
+        kind="side-by-side",
+        domain=args.domain,
+        shots=args.shots,
+        steps=steps,
+        seed=args.seed,
+        rounds=max(args.repeat, 5),
+    )
     out = run_worker(cfg)
     rows = out.get("rows") or [{"name": "side-by-side", "error": out.get("error")}]
     return [{**r, "steps": steps} for r in rows]
@@ -85,23 +127,41 @@ def run_steps(args) -> list[dict]:
     rows = []
     for steps in args.steps:
         for name in args.methods:
-            cfg = dict(name=name, steps=steps, shots=args.shots, hidden=args.hidden, step_size=args.step_size,
-                       solver=args.solver, dtype=args.dtype, device=args.device, repeat=args.repeat,
-                       time_budget=args.time_budget, seed=args.seed)
+            cfg = dict(
+                name=name,
+                steps=steps,
+                shots=args.shots,
+                hidden=args.hidden,
+                step_size=args.step_size,
+                solver=args.solver,
+                dtype=args.dtype,
+                device=args.device,
+                repeat=args.repeat,
+                time_budget=args.time_budget,
+                seed=args.seed,
+            )
             if name == "maml" and args.maml_max_steps is not None and steps > args.maml_max_steps:
                 rows.append({**cfg, "error": f"skipped (over --maml-max-steps {args.maml_max_steps})"})
                 continue
             predicted = predicted_peak(rows, name, steps) if name in UNROLLED else None
             if args.memory_budget is not None and predicted is not None and predicted > args.memory_budget:
-                rows.append({**cfg, "predicted_mb": predicted, "error": (
-                    f"refused: {predicted:,.0f} MB predicted > the {args.memory_budget:,.4g} MB budget")})
+                rows.append(
+                    {
+                        **cfg,
+                        "predicted_mb": predicted,
+                        "error": (f"refused: {predicted:,.0f} MB predicted > the {args.memory_budget:,.4g} MB budget"),
+                    }
+                )
                 print(f"  {name:>22} steps={steps:>6}: {rows[-1]['error']}", file=sys.stderr, flush=True)
                 continue
             row = {**cfg, **run_worker(cfg)}
             rows.append(row)
-            print(f"  {name:>22} steps={steps:>6}: " + (
-                f"{row['time_s']:.3f} s, {row['peak_mb']:.1f} MB" if "time_s" in row else row["error"]),
-                file=sys.stderr, flush=True)
+            print(
+                f"  {name:>22} steps={steps:>6}: "
+                + (f"{row['time_s']:.3f} s, {row['peak_mb']:.1f} MB" if "time_s" in row else row["error"]),
+                file=sys.stderr,
+                flush=True,
+            )
     return rows
 
 
@@ -121,7 +181,7 @@ def control_values(control, count: int) -> list:
         ks = sorted({round(i * positions / (count - 1)) for i in range(count)})
         values = [round(lo + k * step, 10) for k in ks]
         if getattr(control, "base", None):  # log sliders: their value is base ** exponent
-            values = [control.base ** v for v in values]
+            values = [control.base**v for v in values]
         elif isinstance(control.value, int):
             values = [int(v) for v in values]
     n = len(values)
@@ -150,9 +210,13 @@ def widget_latencies(apps=None, moves: int = 10) -> list[dict]:
         support_loss, query_loss, theta = build_task(20, "float64", "cpu", 8, 0)
         return widgets.BaselineExplorer(support_loss, query_loss, theta, steps_list=(5, 20, 50))
 
-    builders = {"HorizonExplorer": horizon, "FlowExplorer": widgets.FlowExplorer,
-                "CostExplorer": cost, "ReconstructionExplorer": widgets.ReconstructionExplorer,
-                "BaselineExplorer": baselines}
+    builders = {
+        "HorizonExplorer": horizon,
+        "FlowExplorer": widgets.FlowExplorer,
+        "CostExplorer": cost,
+        "ReconstructionExplorer": widgets.ReconstructionExplorer,
+        "BaselineExplorer": baselines,
+    }
     rows = []
     for name in apps or builders:
         started = time.perf_counter()
@@ -174,7 +238,16 @@ def widget_latencies(apps=None, moves: int = 10) -> list[dict]:
                 control.value = value
                 times.append(time.perf_counter() - t0)
             control.value = original
-            rows.append({"app": name, "build_s": build, "ready_s": ready, "control": key, "moves": len(times),
-                         "median_s": statistics.median(times), "worst_s": max(times)})
+            rows.append(
+                {
+                    "app": name,
+                    "build_s": build,
+                    "ready_s": ready,
+                    "control": key,
+                    "moves": len(times),
+                    "median_s": statistics.median(times),
+                    "worst_s": max(times),
+                }
+            )
         print(f"  {name}: built in {build:.1f} s", file=sys.stderr, flush=True)
     return rows

@@ -1,4 +1,5 @@
 """The benchmark's tables: Markdown from the suites' rows (ratios against maml at the same steps)."""
+
 from __future__ import annotations
 
 from .catalogue import CONFIGS
@@ -8,20 +9,26 @@ def peers_table(rows: list[dict]) -> str:
     from .peers import ROWS
 
     exact = {"euler": "maml (euler)", "rk4": "maml (rk4)", "imaml": "dense solve"}
-    lines = ["| steps | row | time (s) | peak memory (MB) | relative error | exact reference | error vs the flow |",
-             "|---:|---|---:|---:|---:|---|---:|"]
+    lines = [
+        "| steps | row | time (s) | peak memory (MB) | relative error | exact reference | error vs the flow |",
+        "|---:|---|---:|---:|---:|---|---:|",
+    ]
     for r in rows:
         if "time_s" in r:
             flow = f"{r['flow_error']:.1e}" if "flow_error" in r else ""
-            lines.append(f"| {r['steps']} | {r['name']} | {r['time_s']:.3f} | {r['peak_mb']:.1f} | "
-                         f"{r['rel_error']:.1e} | {exact[ROWS[r['name']][1]]} | {flow} |")
+            lines.append(
+                f"| {r['steps']} | {r['name']} | {r['time_s']:.3f} | {r['peak_mb']:.1f} | "
+                f"{r['rel_error']:.1e} | {exact[ROWS[r['name']][1]]} | {flow} |"
+            )
         else:
             lines.append(f"| {r['steps']} | {r['name']} | | | | {r['error']} | |")
     curvature = {r["steps"]: r["lambda_max"] for r in rows if "lambda_max" in r}
     if curvature:
         lines.append("")
-        lines.append("λmax of the support Hessian at θ and at u(T): " + "; ".join(
-            f"{steps} steps: {lam0:.1f} and {lam_T:.1f}" for steps, (lam0, lam_T) in curvature.items()))
+        lines.append(
+            "λmax of the support Hessian at θ and at u(T): "
+            + "; ".join(f"{steps} steps: {lam0:.1f} and {lam_T:.1f}" for steps, (lam0, lam_T) in curvature.items())
+        )
     return "\n".join(lines)
 
 
@@ -29,8 +36,10 @@ def peers_table(rows: list[dict]) -> str:
 
 
 def meta_step_table(rows: list[dict]) -> str:
-    lines = ["| meta-step | losses | s / meta-step (median) | stacked / vmapped | compiled / eager | compile (s) |",
-             "|---|---|---:|---:|---:|---:|"]
+    lines = [
+        "| meta-step | losses | s / meta-step (median) | stacked / vmapped | compiled / eager | compile (s) |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     before = {r["name"]: r for r in rows if r["losses"] == "vmapped" and "time_s" in r}
     eager = {r["name"]: r for r in rows if r["losses"] == "stacked" and not r.get("compile") and "time_s" in r}
     for r in rows:
@@ -48,13 +57,19 @@ def meta_step_table(rows: list[dict]) -> str:
 
 def side_by_side_table(rows: list[dict]) -> str:
     peers = list(dict.fromkeys(p for r in rows for p in r.get("vs", {})))
-    lines = ["| steps | row | s (median) | first call (s) | / kit adjoint | " + "".join(f"/ {p} | " for p in peers)
-             + "relative error vs kit maml |", "|---:|---|---:|---:|---:|" + "---:|" * len(peers) + "---:|"]
+    lines = [
+        "| steps | row | s (median) | first call (s) | / kit adjoint | "
+        + "".join(f"/ {p} | " for p in peers)
+        + "relative error vs kit maml |",
+        "|---:|---|---:|---:|---:|" + "---:|" * len(peers) + "---:|",
+    ]
     for r in rows:
         if "time_s" in r:
             vs = "".join(f" {r['vs'][p]:.2f} |" if p in r.get("vs", {}) else " |" for p in peers)
-            lines.append(f"| {r['steps']} | {r['name']} | {r['time_s']:.3f} | {r['first_s']:.1f} | {r['ratio']:.2f} |"
-                         f"{vs} {r['rel_error']:.1e} |")
+            lines.append(
+                f"| {r['steps']} | {r['name']} | {r['time_s']:.3f} | {r['first_s']:.1f} | {r['ratio']:.2f} |"
+                f"{vs} {r['rel_error']:.1e} |"
+            )
         else:
             lines.append(f"| {r['steps']} | {r['name']} | {r['error']} | | |" + " |" * len(peers) + " |")
     return "\n".join(lines)
@@ -65,8 +80,9 @@ def widget_table(rows: list[dict]) -> str:
     lines = [head, "|---|---:|---|---:|---:|---:|"]
     for r in rows:
         build = f"{r['build_s']:.1f}" + (f" (measured in {r['ready_s']:.1f})" if r.get("ready_s") else "")
-        lines.append(f"| {r['app']} | {build} | {r['control']} | {r['moves']} | {r['median_s']:.3f} | "
-                     f"{r['worst_s']:.3f} |")
+        lines.append(
+            f"| {r['app']} | {build} | {r['control']} | {r['moves']} | {r['median_s']:.3f} | {r['worst_s']:.3f} |"
+        )
     return "\n".join(lines)
 
 

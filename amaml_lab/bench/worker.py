@@ -2,6 +2,7 @@
 ``--worker-stream`` measures the rows read from stdin one after the other (the parent's side:
 :func:`amaml_lab.measure.run_worker` and :func:`amaml_lab.measure.stream`).  Each row is measured in this fresh
 process after a warm-up, so that one measurement cannot inherit another's memory."""
+
 from __future__ import annotations
 
 import json
@@ -28,12 +29,21 @@ def measure(cfg: dict) -> dict:
     elif options.pop("images", False):
         support_loss, query_loss, theta = build_images(cfg["device"], cfg["seed"])
     else:
-        support_loss, query_loss, theta = build_task(cfg["shots"], cfg["dtype"], cfg["device"], cfg["hidden"],
-                                                     cfg["seed"])
+        support_loss, query_loss, theta = build_task(
+            cfg["shots"], cfg["dtype"], cfg["device"], cfg["hidden"], cfg["seed"]
+        )
 
     def run(steps):
-        out = meta_gradient(support_loss, query_loss, theta, method=method, steps=steps,
-                            step_size=cfg["step_size"], solver=cfg["solver"], **options)
+        out = meta_gradient(
+            support_loss,
+            query_loss,
+            theta,
+            method=method,
+            steps=steps,
+            step_size=cfg["step_size"],
+            solver=cfg["solver"],
+            **options,
+        )
         if on_cuda:
             torch.cuda.synchronize()
         return out
@@ -49,8 +59,8 @@ def measure_peer(cfg: dict) -> dict:
     """One row of ``--peers`` in this process: time, peak memory and relative error of one meta-gradient."""
     import warnings
 
-    from . import peers
     from ..functional import relative_error
+    from . import peers
 
     task = peers.peer_task(cfg["shots"], cfg["hidden"], cfg["seed"])
     with warnings.catch_warnings():
@@ -75,21 +85,33 @@ def measure_meta_step(cfg: dict) -> dict:
     """
     import torch
 
+    from ..tasks.domains import load_domain
     from ..training.builders import build_model, losses_for, on_device
     from ..training.config import RunConfig
-    from ..tasks.domains import load_domain
     from ..training.train import batch_gradient
 
     select_device(cfg["device"])
     method, steps = META_STEP_CONFIGS[cfg["name"]]
-    run_cfg = RunConfig(domain=cfg["domain"], shots=cfg["shots"], query=cfg["shots"], inner_steps=steps,
-                        method=method, device=cfg["device"], compile=cfg.get("compile", False)).resolved().check()
+    run_cfg = (
+        RunConfig(
+            domain=cfg["domain"],
+            shots=cfg["shots"],
+            query=cfg["shots"],
+            inner_steps=steps,
+            method=method,
+            device=cfg["device"],
+            compile=cfg.get("compile", False),
+        )
+        .resolved()
+        .check()
+    )
     domain = load_domain(run_cfg.domain, run_cfg.shots, run_cfg.query)
     model = build_model(run_cfg, domain.in_features).to(run_cfg.device)
     theta = {k: v.detach().clone().requires_grad_(True) for k, v in model.named_parameters()}
     if cfg["losses"] == "stacked":
         losses = losses_for(run_cfg, model)
     else:
+
         def support_loss(params, data):
             return 0.5 * torch.mean((torch.func.functional_call(model, params, (data[0],)) - data[1]) ** 2)
 
@@ -102,8 +124,15 @@ def measure_meta_step(cfg: dict) -> dict:
 
     def meta_step():  # what meta-training does each step (train.batch_gradient), then the outer step
         support, query = domain.train_batch(gen, run_cfg.meta_batch, run_cfg.shots, run_cfg.query)
-        grad, _, _ = batch_gradient(run_cfg, model, theta, on_device(support, run_cfg), on_device(query, run_cfg),
-                                    losses, stacked=cfg["losses"] == "stacked")
+        grad, _, _ = batch_gradient(
+            run_cfg,
+            model,
+            theta,
+            on_device(support, run_cfg),
+            on_device(query, run_cfg),
+            losses,
+            stacked=cfg["losses"] == "stacked",
+        )
         for k, v in theta.items():
             v.grad = grad[k]
         optimizer.step()

@@ -26,6 +26,7 @@ about 600 of Conv-4), else as many as fit (at least 3), checkpointed:
 the fastest schedule the budget allows, so nobody has to pick c.
 ``stats["checkpoints"]`` says what was chosen.
 """
+
 from __future__ import annotations
 
 import math
@@ -88,8 +89,12 @@ def adjoint(p: Problem, scheme: str = "continuous", checkpoints=None, memory_bud
     budget = _budget(p, checkpoints, memory_budget_mb, sweep_type.holds(p, stored=False))
     extra = sweep_type.holds(p, stored=budget is None)
     sweep = None
-    reverse = Reverse(p, n + 1 + extra if budget is None else budget, extra,
-                      consumer_holds=lambda: sweep.held() if sweep is not None else 0)
+    reverse = Reverse(
+        p,
+        n + 1 + extra if budget is None else budget,
+        extra,
+        consumer_holds=lambda: sweep.held() if sweep is not None else 0,
+    )
     with torch.no_grad():
         for i, rows in reverse.blocks():
             if sweep is None:  # the first block ends with u(T)
@@ -100,8 +105,13 @@ def adjoint(p: Problem, scheme: str = "continuous", checkpoints=None, memory_bud
             del rows
     a, q = sweep.a, sweep.q
     slots = reverse.slots
-    stats = {"stored_states": reverse.peak, "scheme": scheme, "checkpoints": budget,
-             "repetitions": repetitions(n + 1, slots), "forward_steps": forward_steps(n + 1, slots)}
+    stats = {
+        "stored_states": reverse.peak,
+        "scheme": scheme,
+        "checkpoints": budget,
+        "repetitions": repetitions(n + 1, slots),
+        "forward_steps": forward_steps(n + 1, slots),
+    }
     if scheme == "grid":
         stats["step_curvature"] = sweep.check()
     return a + q, u_T, qloss, stats

@@ -1,5 +1,6 @@
 """State back-solving ("backsolve"): the adjoint with u(t) rebuilt backward in time, as torchdiffeq's
 ``odeint_adjoint`` does; kept to show why gradient flows make that fail."""
+
 from __future__ import annotations
 
 import warnings
@@ -40,8 +41,9 @@ def backsolve_rows(p: Problem, ends, u_ends: torch.Tensor, cotangents: torch.Ten
     solve when it reaches step ``ends[j]``; row j is what :func:`backsolve` gives with ``steps=ends[j]``.
     """
     with torch.no_grad():
-        _, a, q = sweep_rows(ends, (u_ends, cotangents, torch.zeros_like(cotangents)),
-                             lambda hi, lo, rows: _back(p, rows, hi, lo))
+        _, a, q = sweep_rows(
+            ends, (u_ends, cotangents, torch.zeros_like(cotangents)), lambda hi, lo, rows: _back(p, rows, hi, lo)
+        )
     return a + q
 
 

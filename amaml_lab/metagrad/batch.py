@@ -7,6 +7,7 @@ B per-task meta-gradients.  Every per-task loss evaluation is one
 ``torch.func.vmap`` call over the tasks; the solver sees one stacked state.  On
 a fixed grid this equals a Python loop over tasks to rounding.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -48,7 +49,9 @@ def _leading(data, name: str) -> int:
         raise ValueError(f"{name} must hold tensors with a leading task dimension")
     sizes = {x.shape[0] if x.dim() else None for x in leaves}
     if len(sizes) != 1 or None in sizes:
-        raise ValueError(f"every tensor in {name} needs the same leading task dimension; got sizes {sorted(map(str, sizes))}")
+        raise ValueError(
+            f"every tensor in {name} needs the same leading task dimension; got sizes {sorted(map(str, sizes))}"
+        )
     return sizes.pop()
 
 
@@ -67,16 +70,33 @@ def _mean(tree):
 
 
 def _loop(support_loss, query_loss, theta, support_data, query_data, size, why, **kw):
-    results = [meta_gradient(lambda p, d=_task(support_data, b): support_loss(p, d),
-                             lambda p, d=_task(query_data, b): query_loss(p, d), theta, **kw) for b in range(size)]
+    results = [
+        meta_gradient(
+            lambda p, d=_task(support_data, b): support_loss(p, d),
+            lambda p, d=_task(query_data, b): query_loss(p, d),
+            theta,
+            **kw,
+        )
+        for b in range(size)
+    ]
     grads = _stack([r.grad for r in results])
     losses = torch.tensor([r.query_loss for r in results], dtype=torch.float64)
-    stats = {"vectorized": False, "why_loop": why, "tasks": size,
-             "wall_time": sum(r.stats["wall_time"] for r in results),
-             "grad_evals": sum(r.stats["grad_evals"] for r in results),
-             "hvp_evals": sum(r.stats["hvp_evals"] for r in results)}
-    return BatchMetaGradient(grad=_mean(grads), grads=grads, adapted=_stack([r.adapted for r in results]),
-                             query_loss=float(losses.mean()), query_losses=losses, stats=stats)
+    stats = {
+        "vectorized": False,
+        "why_loop": why,
+        "tasks": size,
+        "wall_time": sum(r.stats["wall_time"] for r in results),
+        "grad_evals": sum(r.stats["grad_evals"] for r in results),
+        "hvp_evals": sum(r.stats["hvp_evals"] for r in results),
+    }
+    return BatchMetaGradient(
+        grad=_mean(grads),
+        grads=grads,
+        adapted=_stack([r.adapted for r in results]),
+        query_loss=float(losses.mean()),
+        query_losses=losses,
+        stats=stats,
+    )
 
 
 def _checked_stacked(support_loss, query_loss, stacked, support_data, query_data, size):
@@ -85,8 +105,10 @@ def _checked_stacked(support_loss, query_loss, stacked, support_data, query_data
         for name, loss, data in (("support_loss", support_loss, support_data), ("query_loss", query_loss, query_data)):
             shape = tuple(loss(stacked, data).shape)
             if shape != (size,):
-                raise ValueError(f"stacked_losses=True but {name} returned shape {shape} on the stacked"
-                                 f" parameters and data; it must return the {size} per-task losses, shape ({size},)")
+                raise ValueError(
+                    f"stacked_losses=True but {name} returned shape {shape} on the stacked"
+                    f" parameters and data; it must return the {size} per-task losses, shape ({size},)"
+                )
     return support_loss, query_loss
 
 
@@ -102,8 +124,18 @@ def _vmapped(support_loss, query_loss, stacked, support_data, query_data, size):
     return batched_support, batched_query
 
 
-def meta_gradient_batch(support_loss, query_loss, theta, support_data, query_data, *, method: str,
-                        vectorize: bool = True, stacked_losses: bool = False, **kwargs) -> BatchMetaGradient:
+def meta_gradient_batch(
+    support_loss,
+    query_loss,
+    theta,
+    support_data,
+    query_data,
+    *,
+    method: str,
+    vectorize: bool = True,
+    stacked_losses: bool = False,
+    **kwargs,
+) -> BatchMetaGradient:
     """Meta-gradients of B tasks sharing the initialisation ``theta``.
 
     Fixed-grid solvers only (an adaptive solver would pick one step size for the whole batch).  ``imaml`` and
@@ -136,29 +168,47 @@ def meta_gradient_batch(support_loss, query_loss, theta, support_data, query_dat
         raise ValueError(f"support_data has {size} tasks but query_data has {_leading(query_data, 'query_data')}")
     solver = kwargs.get("solver", "rk4")
     if solver not in FIXED_SOLVERS:
-        raise ValueError(f"meta_gradient_batch needs a fixed-grid solver ({', '.join(FIXED_SOLVERS)}); got"
-                         f" solver={solver!r}. Loop over tasks with meta_gradient for adaptive steps")
+        raise ValueError(
+            f"meta_gradient_batch needs a fixed-grid solver ({', '.join(FIXED_SOLVERS)}); got"
+            f" solver={solver!r}. Loop over tasks with meta_gradient for adaptive steps"
+        )
     kw = dict(kwargs, method=method)
     if not vectorize or method in LOOP_ONLY:
         why = "vectorize=False" if not vectorize else f"method={method!r} is not separable over tasks"
         return _loop(support_loss, query_loss, theta, support_data, query_data, size, why, **kw)
 
-    stacked = (theta.expand(size, *theta.shape).clone() if torch.is_tensor(theta)
-               else {k: v.expand(size, *v.shape).clone() for k, v in theta.items()})
-    losses = (_checked_stacked if stacked_losses else _vmapped)(support_loss, query_loss, stacked, support_data,
-                                                                  query_data, size)
+    stacked = (
+        theta.expand(size, *theta.shape).clone()
+        if torch.is_tensor(theta)
+        else {k: v.expand(size, *v.shape).clone() for k, v in theta.items()}
+    )
+    losses = (_checked_stacked if stacked_losses else _vmapped)(
+        support_loss, query_loss, stacked, support_data, query_data, size
+    )
     if isinstance(losses, Exception):
         err = losses
         message = " ".join(str(err).split())[:300]
-        warnings.warn(f"meta_gradient_batch: the losses cannot be vmapped ({type(err).__name__}: {message});"
-                      " looping over tasks instead", VmapFallbackWarning, stacklevel=2)
-        return _loop(support_loss, query_loss, theta, support_data, query_data, size,
-                     f"vmap failed: {type(err).__name__}", **kw)
+        warnings.warn(
+            f"meta_gradient_batch: the losses cannot be vmapped ({type(err).__name__}: {message});"
+            " looping over tasks instead",
+            VmapFallbackWarning,
+            stacklevel=2,
+        )
+        return _loop(
+            support_loss, query_loss, theta, support_data, query_data, size, f"vmap failed: {type(err).__name__}", **kw
+        )
     batched_support, batched_query = losses
-    r = meta_gradient(lambda p: batched_support(p, support_data).sum(),
-                      lambda p: batched_query(p, query_data).sum(), stacked, **kw)
+    r = meta_gradient(
+        lambda p: batched_support(p, support_data).sum(), lambda p: batched_query(p, query_data).sum(), stacked, **kw
+    )
     with torch.no_grad():
         losses = batched_query(r.adapted, query_data).to(torch.float64)
     stats = dict(r.stats, vectorized=True, tasks=size)
-    return BatchMetaGradient(grad=_mean(r.grad), grads=r.grad, adapted=r.adapted,
-                             query_loss=float(losses.mean()), query_losses=losses, stats=stats)
+    return BatchMetaGradient(
+        grad=_mean(r.grad),
+        grads=r.grad,
+        adapted=r.adapted,
+        query_loss=float(losses.mean()),
+        query_losses=losses,
+        stats=stats,
+    )

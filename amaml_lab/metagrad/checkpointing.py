@@ -2,9 +2,10 @@
 
 :class:`Reverse` hands the states u_n, ..., u_0 of a problem's forward solve back in decreasing order, by the
 fewest forward steps any schedule holding that many states can take (:func:`forward_steps`); the adjoint's
-backward sweeps consume them.  ``tests/test_checkpointing.py`` checks the closed form against an exhaustive
+backward sweeps consume them.  ``tests/engine/test_checkpointing.py`` checks the closed form against an exhaustive
 search over all schedules and the states against one forward solve.
 """
+
 from __future__ import annotations
 
 import math

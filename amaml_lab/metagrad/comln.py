@@ -1,4 +1,5 @@
 """COMLN (Deleu et al., 2022): only a linear head adapts, by gradient flow on cross-entropy, to a learned horizon."""
+
 from __future__ import annotations
 
 import torch
@@ -28,8 +29,10 @@ def comln(p: Problem, checkpoints=32, scheme: str = "continuous"):
     flow's gradient at the solver's order.
     """
     if p.mask is None:
-        raise ValueError("method='comln' adapts only a head: build the task with comln_task() and pass its adapt"
-                         " (or adapt=[head keys])")
+        raise ValueError(
+            "method='comln' adapts only a head: build the task with comln_task() and pass its adapt"
+            " (or adapt=[head keys])"
+        )
     return adjoint(p, scheme=scheme, checkpoints=checkpoints)
 
 

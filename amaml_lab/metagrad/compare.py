@@ -1,4 +1,5 @@
 """Each method's meta-gradient against the exact one, as the inner loop grows: the data the notebooks plot."""
+
 from __future__ import annotations
 
 from ..functional import cosine, flat_grad, relative_error
@@ -15,10 +16,9 @@ DEFAULT_METHODS = (
 )
 
 
-
-
-def compare_methods(support_loss, query_loss, theta, steps_list, *, step_size, methods=DEFAULT_METHODS,
-                    solver="rk4", reg=0.0, **common):
+def compare_methods(
+    support_loss, query_loss, theta, steps_list, *, step_size, methods=DEFAULT_METHODS, solver="rk4", reg=0.0, **common
+):
     """For every steps in ``steps_list`` and every ``(label, method, options)``: error and cost.
 
     The exact meta-gradient is ``"maml"``'s (back-propagation through the same
@@ -51,21 +51,44 @@ def compare_methods(support_loss, query_loss, theta, steps_list, *, step_size, m
             if method == "truncated":
                 opts["truncate"] = min(opts.get("truncate", steps), steps)
             if run_reg not in exact:
-                exact[run_reg] = flat_grad(meta_gradient(support_loss, query_loss, theta, method="maml", steps=steps,
-                                                     step_size=step_size, solver=solver, reg=run_reg, **common).grad)
-            r = meta_gradient(support_loss, query_loss, theta, method=method, steps=steps, step_size=step_size,
-                              solver=solver, reg=flow_reg(method, reg), **common, **opts)
+                exact[run_reg] = flat_grad(
+                    meta_gradient(
+                        support_loss,
+                        query_loss,
+                        theta,
+                        method="maml",
+                        steps=steps,
+                        step_size=step_size,
+                        solver=solver,
+                        reg=run_reg,
+                        **common,
+                    ).grad
+                )
+            r = meta_gradient(
+                support_loss,
+                query_loss,
+                theta,
+                method=method,
+                steps=steps,
+                step_size=step_size,
+                solver=solver,
+                reg=flow_reg(method, reg),
+                **common,
+                **opts,
+            )
             g, ref = flat_grad(r.grad), exact[run_reg]
-            rows.append({
-                "steps": steps,
-                "label": label,
-                "method": method,
-                "rel_error": relative_error(g, ref),
-                "cosine": cosine(g, ref),
-                "query_loss": r.query_loss,
-                "wall_time": r.stats["wall_time"],
-                "grad_evals": r.stats["grad_evals"],
-                "hvp_evals": r.stats["hvp_evals"],
-                "stored_states": r.stats["stored_states"],
-            })
+            rows.append(
+                {
+                    "steps": steps,
+                    "label": label,
+                    "method": method,
+                    "rel_error": relative_error(g, ref),
+                    "cosine": cosine(g, ref),
+                    "query_loss": r.query_loss,
+                    "wall_time": r.stats["wall_time"],
+                    "grad_evals": r.stats["grad_evals"],
+                    "hvp_evals": r.stats["hvp_evals"],
+                    "stored_states": r.stats["stored_states"],
+                }
+            )
     return rows

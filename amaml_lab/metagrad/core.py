@@ -1,4 +1,5 @@
 """What every meta-gradient method shares: the problem, the result, option checks."""
+
 from __future__ import annotations
 
 import numbers
@@ -48,8 +49,7 @@ class Problem:
     mask: torch.Tensor | None = None  # 1 where the inner loop adapts a parameter, 0 where it is frozen
 
     def flow(self, graph: bool = False, theta: torch.Tensor | None = None) -> GradientFlow:
-        return GradientFlow(self.support, self.theta if theta is None else theta, self.reg, graph=graph,
-                            mask=self.mask)
+        return GradientFlow(self.support, self.theta if theta is None else theta, self.reg, graph=graph, mask=self.mask)
 
     def masked(self, v: torch.Tensor) -> torch.Tensor:
         return v * self.mask if self.mask is not None else v
@@ -80,15 +80,31 @@ def adapt_mask(adapt, spec: ParamSpec, theta_flat: torch.Tensor):
     keys = [adapt] if isinstance(adapt, str) else list(adapt)
     unknown = [k for k in keys if k not in spec.keys]
     if unknown or not keys:
-        raise ValueError(f"adapt={adapt!r} names no key or unknown keys {unknown}; allowed values: keys of theta"
-                         f" {list(spec.keys)}")
-    parts = [torch.full((n,), float(k in keys), dtype=theta_flat.dtype, device=theta_flat.device)
-             for k, n in zip(spec.keys, spec.sizes)]
+        raise ValueError(
+            f"adapt={adapt!r} names no key or unknown keys {unknown}; allowed values: keys of theta {list(spec.keys)}"
+        )
+    parts = [
+        torch.full((n,), float(k in keys), dtype=theta_flat.dtype, device=theta_flat.device)
+        for k, n in zip(spec.keys, spec.sizes)
+    ]
     return torch.cat(parts)
 
 
-def build_problem(support_loss, query_loss, theta, *, steps, step_size, solver, reg, rtol, atol, hvp,
-                  adapt=None, compile: bool = False) -> Problem:
+def build_problem(
+    support_loss,
+    query_loss,
+    theta,
+    *,
+    steps,
+    step_size,
+    solver,
+    reg,
+    rtol,
+    atol,
+    hvp,
+    adapt=None,
+    compile: bool = False,
+) -> Problem:
     steps = check_number("steps", steps, integer=True)
     if steps < 1:
         raise ValueError(f"steps must be >= 1; got {steps}")

@@ -1,6 +1,7 @@
 """The dispatcher behind :func:`meta_gradient`: each method registered in :data:`METHODS` with its options,
 their allowed values and the solvers it accepts; a method is a function
 ``method(problem, **options) -> (grad, u_T, query_loss, stats)``."""
+
 from __future__ import annotations
 
 import inspect
@@ -47,8 +48,15 @@ METHODS = {
         Method("reptile", reptile, SOLVERS, "Reptile's direction theta - u(T)"),
         Method("imaml", imaml, SOLVERS, "implicit MAML: CG on (I + H/lam) v = grad L_Q at the proximal optimum"),
         Method("truncated", truncated, SOLVERS, "back-propagation through the last `truncate` steps only"),
-        Method("comln", comln, SOLVERS, "COMLN: a linear head's flow on cross-entropy, checkpointed adjoint (use comln_task)"),
-        Method("forward", forward, SOLVERS, "forward-mode sensitivities du/dtheta along the flow (exact; P HVPs a stage)"),
+        Method(
+            "comln",
+            comln,
+            SOLVERS,
+            "COMLN: a linear head's flow on cross-entropy, checkpointed adjoint (use comln_task)",
+        ),
+        Method(
+            "forward", forward, SOLVERS, "forward-mode sensitivities du/dtheta along the flow (exact; P HVPs a stage)"
+        ),
     )
 }
 
@@ -58,7 +66,9 @@ def _check_options(method: Method, options: dict, steps: int, solver: str) -> di
     for name in options:
         if name not in allowed:
             names = ", ".join(allowed) or "none"
-            raise ValueError(f"option {name}={options[name]!r} is not known to method={method.name!r}; its options: {names}")
+            raise ValueError(
+                f"option {name}={options[name]!r} is not known to method={method.name!r}; its options: {names}"
+            )
     opts = {**allowed, **options}
     if "scheme" in opts:
         check_choice("scheme", opts["scheme"], SCHEMES)
@@ -71,8 +81,10 @@ def _check_options(method: Method, options: dict, steps: int, solver: str) -> di
     if "checkpoints" in opts:
         opts["checkpoints"] = check_checkpoints(opts["checkpoints"], auto=method.name in ("adjoint", "comln"))
         if method.name == "maml" and opts["checkpoints"] is not None and solver not in FIXED_SOLVERS:
-            raise ValueError(f"method='maml' with checkpoints recomputes fixed grid segments; solver={solver!r} is"
-                             f" adaptive. Use solver in {', '.join(FIXED_SOLVERS)} or checkpoints=None")
+            raise ValueError(
+                f"method='maml' with checkpoints recomputes fixed grid segments; solver={solver!r} is"
+                f" adaptive. Use solver in {', '.join(FIXED_SOLVERS)} or checkpoints=None"
+            )
     if "memory_budget_mb" in opts:
         opts["memory_budget_mb"] = check_number("memory_budget_mb", opts["memory_budget_mb"], positive=True)
     if "reconstruction_tol" in opts:
@@ -137,8 +149,18 @@ def meta_gradient(
     m = METHODS[method]
     started = time.perf_counter()
     problem = build_problem(
-        support_loss, query_loss, theta, steps=steps, step_size=step_size, solver=solver,
-        reg=reg, rtol=rtol, atol=atol, hvp=hvp, adapt=adapt, compile=compile,
+        support_loss,
+        query_loss,
+        theta,
+        steps=steps,
+        step_size=step_size,
+        solver=solver,
+        reg=reg,
+        rtol=rtol,
+        atol=atol,
+        hvp=hvp,
+        adapt=adapt,
+        compile=compile,
     )
     opts = _check_options(m, options, problem.steps, solver)
     if not isinstance(learn_horizon, bool):
@@ -148,15 +170,23 @@ def meta_gradient(
     if learn_horizon:
         velocity = problem.flow().velocity(u_T, problem.support.grad(u_T))
         horizon_grad = float(torch.dot(problem.query.grad(u_T), velocity))
-    stats = {"method": method, "solver": solver, "steps": problem.steps, "step_size": problem.step_size,
-             "reg": problem.reg, **stats, **({"compiled": compile_failed() or True} if compile else {})}
+    stats = {
+        "method": method,
+        "solver": solver,
+        "steps": problem.steps,
+        "step_size": problem.step_size,
+        "reg": problem.reg,
+        **stats,
+        **({"compiled": compile_failed() or True} if compile else {}),
+    }
     result = finish(problem, grad, u_T, qloss, stats, started)
     result.horizon_grad = horizon_grad
     return result
 
 
-def loop_jacobian(support_loss, theta, *, horizons, step_size: float, solver: str = "rk4", reg: float = 0.0,
-                  adapt=None) -> dict:
+def loop_jacobian(
+    support_loss, theta, *, horizons, step_size: float, solver: str = "rk4", reg: float = 0.0, adapt=None
+) -> dict:
     """{N: du(N steps)/dtheta} for each step count N in ``horizons``: the inner loop's Jacobian, a P x P matrix on the
     flat parameters (:class:`~amaml_lab.functional.ParamSpec` order), from one forward pass.
 
@@ -169,7 +199,18 @@ def loop_jacobian(support_loss, theta, *, horizons, step_size: float, solver: st
     if not horizons or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in horizons):
         raise ValueError(f"horizons must be step counts >= 1; got {horizons!r}")
     check_choice("solver", solver, FIXED_SOLVERS)
-    problem = build_problem(support_loss, support_loss, theta, steps=horizons[-1], step_size=step_size,
-                            solver=solver, reg=reg, rtol=1e-7, atol=1e-9, hvp="autograd", adapt=adapt)
+    problem = build_problem(
+        support_loss,
+        support_loss,
+        theta,
+        steps=horizons[-1],
+        step_size=step_size,
+        solver=solver,
+        reg=reg,
+        rtol=1e-7,
+        atol=1e-9,
+        hvp="autograd",
+        adapt=adapt,
+    )
     _, sens = sensitivities(problem, [0, *horizons])
     return dict(zip(horizons, sens[1:]))

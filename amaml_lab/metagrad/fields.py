@@ -3,6 +3,7 @@ u(t) between them by cubic Hermite interpolation (:class:`AdjointField`, eager),
 function of a few backward steps for the compiled path (:func:`continuous_steps`).  The sweeps
 (:mod:`.sweeps`) carry it from t_n down to t_0.
 """
+
 from __future__ import annotations
 
 import bisect

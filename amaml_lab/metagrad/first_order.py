@@ -1,4 +1,5 @@
 """First-order meta-gradients: no derivative through the inner loop at all."""
+
 from __future__ import annotations
 
 import torch
@@ -39,8 +40,12 @@ def reptile(p: Problem, scale: str = "none"):
     check_choice("scale", scale, ("none", "horizon"))
     u_T = _adapt(p)
     qloss, _ = query_value_and_grad(p, u_T)
-    return reptile_direction(p.theta, u_T, p.steps * p.step_size if scale == "horizon" else 1.0), u_T, qloss, \
-        {"stored_states": 1}
+    return (
+        reptile_direction(p.theta, u_T, p.steps * p.step_size if scale == "horizon" else 1.0),
+        u_T,
+        qloss,
+        {"stored_states": 1},
+    )
 
 
 def reptile_direction(theta: torch.Tensor, u_T: torch.Tensor, scale: float = 1.0) -> torch.Tensor:

@@ -1,4 +1,5 @@
 """Forward-mode sensitivities: carry du/dtheta along the flow."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Implicit MAML: differentiate the proximal inner problem's optimum instead of its path."""
+
 from __future__ import annotations
 
 import torch
@@ -17,8 +18,8 @@ def conjugate_gradient(matvec, b: torch.Tensor, steps: int, tol: float = 1e-12, 
     r = b.clone()
     d = r.clone()
     rr = torch.dot(r, r)
-    done = 0
-    for done in range(1, steps + 1):
+    _done = 0
+    for _done in range(1, steps + 1):
         Ad = matvec(d)
         alpha = rr / torch.dot(d, Ad)
         x = x + alpha * d
@@ -31,7 +32,7 @@ def conjugate_gradient(matvec, b: torch.Tensor, steps: int, tol: float = 1e-12, 
             break
         d = r + (rr_new / rr) * d
         rr = rr_new
-    return x, done, float(rr.sqrt())
+    return x, _done, float(rr.sqrt())
 
 
 def imaml(p: Problem, lam: float = 2.0, cg_steps: int = 5, damping: float = 0.0):
@@ -55,8 +56,10 @@ def imaml(p: Problem, lam: float = 2.0, cg_steps: int = 5, damping: float = 0.0)
         raise ValueError(f"cg_steps must be >= 1; got {cg_steps}")
     damping = check_number("damping", damping, nonnegative=True)
     if p.reg not in (0.0, lam):
-        raise ValueError(f"method='imaml' runs the proximal flow with reg = lam = {lam}; got reg={p.reg}."
-                         " Leave reg at 0 or set it equal to lam")
+        raise ValueError(
+            f"method='imaml' runs the proximal flow with reg = lam = {lam}; got reg={p.reg}."
+            " Leave reg at 0 or set it equal to lam"
+        )
     if p.mask is not None:
         raise ValueError("method='imaml' adapts every parameter; adapt= is not supported with it")
     p.reg = lam
@@ -66,14 +69,16 @@ def imaml(p: Problem, lam: float = 2.0, cg_steps: int = 5, damping: float = 0.0)
     return v, u_T, qloss, {"stored_states": 1, "cg_iterations": iterations, "cg_residual": residual, "lam": lam}
 
 
-def implicit_direction(p: Problem, u: torch.Tensor, lam: float, cg_steps: int, damping: float = 0.0,
-                       iterates: list | None = None):
+def implicit_direction(
+    p: Problem, u: torch.Tensor, lam: float, cg_steps: int, damping: float = 0.0, iterates: list | None = None
+):
     """iMAML's direction at an inner end point u: ``cg_steps`` CG iterations on ((1 + damping) I + H(u)/lam) v
     = grad L_Q(u), the HVPs sharing one gradient's graph.  Returns (L_Q(u), v, iterations, residual norm);
     ``iterates`` (a list) receives the direction after each iteration (see :func:`conjugate_gradient`)."""
     with torch.no_grad():
         qloss, g = query_value_and_grad(p, u)
         lin = p.support.linearize(u)
-        v, iterations, residual = conjugate_gradient(lambda x: (1 + damping) * x + lin.hvp(x) / lam, g, cg_steps,
-                                                     iterates=iterates)
+        v, iterations, residual = conjugate_gradient(
+            lambda x: (1 + damping) * x + lin.hvp(x) / lam, g, cg_steps, iterates=iterates
+        )
     return qloss, v, iterations, residual

@@ -6,6 +6,7 @@ linear, so rows never interact, and a row joins the sweep when the sweep reaches
 (:func:`adjoint_rows`, which the horizon explorer draws from).  Each Hessian-vector product is then one
 batched call for every row.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,7 +36,7 @@ def _solve_back(p: Problem, field: AdjointField, grid, hi: int, lo: int, a, q):
 
 
 def _continuous_segment(p: Problem, i0: int, i1: int, states, a, q):
-    grid = p.grid[i0: i1 + 1]
+    grid = p.grid[i0 : i1 + 1]
     return _solve_back(p, AdjointField(p, grid, states), grid, i1 - i0, 0, a, q)
 
 
@@ -75,6 +76,7 @@ class _Backward:
 
 class _ContinuousBackward(_Backward):
     """The adjoint ODE by the forward solver's own scheme on each block (plus the state above it), interpolated."""
+
     HELD = ("above",)
 
     @staticmethod
@@ -91,7 +93,7 @@ class _ContinuousBackward(_Backward):
         if top > i and hasattr(self.p.support, "run"):  # compiled: CHUNK backward steps a graph
             self._compiled(i, top, rows)
         elif top > i:
-            grid = self.p.grid[i: top + 1]
+            grid = self.p.grid[i : top + 1]
             field = AdjointField(self.p, grid, states)
             hi = top
             for lo in sorted({k for k in self.joins if i <= k < top} | {i}, reverse=True):
@@ -109,10 +111,11 @@ class _ContinuousBackward(_Backward):
         while hi > i:
             lo = max([i, hi - CHUNK] + [k for k in self.joins if i < k < hi])
             n, width = hi - lo, self.a.shape[0] if self.a.dim() == 2 else 1
-            states = rows[lo - i: hi - i + 1] if hi - i < len(rows) else torch.cat([rows[lo - i:], self.above[None]])
+            states = rows[lo - i : hi - i + 1] if hi - i < len(rows) else torch.cat([rows[lo - i :], self.above[None]])
             p.support.count(n + 1 + n * interior, n * STAGES[p.solver] * width)
-            self.a, self.q = p.support.run(continuous_steps, p.solver, states, self.a, self.q, p.grid[lo: hi + 1],
-                                           p.theta, p.reg, p.mask)
+            self.a, self.q = p.support.run(
+                continuous_steps, p.solver, states, self.a, self.q, p.grid[lo : hi + 1], p.theta, p.reg, p.mask
+            )
             self._join(lo)
             hi = lo
 
@@ -132,6 +135,7 @@ class _DiscreteBackward(_Backward):
         if hasattr(p.support, "pullback"):  # compiled: the step's vector-Jacobian product is one graph
             a_new, q_step = p.support.pullback(p.solver, u, self.a, p.grid[k], p.grid[k + 1], p.theta, reg, p.mask)
         elif p.support.backend == "func":
+
             def one_step(x, th):
                 return self.step(p.flow(graph=True, theta=th), t0, t1, x)
 
@@ -159,14 +163,17 @@ class _GridBackward(_Backward):
     linearised once and dropped after its HVPs (1 gradient and 1 (midpoint) or 2 (rk4) HVPs a forward step).
     Rows join at the top of a unit, so with midpoint and rk4 every horizon has the parity of ``steps``.
     """
+
     HELD = ("low",)
 
     def __init__(self, p: Problem, a, joins=None):
         super().__init__(p, a, joins)
         self.pairs = p.solver != "euler"
         if self.pairs and any((p.steps - k) % 2 for k in self.joins):
-            raise ValueError(f"scheme='grid' with solver={p.solver!r} steps in units of two: every horizon must"
-                             f" have the parity of steps={p.steps}; got {sorted(self.joins)}")
+            raise ValueError(
+                f"scheme='grid' with solver={p.solver!r} steps in units of two: every horizon must"
+                f" have the parity of steps={p.steps}; got {sorted(self.joins)}"
+            )
         self.k1 = None  # (a, q) stage at the top of the current unit
         self.mid = None  # rk4: k2 + k3 at its middle state; midpoint: k2
         self.top = p.steps  # the upper end of the current unit
@@ -287,14 +294,17 @@ def adjoint_rows(p: Problem, states: torch.Tensor, ends, cotangents: torch.Tenso
     if len(set(ends)) != len(ends) or min(ends) < 1 or max(ends) > p.steps:
         raise ValueError(f"ends must be distinct steps in 1..{p.steps}; got {ends}")
     pairs = scheme == "grid" and p.solver != "euler"
-    groups = [[j for j in range(len(ends)) if ends[j] % 2 == parity] for parity in (0, 1)] if pairs \
+    groups = (
+        [[j for j in range(len(ends)) if ends[j] % 2 == parity] for parity in (0, 1)]
+        if pairs
         else [list(range(len(ends)))]
+    )
     out = torch.empty_like(cotangents)
     for group in filter(None, groups):
         order = sorted(group, key=lambda j: -ends[j])  # the order rows join in
         top = ends[order[0]]
         sub = dataclasses.replace(p, steps=top, grid=p.grid[: top + 1])
-        joins = {ends[j]: cotangents[j: j + 1] for j in order[1:]}
+        joins = {ends[j]: cotangents[j : j + 1] for j in order[1:]}
         sweep = BACKWARD[scheme](sub, cotangents[order[:1]], joins)
         with torch.no_grad():
             sweep.block(0, states[: top + 1])

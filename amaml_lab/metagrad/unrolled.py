@@ -1,4 +1,5 @@
 """Back-propagation through the solver's steps ("maml")."""
+
 from __future__ import annotations
 
 import math

@@ -9,6 +9,7 @@ run of the full setting takes on that machine.  The folder is found in the
 source tree (a clone or an editable install); elsewhere :func:`runs` raises
 ``FileNotFoundError`` saying so.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,18 +28,24 @@ class Setting:
 
 
 SETTINGS = {
-    "CosMixture-50-50": Setting("cpu-long/CosMixture-50-50", "results/run_cpu_long.sh",
-                                "CosMixture 50/50, the paper's synthetic setting"),
-    "Alpine2D-50-50": Setting("cpu-long/Alpine2D-50-50", "results/run_cpu_long.sh",
-                              "Alpine2D 50/50, the paper's synthetic setting"),
-    "MovieLens100K-10-15": Setting("cpu/MovieLens100K-10-15", "results/run_cpu.sh",
-                                   "MovieLens 100K, 10 support / 15 query ratings per user"),
-    "MovieLens100K-20-30": Setting("cpu/MovieLens100K-20-30", "results/run_cpu.sh",
-                                   "MovieLens 100K, 20 support / 30 query ratings per user"),
-    "Omniglot-5way-1shot": Setting("omniglot-cpu/5way-1shot", "results/run_omniglot_cpu.sh",
-                                   "Omniglot 5-way 1-shot, the small subsets"),
-    "Omniglot-5way-5shot": Setting("omniglot-cpu/5way-5shot", "results/run_omniglot_cpu.sh",
-                                   "Omniglot 5-way 5-shot, the small subsets"),
+    "CosMixture-50-50": Setting(
+        "cpu-long/CosMixture-50-50", "results/run_cpu_long.sh", "CosMixture 50/50, the paper's synthetic setting"
+    ),
+    "Alpine2D-50-50": Setting(
+        "cpu-long/Alpine2D-50-50", "results/run_cpu_long.sh", "Alpine2D 50/50, the paper's synthetic setting"
+    ),
+    "MovieLens100K-10-15": Setting(
+        "cpu/MovieLens100K-10-15", "results/run_cpu.sh", "MovieLens 100K, 10 support / 15 query ratings per user"
+    ),
+    "MovieLens100K-20-30": Setting(
+        "cpu/MovieLens100K-20-30", "results/run_cpu.sh", "MovieLens 100K, 20 support / 30 query ratings per user"
+    ),
+    "Omniglot-5way-1shot": Setting(
+        "omniglot-cpu/5way-1shot", "results/run_omniglot_cpu.sh", "Omniglot 5-way 1-shot, the small subsets"
+    ),
+    "Omniglot-5way-5shot": Setting(
+        "omniglot-cpu/5way-5shot", "results/run_omniglot_cpu.sh", "Omniglot 5-way 5-shot, the small subsets"
+    ),
 }
 
 
@@ -53,8 +60,10 @@ def runs(name: str, root=None) -> dict:
 
     folder = Path(root or RESULTS) / _setting(name).folder
     if not folder.is_dir():
-        raise FileNotFoundError(f"no committed results at {folder}: they ship with the source tree (a clone of the"
-                                " repository), not with an installed package")
+        raise FileNotFoundError(
+            f"no committed results at {folder}: they ship with the source tree (a clone of the"
+            " repository), not with an installed package"
+        )
     out = {}
     for run in sorted(p for p in folder.iterdir() if (p / "summary.json").exists()):
         out[run.name] = load_run(run)
@@ -71,8 +80,10 @@ def provenance(name: str, loaded: dict) -> str:
     versions = next(iter(loaded.values()))["summary"].get("versions", {})
     torch_version = versions.get("torch", "?")
     machine = "this kit's 2-core CPU, one thread a run" if devices == ["cpu"] else ", ".join(devices)
-    return (f"{s.what}: committed runs made by {s.script} on {machine} (torch {torch_version}), "
-            f"{' and '.join(f'{n:,}' for n in steps)} meta-steps")
+    return (
+        f"{s.what}: committed runs made by {s.script} on {machine} (torch {torch_version}), "
+        f"{' and '.join(f'{n:,}' for n in steps)} meta-steps"
+    )
 
 
 def estimate(name: str, loaded: dict, meta_steps: int, methods=None, scale: float = 1.0, why: str = "") -> str:
@@ -92,9 +103,10 @@ def estimate(name: str, loaded: dict, meta_steps: int, methods=None, scale: floa
             rows.append(f"{label} {per:.2f} s")
             total += per * meta_steps * scale
     scaled = f", times {scale:g} for {why}" if scale != 1.0 else ""
-    return (f"about {total / 3600:.1f} h of meta-training for {meta_steps:,} meta-steps of each run, plus evaluations"
-            f" (measured s / meta-step on the committed runs' machine: {', '.join(rows)}{scaled})")
+    return (
+        f"about {total / 3600:.1f} h of meta-training for {meta_steps:,} meta-steps of each run, plus evaluations"
+        f" (measured s / meta-step on the committed runs' machine: {', '.join(rows)}{scaled})"
+    )
 
 
 __all__ = ["SETTINGS", "runs", "provenance", "estimate", "RESULTS"]
-

@@ -11,6 +11,7 @@ measurements behind ``results/diagnose_directions.py`` (issue 33), each at one t
 
 Everything takes a run's :class:`~amaml_lab.training.config.RunConfig` and theta; nothing trains.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -18,12 +19,12 @@ from dataclasses import replace
 
 import torch
 
-from ..training.builders import build_model, losses_for
-from ..training.config import RunConfig
-from ..training.evaluate import adapt_batch_at
 from ..functional import ParamSpec
 from ..metagrad import loop_jacobian
 from ..tasks.domains import load_domain
+from ..training.builders import build_model, losses_for
+from ..training.config import RunConfig
+from ..training.evaluate import adapt_batch_at
 from ..training.train import batch_gradient
 
 DIRECTIONS = {"exact": "maml", "fomaml": "fomaml", "reptile": "reptile"}  # name: the method that gives it
@@ -32,8 +33,15 @@ DIRECTIONS = {"exact": "maml", "fomaml": "fomaml", "reptile": "reptile"}  # name
 def setting(cfg: RunConfig):
     """(resolved cfg, its domain, its model): what every measurement here needs."""
     cfg = cfg.resolved().check()
-    domain = load_domain(cfg.domain, cfg.shots, cfg.query, tasks=cfg.tasks, pool=cfg.pool,
-                         bug_compatible=cfg.bug_compatible, protocol=cfg.protocol)
+    domain = load_domain(
+        cfg.domain,
+        cfg.shots,
+        cfg.query,
+        tasks=cfg.tasks,
+        pool=cfg.pool,
+        bug_compatible=cfg.bug_compatible,
+        protocol=cfg.protocol,
+    )
     return cfg, domain, build_model(cfg, domain.in_features)
 
 
@@ -49,8 +57,11 @@ def agreement(vectors: list) -> dict:
     norms = V.norm(dim=1)
     unit = V / norms[:, None]
     pairs = [float(unit[i] @ unit[j]) for i, j in itertools.combinations(range(len(vectors)), 2)]
-    return {"mean_norm": float(norms.mean()), "pairwise_cosine": sum(pairs) / len(pairs),
-            "coherence": float(V.mean(0).norm() / norms.mean())}
+    return {
+        "mean_norm": float(norms.mean()),
+        "pairwise_cosine": sum(pairs) / len(pairs),
+        "coherence": float(V.mean(0).norm() / norms.mean()),
+    }
 
 
 def directions_over_batches(cfg: RunConfig, theta: dict, steps: int, count: int = 20, seed: int = 0) -> dict:
@@ -84,8 +95,8 @@ def adam_step(optimizer_state: dict) -> float:
     ratios = []
     for state in optimizer_state["state"].values():
         t = float(state["step"])
-        m_hat = state["exp_avg"] / (1 - beta1 ** t)
-        v_hat = state["exp_avg_sq"] / (1 - beta2 ** t)
+        m_hat = state["exp_avg"] / (1 - beta1**t)
+        v_hat = state["exp_avg_sq"] / (1 - beta2**t)
         ratios.append((m_hat.abs() / (v_hat.sqrt() + eps)).reshape(-1))
     return float(torch.cat(ratios).mean())
 
@@ -99,8 +110,14 @@ def jacobian_spectrum(cfg: RunConfig, theta: dict, horizons, tasks: int = 1, see
     out = {n: [] for n in sorted(set(horizons))}
     for b in range(tasks):
         data = (sx[b], sy[b])
-        found = loop_jacobian(lambda p: support_loss(p, data), theta, horizons=list(out), step_size=cfg.step_size,
-                              solver=cfg.solver, reg=cfg.reg)
+        found = loop_jacobian(
+            lambda p, data=data: support_loss(p, data),
+            theta,
+            horizons=list(out),
+            step_size=cfg.step_size,
+            solver=cfg.solver,
+            reg=cfg.reg,
+        )
         for n, J in found.items():
             out[n].append(torch.linalg.svdvals(J).tolist())
     return out
@@ -118,12 +135,28 @@ def loss_slice(cfg: RunConfig, theta: dict, direction: torch.Tensor, alphas, cou
     query = tuple(torch.cat([b[1][i] for b in batches]) for i in range(2))
     values = []
     for alpha in alphas:
-        adapted = adapt_batch_at(support_loss, spec.unflatten(start + alpha * unit), support, [cfg.inner_steps],
-                                 cfg.step_size, cfg.solver, cfg.reg)[0]
+        adapted = adapt_batch_at(
+            support_loss,
+            spec.unflatten(start + alpha * unit),
+            support,
+            [cfg.inner_steps],
+            cfg.step_size,
+            cfg.solver,
+            cfg.reg,
+        )[0]
         with torch.no_grad():
             values.append(float(torch.func.vmap(query_loss)(adapted, query).mean()))
     return values
 
 
-__all__ = ["DIRECTIONS", "adam_step", "agreement", "direction_stats", "directions_over_batches", "jacobian_spectrum",
-           "loss_slice", "meta_batches", "setting"]
+__all__ = [
+    "DIRECTIONS",
+    "adam_step",
+    "agreement",
+    "direction_stats",
+    "directions_over_batches",
+    "jacobian_spectrum",
+    "loss_slice",
+    "meta_batches",
+    "setting",
+]

@@ -11,9 +11,10 @@ Run folders, under the horizon experiment's root (``results/horizon``):
 The rule (fixed before any run): at N = 1,000, seed 0, the rate with the lowest mean nRMSE after the run's own loop
 on 100 meta-validation functions (``validation.json``, from ``amaml-lab validate``); a diverged run scores worst;
 a best rate at an edge of the grid adds the next rate of :data:`LADDER` that way.  Everything here reads folders;
-nothing trains.  ``python -m amaml_lab.studies.directions grid|chosen ROOT SETTING METHOD`` prints the rates to run or the
-rate chosen (nothing while the choice is open): what the script asks.
+nothing trains.  ``python -m amaml_lab.studies.directions grid|chosen ROOT SETTING METHOD`` prints the rates to run or
+the rate chosen (nothing while the choice is open): what the script asks.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,10 @@ def validation_score(folder) -> float | None:
         return None
     result = json.loads(path.read_text())
     if result["meta_step"] != SELECTION_STEPS:
-        raise ValueError(f"{path} scores meta-step {result['meta_step']}, not {SELECTION_STEPS}: validate the run"
-                         " at the end of its selection run")
+        raise ValueError(
+            f"{path} scores meta-step {result['meta_step']}, not {SELECTION_STEPS}: validate the run"
+            " at the end of its selection run"
+        )
     return result["inner_mean"]
 
 
@@ -99,9 +102,20 @@ def load_long(root) -> list[dict]:
         if run["summary"].get("status") != "done" or tasks is None:
             continue
         method, steps = folder.parents[1].name.rsplit("-", 1)
-        records.append({"setting": folder.parents[2].name, "reg": 0.0, "method": method, "steps": int(steps),
-                        "rate": folder.parent.name[2:], "seed": int(folder.name[4:]), "summary": run["summary"],
-                        "tasks": tasks, "folder": folder, "evals": run["evals"]})
+        records.append(
+            {
+                "setting": folder.parents[2].name,
+                "reg": 0.0,
+                "method": method,
+                "steps": int(steps),
+                "rate": folder.parent.name[2:],
+                "seed": int(folder.name[4:]),
+                "summary": run["summary"],
+                "tasks": tasks,
+                "folder": folder,
+                "evals": run["evals"],
+            }
+        )
     return records
 
 
@@ -114,8 +128,16 @@ def progress(root) -> list[dict]:
         status = json.loads(summary.read_text()).get("status") if summary.exists() else "copied"
         metrics = folder / "metrics.csv"
         done = len(metrics.read_text().splitlines()) - 1 if metrics.exists() else SELECTION_STEPS
-        rows.append({"setting": folder.parents[2].name, "run": folder.parents[1].name, "rate": folder.parent.name[2:],
-                     "seed": int(folder.name[4:]), "meta_steps": done, "status": status})
+        rows.append(
+            {
+                "setting": folder.parents[2].name,
+                "run": folder.parents[1].name,
+                "rate": folder.parent.name[2:],
+                "seed": int(folder.name[4:]),
+                "meta_steps": done,
+                "status": status,
+            }
+        )
     return rows
 
 
@@ -148,15 +170,18 @@ def rate_table(root, settings=("CosMixture-50-50", "Sinusoid-10-10"), methods=("
     meta-validation functions after 1,000 meta-steps at each rate of the grid (± its s.e. over the functions), and
     the rate the rule chose ("pending": a run or its validation not there yet; "open": the choice waits for one)."""
     rates = [r for r in LADDER if any(r in scores(root, s, m) for s in settings for m in methods)]
-    lines = ["| setting | run | " + " | ".join(f"Adam {r}" for r in rates) + " | chosen |",
-             "|---|---|" + "---:|" * len(rates) + "---|"]
+    lines = [
+        "| setting | run | " + " | ".join(f"Adam {r}" for r in rates) + " | chosen |",
+        "|---|---|" + "---:|" * len(rates) + "---|",
+    ]
     for setting in settings:
         for method in methods:
             found = scores(root, setting, method)
             cells = [_score_cell(root, setting, method, rate, found[rate]) if rate in found else "" for rate in rates]
             chosen = chosen_rate(root, setting, method)
-            lines.append(f"| {setting} | {method}-{SELECTION_STEPS} | " + " | ".join(cells)
-                         + f" | {chosen or 'open'} |")
+            lines.append(
+                f"| {setting} | {method}-{SELECTION_STEPS} | " + " | ".join(cells) + f" | {chosen or 'open'} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -170,11 +195,14 @@ def progress_table(root) -> str:
     for r in rows:
         cells.setdefault((r["setting"], r["run"], r["rate"]), {})[r["seed"]] = r["meta_steps"]
     seeds = sorted({r["seed"] for r in rows})
-    lines = ["| setting | run | Adam | " + " | ".join(f"seed {s}" for s in seeds) + " |",
-             "|---|---|---|" + "---:|" * len(seeds)]
+    lines = [
+        "| setting | run | Adam | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+        "|---|---|---|" + "---:|" * len(seeds),
+    ]
     for (setting, run, rate), done in sorted(cells.items()):
-        lines.append(f"| {setting} | {run} | {rate} | " + " | ".join(f"{done[s]:,}" if s in done else "-"
-                                                                       for s in seeds) + " |")
+        lines.append(
+            f"| {setting} | {run} | {rate} | " + " | ".join(f"{done[s]:,}" if s in done else "-" for s in seeds) + " |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -10,6 +10,7 @@ tasks (mean ± 1.96 s.e. of the 100 per-task differences) covers the choice of m
 *seeds* (each its own initialisation and meta-training episodes) are shown one by one, and a claim holds
 across seeds only when every seed's paired interval says so.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,8 @@ import re
 import statistics
 from pathlib import Path
 
+from .rundir import per_task
 from .stats import paired_runs
-from .rundir import config_of, per_task
 
 STEP_SIZE = 0.01  # results/run_horizon.sh's Euler step
 _RUN = re.compile(r"(?P<method>[a-z]+)-(?P<steps>\d+)")
@@ -33,9 +34,18 @@ def load(root) -> list[dict]:
         match = _RUN.fullmatch(path.parent.parent.name)
         if summary.get("status") != "done" or tasks is None or match is None:
             continue
-        records.append({"setting": path.parents[3].name, "reg": float(path.parents[2].name[3:]),
-                        "method": match["method"], "steps": int(match["steps"]), "seed": int(path.parent.name[4:]),
-                        "summary": summary, "tasks": tasks, "folder": path.parent})
+        records.append(
+            {
+                "setting": path.parents[3].name,
+                "reg": float(path.parents[2].name[3:]),
+                "method": match["method"],
+                "steps": int(match["steps"]),
+                "seed": int(path.parent.name[4:]),
+                "summary": summary,
+                "tasks": tasks,
+                "folder": path.parent,
+            }
+        )
     return records
 
 
@@ -46,8 +56,10 @@ def committed(root=None) -> list[dict]:
     folder = Path(root or RESULTS / "horizon")
     records = load(folder) if folder.is_dir() else []
     if not records:
-        raise FileNotFoundError(f"no finished horizon runs under {folder}: they ship with the source tree (a clone"
-                                " of the repository) and come from results/run_horizon.sh")
+        raise FileNotFoundError(
+            f"no finished horizon runs under {folder}: they ship with the source tree (a clone"
+            " of the repository) and come from results/run_horizon.sh"
+        )
     return records
 
 
@@ -56,11 +68,18 @@ def settings(records) -> list[tuple]:
     return sorted({(r["setting"], r["reg"]) for r in records})
 
 
-def select(records, setting: str, reg: float, method: str | None = None, steps: int | None = None,
-           seed: int | None = None) -> list[dict]:
-    return [r for r in records if r["setting"] == setting and r["reg"] == reg
-            and (method is None or r["method"] == method) and (steps is None or r["steps"] == steps)
-            and (seed is None or r["seed"] == seed)]
+def select(
+    records, setting: str, reg: float, method: str | None = None, steps: int | None = None, seed: int | None = None
+) -> list[dict]:
+    return [
+        r
+        for r in records
+        if r["setting"] == setting
+        and r["reg"] == reg
+        and (method is None or r["method"] == method)
+        and (steps is None or r["steps"] == steps)
+        and (seed is None or r["seed"] == seed)
+    ]
 
 
 def measure_at(n_test: int) -> str:
@@ -89,8 +108,11 @@ def test_horizons(records) -> list[int]:
 def scale(records) -> dict:
     """What the numbers are over: meta-test tasks, Adam iterations, step size (the first record's)."""
     r = records[0]
-    return {"tasks": len(r["tasks"]["inner"]), "adam": r["summary"]["config"]["eval_steps"],
-            "step_size": r["summary"]["config"]["step_size"]}
+    return {
+        "tasks": len(r["tasks"]["inner"]),
+        "adam": r["summary"]["config"]["eval_steps"],
+        "step_size": r["summary"]["config"]["step_size"],
+    }
 
 
 def cross_matrix(records, setting: str, reg: float, method: str = "maml") -> dict:
@@ -110,8 +132,9 @@ def cross_matrix(records, setting: str, reg: float, method: str = "maml") -> dic
     return out
 
 
-def paired_by_seed(records, setting: str, reg: float, a: tuple, b: tuple, measure_a: str,
-                   measure_b: str | None = None) -> dict:
+def paired_by_seed(
+    records, setting: str, reg: float, a: tuple, b: tuple, measure_a: str, measure_b: str | None = None
+) -> dict:
     """Run ``b`` minus run ``a`` (each ``(method, N)``) seed by seed, paired over the same tasks:
     {seed: paired dict}; only seeds where both finished.  ``measure_b`` defaults to ``measure_a``."""
     runs_a, runs_b = seeds_of(records, setting, reg, *a), seeds_of(records, setting, reg, *b)
@@ -144,13 +167,18 @@ def own_loop_table(records, setting: str, reg: float, base: tuple = ("maml", 10)
     """Each trained run's error after its own inner loop, seed by seed, its difference to ``base`` paired per seed,
     the 5,000 Adam iterations' error, and the cost of a meta-step."""
     size = scale(select(records, setting, reg))
-    lines = [f"**{setting}, reg {reg:g}: after each run's own inner loop** (nRMSE, mean over {size['tasks']}"
-             f" meta-test tasks, seed by seed; paired: minus {base[0]}-{base[1]}'s on the same tasks in the same seed,"
-             " ± 1.96 s.e. over tasks)", "",
-             "| run | T = N·h | own loop, per seed | paired vs " + f"{base[0]}-{base[1]}, per seed | all seeds"
-             f" | {size['adam']:,} Adam its (mean of seeds) | s / meta-step |", "|---|---:|---|---|---|---:|---:|"]
-    keys = sorted({(r["method"], r["steps"]) for r in select(records, setting, reg)},
-                  key=lambda k: (k[0] != "maml", k[1], k[0]))
+    lines = [
+        f"**{setting}, reg {reg:g}: after each run's own inner loop** (nRMSE, mean over {size['tasks']}"
+        f" meta-test tasks, seed by seed; paired: minus {base[0]}-{base[1]}'s on the same tasks in the same seed,"
+        " ± 1.96 s.e. over tasks)",
+        "",
+        "| run | T = N·h | own loop, per seed | paired vs " + f"{base[0]}-{base[1]}, per seed | all seeds"
+        f" | {size['adam']:,} Adam its (mean of seeds) | s / meta-step |",
+        "|---|---:|---|---|---|---:|---:|",
+    ]
+    keys = sorted(
+        {(r["method"], r["steps"]) for r in select(records, setting, reg)}, key=lambda k: (k[0] != "maml", k[1], k[0])
+    )
     for method, n in keys:
         runs = seeds_of(records, setting, reg, method, n)
         own = ", ".join(f"{task_mean(r, 'inner'):.3f}" for _, r in sorted(runs.items()))
@@ -158,8 +186,10 @@ def own_loop_table(records, setting: str, reg: float, base: tuple = ("maml", 10)
         adam = statistics.fmean(task_mean(r, "finetuned") for r in runs.values())
         cost = statistics.fmean(r["summary"]["seconds_per_meta_step"] for r in runs.values())
         verdict = agreement(pairs) if pairs else "(reference)"
-        lines.append(f"| {method}-{n} | {n * size['step_size']:g} | {own} | {_fmt_pairs(pairs) if pairs else '-'} | {verdict}"
-                     f" | {adam:.3f} | {cost:.3f} |")
+        lines.append(
+            f"| {method}-{n} | {n * size['step_size']:g} | {own} | {_fmt_pairs(pairs) if pairs else '-'} | {verdict}"
+            f" | {adam:.3f} | {cost:.3f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -168,11 +198,14 @@ def cross_table(records, setting: str, reg: float, method: str = "maml") -> str:
     m = cross_matrix(records, setting, reg, method)
     if not m["train"]:
         return ""
-    lines = [f"**{setting}, reg {reg:g}: θ trained through N steps, adapted with N_test steps** (nRMSE, mean over"
-             f" {scale(select(records, setting, reg))['tasks']} tasks, mean of the seeds with their range; in bold"
-             " each run's own loop)", "",
-             "| trained N (seeds) | " + " | ".join(f"N_test {n}" for n in m["test"]) + " |",
-             "|---|" + "---:|" * len(m["test"])]
+    lines = [
+        f"**{setting}, reg {reg:g}: θ trained through N steps, adapted with N_test steps** (nRMSE, mean over"
+        f" {scale(select(records, setting, reg))['tasks']} tasks, mean of the seeds with their range; in bold"
+        " each run's own loop)",
+        "",
+        "| trained N (seeds) | " + " | ".join(f"N_test {n}" for n in m["test"]) + " |",
+        "|---|" + "---:|" * len(m["test"]),
+    ]
     for i, n in enumerate(m["train"]):
         cells = []
         for j, t in enumerate(m["test"]):
@@ -189,9 +222,13 @@ def long_test_table(records, setting: str, reg: float, n_test: int = 1000, base_
     ``base_train``, paired per seed: does training through the long horizon matter, or only adapting longer?"""
     if n_test not in test_horizons(select(records, setting, reg, "maml")):
         return ""
-    lines = [f"**{setting}, reg {reg:g}: every θ adapted with the same {n_test} steps at test time**, minus θ trained"
-             f" at N = {base_train} (paired per seed over the same tasks, ± 1.96 s.e.)", "",
-             "| trained N | paired, per seed | all seeds |", "|---|---|---|"]
+    lines = [
+        f"**{setting}, reg {reg:g}: every θ adapted with the same {n_test} steps at test time**, minus θ trained"
+        f" at N = {base_train} (paired per seed over the same tasks, ± 1.96 s.e.)",
+        "",
+        "| trained N | paired, per seed | all seeds |",
+        "|---|---|---|",
+    ]
     for n in sorted({r["steps"] for r in select(records, setting, reg, "maml")} - {base_train}):
         pairs = paired_by_seed(records, setting, reg, ("maml", base_train), ("maml", n), measure_at(n_test))
         lines.append(f"| {n} | {_fmt_pairs(pairs)} | {agreement(pairs)} |")
@@ -202,6 +239,9 @@ def study_tables(records) -> str:
     """Every table of the study, setting by setting (what make_figures.py writes to results/horizon/tables.md)."""
     parts = []
     for setting, reg in settings(records):
-        parts += [own_loop_table(records, setting, reg), cross_table(records, setting, reg),
-                  long_test_table(records, setting, reg)]
+        parts += [
+            own_loop_table(records, setting, reg),
+            cross_table(records, setting, reg),
+            long_test_table(records, setting, reg),
+        ]
     return "\n".join(parts)

@@ -3,6 +3,7 @@
 What :mod:`amaml_lab.training.runs` writes (``summary.json``, ``metrics.csv``, ``eval.csv``, ``evals.csv``,
 ``tasks.csv``), read without importing the trainer.
 """
+
 from __future__ import annotations
 
 import csv
@@ -29,8 +30,12 @@ def load_run(folder) -> dict:
     """
     folder = Path(folder)
     summary = json.loads((folder / "summary.json").read_text())
-    return {"summary": summary, "metrics": _floats(folder / "metrics.csv"), "eval": _floats(folder / "eval.csv"),
-            "evals": _floats(folder / "evals.csv")}
+    return {
+        "summary": summary,
+        "metrics": _floats(folder / "metrics.csv"),
+        "eval": _floats(folder / "eval.csv"),
+        "evals": _floats(folder / "evals.csv"),
+    }
 
 
 def _floats(path: Path) -> list[dict]:

@@ -1,29 +1,73 @@
 """The statistics and tables of run folders: paired differences over the same meta-test tasks, and the
 comparison's Markdown table and CSV rows."""
+
 from __future__ import annotations
 
 import math
 import statistics
 
+TABLE_HEADER = [
+    "method",
+    "inner_steps",
+    "meta_steps",
+    "nrmse",
+    "nrmse_se",
+    "nrmse_at_theta",
+    "nrmse_at_theta_se",
+    "nrmse_best",
+    "nrmse_best_se",
+    "best_iteration",
+    "eval_tasks",
+    "eval_steps",
+    "seconds_per_meta_step",
+]
 
-TABLE_HEADER = ["method", "inner_steps", "meta_steps", "nrmse", "nrmse_se", "nrmse_at_theta", "nrmse_at_theta_se",
-                "nrmse_best", "nrmse_best_se", "best_iteration", "eval_tasks", "eval_steps", "seconds_per_meta_step"]
 
-
-CLASSIFICATION_HEADER = ["method", "inner_steps", "meta_steps", "accuracy", "accuracy_ci95", "eval_tasks",
-                         "seconds_per_meta_step"]
+CLASSIFICATION_HEADER = [
+    "method",
+    "inner_steps",
+    "meta_steps",
+    "accuracy",
+    "accuracy_ci95",
+    "eval_tasks",
+    "seconds_per_meta_step",
+]
 
 
 def table_rows(summaries: list[dict]) -> list[list]:
     if "accuracy" in summaries[0]["final"]:
-        return [[s["config"]["method"], s["config"]["inner_steps"], s["meta_steps"], s["final"]["accuracy"],
-                 s["final"]["accuracy_ci95"], s["final"]["eval_tasks"], s["seconds_per_meta_step"]] for s in summaries]
+        return [
+            [
+                s["config"]["method"],
+                s["config"]["inner_steps"],
+                s["meta_steps"],
+                s["final"]["accuracy"],
+                s["final"]["accuracy_ci95"],
+                s["final"]["eval_tasks"],
+                s["seconds_per_meta_step"],
+            ]
+            for s in summaries
+        ]
     rows = []
     for s in summaries:
         f = s["final"]
-        rows.append([s["config"]["method"], s["config"]["inner_steps"], s["meta_steps"], f["nrmse"], f["nrmse_se"],
-                     f["nrmse_at_theta"], f["nrmse_at_theta_se"], f["nrmse_best"], f["nrmse_best_se"],
-                     f["best_iteration"], f["eval_tasks"], f["eval_steps"], s["seconds_per_meta_step"]])
+        rows.append(
+            [
+                s["config"]["method"],
+                s["config"]["inner_steps"],
+                s["meta_steps"],
+                f["nrmse"],
+                f["nrmse_se"],
+                f["nrmse_at_theta"],
+                f["nrmse_at_theta_se"],
+                f["nrmse_best"],
+                f["nrmse_best_se"],
+                f["best_iteration"],
+                f["eval_tasks"],
+                f["eval_steps"],
+                s["seconds_per_meta_step"],
+            ]
+        )
     return rows
 
 
@@ -37,12 +81,16 @@ def paired_runs(base: dict, other: dict, measure: str, lower_is_better: bool = T
     """
     ids = [r.get("task_id") for r in (base, other)]
     if (ids[0] is None) != (ids[1] is None):
-        raise ValueError("paired needs both runs' task ids or neither: one tasks.csv has a task_id column and the"
-                         " other not; re-evaluate the older run so that both record them")
+        raise ValueError(
+            "paired needs both runs' task ids or neither: one tasks.csv has a task_id column and the"
+            " other not; re-evaluate the older run so that both record them"
+        )
     if ids[0] is not None and ids[0] != ids[1]:
         differ = sum(a != b for a, b in zip(*ids)) + abs(len(ids[0]) - len(ids[1]))
-        raise ValueError(f"paired needs the same tasks: the runs' task ids differ on {differ} of"
-                         f" {max(map(len, ids))} tasks (another domain, shots, pool or evaluation set)")
+        raise ValueError(
+            f"paired needs the same tasks: the runs' task ids differ on {differ} of"
+            f" {max(map(len, ids))} tasks (another domain, shots, pool or evaluation set)"
+        )
     return paired(base[measure], other[measure], lower_is_better=lower_is_better)
 
 
@@ -57,8 +105,13 @@ def paired(base, other, lower_is_better: bool = True) -> dict:
         raise ValueError(f"paired needs the same tasks, at least 2, for both runs; got {len(base)} and {len(other)}")
     d = [o - b for b, o in zip(base, other)]
     better = sum(1 for x in d if (x < 0 if lower_is_better else x > 0))
-    return {"difference": statistics.fmean(d), "ci95": 1.96 * statistics.stdev(d) / math.sqrt(len(d)),
-            "better": better, "worse": sum(1 for x in d if x != 0) - better, "tasks": len(d)}
+    return {
+        "difference": statistics.fmean(d),
+        "ci95": 1.96 * statistics.stdev(d) / math.sqrt(len(d)),
+        "better": better,
+        "worse": sum(1 for x in d if x != 0) - better,
+        "tasks": len(d),
+    }
 
 
 def format_paired(p: dict, scale: float = 1.0, digits: int = 4, counts: str = "better on ") -> str:
@@ -94,29 +147,49 @@ def markdown_table(summaries: list[dict], tasks: list | None = None) -> str:
     extra = f" | vs {first}, paired |" if pairs else " |"
     rule = "---:|" if pairs else ""
     unit = "episodes, in accuracy points" if "accuracy" in f else "tasks, in nRMSE"
-    note = ("" if not pairs else f"\nPaired: each method's difference to {first} on the same meta-test {unit}: "
-            "mean ± 1.96 s.e. of the differences, and on how many it does better.\n")
+    note = (
+        ""
+        if not pairs
+        else f"\nPaired: each method's difference to {first} on the same meta-test {unit}: "
+        "mean ± 1.96 s.e. of the differences, and on how many it does better.\n"
+    )
     if "accuracy" in f:
-        title = (f"Omniglot {c['ways']}-way {c['shots']}-shot ({f.get('subset', '?')} set), {c['query']} query per class:"
-                 f" meta-test accuracy (mean ± 95% CI over {f['eval_tasks']} episodes);"
-                 f" {summaries[0]['meta_steps']} meta-steps, seed {c['seed']}")
-        lines = [f"**{title}**", "", "| method | inner steps | accuracy (%) | s / meta-step" + extra,
-                 "|---|---:|---:|---:|" + rule]
+        title = (
+            f"Omniglot {c['ways']}-way {c['shots']}-shot ({f.get('subset', '?')} set), {c['query']} query per class:"
+            f" meta-test accuracy (mean ± 95% CI over {f['eval_tasks']} episodes);"
+            f" {summaries[0]['meta_steps']} meta-steps, seed {c['seed']}"
+        )
+        lines = [
+            f"**{title}**",
+            "",
+            "| method | inner steps | accuracy (%) | s / meta-step" + extra,
+            "|---|---:|---:|---:|" + rule,
+        ]
         for i, s in enumerate(summaries):
             g = s["final"]
-            lines.append(f"| {s['config']['method']} | {s['config']['inner_steps']} | {100 * g['accuracy']:.2f} ± "
-                         f"{100 * g['accuracy_ci95']:.2f} | {s['seconds_per_meta_step']:.3f} |"
-                         + (f" {pairs[i]} |" if pairs else ""))
+            lines.append(
+                f"| {s['config']['method']} | {s['config']['inner_steps']} | {100 * g['accuracy']:.2f} ± "
+                f"{100 * g['accuracy_ci95']:.2f} | {s['seconds_per_meta_step']:.3f} |"
+                + (f" {pairs[i]} |" if pairs else "")
+            )
         return "\n".join(lines) + "\n" + note
-    title = (f"{c['domain']} {c['shots']}/{c['query']}: meta-test nRMSE (mean ± s.e. over {f['eval_tasks']} tasks)"
-             f" after {f['eval_steps']} Adam fine-tuning steps; {summaries[0]['meta_steps']} meta-steps, seed {c['seed']}")
-    lines = [f"**{title}**", "",
-             "| method | inner steps | nRMSE | at θ (no fine-tuning) | best on the curve (iteration) | s / meta-step"
-             + extra, "|---|---:|---:|---:|---:|---:|" + rule]
+    title = (
+        f"{c['domain']} {c['shots']}/{c['query']}: meta-test nRMSE (mean ± s.e. over {f['eval_tasks']} tasks)"
+        f" after {f['eval_steps']} Adam fine-tuning steps; {summaries[0]['meta_steps']} meta-steps, seed {c['seed']}"
+    )
+    lines = [
+        f"**{title}**",
+        "",
+        "| method | inner steps | nRMSE | at θ (no fine-tuning) | best on the curve (iteration) | s / meta-step"
+        + extra,
+        "|---|---:|---:|---:|---:|---:|" + rule,
+    ]
     for i, s in enumerate(summaries):
         f = s["final"]
-        lines.append(f"| {s['config']['method']} | {s['config']['inner_steps']} | {f['nrmse']:.3f} ± {f['nrmse_se']:.3f}"
-                     f" | {f['nrmse_at_theta']:.3f} ± {f['nrmse_at_theta_se']:.3f} | {f['nrmse_best']:.3f} ± "
-                     f"{f['nrmse_best_se']:.3f} ({f['best_iteration']}) | {s['seconds_per_meta_step']:.3f} |"
-                     + (f" {pairs[i]} |" if pairs else ""))
+        lines.append(
+            f"| {s['config']['method']} | {s['config']['inner_steps']} | {f['nrmse']:.3f} ± {f['nrmse_se']:.3f}"
+            f" | {f['nrmse_at_theta']:.3f} ± {f['nrmse_at_theta_se']:.3f} | {f['nrmse_best']:.3f} ± "
+            f"{f['nrmse_best_se']:.3f} ({f['best_iteration']}) | {s['seconds_per_meta_step']:.3f} |"
+            + (f" {pairs[i]} |" if pairs else "")
+        )
     return "\n".join(lines) + "\n" + note

@@ -8,6 +8,7 @@ makes a resumed run draw what an uninterrupted one would) and ``eval_set``
 is measured on: the test grid of a synthetic function, a user's held-out
 ratings).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -35,7 +36,8 @@ def check_domain(name: str) -> str:
 
 
 def default_hidden(name: str) -> int:
-    """The reference's widths: 2 x 32 for synthetic functions, 2 x 40 for collaborative filtering, 64 filters for Conv-4."""
+    """The reference's widths: 2 x 32 for synthetic functions, 2 x 40 for collaborative filtering, 64 filters for
+    Conv-4."""
     check_domain(name)
     return 64 if name in CLASSIFICATION else 40 if name in RATINGS else 32
 
@@ -86,8 +88,9 @@ class SyntheticDomain:
     Meta-test tasks are scored on the family's test grid either way.
     """
 
-    def __init__(self, name: str, tasks: int = 100, pool: int = 1000, bug_compatible: bool = False,
-                 protocol: str = "kit"):
+    def __init__(
+        self, name: str, tasks: int = 100, pool: int = 1000, bug_compatible: bool = False, protocol: str = "kit"
+    ):
         if protocol not in ("kit", "reference"):
             raise ValueError(f"protocol={protocol!r} is not known; allowed values: kit, reference")
         self.name, self.protocol = name, protocol
@@ -97,15 +100,23 @@ class SyntheticDomain:
             stats = self.train.stats
         else:
             identity = {"x_mean": 0.0, "x_std": 1.0, "y_mean": 0.0, "y_std": 1.0}
-            raw = [make_split(name, task_seed=100 + i, design_seed=200 + i, standardise_with=identity, **kw)
-                   for i in (0, 1)]
+            raw = [
+                make_split(name, task_seed=100 + i, design_seed=200 + i, standardise_with=identity, **kw)
+                for i in (0, 1)
+            ]
             xs = torch.cat([t.reshape(-1, t.shape[-1]) for r in raw for t in (r.support_x, r.query_x, r.test_x)])
             ys = torch.cat([t.reshape(-1) for r in raw for t in (r.support_y, r.query_y, r.test_y)])
-            stats = {"x_mean": xs.mean(0), "x_std": xs.std(0, unbiased=False),
-                     "y_mean": ys.mean(), "y_std": ys.std(unbiased=False)}
+            stats = {
+                "x_mean": xs.mean(0),
+                "x_std": xs.std(0, unbiased=False),
+                "y_mean": ys.mean(),
+                "y_std": ys.std(unbiased=False),
+            }
             self.train = make_split(name, task_seed=100, design_seed=200, standardise_with=stats, **kw)
-            order = [torch.randperm(tasks, generator=torch.Generator().manual_seed(1 + n))
-                     for n in range(-(-REFERENCE_EPISODES // tasks))]
+            order = [
+                torch.randperm(tasks, generator=torch.Generator().manual_seed(1 + n))
+                for n in range(-(-REFERENCE_EPISODES // tasks))
+            ]
             self.episode_tasks = torch.cat(order)[:REFERENCE_EPISODES]
             self._order = (-1, None)
         self.test = make_split(name, task_seed=101, design_seed=201, standardise_with=stats, **kw)
@@ -120,8 +131,10 @@ class SyntheticDomain:
         """The i-th episode visited: epoch i // 1000 visits the fixed episodes in its own shuffled order."""
         epoch, position = divmod(i, REFERENCE_EPISODES)
         if self._order[0] != epoch:
-            self._order = (epoch, torch.randperm(REFERENCE_EPISODES,
-                                                 generator=torch.Generator().manual_seed(EPOCH_ORDER_SEED + epoch)))
+            self._order = (
+                epoch,
+                torch.randperm(REFERENCE_EPISODES, generator=torch.Generator().manual_seed(EPOCH_ORDER_SEED + epoch)),
+            )
         i = int(self._order[1][position])
         s_idx = torch.randperm(self.pool, generator=torch.Generator().manual_seed(2 * i))[:shots]
         q_idx = torch.randperm(self.pool, generator=torch.Generator().manual_seed(2 * i + 1))[:query]
@@ -135,8 +148,10 @@ class SyntheticDomain:
             draws = [self._reference_episode(episode + j, shots, query) for j in range(size)]
         else:
             picks = torch.randint(0, split.tasks, (size,), generator=gen).tolist()
-            draws = [(t, torch.randperm(self.pool, generator=gen)[:shots], torch.randperm(self.pool, generator=gen)[:query])
-                     for t in picks]
+            draws = [
+                (t, torch.randperm(self.pool, generator=gen)[:shots], torch.randperm(self.pool, generator=gen)[:query])
+                for t in picks
+            ]
         sx, sy, qx, qy = [], [], [], []
         for t, s_idx, q_idx in draws:
             sx.append(split.support_x[t, s_idx])
@@ -153,8 +168,13 @@ class SyntheticDomain:
         check_choice("split", split, SPLITS)
         self._check(shots, query)
         if split == "validation" and self._validation is None:
-            self._validation = make_split(self.name, task_seed=VALIDATION_TASK_SEED, design_seed=VALIDATION_DESIGN_SEED,
-                                          standardise_with=self.stats, **self.kw)
+            self._validation = make_split(
+                self.name,
+                task_seed=VALIDATION_TASK_SEED,
+                design_seed=VALIDATION_DESIGN_SEED,
+                standardise_with=self.stats,
+                **self.kw,
+            )
         functions = self.test if split == "test" else self._validation
         tasks = min(tasks, functions.tasks)
         gen = torch.Generator().manual_seed(EVAL_SEED)
@@ -191,7 +211,7 @@ class RatingsDomain:
     def _draw(tasks, user: int, gen, shots: int, query: int):
         x, y = tasks.features[user], tasks.targets[user]
         order = torch.randperm(len(y), generator=gen)
-        s, q = order[:shots], order[shots:shots + query]
+        s, q = order[:shots], order[shots : shots + query]
         return x[s], y[s], x[q], y[q]
 
     def train_batch(self, gen: torch.Generator, size: int, shots: int, query: int):
@@ -233,8 +253,9 @@ class OmniglotDomain:
         return omniglot.episodes(self.data.train, size, self.ways, shots, query, gen)
 
     def eval_set(self, tasks: int, shots: int, query: int) -> EvalSet:
-        support, target = omniglot.episodes(self.data.test, tasks, self.ways, shots, query,
-                                            torch.Generator().manual_seed(EVAL_SEED))
+        support, target = omniglot.episodes(
+            self.data.test, tasks, self.ways, shots, query, torch.Generator().manual_seed(EVAL_SEED)
+        )
         return EvalSet(support, target)
 
 
@@ -249,8 +270,18 @@ def ratings_of(name: str, data_root=None) -> torch.Tensor:
     raise ValueError(f"domain={name!r} is not a ratings domain; allowed values: {', '.join(RATINGS)}")
 
 
-def load_domain(name: str, shots: int, query: int, data_root=None, tasks: int = 100, pool: int = 1000,
-                bug_compatible: bool = False, ways: int = 5, subset: str = "auto", protocol: str = "kit"):
+def load_domain(
+    name: str,
+    shots: int,
+    query: int,
+    data_root=None,
+    tasks: int = 100,
+    pool: int = 1000,
+    bug_compatible: bool = False,
+    ways: int = 5,
+    subset: str = "auto",
+    protocol: str = "kit",
+):
     """The domain ``name`` ready to hand out batches (ratings domains and Omniglot read ``data_root``).
 
     ``protocol="reference"`` (synthetic families only) is :class:`SyntheticDomain`'s.
@@ -278,8 +309,10 @@ def load_domain(name: str, shots: int, query: int, data_root=None, tasks: int = 
     """
     check_domain(name)
     if protocol != "kit" and name not in FAMILIES:
-        raise ValueError(f"protocol={protocol!r} reproduces the reference code's synthetic data; domain={name!r}"
-                         f" has only protocol='kit'. Use it with {', '.join(FAMILIES)}")
+        raise ValueError(
+            f"protocol={protocol!r} reproduces the reference code's synthetic data; domain={name!r}"
+            f" has only protocol='kit'. Use it with {', '.join(FAMILIES)}"
+        )
     if name in CLASSIFICATION:
         return OmniglotDomain(ways, data_root, subset)
     if name in RATINGS:

@@ -1,6 +1,7 @@
 """Single tasks ready to differentiate, with their losses: the benchmark's CosMixture2D regression task on a tanh
 MLP, a COMLN episode of embeddings, and a Conv-4 episode of generated glyphs (used by the benchmark, the
 notebooks and ``amaml-lab demo``)."""
+
 from __future__ import annotations
 
 
@@ -63,8 +64,9 @@ def build_episode(dtype: str, device: str, seed: int, ways: int = 5, shots: int 
     yq = torch.arange(ways).repeat_interleave(queries)
     fs = centers[ys] + torch.randn(len(ys), dim, generator=g, dtype=dt)
     fq = centers[yq] + torch.randn(len(yq), dim, generator=g, dtype=dt)
-    support_loss, query_loss, theta, adapt = comln_task(fs.to(device), ys.to(device), fq.to(device), yq.to(device),
-                                                        torch.zeros(ways, dim, dtype=dt, device=device))
+    support_loss, query_loss, theta, adapt = comln_task(
+        fs.to(device), ys.to(device), fq.to(device), yq.to(device), torch.zeros(ways, dim, dtype=dt, device=device)
+    )
     return support_loss, query_loss, theta, adapt
 
 

@@ -5,6 +5,7 @@ The reader takes ``jester_ratings.dat`` of the Jester datasets 3 and 4
 the format the dataset's site distributes as a zip.  Tasks are built exactly as
 for MovieLens by :func:`amaml_lab.tasks.movielens.rating_tasks`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,8 +23,10 @@ def load_jester(data_root) -> torch.Tensor:
     candidates = [root / "jester_ratings.dat", *sorted(root.glob("*/jester_ratings.dat"))]
     path = next((c for c in candidates if c.is_file()), None)
     if path is None:
-        raise FileNotFoundError(f"no jester_ratings.dat under --data-root {root}; download a Jester ratings zip from"
-                                f" {JESTER_URL} and unzip it there")
+        raise FileNotFoundError(
+            f"no jester_ratings.dat under --data-root {root}; download a Jester ratings zip from"
+            f" {JESTER_URL} and unzip it there"
+        )
     rows = []
     with open(path) as fh:
         for number, line in enumerate(fh, 1):

@@ -7,6 +7,7 @@ rows of a truncated SVD of the meta-train users' centred rating matrix, so no
 meta-test rating leaks into them; targets are ratings standardised with the
 meta-train ratings' mean and standard deviation.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,10 @@ ML100K_MD5 = "0e33842e24a9c977be4e0107933c0723"
 
 def _extract(archive: Path, into: Path) -> Path:
     if md5_file(archive) != ML100K_MD5:
-        raise ValueError(f"{archive} has MD5 {md5_file(archive)}, not {ML100K_MD5} (the official ml-100k.zip);"
-                         f" delete it and download {ML100K_URL} again, or point --data-root at a good copy")
+        raise ValueError(
+            f"{archive} has MD5 {md5_file(archive)}, not {ML100K_MD5} (the official ml-100k.zip);"
+            f" delete it and download {ML100K_URL} again, or point --data-root at a good copy"
+        )
     into.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=into) as tmp:
         with zipfile.ZipFile(archive) as zf:
@@ -50,22 +53,27 @@ def locate_ml100k(data_root=None, cache=None, download: bool = True) -> Path:
                 return folder
         if (root / "ml-100k.zip").is_file():
             return _extract(root / "ml-100k.zip", Path(cache or root))
-        raise FileNotFoundError(f"no u.data, ml-100k/u.data or ml-100k.zip under --data-root {root};"
-                                f" download {ML100K_URL} there (MD5 {ML100K_MD5})")
+        raise FileNotFoundError(
+            f"no u.data, ml-100k/u.data or ml-100k.zip under --data-root {root};"
+            f" download {ML100K_URL} there (MD5 {ML100K_MD5})"
+        )
     cache = Path(cache or Path.home() / ".cache" / "amaml_lab")
     if (cache / "ml-100k" / "u.data").is_file():
         return cache / "ml-100k"
     if not download:
-        raise FileNotFoundError(f"MovieLens 100K is not in {cache}; pass --data-root or allow the download of"
-                                f" {ML100K_URL}")
+        raise FileNotFoundError(
+            f"MovieLens 100K is not in {cache}; pass --data-root or allow the download of {ML100K_URL}"
+        )
     cache.mkdir(parents=True, exist_ok=True)
     partial = cache / "ml-100k.zip.part"
     try:
         with urllib.request.urlopen(ML100K_URL, timeout=60) as response, open(partial, "wb") as fh:
             shutil.copyfileobj(response, fh)
     except OSError as err:
-        raise FileNotFoundError(f"could not download {ML100K_URL} ({err}); download it by hand and pass"
-                                " --data-root with the folder that holds it") from None
+        raise FileNotFoundError(
+            f"could not download {ML100K_URL} ({err}); download it by hand and pass"
+            " --data-root with the folder that holds it"
+        ) from None
     os.replace(partial, cache / "ml-100k.zip")
     return _extract(cache / "ml-100k.zip", cache)
 
@@ -93,8 +101,9 @@ class RatingTasks:
     rating_std: float
 
 
-def rating_tasks(ratings: torch.Tensor, dim: int = 100, test_fraction: float = 0.2, seed: int = 100,
-                 min_ratings: int = 1):
+def rating_tasks(
+    ratings: torch.Tensor, dim: int = 100, test_fraction: float = 0.2, seed: int = 100, min_ratings: int = 1
+):
     """(meta-train, meta-test) RatingTasks from (user, item, rating) rows: users split at random (``seed``).
 
     Item features are the items' rows of a rank-``dim`` truncated SVD of the
@@ -104,7 +113,9 @@ def rating_tasks(ratings: torch.Tensor, dim: int = 100, test_fraction: float = 0
     Users with fewer than ``min_ratings`` ratings are left out.
     """
     if ratings.dim() != 2 or ratings.shape[1] != 3 or len(ratings) == 0:
-        raise ValueError(f"ratings must be a non-empty (n, 3) tensor of (user, item, rating); got shape {tuple(ratings.shape)}")
+        raise ValueError(
+            f"ratings must be a non-empty (n, 3) tensor of (user, item, rating); got shape {tuple(ratings.shape)}"
+        )
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1); got {test_fraction}")
     user_ids = ratings[:, 0].long()
@@ -149,8 +160,6 @@ def rating_tasks(ratings: torch.Tensor, dim: int = 100, test_fraction: float = 0
     return build(train_users), build(test_users)
 
 
-
-
 ML1M_URL = "https://files.grouplens.org/datasets/movielens/ml-1m.zip"
 
 
@@ -164,8 +173,9 @@ def load_ml1m(data_root) -> torch.Tensor:
         if path.is_file():
             break
     else:
-        raise FileNotFoundError(f"no ratings.dat or ml-1m/ratings.dat under --data-root {root}; download and unzip"
-                                f" {ML1M_URL} there")
+        raise FileNotFoundError(
+            f"no ratings.dat or ml-1m/ratings.dat under --data-root {root}; download and unzip {ML1M_URL} there"
+        )
     rows = []
     with open(path, encoding="latin-1") as fh:
         for number, line in enumerate(fh, 1):
@@ -176,8 +186,9 @@ def load_ml1m(data_root) -> torch.Tensor:
     return torch.tensor(rows, dtype=torch.int64)
 
 
-def write_demo_ratings(folder, users: int = 200, items: int = 300, per_user: int = 40, rank: int = 5,
-                       seed: int = 0) -> Path:
+def write_demo_ratings(
+    folder, users: int = 200, items: int = 300, per_user: int = 40, rank: int = 5, seed: int = 0
+) -> Path:
     """Write *generated* ratings (a rank-``rank`` taste model, ratings 1-5) as ``folder/u.data``.
 
     Not MovieLens: a stand-in in the same file format, so that a notebook's
@@ -191,7 +202,7 @@ def write_demo_ratings(folder, users: int = 200, items: int = 300, per_user: int
     lines = []
     for u in range(users):
         chosen = torch.randperm(items, generator=g)[:per_user]
-        score = taste[u] @ appeal[chosen].T / rank ** 0.5 + bias[chosen] + 0.3 * torch.randn(per_user, generator=g)
+        score = taste[u] @ appeal[chosen].T / rank**0.5 + bias[chosen] + 0.3 * torch.randn(per_user, generator=g)
         ratings = (3 + 1.2 * score).round().clamp(1, 5).long()
         lines += [f"{u + 1}\t{int(i) + 1}\t{int(r)}\t{880000000 + u}\n" for i, r in zip(chosen, ratings)]
     write_text_atomic(folder / "u.data", "".join(lines))

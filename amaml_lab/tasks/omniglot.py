@@ -17,6 +17,7 @@ Each 105 x 105 drawing becomes a 28 x 28 greyscale image (PIL's LANCZOS),
 inverted so that strokes are 1 and the background 0; every character's
 rotations by 0, 90, 180 and 270 degrees are four classes, as in MAML.
 """
+
 from __future__ import annotations
 
 import io
@@ -38,8 +39,10 @@ ARCHIVES = {
     "images_background_small1.zip": "e704a628b5459e08445c13499850abc4",
     "images_background_small2.zip": "b75a71a51d3b13f821f212756fe481fd",
 }
-SUBSETS = {"full": ("images_background.zip", "images_evaluation.zip"),
-           "small": ("images_background_small1.zip", "images_background_small2.zip")}
+SUBSETS = {
+    "full": ("images_background.zip", "images_evaluation.zip"),
+    "small": ("images_background_small1.zip", "images_background_small2.zip"),
+}
 SPLIT_SEED, TRAIN_CHARACTERS = 123, 1200
 
 
@@ -54,21 +57,27 @@ def locate(name: str, data_root=None, cache=None, download: bool = True) -> Path
         if path.is_file():
             got = md5_file(path)
             if got != ARCHIVES[name]:
-                raise ValueError(f"{path} has MD5 {got}, not {ARCHIVES[name]}; delete it and download {BASE_URL}{name}"
-                                 " again, or point --data-root at a good copy")
+                raise ValueError(
+                    f"{path} has MD5 {got}, not {ARCHIVES[name]}; delete it and download {BASE_URL}{name}"
+                    " again, or point --data-root at a good copy"
+                )
             return path
     if data_root is not None or not download:
         where = f"--data-root {data_root}" if data_root is not None else str(cache)
-        raise FileNotFoundError(f"{name} is not under {where}; download {BASE_URL}{name} (MD5 {ARCHIVES[name]})"
-                                " into a folder and pass it as --data-root")
+        raise FileNotFoundError(
+            f"{name} is not under {where}; download {BASE_URL}{name} (MD5 {ARCHIVES[name]})"
+            " into a folder and pass it as --data-root"
+        )
     cache.mkdir(parents=True, exist_ok=True)
     partial = cache / (name + ".part")
     try:
         with urllib.request.urlopen(BASE_URL + name, timeout=60) as response, open(partial, "wb") as fh:
             shutil.copyfileobj(response, fh)
     except OSError as err:
-        raise FileNotFoundError(f"could not download {BASE_URL}{name} ({err}); download it by hand and pass"
-                                " --data-root with the folder that holds it") from None
+        raise FileNotFoundError(
+            f"could not download {BASE_URL}{name} ({err}); download it by hand and pass"
+            " --data-root with the folder that holds it"
+        ) from None
     if md5_file(partial) != ARCHIVES[name]:
         partial.unlink()
         raise ValueError(f"the download of {BASE_URL}{name} does not have MD5 {ARCHIVES[name]}; try again")
@@ -101,8 +110,10 @@ def read_archive(path, size: int = 28) -> tuple[list[str], torch.Tensor]:
             for j, member in enumerate(sorted(groups[name])):
                 with Image.open(io.BytesIO(zf.read(member))) as im:
                     small = im.convert("L").resize((size, size), Image.LANCZOS)
-                images[i, j] = 1.0 - torch.frombuffer(bytearray(small.tobytes()), dtype=torch.uint8).view(
-                    size, size).float() / 255.0
+                images[i, j] = (
+                    1.0
+                    - torch.frombuffer(bytearray(small.tobytes()), dtype=torch.uint8).view(size, size).float() / 255.0
+                )
     return names, images
 
 
@@ -141,15 +152,24 @@ def demo_characters(characters: int, drawings: int = 20, size: int = 28, seed: i
             shift = (torch.randn(2, generator=g) * 3).tolist()
             for x0, y0, x1, y1 in strokes:
                 jitter = (torch.randn(4, generator=g) * 2.5).tolist()
-                draw.line([x0 + shift[0] + jitter[0], y0 + shift[1] + jitter[1], x1 + shift[0] + jitter[2],
-                           y1 + shift[1] + jitter[3]], fill=255, width=7)
+                draw.line(
+                    [
+                        x0 + shift[0] + jitter[0],
+                        y0 + shift[1] + jitter[1],
+                        x1 + shift[0] + jitter[2],
+                        y1 + shift[1] + jitter[3],
+                    ],
+                    fill=255,
+                    width=7,
+                )
             small = im.resize((size, size), Image.LANCZOS)
             out[c, d] = torch.frombuffer(bytearray(small.tobytes()), dtype=torch.uint8).view(size, size).float() / 255
     return out
 
 
-def load(data_root=None, subset: str = "auto", cache=None, download: bool = True,
-         train_characters: int = TRAIN_CHARACTERS) -> Omniglot:
+def load(
+    data_root=None, subset: str = "auto", cache=None, download: bool = True, train_characters: int = TRAIN_CHARACTERS
+) -> Omniglot:
     """The Omniglot split: ``subset`` "full", "small", or "auto" (full where both full zips are found, else small).
 
     The full set's characters are shuffled with seed 123 and the first
@@ -181,8 +201,13 @@ def load(data_root=None, subset: str = "auto", cache=None, download: bool = True
     if not 0 < train_characters < len(names):
         raise ValueError(f"train_characters must be in 1..{len(names) - 1}; got {train_characters}")
     train, test = order[:train_characters], order[train_characters:]
-    return Omniglot("full", with_rotations(images[train]), with_rotations(images[test]),
-                    [names[i] for i in train.tolist()], [names[i] for i in test.tolist()])
+    return Omniglot(
+        "full",
+        with_rotations(images[train]),
+        with_rotations(images[test]),
+        [names[i] for i in train.tolist()],
+        [names[i] for i in test.tolist()],
+    )
 
 
 def episodes(classes: torch.Tensor, count: int, ways: int, shots: int, query: int, generator: torch.Generator):
@@ -199,7 +224,7 @@ def episodes(classes: torch.Tensor, count: int, ways: int, shots: int, query: in
     xs, xq = [], []
     for _ in range(count):
         chosen = torch.randperm(n_classes, generator=generator)[:ways]
-        picks = torch.stack([torch.randperm(drawings, generator=generator)[:shots + query] for _ in range(ways)])
+        picks = torch.stack([torch.randperm(drawings, generator=generator)[: shots + query] for _ in range(ways)])
         imgs = classes[chosen[:, None], picks]  # (ways, shots + query, H, W)
         xs.append(imgs[:, :shots].reshape(ways * shots, 1, *classes.shape[2:]))
         xq.append(imgs[:, shots:].reshape(ways * query, 1, *classes.shape[2:]))

@@ -6,6 +6,7 @@ query pool of uniform points and a test set (a 31 x 31 grid in 2-D, 1000
 points in 1-D), inputs and targets standardised with statistics of the
 meta-train pools.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,7 +49,7 @@ def _cos_draw(gen, bug_compatible=False):
 
 def _cos_mixture(params, x):
     c, p, f = params
-    return -c * torch.cos(f * math.pi * x + p).sum(1, keepdim=True) - (x ** 2).sum(1, keepdim=True)
+    return -c * torch.cos(f * math.pi * x + p).sum(1, keepdim=True) - (x**2).sum(1, keepdim=True)
 
 
 def _sine_draw(gen, bug_compatible=False):
@@ -63,12 +64,28 @@ def _sinusoid(params, x):
 FAMILIES = {
     f.name: f
     for f in (
-        Family("Alpine2D", 2, -10.0, 10.0, _alpine_draw, _alpine,
-               "y = sum_i |x_i sin(x_i + pi + s_i) + x_i / 10|, s = k pi / 12, k in [-5, 5]^2"),
-        Family("CosMixture", 1, -1.0, 1.0, _cos_draw, _cos_mixture,
-               "y = -c sum_i cos(f pi x_i + p) - sum_i x_i^2, c in [0.1, 1], p in [0.5, 2], f in [3, 6]"),
+        Family(
+            "Alpine2D",
+            2,
+            -10.0,
+            10.0,
+            _alpine_draw,
+            _alpine,
+            "y = sum_i |x_i sin(x_i + pi + s_i) + x_i / 10|, s = k pi / 12, k in [-5, 5]^2",
+        ),
+        Family(
+            "CosMixture",
+            1,
+            -1.0,
+            1.0,
+            _cos_draw,
+            _cos_mixture,
+            "y = -c sum_i cos(f pi x_i + p) - sum_i x_i^2, c in [0.1, 1], p in [0.5, 2], f in [3, 6]",
+        ),
         Family("CosMixture2D", 2, -1.0, 1.0, _cos_draw, _cos_mixture, "CosMixture in two dimensions"),
-        Family("Sinusoid", 1, -5.0, 5.0, _sine_draw, _sinusoid, "y = A sin(x - phase), A in [0.1, 5], phase in [0, pi]"),
+        Family(
+            "Sinusoid", 1, -5.0, 5.0, _sine_draw, _sinusoid, "y = A sin(x - phase), A in [0.1, 5], phase in [0, pi]"
+        ),
     )
 }
 
@@ -116,8 +133,15 @@ def _test_inputs(fam: Family, points_1d: int = 1000, grid: int = 31) -> torch.Te
     return torch.stack([gx.reshape(-1), gy.reshape(-1)], 1)
 
 
-def make_split(name: str, tasks: int = 100, pool: int = 1000, task_seed: int = 100, design_seed: int = 200,
-               bug_compatible: bool = False, standardise_with: dict | None = None) -> Split:
+def make_split(
+    name: str,
+    tasks: int = 100,
+    pool: int = 1000,
+    task_seed: int = 100,
+    design_seed: int = 200,
+    bug_compatible: bool = False,
+    standardise_with: dict | None = None,
+) -> Split:
     """``tasks`` functions of family ``name`` (parameters from ``task_seed``), pools from ``design_seed``.
 
     Targets and inputs are standardised with ``standardise_with`` (the
@@ -156,7 +180,11 @@ def make_split(name: str, tasks: int = 100, pool: int = 1000, task_seed: int = 1
     qy = torch.stack([fam.fn(p, x) for p, x in zip(params, qx)])
     ty = torch.stack([fam.fn(p, tx) for p in params])
     stats = standardise_with or {
-        "x_mean": sx.mean((0, 1)), "x_std": sx.std((0, 1)), "y_mean": sy.mean(), "y_std": sy.std()}
+        "x_mean": sx.mean((0, 1)),
+        "x_std": sx.std((0, 1)),
+        "y_mean": sy.mean(),
+        "y_std": sy.std(),
+    }
 
     def nx(x):
         return (x - stats["x_mean"]) / stats["x_std"]

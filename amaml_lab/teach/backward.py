@@ -5,6 +5,7 @@
 * the back-solved adjoint's gradient error as the horizon grows (:func:`backsolve_sweep`), and the checkpointed
   adjoint's memory and time (:func:`checkpoint_costs`).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -12,17 +13,18 @@ import warnings
 import torch
 
 from ..checks import check_choice
-from .surfaces import DT, QuadraticTask
 from ..flow import FIXED_SOLVERS, GradientFlow, solve, step_function, time_grid
 from ..functional import Derivatives, flat_grad, relative_error
 from ..metagrad import BacksolveWarning, meta_gradient
+from .surfaces import DT, QuadraticTask
 
 
 # ---------------------------------------------------------------- running the state backward
 def reconstruction(task: QuadraticTask, horizon: float, steps: int, solver: str = "rk4"):
     """The true u(t) (forward) and the state rebuilt by running the flow backward from u(T).
 
-    Returns {"t": (steps+1,), "forward": (steps+1, n), "backward": (steps+1, n), "error": |u_back(0) - theta| / |theta|}.
+    Returns {"t": (steps+1,), "forward": (steps+1, n), "backward": (steps+1, n),
+    "error": |u_back(0) - theta| / |theta|}.
     Backward in time the flow's contraction e^{-At} becomes growth e^{+At}: every
     rounding error in u(T) is amplified by about e^{lambda_max T}.
     """
@@ -64,7 +66,7 @@ def reconstruction_grid(lam_max_values, horizons, steps: int = 200, n: int = 6, 
         half = 0.5 * r
         rows = half[:, :1] * A[:, 0]
         for i in range(1, n):  # (r/2) A, summed in the order the vector-matrix kernel sums
-            rows = rows + half[:, i:i + 1] * A[:, i]
+            rows = rows + half[:, i : i + 1] * A[:, i]
         for a, v, out in zip(matrices, r.unbind(0), products):
             torch.mv(a, v, out=out)
         return -(rows + 0.5 * product)
@@ -74,7 +76,7 @@ def reconstruction_grid(lam_max_values, horizons, steps: int = 200, n: int = 6, 
     def run(y, grid):
         states = [y]
         for k in range(steps):
-            y = step(field, grid[:, k:k + 1], grid[:, k + 1:k + 2], y)
+            y = step(field, grid[:, k : k + 1], grid[:, k + 1 : k + 2], y)
             states.append(y)
         return torch.stack(states)
 
@@ -84,8 +86,14 @@ def reconstruction_grid(lam_max_values, horizons, steps: int = 200, n: int = 6, 
         backward = run(forward[-1], times.flip(1)).flip(0)
     error = [relative_error(u, base.theta) if torch.isfinite(u).all() else float("inf") for u in backward[0]]
     shape = (steps + 1, len(lams), len(horizons), n)
-    return {"lam_max": lams, "horizon": horizons, "t": grids, "forward": forward.reshape(shape),
-            "backward": backward.reshape(shape), "error": torch.tensor(error, dtype=DT).reshape(len(lams), len(horizons))}
+    return {
+        "lam_max": lams,
+        "horizon": horizons,
+        "t": grids,
+        "forward": forward.reshape(shape),
+        "backward": backward.reshape(shape),
+        "error": torch.tensor(error, dtype=DT).reshape(len(lams), len(horizons)),
+    }
 
 
 def reconstruction_sweep(lam_max_values, horizon: float = 2.0, steps: int = 200, n: int = 6, seed: int = 0):
@@ -98,8 +106,9 @@ def reconstruction_sweep(lam_max_values, horizon: float = 2.0, steps: int = 200,
     return rows
 
 
-def backsolve_sweep(support_loss, query_loss, theta, steps_list, step_size: float = 0.01, checkpoints: int = 8,
-                    solver: str = "rk4"):
+def backsolve_sweep(
+    support_loss, query_loss, theta, steps_list, step_size: float = 0.01, checkpoints: int = 8, solver: str = "rk4"
+):
     """Meta-gradient errors against maml's as the horizon grows, for the back-solved and the stored adjoints.
 
     Rows {steps, horizon, backsolve, adjoint, checkpointed, reconstruction_error}:
@@ -119,18 +128,35 @@ def backsolve_sweep(support_loss, query_loss, theta, steps_list, step_size: floa
             warnings.simplefilter("ignore", RuntimeWarning)
             b = meta_gradient(support_loss, query_loss, theta, method="backsolve", **kw)
         g = flat_grad(b.grad)
-        row = {"steps": steps, "horizon": steps * step_size,
-               "backsolve": relative_error(g, ref) if torch.isfinite(g).all() else float("inf"),
-               "reconstruction_error": b.stats.get("reconstruction_error", float("nan"))}
-        row["adjoint"] = relative_error(flat_grad(meta_gradient(support_loss, query_loss, theta, method="adjoint", **kw).grad), ref)
-        row["checkpointed"] = relative_error(flat_grad(meta_gradient(support_loss, query_loss, theta, method="adjoint",
-                                                       checkpoints=checkpoints, **kw).grad), ref)
+        row = {
+            "steps": steps,
+            "horizon": steps * step_size,
+            "backsolve": relative_error(g, ref) if torch.isfinite(g).all() else float("inf"),
+            "reconstruction_error": b.stats.get("reconstruction_error", float("nan")),
+        }
+        row["adjoint"] = relative_error(
+            flat_grad(meta_gradient(support_loss, query_loss, theta, method="adjoint", **kw).grad), ref
+        )
+        row["checkpointed"] = relative_error(
+            flat_grad(
+                meta_gradient(support_loss, query_loss, theta, method="adjoint", checkpoints=checkpoints, **kw).grad
+            ),
+            ref,
+        )
         rows.append(row)
     return rows
 
 
-def checkpoint_costs(support_loss, query_loss, theta, steps_list, step_size: float = 0.01, checkpoints: int = 8,
-                     solver: str = "rk4", schemes=("continuous", "grid")):
+def checkpoint_costs(
+    support_loss,
+    query_loss,
+    theta,
+    steps_list,
+    step_size: float = 0.01,
+    checkpoints: int = 8,
+    solver: str = "rk4",
+    schemes=("continuous", "grid"),
+):
     """What storing, ``checkpoints`` states and ``"sqrt"`` cost the adjoint, for each scheme and number of steps.
 
     Rows {steps, scheme, and for each of "stored", "c" (``checkpoints``) and "sqrt": states (the most held at
@@ -141,12 +167,17 @@ def checkpoint_costs(support_loss, query_loss, theta, steps_list, step_size: flo
     for steps in steps_list:
         for scheme in schemes:
             kw = dict(method="adjoint", scheme=scheme, steps=steps, step_size=step_size, solver=solver)
-            runs = {name: meta_gradient(support_loss, query_loss, theta, checkpoints=c, **kw)
-                    for name, c in (("stored", None), ("c", checkpoints), ("sqrt", "sqrt"))}
+            runs = {
+                name: meta_gradient(support_loss, query_loss, theta, checkpoints=c, **kw)
+                for name, c in (("stored", None), ("c", checkpoints), ("sqrt", "sqrt"))
+            }
             row = {"steps": steps, "scheme": scheme}
             for name, r in runs.items():
-                row[name] = {"states": r.stats["stored_states"], "evals": r.stats["grad_evals"],
-                             "repetitions": r.stats["repetitions"]}
+                row[name] = {
+                    "states": r.stats["stored_states"],
+                    "evals": r.stats["grad_evals"],
+                    "repetitions": r.stats["repetitions"],
+                }
             stored = flat_grad(runs["stored"].grad)
             row["difference"] = max(relative_error(flat_grad(runs[n].grad), stored) for n in ("c", "sqrt"))
             rows.append(row)

@@ -3,6 +3,7 @@
 :func:`baseline_table` holds every row the baseline explorer can show (fixed methods, truncation, iMAML at each
 λ); :func:`baseline_methods` names the rows for :func:`~amaml_lab.metagrad.compare_methods`.
 """
+
 from __future__ import annotations
 
 import time
@@ -14,8 +15,18 @@ from ..functional import flat_grad, relative_error
 from ..metagrad import compare_methods, meta_gradient
 
 
-def baseline_table(support_loss, query_loss, theta, steps_list, *, step_size: float, lams, cg_steps: int,
-                   truncates, solver: str = "rk4") -> dict:
+def baseline_table(
+    support_loss,
+    query_loss,
+    theta,
+    steps_list,
+    *,
+    step_size: float,
+    lams,
+    cg_steps: int,
+    truncates,
+    solver: str = "rk4",
+) -> dict:
     """Every row the baselines' comparison can show for iMAML's λ in ``lams`` and CG steps 1..``cg_steps``, and
     for every truncation in ``truncates``: {"fixed": rows of adjoint, fomaml and reptile, "truncated": {k: rows},
     "imaml": {(λ, CG steps): rows}}, rows as :func:`compare_methods` gives them (reg 0), one a steps.
@@ -25,23 +36,37 @@ def baseline_table(support_loss, query_loss, theta, steps_list, *, step_size: fl
     as :func:`compare_methods` to rounding, and the same counts of evaluations.
     """
     fixed = [m for m in baseline_methods() if m[1] in ("adjoint", "fomaml", "reptile")]
-    rows = compare_methods(support_loss, query_loss, theta, steps_list, step_size=step_size, methods=fixed,
-                           solver=solver)
+    rows = compare_methods(
+        support_loss, query_loss, theta, steps_list, step_size=step_size, methods=fixed, solver=solver
+    )
     common = dict(step_size=step_size, solver=solver)
-    return {"fixed": rows, "truncated": truncated_rows(support_loss, query_loss, theta, steps_list, truncates, **common),
-            "imaml": imaml_rows(support_loss, query_loss, theta, steps_list, lams, cg_steps, **common)}
+    return {
+        "fixed": rows,
+        "truncated": truncated_rows(support_loss, query_loss, theta, steps_list, truncates, **common),
+        "imaml": imaml_rows(support_loss, query_loss, theta, steps_list, lams, cg_steps, **common),
+    }
 
 
 def _row(steps, label, method, g, exact, query_loss, seconds, grad_evals, hvp_evals, stored_states) -> dict:
     from ..functional import cosine
 
-    return {"steps": steps, "label": label, "method": method, "rel_error": relative_error(g, exact),
-            "cosine": cosine(g, exact), "query_loss": query_loss, "wall_time": seconds, "grad_evals": grad_evals,
-            "hvp_evals": hvp_evals, "stored_states": stored_states}
+    return {
+        "steps": steps,
+        "label": label,
+        "method": method,
+        "rel_error": relative_error(g, exact),
+        "cosine": cosine(g, exact),
+        "query_loss": query_loss,
+        "wall_time": seconds,
+        "grad_evals": grad_evals,
+        "hvp_evals": hvp_evals,
+        "stored_states": stored_states,
+    }
 
 
-def truncated_rows(support_loss, query_loss, theta, steps_list, truncates, *, step_size: float,
-                   solver: str = "rk4") -> dict:
+def truncated_rows(
+    support_loss, query_loss, theta, steps_list, truncates, *, step_size: float, solver: str = "rk4"
+) -> dict:
     """{k: :func:`compare_methods`' rows of ``("truncated (last k)", "truncated", {"truncate": k})``} for every k
     in ``truncates``: for each steps one back-propagation through the whole loop gives every truncation (the
     gradient at the state k steps before the end, :func:`tail_gradients`)."""
@@ -55,13 +80,26 @@ def truncated_rows(support_loss, query_loss, theta, steps_list, truncates, *, st
         seconds = time.perf_counter() - started
         for k, rows in out.items():
             j = min(k, steps)  # compare_methods clips a truncation to the steps
-            rows.append(_row(steps, f"truncated (last {k})", "truncated", tails[steps - j], exact, qloss, seconds,
-                             evals * steps, evals * j, j + 1))
+            rows.append(
+                _row(
+                    steps,
+                    f"truncated (last {k})",
+                    "truncated",
+                    tails[steps - j],
+                    exact,
+                    qloss,
+                    seconds,
+                    evals * steps,
+                    evals * j,
+                    j + 1,
+                )
+            )
     return out
 
 
-def imaml_rows(support_loss, query_loss, theta, steps_list, lams, cg_steps: int, *, step_size: float,
-               solver: str = "rk4") -> dict:
+def imaml_rows(
+    support_loss, query_loss, theta, steps_list, lams, cg_steps: int, *, step_size: float, solver: str = "rk4"
+) -> dict:
     """{(λ, k): :func:`compare_methods`' rows of ``("imaml", "imaml", {"lam": λ, "cg_steps": k})``} for every λ
     in ``lams`` and k = 1..``cg_steps``: for each steps one solve of every λ's proximal loop side by side gives
     their references and end points (:func:`proximal_meta_gradients`), and one CG run a λ every k (CG's k-th
@@ -83,8 +121,11 @@ def imaml_rows(support_loss, query_loss, theta, steps_list, lams, cg_steps: int,
             seconds = time.perf_counter() - started
             for k in range(1, cg_steps + 1):
                 done = min(k, len(iterates))
-                out[(lam, k)].append(_row(steps, "imaml", "imaml", iterates[done - 1], refs[b], qloss, seconds,
-                                          evals * steps + 1, done, 1))
+                out[(lam, k)].append(
+                    _row(
+                        steps, "imaml", "imaml", iterates[done - 1], refs[b], qloss, seconds, evals * steps + 1, done, 1
+                    )
+                )
     return out
 
 
@@ -96,8 +137,18 @@ def tail_gradients(support_loss, query_loss, theta, *, steps: int, step_size: fl
     """
     from ..metagrad.core import build_problem
 
-    p = build_problem(support_loss, query_loss, theta, steps=steps, step_size=step_size, solver=solver, reg=0.0,
-                      rtol=1e-7, atol=1e-9, hvp="autograd")
+    p = build_problem(
+        support_loss,
+        query_loss,
+        theta,
+        steps=steps,
+        step_size=step_size,
+        solver=solver,
+        reg=0.0,
+        rtol=1e-7,
+        atol=1e-9,
+        hvp="autograd",
+    )
     step = step_function(solver)
     times = p.grid.tolist()
     with torch.enable_grad():
@@ -110,8 +161,9 @@ def tail_gradients(support_loss, query_loss, theta, *, steps: int, step_size: fl
     return torch.stack(grads), float(value.detach())
 
 
-def proximal_meta_gradients(support_loss, query_loss, theta, regs, *, steps: int, step_size: float,
-                            solver: str = "rk4"):
+def proximal_meta_gradients(
+    support_loss, query_loss, theta, regs, *, steps: int, step_size: float, solver: str = "rk4"
+):
     """maml's meta-gradient through the proximal loop du/dt = -grad L_S(u) - reg (u - theta) for every reg in
     ``regs``, flat (B, P), and each loop's end point u(T) (B, P).
 

@@ -7,9 +7,10 @@
 Each exercise compares the answer with a reference computed here (on random
 inputs for functions), so an answer is checked, not matched to a string.
 The solutions live in this module (:func:`solution`); the notebooks hold only
-the learner's stub, and ``tests/test_exercises.py`` runs every exercise with
+the learner's stub, and ``tests/teach/test_exercises.py`` runs every exercise with
 its solution and with typical wrong answers.
 """
+
 from __future__ import annotations
 
 import functools
@@ -119,18 +120,26 @@ def _check_stable_step(answer) -> tuple[bool, str]:
     right, h = 2.0 / lam, _number(answer)
     tol = _two_figures(right)
     if abs(h - right) <= tol:
-        return True, (f"{h:g} ≈ 2/λmax = {right:.4f} (accepted to 2 significant figures, ±{tol:.2g}): each step "
-                      f"multiplies the stiff direction by 1 − h·λmax, in (−1, 1) only for h below {right:.4f}.")
+        return True, (
+            f"{h:g} ≈ 2/λmax = {right:.4f} (accepted to 2 significant figures, ±{tol:.2g}): each step "
+            f"multiplies the stiff direction by 1 − h·λmax, in (−1, 1) only for h below {right:.4f}."
+        )
     if h == STABLE_STEP_STUB:
-        return False, (f"{h:g} is the placeholder the notebook's stub puts in my_answer: fill in the largest stable "
-                       "step you work out from the Hessian's eigenvalues.")
+        return False, (
+            f"{h:g} is the placeholder the notebook's stub puts in my_answer: fill in the largest stable "
+            "step you work out from the Hessian's eigenvalues."
+        )
     if h <= 0:
-        return False, (f"negated or zero: a step h = {h:.4g} does not descend (h < 0 climbs the loss); check the sign, "
-                       "the bound comes from 1 − h·λmax staying above −1.")
-    near = {1.0 / lam: "that is 1/λmax, where the stiff direction is removed in one step; past it the iterates "
-                       "oscillate but still shrink, up to 2/λmax.",
-            lam: "that is λmax itself, a curvature, not a step: the step is limited by 1 − h·λmax staying above −1.",
-            2.0 * right: "doubled: that is 4/λmax, too large: there 1 − h·λmax = −3; the bound is where it reaches −1."}
+        return False, (
+            f"negated or zero: a step h = {h:.4g} does not descend (h < 0 climbs the loss); check the sign, "
+            "the bound comes from 1 − h·λmax staying above −1."
+        )
+    near = {
+        1.0 / lam: "that is 1/λmax, where the stiff direction is removed in one step; past it the iterates "
+        "oscillate but still shrink, up to 2/λmax.",
+        lam: "that is λmax itself, a curvature, not a step: the step is limited by 1 − h·λmax staying above −1.",
+        2.0 * right: "doubled: that is 4/λmax, too large: there 1 − h·λmax = −3; the bound is where it reaches −1.",
+    }
     for value, sentence in near.items():
         if abs(h - value) <= _two_figures(value):
             return False, sentence
@@ -148,16 +157,24 @@ def _solution_stable_step():
 
 # ---------------------------------------------------------------- 02: one Euler step of the adjoint
 _EULER = {  # what a typical wrong step returns is named by one of these
-    "stub": ("that leaves a unchanged, which is what the notebook's stub returns: fill in one Euler step, moving a "
-             "by h times its time derivative."),
-    "forward": ("a + h·H·a runs the adjoint forward in time; going back from t to t − h, "
-                "a(t − h) ≈ a(t) − h·da/dt = a(t) − h·H·a(t)."),
+    "stub": (
+        "that leaves a unchanged, which is what the notebook's stub returns: fill in one Euler step, moving a "
+        "by h times its time derivative."
+    ),
+    "forward": (
+        "a + h·H·a runs the adjoint forward in time; going back from t to t − h, "
+        "a(t − h) ≈ a(t) − h·da/dt = a(t) − h·H·a(t)."
+    ),
     "no h": "the step size h is missing: an Euler step moves by h times the derivative.",
     "no H": "the Hessian is missing: the adjoint's derivative is H·a, not a.",
-    "negated": ("negated: your answer is the right one with the opposite sign; check the sign of a(t) in it "
-                "(the step starts from +a(t))."),
-    "doubled": ("doubled: your answer is twice the right one; a(t) enters once, so look for a term counted twice "
-                "or a stray factor 2."),
+    "negated": (
+        "negated: your answer is the right one with the opposite sign; check the sign of a(t) in it "
+        "(the step starts from +a(t))."
+    ),
+    "doubled": (
+        "doubled: your answer is twice the right one; a(t) enters once, so look for a term counted twice "
+        "or a stray factor 2."
+    ),
 }
 
 
@@ -167,17 +184,30 @@ def _check_adjoint_euler_step(step) -> tuple[bool, str]:
     for h in (0.01, 0.1, 0.3):
         a, H = torch.randn(5, generator=gen, dtype=torch.float64), _random_spd(5, gen)
         right = a - h * H @ a
-        refs = {"right": right, "h": h, "stub": a, "forward": a + h * H @ a, "no h": (a - H @ a, a + H @ a),
-                "no H": (a - h * a, a + h * a), "negated": -right, "doubled": 2 * right}
+        refs = {
+            "right": right,
+            "h": h,
+            "stub": a,
+            "forward": a + h * H @ a,
+            "no h": (a - H @ a, a + H @ a),
+            "no H": (a - h * a, a + h * a),
+            "negated": -right,
+            "doubled": 2 * right,
+        }
         results.append((*_answer(step(a.clone(), H.clone(), h)), refs))
-    return _judge(results, _EULER, "a(t − h) = a(t) − h·H·a(t): the continuous adjoint's Euler step backward in time",
-                  "at h = {h} the answer is off by {off:.3g}: write the adjoint's time derivative at t, then step by h "
-                  "against the direction of time.")
+    return _judge(
+        results,
+        _EULER,
+        "a(t − h) = a(t) − h·H·a(t): the continuous adjoint's Euler step backward in time",
+        "at h = {h} the answer is off by {off:.3g}: write the adjoint's time derivative at t, then step by h "
+        "against the direction of time.",
+    )
 
 
 def _solution_adjoint_euler_step():
     def step(a, H, h):
         return a - h * H @ a
+
     return step
 
 
@@ -190,7 +220,7 @@ def measured_breaking_point(tol: float = 1e-6, horizon: float = 2.0, steps: int 
     """
     from .backward import reconstruction_sweep
 
-    lam_values = [2.0 * 1.1 ** i for i in range(40)]
+    lam_values = [2.0 * 1.1**i for i in range(40)]
     for row in reconstruction_sweep(lam_values, horizon=horizon, steps=steps):
         if not row["error"] <= tol:
             return row["lam_T"]
@@ -204,19 +234,29 @@ def _check_breaking_point(answer) -> tuple[bool, str]:
     guess = _number(answer)
     measured = measured_breaking_point()
     if abs(guess - measured) <= 0.15 * measured:
-        return True, (f"measured: the rebuilt u(0) misses θ by more than 1e-6 from λmax·T ≈ {measured:.0f}; "
-                      f"e^(λmax·T) × 1e-16 = 1e-6 gives λmax·T = ln(1e10) ≈ 23.")
+        return True, (
+            f"measured: the rebuilt u(0) misses θ by more than 1e-6 from λmax·T ≈ {measured:.0f}; "
+            f"e^(λmax·T) × 1e-16 = 1e-6 gives λmax·T = ln(1e10) ≈ 23."
+        )
     if guess == BREAKING_POINT_STUB:
-        return False, ("10 is the placeholder the notebook's stub puts in my_answer: fill in your prediction (if you "
-                       "solved for it: 10 is log10(1e10); the growth is e^(λmax·T), so take the natural log).")
+        return False, (
+            "10 is the placeholder the notebook's stub puts in my_answer: fill in your prediction (if you "
+            "solved for it: 10 is log10(1e10); the growth is e^(λmax·T), so take the natural log)."
+        )
     if abs(guess - math.log(1e16)) < 3:
-        return False, ("that is where the error reaches order one (ln 1e16 ≈ 37); the question asks for 1e-6, "
-                       "ten orders of magnitude earlier.")
+        return False, (
+            "that is where the error reaches order one (ln 1e16 ≈ 37); the question asks for 1e-6, "
+            "ten orders of magnitude earlier."
+        )
     if guess < 0:
-        return False, (f"negated: you said {guess:.3g}, but λmax·T (a curvature times a time) is positive; check the "
-                       "sign of your logarithm.")
-    return False, (f"measured {measured:.0f}, you said {guess:.3g}: rounding of 1e-16 grows like e^(λmax·T); "
-                   "solve e^(λmax·T) × 1e-16 = 1e-6.")
+        return False, (
+            f"negated: you said {guess:.3g}, but λmax·T (a curvature times a time) is positive; check the "
+            "sign of your logarithm."
+        )
+    return False, (
+        f"measured {measured:.0f}, you said {guess:.3g}: rounding of 1e-16 grows like e^(λmax·T); "
+        "solve e^(λmax·T) × 1e-16 = 1e-6."
+    )
 
 
 def _solution_breaking_point():
@@ -226,13 +266,16 @@ def _solution_breaking_point():
 # ---------------------------------------------------------------- 04: iMAML's linear system by hand
 _IMAML = {
     "stub": "v = g is what the notebook's stub returns: fill in the solve of (I + H/λ) v = g.",
-    "λI + H": ("you solved (λI + H) v = g, whose v is the right one divided by λ: divide H by λ and keep I, "
-               "(I + H/λ) v = g."),
+    "λI + H": (
+        "you solved (λI + H) v = g, whose v is the right one divided by λ: divide H by λ and keep I, (I + H/λ) v = g."
+    ),
     "I + λH": "that solves (I + λH) v = g; the proximal weight divides the Hessian: (I + H/λ) v = g.",
     "product": "that multiplies g by (I + H/λ); iMAML needs its inverse applied to g (solve the system).",
     "no I": "the identity is missing: the implicit Jacobian of the proximal optimum is (I + H/λ)⁻¹.",
-    "negated": ("negated: your v is the right one with the opposite sign; check the sign of g (the system's "
-                "right-hand side is +g)."),
+    "negated": (
+        "negated: your v is the right one with the opposite sign; check the sign of g (the system's "
+        "right-hand side is +g)."
+    ),
     "doubled": "doubled: your v is twice the right one; look for a stray factor 2 in the system or in g.",
 }
 
@@ -242,30 +285,46 @@ def _check_imaml_system(solve) -> tuple[bool, str]:
     results = []
     for lam in (0.5, 2.0, 20.0):
         H, g = _random_spd(6, gen), torch.randn(6, generator=gen, dtype=torch.float64)
-        I = torch.eye(6, dtype=torch.float64)
-        right = torch.linalg.solve(I + H / lam, g)
-        refs = {"right": right, "lam": lam, "stub": g, "λI + H": torch.linalg.solve(lam * I + H, g),
-                "I + λH": torch.linalg.solve(I + lam * H, g), "product": (I + H / lam) @ g,
-                "no I": (torch.linalg.solve(H / lam, g), torch.linalg.solve(H, g)),
-                "negated": -right, "doubled": 2 * right}
+        eye = torch.eye(6, dtype=torch.float64)
+        right = torch.linalg.solve(eye + H / lam, g)
+        refs = {
+            "right": right,
+            "lam": lam,
+            "stub": g,
+            "λI + H": torch.linalg.solve(lam * eye + H, g),
+            "I + λH": torch.linalg.solve(eye + lam * H, g),
+            "product": (eye + H / lam) @ g,
+            "no I": (torch.linalg.solve(H / lam, g), torch.linalg.solve(H, g)),
+            "negated": -right,
+            "doubled": 2 * right,
+        }
         results.append((*_answer(solve(H.clone(), g.clone(), lam), 1e-8), refs))
-    return _judge(results, _IMAML, "v = (I + H/λ)⁻¹ g: what conjugate gradient approaches, one HVP a step, without "
-                  "forming H", "at λ = {lam} the answer is {rel:.2g} away (relative).")
+    return _judge(
+        results,
+        _IMAML,
+        "v = (I + H/λ)⁻¹ g: what conjugate gradient approaches, one HVP a step, without forming H",
+        "at λ = {lam} the answer is {rel:.2g} away (relative).",
+    )
 
 
 def _solution_imaml_system():
     def solve(H, g, lam):
         return torch.linalg.solve(torch.eye(len(g), dtype=g.dtype) + H / lam, g)
+
     return solve
 
 
 # ---------------------------------------------------------------- 07: a confidence interval over episodes
 _CI = {
-    "stub": ("that is s, the standard deviation of one episode's accuracy, which is what the notebook's stub returns: "
-             "fill in the half-width of the mean's 95% interval."),
+    "stub": (
+        "that is s, the standard deviation of one episode's accuracy, which is what the notebook's stub returns: "
+        "fill in the half-width of the mean's 95% interval."
+    ),
     "z = 2": "1.96, not 2, for a 95% interval: 2·s/√n is the rounded rule of thumb (a 95.4% interval).",
-    "percent": ("give it as a fraction, not percent: the accuracies are fractions in [0, 1], so is the half-width "
-                "(multiply by 100 only to print it)."),
+    "percent": (
+        "give it as a fraction, not percent: the accuracies are fractions in [0, 1], so is the half-width "
+        "(multiply by 100 only to print it)."
+    ),
     "no √n": "that is the spread of one episode's accuracy; the mean's is √n times smaller: divide by √n.",
     "by n": "that divides by n; the mean's standard error is s/√n.",
     "n − 1": "almost: use the sample standard deviation (n − 1 in the denominator, torch's default).",
@@ -285,42 +344,83 @@ def _check_confidence_interval(ci95) -> tuple[bool, str]:
         got, tol = _answer(ci95(acc.clone()), 1e-9)
         if got.numel() != 1:
             return False, f"return one number, the half-width, not {got.numel()} of them."
-        refs = {"right": right, "episodes": n, "stub": s, "z = 2": 2 * s / root, "percent": 100 * right,
-                "no √n": 1.96 * s, "by n": 1.96 * s / n, "n − 1": 1.96 * s0 / root, "one se": s / root,
-                "negated": -right, "doubled": 2 * right}
+        refs = {
+            "right": right,
+            "episodes": n,
+            "stub": s,
+            "z = 2": 2 * s / root,
+            "percent": 100 * right,
+            "no √n": 1.96 * s,
+            "by n": 1.96 * s / n,
+            "n − 1": 1.96 * s0 / root,
+            "one se": s / root,
+            "negated": -right,
+            "doubled": 2 * right,
+        }
         refs = {key: torch.tensor(v, dtype=torch.float64) if isinstance(v, float) else v for key, v in refs.items()}
         results.append((got.reshape(()), tol, refs))
-    return _judge(results, _CI, "1.96 × s/√n: with 600 test episodes an accuracy is known to about ±1.5 points at most",
-                  "over {episodes} episodes expected {expected:.4g}, got {got:.4g}.")
+    return _judge(
+        results,
+        _CI,
+        "1.96 × s/√n: with 600 test episodes an accuracy is known to about ±1.5 points at most",
+        "over {episodes} episodes expected {expected:.4g}, got {got:.4g}.",
+    )
 
 
 def _solution_confidence_interval():
     def ci95(accuracies):
         return 1.96 * float(accuracies.std()) / math.sqrt(len(accuracies))
+
     return ci95
 
 
-EXERCISES = {e.name: e for e in (
-    Exercise("stable_step", "01",
-             "The bowl has loss ½ uᵀAu. What is the largest step size h for which gradient descent "
-             "u ← u − h∇L(u) still converges? Answer with a number (hint: torch.func.hessian and "
-             "torch.linalg.eigvalsh).", _check_stable_step, _solution_stable_step),
-    Exercise("adjoint_euler_step", "02",
-             "On a quadratic support loss the adjoint obeys da/dt = H·a, integrated backward from a(T) = ∇L_Q. "
-             "Write step(a, H, h) returning a(t − h) after one Euler step from a(t).",
-             _check_adjoint_euler_step, _solution_adjoint_euler_step),
-    Exercise("breaking_point", "03",
-             "Rounding leaves about 1e-16 (relative) in u(T), and running the flow backward multiplies it by about "
-             "e^(λmax·T). Predict the λmax·T at which the rebuilt u(0) misses θ by more than 1e-6. Answer with a "
-             "number; the check measures it.", _check_breaking_point, _solution_breaking_point),
-    Exercise("imaml_system", "04",
-             "iMAML's meta-gradient is v with (I + H/λ) v = g, g = ∇L_Q at the inner solution. Write "
-             "solve(H, g, lam) returning v for a dense Hessian H.", _check_imaml_system, _solution_imaml_system),
-    Exercise("confidence_interval", "07",
-             "A few-shot accuracy is the mean over test episodes. Write ci95(accuracies) returning the half-width "
-             "of its 95% confidence interval (the ± in the tables).",
-             _check_confidence_interval, _solution_confidence_interval),
-)}
+EXERCISES = {
+    e.name: e
+    for e in (
+        Exercise(
+            "stable_step",
+            "01",
+            "The bowl has loss ½ uᵀAu. What is the largest step size h for which gradient descent "
+            "u ← u − h∇L(u) still converges? Answer with a number (hint: torch.func.hessian and "
+            "torch.linalg.eigvalsh).",
+            _check_stable_step,
+            _solution_stable_step,
+        ),
+        Exercise(
+            "adjoint_euler_step",
+            "02",
+            "On a quadratic support loss the adjoint obeys da/dt = H·a, integrated backward from a(T) = ∇L_Q. "
+            "Write step(a, H, h) returning a(t − h) after one Euler step from a(t).",
+            _check_adjoint_euler_step,
+            _solution_adjoint_euler_step,
+        ),
+        Exercise(
+            "breaking_point",
+            "03",
+            "Rounding leaves about 1e-16 (relative) in u(T), and running the flow backward multiplies it by about "
+            "e^(λmax·T). Predict the λmax·T at which the rebuilt u(0) misses θ by more than 1e-6. Answer with a "
+            "number; the check measures it.",
+            _check_breaking_point,
+            _solution_breaking_point,
+        ),
+        Exercise(
+            "imaml_system",
+            "04",
+            "iMAML's meta-gradient is v with (I + H/λ) v = g, g = ∇L_Q at the inner solution. Write "
+            "solve(H, g, lam) returning v for a dense Hessian H.",
+            _check_imaml_system,
+            _solution_imaml_system,
+        ),
+        Exercise(
+            "confidence_interval",
+            "07",
+            "A few-shot accuracy is the mean over test episodes. Write ci95(accuracies) returning the half-width "
+            "of its 95% confidence interval (the ± in the tables).",
+            _check_confidence_interval,
+            _solution_confidence_interval,
+        ),
+    )
+}
 
 
 def _exercise(name: str) -> Exercise:

@@ -22,9 +22,10 @@ The reference is the gradient flow's exact meta-gradient dL_Q(u(T))/dtheta,
 from forward sensitivities S = du/dtheta (dS/dt = -H(u) S, S(0) = I) solved
 by torchdiffeq's dopri5 at tight tolerances: an algorithm none of the methods
 uses, so maml's own line shows the solver's discretisation error.
-``tests/test_horizon.py`` checks every row against :func:`amaml_lab.meta_gradient`
+``tests/teach/test_horizons.py`` checks every row against :func:`amaml_lab.meta_gradient`
 run at that horizon alone (maml, both adjoint schemes, the checkpointed adjoint, ...).
 """
+
 from __future__ import annotations
 
 import math
@@ -90,20 +91,32 @@ class HorizonTask:
     y_plot: torch.Tensor
 
     def problem(self, steps: int, step_size: float, solver: str, reg: float = 0.0):
-        return build_problem(self.support_loss, self.query_loss, self.theta, steps=steps, step_size=step_size,
-                             solver=solver, reg=reg, rtol=1e-7, atol=1e-9, hvp="autograd")
+        return build_problem(
+            self.support_loss,
+            self.query_loss,
+            self.theta,
+            steps=steps,
+            step_size=step_size,
+            solver=solver,
+            reg=reg,
+            rtol=1e-7,
+            atol=1e-9,
+            hvp="autograd",
+        )
 
     def predict(self, flat: torch.Tensor) -> torch.Tensor:
         """The model's curve on ``x_plot`` for flat parameter vectors (..., P) -> (..., points)."""
         spec = self.problem(1, 1.0, "euler").spec
         batch = flat.reshape(-1, flat.shape[-1])
-        out = torch.func.vmap(lambda p: torch.func.functional_call(self.model, spec.unflatten(p),
-                                                                   (self.x_plot,))[:, 0])(batch)
+        out = torch.func.vmap(
+            lambda p: torch.func.functional_call(self.model, spec.unflatten(p), (self.x_plot,))[:, 0]
+        )(batch)
         return out.reshape(*flat.shape[:-1], -1)
 
 
-def horizon_task(family: str = "Sinusoid", shots: int = 10, queries: int = 20, hidden=(32,), seed: int = 0,
-                 dtype=torch.float64) -> HorizonTask:
+def horizon_task(
+    family: str = "Sinusoid", shots: int = 10, queries: int = 20, hidden=(32,), seed: int = 0, dtype=torch.float64
+) -> HorizonTask:
     """A 1-D task of ``family`` (``Sinusoid`` or ``CosMixture``) drawn with ``seed``, and a tanh MLP 1-hidden-1."""
     one_d = [name for name, f in FAMILIES.items() if f.dim == 1]
     check_choice("family", family, one_d)
@@ -114,8 +127,17 @@ def horizon_task(family: str = "Sinusoid", shots: int = 10, queries: int = 20, h
     y_plot = fam.fn(params, x_plot).reshape(-1)
     model = mlp(1, tuple(hidden), 1, dtype=dtype, seed=seed)
     support_loss, query_loss = task_losses(model, support, query)
-    return HorizonTask(family, support, query, model, module_params(model), support_loss, query_loss,
-                       x_plot.to(dtype), y_plot.to(dtype))
+    return HorizonTask(
+        family,
+        support,
+        query,
+        model,
+        module_params(model),
+        support_loss,
+        query_loss,
+        x_plot.to(dtype),
+        y_plot.to(dtype),
+    )
 
 
 # ---------------------------------------------------------------- the reference: forward sensitivities
@@ -164,8 +186,16 @@ class HorizonLines:
     seconds: dict = field(default_factory=dict)
 
 
-def every_horizon(task: HorizonTask, step_size: float, solver: str = "rk4", steps=log_steps(1000), lam: float = 2.0,
-                  cg_steps: int = 5, truncate: int = 5, methods=LINES) -> HorizonLines:
+def every_horizon(
+    task: HorizonTask,
+    step_size: float,
+    solver: str = "rk4",
+    steps=log_steps(1000),
+    lam: float = 2.0,
+    cg_steps: int = 5,
+    truncate: int = 5,
+    methods=LINES,
+) -> HorizonLines:
     """Every method in ``methods`` at every horizon ``k * step_size``, k in ``steps`` (see the module's docstring)."""
     check_choice("solver", solver, FIXED_SOLVERS)
     step_size = check_number("step_size", step_size, positive=True)
@@ -195,6 +225,7 @@ def every_horizon(task: HorizonTask, step_size: float, solver: str = "rk4", step
 
 def _lines(task: HorizonTask, p, states, ks, q, *, lam, cg_steps, truncate) -> dict:
     """Each line as a function of nothing, every one the engine's own multi-horizon code (metagrad)."""
+
     def imaml():
         prox = task.problem(ks[-1], p.step_size, p.solver, reg=lam)
         with torch.no_grad():
@@ -225,7 +256,7 @@ def _checked_states(p, states) -> torch.Tensor:
     recomputed = torch.empty_like(states)
     with torch.no_grad():
         for i, rows in Reverse(p, max(3, math.ceil(math.sqrt(p.steps)))).blocks():
-            recomputed[i: i + len(rows)] = rows
+            recomputed[i : i + len(rows)] = rows
     drift = float((recomputed - states).abs().max())
     if not drift <= 1e-12 * max(1.0, float(states.abs().max())):
         raise RuntimeError(f"states recomputed from checkpoints are {drift:.3g} away from the stored ones")

@@ -1,5 +1,6 @@
 """The horizon explorer's data: every line (:func:`amaml_lab.teach.horizons.every_horizon`) for every step size and
 solver, the flow's exact meta-gradient, the errors and model curves, computed once over worker processes."""
+
 from __future__ import annotations
 
 import sys
@@ -9,10 +10,10 @@ from pathlib import Path
 
 import torch
 
-from . import horizons as horizon
 from ..checks import check_choice, check_number
 from ..flow import FIXED_SOLVERS
 from ..functional import cosine, relative_error
+from . import horizons as horizon
 
 
 def errors(grads: torch.Tensor, exact: torch.Tensor) -> tuple[list, list]:
@@ -68,9 +69,12 @@ def _in_workers(jobs: dict, task_options: dict, workers: int) -> dict:
         survivors = (getattr(pool, "_processes", None) or {}) if pool is not None else {}
         for process in list(survivors.values()):
             process.kill()
-        warnings.warn(f"the explorer's worker processes failed ({type(err).__name__}: {' '.join(str(err).split())[:200]});"
-                      f" computing the {len(jobs) - len(results)} remaining parts here instead (slower)",
-                      WorkerFallbackWarning, stacklevel=3)
+        warnings.warn(
+            f"the explorer's worker processes failed ({type(err).__name__}: {' '.join(str(err).split())[:200]});"
+            f" computing the {len(jobs) - len(results)} remaining parts here instead (slower)",
+            WorkerFallbackWarning,
+            stacklevel=3,
+        )
     finally:
         if pool is not None:
             pool.shutdown(wait=not (len(results) < len(jobs)), cancel_futures=True)
@@ -107,9 +111,16 @@ def default_workers() -> int:
     return max(1, min(4, cpus, by_memory))
 
 
-def compute(task_options: dict | None = None, step_sizes=(0.01, 0.03), solvers=FIXED_SOLVERS,
-            steps=horizon.log_steps(1000), lam: float = 2.0, cg_steps: int = 5, truncate: int = 5,
-            workers: int | None = None) -> HorizonData:
+def compute(
+    task_options: dict | None = None,
+    step_sizes=(0.01, 0.03),
+    solvers=FIXED_SOLVERS,
+    steps=horizon.log_steps(1000),
+    lam: float = 2.0,
+    cg_steps: int = 5,
+    truncate: int = 5,
+    workers: int | None = None,
+) -> HorizonData:
     """Every sweep and reference the explorer shows, spread over ``workers`` processes (:func:`default_workers`).
 
     ``workers=1`` computes here, one after the other.
@@ -127,8 +138,10 @@ def compute(task_options: dict | None = None, step_sizes=(0.01, 0.03), solvers=F
     # the slowest first, so that the pool ends together
     for s in sorted(solvers, key=lambda s: -("euler", "midpoint", "rk4").index(s)):
         for h in step_sizes:
-            jobs[(h, s)] = ("sweep", dict(step_size=h, solver=s, steps=tuple(ks), lam=lam, cg_steps=cg_steps,
-                                          truncate=truncate))
+            jobs[(h, s)] = (
+                "sweep",
+                dict(step_size=h, solver=s, steps=tuple(ks), lam=lam, cg_steps=cg_steps, truncate=truncate),
+            )
     workers = min(len(jobs), workers or default_workers())
     results = _in_workers(jobs, task_options, workers) if workers > 1 else {}
     for key, (kind, args) in jobs.items():  # here: everything (one worker), or what the workers did not finish
@@ -142,12 +155,15 @@ def compute(task_options: dict | None = None, step_sizes=(0.01, 0.03), solvers=F
         errs[(h, s)] = {m: errors(g, exact[h]) for m, g in sw.grads.items()}
         with torch.no_grad():
             curves[(h, s)] = task.predict(torch.cat([sw.states[:1], sw.states[list(sw.steps)]]))
-    return HorizonData(task, tuple(ks), step_sizes, tuple(solvers), sweeps, exact, errs, curves,
-                       time.perf_counter() - started)
+    return HorizonData(
+        task, tuple(ks), step_sizes, tuple(solvers), sweeps, exact, errs, curves, time.perf_counter() - started
+    )
 
 
 # ---------------------------------------------------------------- the default build, computed once and shipped
-SHIPPED = Path(__file__).resolve().parents[1] / "measured" / "horizon-explorer.pt"  # notebook 02's FAST build (make it: __main__)
+SHIPPED = (
+    Path(__file__).resolve().parents[1] / "measured" / "horizon-explorer.pt"
+)  # notebook 02's FAST build (make it: __main__)
 
 
 def _settings(task_options: dict, step_sizes, solvers, steps, lam, cg_steps, truncate) -> dict:
@@ -157,10 +173,15 @@ def _settings(task_options: dict, step_sizes, solvers, steps, lam, cg_steps, tru
     bound = inspect.signature(horizon.horizon_task).bind(**task_options)
     bound.apply_defaults()  # {} and {"seed": 0} are one task
     task = {k: list(v) if isinstance(v, tuple) else str(v) if k == "dtype" else v for k, v in bound.arguments.items()}
-    return {"task": task,
-            "step_sizes": [float(h) for h in step_sizes], "solvers": list(solvers),
-            "steps": sorted(set(int(k) for k in steps)), "lam": float(lam), "cg_steps": int(cg_steps),
-            "truncate": int(truncate)}
+    return {
+        "task": task,
+        "step_sizes": [float(h) for h in step_sizes],
+        "solvers": list(solvers),
+        "steps": sorted(set(int(k) for k in steps)),
+        "lam": float(lam),
+        "cg_steps": int(cg_steps),
+        "truncate": int(truncate),
+    }
 
 
 def save(data: HorizonData, settings: dict, path=SHIPPED) -> None:
@@ -169,10 +190,14 @@ def save(data: HorizonData, settings: dict, path=SHIPPED) -> None:
     no view reads: a loaded build has ``states`` of zero width and empty ``grads`` and ``exact``)."""
     from ..io import save_torch_atomic
 
-    sweeps = {key: {"support_curve": sw.support_curve, "query_curve": sw.query_curve, "seconds": sw.seconds}
-              for key, sw in data.sweeps.items()}
-    save_torch_atomic({"settings": settings, "sweeps": sweeps, "errors": data.errors, "curves": data.curves,
-                       "seconds": data.seconds}, path)
+    sweeps = {
+        key: {"support_curve": sw.support_curve, "query_curve": sw.query_curve, "seconds": sw.seconds}
+        for key, sw in data.sweeps.items()
+    }
+    save_torch_atomic(
+        {"settings": settings, "sweeps": sweeps, "errors": data.errors, "curves": data.curves, "seconds": data.seconds},
+        path,
+    )
 
 
 def shipped(settings: dict, path=SHIPPED) -> HorizonData | None:
@@ -184,16 +209,43 @@ def shipped(settings: dict, path=SHIPPED) -> HorizonData | None:
         return None
     task = horizon.horizon_task(**{**settings["task"], "dtype": getattr(torch, settings["task"]["dtype"][6:])})
     steps = tuple(settings["steps"])
-    sweeps = {key: horizon.HorizonLines(key[0], key[1], steps, torch.empty(len(sw["support_curve"]), 0),
-                                        sw["support_curve"], sw["query_curve"], {}, sw["seconds"])
-              for key, sw in blob["sweeps"].items()}
-    return HorizonData(task, steps, tuple(settings["step_sizes"]), tuple(settings["solvers"]), sweeps, {},
-                       blob["errors"], blob["curves"], blob["seconds"], source="shipped")
+    sweeps = {
+        key: horizon.HorizonLines(
+            key[0],
+            key[1],
+            steps,
+            torch.empty(len(sw["support_curve"]), 0),
+            sw["support_curve"],
+            sw["query_curve"],
+            {},
+            sw["seconds"],
+        )
+        for key, sw in blob["sweeps"].items()
+    }
+    return HorizonData(
+        task,
+        steps,
+        tuple(settings["step_sizes"]),
+        tuple(settings["solvers"]),
+        sweeps,
+        {},
+        blob["errors"],
+        blob["curves"],
+        blob["seconds"],
+        source="shipped",
+    )
 
 
-def build(task_options: dict | None = None, step_sizes=(0.01, 0.03), solvers=FIXED_SOLVERS,
-          steps=horizon.log_steps(1000), lam: float = 2.0, cg_steps: int = 5, truncate: int = 5,
-          workers: int | None = None) -> HorizonData:
+def build(
+    task_options: dict | None = None,
+    step_sizes=(0.01, 0.03),
+    solvers=FIXED_SOLVERS,
+    steps=horizon.log_steps(1000),
+    lam: float = 2.0,
+    cg_steps: int = 5,
+    truncate: int = 5,
+    workers: int | None = None,
+) -> HorizonData:
     """:func:`compute`, or the shipped build where it was made with the same settings (notebook 02's default:
     loaded in a second instead of computed in minutes)."""
     settings = _settings(dict(task_options or {}), step_sizes, solvers, steps, lam, cg_steps, truncate)
@@ -222,14 +274,19 @@ def summary_numbers(data: HorizonData) -> dict:
         out[f"{m}: smallest error"], out[f"{m}: largest error"] = min(err[m][0]), max(err[m][0])
     for h in (0.01, 0.03):
         euler = data.errors[(h, "euler")]["maml"][0]
-        out[f"euler h = {h:g}, maml: smallest error"], out[f"euler h = {h:g}, maml: largest error"] = min(euler), max(euler)
+        out[f"euler h = {h:g}, maml: smallest error"], out[f"euler h = {h:g}, maml: largest error"] = (
+            min(euler),
+            max(euler),
+        )
     for T in (0.5, 1, 10):
         out[f"backsolve: error at T = {T:g}"] = err["backsolve"][0][at[T]]
     for m in ("fomaml", "reptile", "truncated"):
         out[f"{m}: cosine at T = 10"] = err[m][1][at[10]]
     out["grid / adjoint seconds"] = sweep.seconds["grid"] / sweep.seconds["adjoint"]
     for solver in ("midpoint", "rk4"):
-        out[f"{solver} h = 0.03, grid: error at 1,000 steps"] = data.errors[(0.03, solver)]["grid"][0][steps.index(1000)]
+        out[f"{solver} h = 0.03, grid: error at 1,000 steps"] = data.errors[(0.03, solver)]["grid"][0][
+            steps.index(1000)
+        ]
     return out
 
 

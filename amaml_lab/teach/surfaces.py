@@ -8,6 +8,7 @@
 Notebook 03's computations (running the state backward) are in :mod:`explore_backward`, notebook 04's (every
 baseline against the exact meta-gradient) in :mod:`explore_baselines`.
 """
+
 from __future__ import annotations
 
 import math
@@ -64,14 +65,32 @@ class Surface:
     grad: object = None  # the loss's gradient in closed form, numpy (..., 2) -> (..., 2)
 
 
-SURFACES = {s.name: s for s in (
-    Surface("quadratic", _quadratic, (-1.5, 1.2), grad=_quadratic_grad,
-        doc="an ill-conditioned bowl (Hessian eigenvalues 0.5 and 7.5): gradient descent is stable for h < 2/7.5"),
-    Surface("valley", _valley, (-1.2, 1.5), grad=_valley_grad,
-        doc="a curved valley (Rosenbrock's, scaled): slow progress along its floor"),
-    Surface("wells", _wells, (0.1, 1.8), grad=_wells_grad,
-        doc="two minima: where the inner loop ends depends on where it starts"),
-)}
+SURFACES = {
+    s.name: s
+    for s in (
+        Surface(
+            "quadratic",
+            _quadratic,
+            (-1.5, 1.2),
+            grad=_quadratic_grad,
+            doc="an ill-conditioned bowl (Hessian eigenvalues 0.5 and 7.5): gradient descent is stable for h < 2/7.5",
+        ),
+        Surface(
+            "valley",
+            _valley,
+            (-1.2, 1.5),
+            grad=_valley_grad,
+            doc="a curved valley (Rosenbrock's, scaled): slow progress along its floor",
+        ),
+        Surface(
+            "wells",
+            _wells,
+            (0.1, 1.8),
+            grad=_wells_grad,
+            doc="two minima: where the inner loop ends depends on where it starts",
+        ),
+    )
+}
 
 
 def _check_surface(name: str) -> str:
@@ -99,8 +118,9 @@ def _finite_prefix(states: torch.Tensor, limit: float = 1e3) -> torch.Tensor:
     return states if len(bad) == 0 else states[: int(bad[0]) + 1].clamp(-limit, limit).nan_to_num(limit)
 
 
-def inner_paths(surface: str, horizon: float = 2.0, step_size: float = 0.1, solver: str = "rk4", reg: float = 0.0,
-                start=None) -> dict:
+def inner_paths(
+    surface: str, horizon: float = 2.0, step_size: float = 0.1, solver: str = "rk4", reg: float = 0.0, start=None
+) -> dict:
     """The inner loop on ``surface`` from ``start`` to T = ``horizon``.
 
     Returns {"gradient descent": (n+1, 2), "<solver> (h)": (n+1, 2), "gradient flow": (m+1, 2)}:
@@ -123,8 +143,16 @@ def inner_paths(surface: str, horizon: float = 2.0, step_size: float = 0.1, solv
             _, other = trajectory(s.loss, theta, steps=steps, step_size=step_size, solver=solver, reg=reg)
             paths[f"{solver} steps"] = _finite_prefix(other)
         fine = 200
-        _, flow = trajectory(s.loss, theta, steps=fine, step_size=steps * step_size / fine, solver="dopri5",
-                             reg=reg, rtol=1e-9, atol=1e-11)
+        _, flow = trajectory(
+            s.loss,
+            theta,
+            steps=fine,
+            step_size=steps * step_size / fine,
+            solver="dopri5",
+            reg=reg,
+            rtol=1e-9,
+            atol=1e-11,
+        )
         paths["gradient flow"] = flow
     return paths
 
@@ -194,8 +222,9 @@ def flow_to(surface: str, dense: np.ndarray, start, reg: float, horizon: float) 
     steps = math.ceil(rest / FLOW_DT - 1e-9)
     s = SURFACES[_check_surface(surface)]
     theta = np.asarray(start, float).reshape(1, 2)
-    tail = _unit_steps(_scaled_field(s.grad, theta, np.full((1, 1), float(reg)), rest / steps), dense[k][None], steps,
-                       "rk4")
+    tail = _unit_steps(
+        _scaled_field(s.grad, theta, np.full((1, 1), float(reg)), rest / steps), dense[k][None], steps, "rk4"
+    )
     return np.concatenate([dense[: k + 1], tail[1:, 0]])
 
 
@@ -207,8 +236,9 @@ def finite_prefix(states: np.ndarray, limit: float = 1e3) -> np.ndarray:
     return states if len(bad) == 0 else np.nan_to_num(states[: bad[0] + 1].clip(-limit, limit), nan=limit)
 
 
-def paths_from_tables(surface: str, fixed: dict, dense: np.ndarray, start, reg: float, step_size: float,
-                      horizon: float, solver: str) -> dict:
+def paths_from_tables(
+    surface: str, fixed: dict, dense: np.ndarray, start, reg: float, step_size: float, horizon: float, solver: str
+) -> dict:
     """:func:`inner_paths`' dict (numpy states) read off one loop's :func:`inner_path_batch` entry ``fixed``
     (computed to this horizon or a longer one) and its :func:`flow_batch` states ``dense``."""
     steps = max(1, round(horizon / step_size))
@@ -261,10 +291,6 @@ class QuadraticTask:
         return u_T, J.T @ self.B @ (u_T - self.d)
 
 
-
-
-
-
 def agreement(support_loss, query_loss, theta, horizon: float, steps_list, solver: str = "rk4", reg: float = 0.0):
     """At a fixed horizon T, the continuous and discrete adjoints against maml as the steps grow.
 
@@ -280,12 +306,24 @@ def agreement(support_loss, query_loss, theta, horizon: float, steps_list, solve
         ref = flat_grad(meta_gradient(support_loss, query_loss, theta, method="maml", **kw).grad)
         cont = flat_grad(meta_gradient(support_loss, query_loss, theta, method="adjoint", **kw).grad)
         disc = flat_grad(meta_gradient(support_loss, query_loss, theta, method="adjoint", scheme="discrete", **kw).grad)
-        rows.append({"steps": steps, "step_size": h, "continuous": relative_error(cont, ref), "discrete": relative_error(disc, ref)})
+        rows.append(
+            {
+                "steps": steps,
+                "step_size": h,
+                "continuous": relative_error(cont, ref),
+                "discrete": relative_error(disc, ref),
+            }
+        )
     return rows
 
 
-def scheme_order(task: QuadraticTask, horizon: float = 2.0, steps_list=(5, 10, 20, 40, 80),
-                 solvers=("euler", "midpoint", "rk4"), reg: float = 0.0):
+def scheme_order(
+    task: QuadraticTask,
+    horizon: float = 2.0,
+    steps_list=(5, 10, 20, 40, 80),
+    solvers=("euler", "midpoint", "rk4"),
+    reg: float = 0.0,
+):
     """The continuous adjoint's error against the exact flow's meta-gradient, per solver and step size.
 
     Rows {solver, steps, step_size, error, slope}: ``slope`` is the log-log
@@ -297,11 +335,22 @@ def scheme_order(task: QuadraticTask, horizon: float = 2.0, steps_list=(5, 10, 2
         previous = None
         for steps in steps_list:
             h = horizon / steps
-            g = meta_gradient(task.support_loss, task.query_loss, task.theta, method="adjoint", steps=steps,
-                              step_size=h, solver=solver, reg=reg).grad
+            g = meta_gradient(
+                task.support_loss,
+                task.query_loss,
+                task.theta,
+                method="adjoint",
+                steps=steps,
+                step_size=h,
+                solver=solver,
+                reg=reg,
+            ).grad
             err = relative_error(g, exact)
-            slope = (math.log(previous[1] / err) / math.log(previous[0] / h)
-                     if previous and err > 0 and previous[1] > 0 else float("nan"))
+            slope = (
+                math.log(previous[1] / err) / math.log(previous[0] / h)
+                if previous and err > 0 and previous[1] > 0
+                else float("nan")
+            )
             rows.append({"solver": solver, "steps": steps, "step_size": h, "error": err, "slope": slope})
             previous = (h, err)
     return rows

@@ -1,11 +1,12 @@
 """What a run is made of, from its :class:`~amaml_lab.training.config.RunConfig`: the model, its losses, and batches on
 the run's device and dtype."""
+
 from __future__ import annotations
 
 import torch
 
-from .config import DTYPES, RunConfig
 from ..models import conv4, mlp, stacked_forward
+from .config import DTYPES, RunConfig
 
 CONV4_HEAD = ("head.weight", "head.bias")  # Conv-4's linear head in its parameters: what COMLN adapts
 
@@ -13,6 +14,7 @@ CONV4_HEAD = ("head.weight", "head.bias")  # Conv-4's linear head in its paramet
 def _mse(model, scale: float = 1.0):
     forward = stacked_forward(model, transposed=True)  # points along the last dimension: the cheapest graph
     if forward is None:
+
         def loss(params, data):
             x, y = data
             return scale * ((torch.func.functional_call(model, params, (x,)) - y) ** 2).mean((-2, -1))

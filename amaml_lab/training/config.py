@@ -5,11 +5,11 @@ SGD 0.01, meta-batch 5, float64, 5,000 Adam fine-tuning iterations); Omniglot to
 of 0.1, no proximal term, Adam 1e-3, meta-batch 32, float32).  ``imaml`` uses its own proximal weight ``lam``
 (2 by default) in place of ``reg``: :func:`inner_reg` is that rule, in one place.
 """
+
 from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 
 import torch
@@ -26,15 +26,45 @@ DTYPES = {"float64": torch.float64, "float32": torch.float32}
 TRAIN_METHODS = tuple(METHODS)  # comln adapts a classifier's head: Omniglot only
 # what a field left at None becomes: the Adjoint MAML reference for regression; MAML / iMAML for Omniglot
 DEFAULTS = {
-    "regression": dict(step_size=0.01, reg=1.0, meta_lr=0.01, optimizer="sgd", meta_batch=5, dtype="float64",
-                       eval_tasks=100, eval_steps=5000),
-    "classification": dict(step_size=0.1, reg=0.0, meta_lr=1e-3, optimizer="adam", meta_batch=32, dtype="float32",
-                           eval_tasks=600, eval_steps=0),
+    "regression": dict(
+        step_size=0.01,
+        reg=1.0,
+        meta_lr=0.01,
+        optimizer="sgd",
+        meta_batch=5,
+        dtype="float64",
+        eval_tasks=100,
+        eval_steps=5000,
+    ),
+    "classification": dict(
+        step_size=0.1,
+        reg=0.0,
+        meta_lr=1e-3,
+        optimizer="adam",
+        meta_batch=32,
+        dtype="float32",
+        eval_tasks=600,
+        eval_steps=0,
+    ),
 }
 # fields that may change between a run and its --resume: they do not touch the meta-training arithmetic
-RESUMABLE_CHANGES = ("meta_steps", "device", "eval_tasks", "eval_steps", "eval_every", "eval_lr",
-                     "eval_weight_decay", "checkpoint_every", "eval_interval", "deterministic", "test_horizons",
-                     "compile", "compile_wait", "interval_horizons", "keep_every")
+RESUMABLE_CHANGES = (
+    "meta_steps",
+    "device",
+    "eval_tasks",
+    "eval_steps",
+    "eval_every",
+    "eval_lr",
+    "eval_weight_decay",
+    "checkpoint_every",
+    "eval_interval",
+    "deterministic",
+    "test_horizons",
+    "compile",
+    "compile_wait",
+    "interval_horizons",
+    "keep_every",
+)
 # "kit": fresh episodes every meta-step, scaling fitted on meta-train tasks only (no meta-test leak);
 # "reference": the Adjoint MAML code's pool of episodes drawn once per task and its scaling over all tasks
 PROTOCOLS = ("kit", "reference")
@@ -110,7 +140,7 @@ class RunConfig:
     def classification(self) -> bool:
         return self.domain in CLASSIFICATION
 
-    def resolved(self) -> "RunConfig":
+    def resolved(self) -> RunConfig:
         """A copy with every field left at None set to the domain's default."""
         check_domain(self.domain)
         defaults = DEFAULTS["classification" if self.classification else "regression"]
@@ -123,22 +153,37 @@ class RunConfig:
         check_domain(self.domain)
         check_choice("method", self.method, TRAIN_METHODS)
         if self.method == "comln" and not self.classification:
-            raise ValueError(f"method='comln' adapts a classifier's linear head; domain={self.domain!r} is a"
-                             f" regression domain. Use it with {', '.join(CLASSIFICATION)}")
+            raise ValueError(
+                f"method='comln' adapts a classifier's linear head; domain={self.domain!r} is a"
+                f" regression domain. Use it with {', '.join(CLASSIFICATION)}"
+            )
         if not isinstance(self.deterministic, bool):
             raise ValueError(f"deterministic must be True or False; got {self.deterministic!r}")
         if not isinstance(self.learn_horizon, bool):
             raise ValueError(f"learn_horizon must be True or False; got {self.learn_horizon!r}")
         if self.compile_wait not in (True, False) or (self.compile_wait and not self.compile):
-            raise ValueError(f"compile_wait must be True (with compile=True) or False; got {self.compile_wait!r}"
-                             f" with compile={self.compile!r}")
+            raise ValueError(
+                f"compile_wait must be True (with compile=True) or False; got {self.compile_wait!r}"
+                f" with compile={self.compile!r}"
+            )
         if self.learn_horizon and self.method != "comln":
             raise ValueError("learn_horizon=True meta-learns COMLN's horizon; use it with method='comln'")
         unresolved = [k for k in (*DEFAULTS["regression"], "hidden") if getattr(self, k) is None]
         if unresolved:
             raise ValueError(f"{', '.join(unresolved)} left at None: call RunConfig.resolved() first")
-        for name in ("shots", "query", "inner_steps", "meta_steps", "meta_batch", "tasks", "pool",
-                     "checkpoint_every", "eval_tasks", "eval_every", "ways"):
+        for name in (
+            "shots",
+            "query",
+            "inner_steps",
+            "meta_steps",
+            "meta_batch",
+            "tasks",
+            "pool",
+            "checkpoint_every",
+            "eval_tasks",
+            "eval_every",
+            "ways",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
@@ -151,8 +196,10 @@ class RunConfig:
                 raise ValueError(f"{name} must be an integer >= 0; got {value!r}")
         check_choice("protocol", self.protocol, PROTOCOLS)
         if self.protocol == "reference" and self.domain not in FAMILIES:
-            raise ValueError(f"protocol='reference' reproduces the reference code's synthetic data; domain="
-                             f"{self.domain!r} has only protocol='kit'. Use it with {', '.join(FAMILIES)}")
+            raise ValueError(
+                f"protocol='reference' reproduces the reference code's synthetic data; domain="
+                f"{self.domain!r} has only protocol='kit'. Use it with {', '.join(FAMILIES)}"
+            )
         for name in ("step_size", "meta_lr", "eval_lr"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
@@ -163,8 +210,10 @@ class RunConfig:
                 raise ValueError(f"{name} must be a number >= 0; got {value!r}")
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         if self.solver not in FIXED_SOLVERS:
-            raise ValueError(f"solver={self.solver!r} is not known; allowed values: {', '.join(FIXED_SOLVERS)}"
-                             " (a meta-batch shares one fixed grid)")
+            raise ValueError(
+                f"solver={self.solver!r} is not known; allowed values: {', '.join(FIXED_SOLVERS)}"
+                " (a meta-batch shares one fixed grid)"
+            )
         check_choice("dtype", self.dtype, DTYPES)
         if isinstance(self.hidden, bool) or not isinstance(self.hidden, int) or self.hidden < 1:
             raise ValueError(f"hidden must be an integer >= 1; got {self.hidden!r}")
@@ -173,8 +222,10 @@ class RunConfig:
         allowed = METHODS[self.method].options
         for name in self.options:
             if name not in allowed:
-                raise ValueError(f"option {name}={self.options[name]!r} is not known to method={self.method!r};"
-                                 f" its options: {', '.join(allowed) or 'none'}")
+                raise ValueError(
+                    f"option {name}={self.options[name]!r} is not known to method={self.method!r};"
+                    f" its options: {', '.join(allowed) or 'none'}"
+                )
         check_device(self.device, self.dtype)
         return self
 
@@ -198,7 +249,9 @@ class RunConfig:
 
 
 def _check_horizons(name: str, value, alternative: str = "") -> None:
-    if not isinstance(value, (tuple, list)) or any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in value):
+    if not isinstance(value, (tuple, list)) or any(
+        isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in value
+    ):
         raise ValueError(f"{name} must be {alternative}a tuple of integers >= 0; got {value!r}")
 
 

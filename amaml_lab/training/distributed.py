@@ -9,11 +9,11 @@ over the whole meta-batch, as one process would (to rounding), and takes the
 same optimiser step.  Rank 0 alone evaluates and writes files and checkpoints;
 every rank reads the checkpoint to resume.  gloo on the CPU, NCCL on GPUs.
 """
+
 from __future__ import annotations
 
 import faulthandler
 import os
-import sys
 
 import torch
 
@@ -73,7 +73,7 @@ def mean_over_ranks(values: list[torch.Tensor], count: int, total: int) -> list[
     flat = flat / total
     out, i = [], 0
     for v in values:
-        out.append(flat[i:i + v.numel()].reshape(v.shape).to(v.dtype))
+        out.append(flat[i : i + v.numel()].reshape(v.shape).to(v.dtype))
         i += v.numel()
     return out
 
@@ -89,5 +89,7 @@ def launch(argv: list[str], nproc: int) -> int:
     """Run ``python -m amaml_lab argv`` under torch.distributed's launcher with ``nproc`` ranks; its exit status."""
     from ..procs import run_python
 
-    return run_python(["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "amaml_lab",
-                       *argv], one_thread=True).returncode
+    return run_python(
+        ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "amaml_lab", *argv],
+        one_thread=True,
+    ).returncode

@@ -5,6 +5,7 @@ Adam and log the RMSE on standardised targets (nRMSE) every few iterations; :fun
 what the meta-gradient optimises instead, the error after the run's own inner loop (or after any other number of
 its steps: the cross-evaluation).  :func:`regression_evaluation` gathers every number a run reports, per task.
 """
+
 from __future__ import annotations
 
 import math
@@ -12,16 +13,24 @@ from dataclasses import replace
 
 import torch
 
-from .builders import CONV4_HEAD, build_model, losses_for, on_device
-from .config import RunConfig, inner_reg
 from ..flow import GradientFlow, solve, time_grid
 from ..functional import Derivatives, ParamSpec, flat_loss
 from ..progress import progress
 from ..tasks.domains import load_domain
+from .builders import CONV4_HEAD, build_model, losses_for, on_device
+from .config import RunConfig, inner_reg
 
 
-def evaluate(model, theta: dict, evalset, steps: int = 5000, every: int = 10, lr: float = 1e-3,
-             weight_decay: float = 1e-6, show_progress: bool | None = None) -> dict:
+def evaluate(
+    model,
+    theta: dict,
+    evalset,
+    steps: int = 5000,
+    every: int = 10,
+    lr: float = 1e-3,
+    weight_decay: float = 1e-6,
+    show_progress: bool | None = None,
+) -> dict:
     """Fine-tune theta on every meta-test task's support set with Adam; nRMSE on its target set every ``every`` steps.
 
     All tasks run at once (parameters stacked along a task dimension, the
@@ -58,8 +67,9 @@ def evaluate(model, theta: dict, evalset, steps: int = 5000, every: int = 10, lr
     return {"iterations": iterations, "nrmse": torch.stack(curves, 1)}
 
 
-def adapt_batch(support_loss, theta: dict, support, steps: int, step_size: float, solver: str = "rk4",
-                reg: float = 0.0, keys=None) -> dict:
+def adapt_batch(
+    support_loss, theta: dict, support, steps: int, step_size: float, solver: str = "rk4", reg: float = 0.0, keys=None
+) -> dict:
     """The inner loop of every task of a batch at once: the flow of the summed, vmapped support loss.
 
     ``support`` holds tensors with a leading task dimension; returns the adapted
@@ -69,8 +79,9 @@ def adapt_batch(support_loss, theta: dict, support, steps: int, step_size: float
     return adapt_batch_at(support_loss, theta, support, [steps], step_size, solver, reg, keys)[0]
 
 
-def adapt_batch_at(support_loss, theta: dict, support, horizons, step_size: float, solver: str = "rk4",
-                   reg: float = 0.0, keys=None) -> list[dict]:
+def adapt_batch_at(
+    support_loss, theta: dict, support, horizons, step_size: float, solver: str = "rk4", reg: float = 0.0, keys=None
+) -> list[dict]:
     """:func:`adapt_batch` after each number of steps in ``horizons`` (any order; 0 is theta), from one solve."""
     size = support[0].shape[0]
     stacked = {k: v.detach().expand(size, *v.shape).clone() for k, v in theta.items()}
@@ -99,10 +110,11 @@ def _inner_loop_outputs(model, theta: dict, evalset, cfg: RunConfig, chunk: int,
     bar = progress(evalset.tasks, what, enabled=show_progress, part=True)
     try:
         for a in range(0, evalset.tasks, chunk):
-            support = on_device(tuple(t[a:a + chunk] for t in evalset.support), cfg)
-            x, y = on_device(tuple(t[a:a + chunk] for t in evalset.target), cfg)
-            adapted = adapt_batch(support_loss, theta, support, cfg.inner_steps, cfg.step_size, cfg.solver,
-                                  inner_reg(cfg), keys)
+            support = on_device(tuple(t[a : a + chunk] for t in evalset.support), cfg)
+            x, y = on_device(tuple(t[a : a + chunk] for t in evalset.target), cfg)
+            adapted = adapt_batch(
+                support_loss, theta, support, cfg.inner_steps, cfg.step_size, cfg.solver, inner_reg(cfg), keys
+            )
             with torch.no_grad():
                 yield predict(adapted, x), y
             bar.update(len(y))
@@ -110,15 +122,17 @@ def _inner_loop_outputs(model, theta: dict, evalset, cfg: RunConfig, chunk: int,
         bar.close()
 
 
-def evaluate_episodes(model, theta: dict, evalset, cfg: RunConfig, chunk: int = 50,
-                      show_progress: bool | None = None) -> torch.Tensor:
+def evaluate_episodes(
+    model, theta: dict, evalset, cfg: RunConfig, chunk: int = 50, show_progress: bool | None = None
+) -> torch.Tensor:
     """Accuracy on each meta-test episode's query set after the run's own inner loop on its support set."""
     outputs = _inner_loop_outputs(model, theta, evalset, cfg, chunk, show_progress, "meta-test episodes")
     return torch.cat([(out.argmax(-1) == y).double().mean(1).cpu() for out, y in outputs])
 
 
-def evaluate_inner_loop(model, theta: dict, evalset, cfg: RunConfig, chunk: int = 50,
-                        show_progress: bool | None = None) -> torch.Tensor:
+def evaluate_inner_loop(
+    model, theta: dict, evalset, cfg: RunConfig, chunk: int = 50, show_progress: bool | None = None
+) -> torch.Tensor:
     """nRMSE of each meta-test task on its target points after the run's own inner loop on its support set.
 
     This is what the run's meta-gradient optimises (the flow of ``inner_steps``
@@ -138,15 +152,17 @@ def loop_evaluation(model, theta: dict, evalset, cfg: RunConfig, horizons=(), ch
     and what choosing a setting on meta-validation tasks reads.
     """
     if cfg.classification:
-        raise ValueError(f"loop_evaluation measures regression errors; domain={cfg.domain!r} is classification"
-                         " (use evaluate_episodes)")
+        raise ValueError(
+            f"loop_evaluation measures regression errors; domain={cfg.domain!r} is classification"
+            " (use evaluate_episodes)"
+        )
     support_loss, _ = losses_for(cfg, model)
     predict = torch.func.vmap(lambda p, x: torch.func.functional_call(model, p, (x,)))
     wanted = sorted({0, cfg.inner_steps, *horizons})
     errors = {n: [] for n in wanted}
     for a in range(0, evalset.tasks, chunk):
-        support = on_device(tuple(t[a:a + chunk] for t in evalset.support), cfg)
-        x, y = on_device(tuple(t[a:a + chunk] for t in evalset.target), cfg)
+        support = on_device(tuple(t[a : a + chunk] for t in evalset.support), cfg)
+        x, y = on_device(tuple(t[a : a + chunk] for t in evalset.target), cfg)
         states = adapt_batch_at(support_loss, theta, support, wanted, cfg.step_size, cfg.solver, inner_reg(cfg))
         with torch.no_grad():
             for n, params in zip(wanted, states):
@@ -177,18 +193,29 @@ def regression_evaluation(model, theta: dict, evalset, cfg: RunConfig, show_prog
     ``adapt<N>``: after N steps of the run's inner loop, for each N > 0 in
     ``cfg.test_horizons`` (N = 0 is ``theta``).
     """
-    curve = evaluate(model, theta, evalset, steps=cfg.eval_steps, every=cfg.eval_every, lr=cfg.eval_lr,
-                     weight_decay=cfg.eval_weight_decay, show_progress=show_progress)
+    curve = evaluate(
+        model,
+        theta,
+        evalset,
+        steps=cfg.eval_steps,
+        every=cfg.eval_every,
+        lr=cfg.eval_lr,
+        weight_decay=cfg.eval_weight_decay,
+        show_progress=show_progress,
+    )
     its = curve["iterations"]
-    per_task = {"theta": curve["nrmse"][:, 0], "inner": evaluate_inner_loop(model, theta, evalset, cfg,
-                                                                             show_progress=show_progress)}
+    per_task = {
+        "theta": curve["nrmse"][:, 0],
+        "inner": evaluate_inner_loop(model, theta, evalset, cfg, show_progress=show_progress),
+    }
     for n in FEW_ITERATIONS:
         if n in its and n < its[-1]:
             per_task[f"ft{n}"] = curve["nrmse"][:, its.index(n)]
     per_task["finetuned"] = curve["nrmse"][:, -1]
     for n in sorted(set(cfg.test_horizons) - {0}):
-        per_task[f"adapt{n}"] = evaluate_inner_loop(model, theta, evalset, replace(cfg, inner_steps=n),
-                                                    show_progress=show_progress)
+        per_task[f"adapt{n}"] = evaluate_inner_loop(
+            model, theta, evalset, replace(cfg, inner_steps=n), show_progress=show_progress
+        )
     return {"per_task": per_task, "curve": curve}
 
 
@@ -221,21 +248,32 @@ def final_metrics(evaluation: dict, losses: list, per_task: dict | None = None) 
     last, last_se = mean_se(curve[:, -1])
     start, start_se = mean_se(curve[:, 0])
     tail = losses[-100:]
-    return {"nrmse": last, "nrmse_se": last_se, "nrmse_at_theta": start, "nrmse_at_theta_se": start_se,
-            "nrmse_best": float(means[best]), "nrmse_best_se": mean_se(curve[:, best])[1],
-            "best_iteration": evaluation["iterations"][best], "eval_tasks": curve.shape[0],
-            "eval_steps": evaluation["iterations"][-1],
-            "meta_query_loss": sum(tail) / len(tail) if tail else float("nan"),
-            **(_per_task_metrics(per_task) if per_task else {})}
+    return {
+        "nrmse": last,
+        "nrmse_se": last_se,
+        "nrmse_at_theta": start,
+        "nrmse_at_theta_se": start_se,
+        "nrmse_best": float(means[best]),
+        "nrmse_best_se": mean_se(curve[:, best])[1],
+        "best_iteration": evaluation["iterations"][best],
+        "eval_tasks": curve.shape[0],
+        "eval_steps": evaluation["iterations"][-1],
+        "meta_query_loss": sum(tail) / len(tail) if tail else float("nan"),
+        **(_per_task_metrics(per_task) if per_task else {}),
+    }
 
 
 def _per_task_metrics(per_task: dict) -> dict:
-    out = {"nrmse_std": task_spread(per_task["finetuned"])["std"], "nrmse_at_theta_std": task_spread(per_task["theta"])["std"]}
+    out = {
+        "nrmse_std": task_spread(per_task["finetuned"])["std"],
+        "nrmse_at_theta_std": task_spread(per_task["theta"])["std"],
+    }
     for name, values in per_task.items():
         if name not in ("theta", "finetuned"):
             spread = task_spread(values)
-            out.update({f"nrmse_{name}": spread["mean"], f"nrmse_{name}_se": spread["se"],
-                        f"nrmse_{name}_std": spread["std"]})
+            out.update(
+                {f"nrmse_{name}": spread["mean"], f"nrmse_{name}_se": spread["se"], f"nrmse_{name}_std": spread["std"]}
+            )
     return out
 
 
@@ -243,12 +281,20 @@ def classification_metrics(accuracies: torch.Tensor, losses: list) -> dict:
     """Mean accuracy over the meta-test episodes with its 95% confidence interval (1.96 standard errors)."""
     mean, se = mean_se(accuracies)
     tail = losses[-100:]
-    return {"accuracy": mean, "accuracy_ci95": 1.96 * se, "eval_tasks": accuracies.numel(),
-            "meta_query_loss": sum(tail) / len(tail) if tail else float("nan")}
+    return {
+        "accuracy": mean,
+        "accuracy_ci95": 1.96 * se,
+        "eval_tasks": accuracies.numel(),
+        "meta_query_loss": sum(tail) / len(tail) if tail else float("nan"),
+    }
 
 
-def episode_check(cfg: RunConfig, methods=("maml", "adjoint", "adjoint (discrete)", "fomaml", "reptile", "imaml"),
-                  data_root=None, seed: int = 0) -> list[dict]:
+def episode_check(
+    cfg: RunConfig,
+    methods=("maml", "adjoint", "adjoint (discrete)", "fomaml", "reptile", "imaml"),
+    data_root=None,
+    seed: int = 0,
+) -> list[dict]:
     """Each method's meta-gradient on one meta-train episode of ``cfg``'s domain, against the exact one.
 
     The model is the run's at initialisation (``cfg.seed``), the inner loop the
@@ -262,8 +308,16 @@ def episode_check(cfg: RunConfig, methods=("maml", "adjoint", "adjoint (discrete
     from ..metagrad.compare import DEFAULT_METHODS
 
     cfg = cfg.resolved().check()
-    domain = load_domain(cfg.domain, cfg.shots, cfg.query, data_root=data_root, tasks=cfg.tasks, pool=cfg.pool,
-                         ways=cfg.ways, subset=cfg.subset)
+    domain = load_domain(
+        cfg.domain,
+        cfg.shots,
+        cfg.query,
+        data_root=data_root,
+        tasks=cfg.tasks,
+        pool=cfg.pool,
+        ways=cfg.ways,
+        subset=cfg.subset,
+    )
     model = build_model(cfg, getattr(domain, "in_features", None)).to(torch.float64)
     support, query = domain.train_batch(torch.Generator().manual_seed(seed), 1, cfg.shots, cfg.query)
 
@@ -274,6 +328,13 @@ def episode_check(cfg: RunConfig, methods=("maml", "adjoint", "adjoint (discrete
     s_loss, q_loss = losses_for(cfg, model)
     theta = {k: v.detach().clone() for k, v in model.named_parameters()}
     wanted = [m for m in DEFAULT_METHODS if m[0] in methods]  # by label (see DEFAULT_METHODS)
-    return compare_methods(lambda p: s_loss(p, support), lambda p: q_loss(p, query), theta, [cfg.inner_steps],
-                           step_size=cfg.step_size, methods=wanted, solver=cfg.solver,
-                           reg=0.0 if cfg.classification else cfg.reg)
+    return compare_methods(
+        lambda p: s_loss(p, support),
+        lambda p: q_loss(p, query),
+        theta,
+        [cfg.inner_steps],
+        step_size=cfg.step_size,
+        methods=wanted,
+        solver=cfg.solver,
+        reg=0.0 if cfg.classification else cfg.reg,
+    )

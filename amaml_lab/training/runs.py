@@ -6,6 +6,7 @@ seconds), ``eval.csv`` (fine-tuning iteration, nRMSE mean and s.e.; for Omniglot
 ``evals.csv`` (every evaluation along training) and, for regression, ``tasks.csv`` (each meta-test task's id and
 numbers), each written atomically.  :func:`run` writes them; :func:`load_run` and :func:`per_task` read them.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -13,11 +14,12 @@ import csv
 import io
 import json
 import statistics
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 
+from ..io import FolderLock, write_json_atomic, write_text_atomic
 from .config import RunConfig, config_of
 from .evaluate import (
     classification_metrics,
@@ -28,7 +30,6 @@ from .evaluate import (
     mean_se,
     regression_evaluation,
 )
-from ..io import FolderLock, write_json_atomic, write_text_atomic
 from .train import Diverged, meta_train
 
 
@@ -48,9 +49,16 @@ def summary_of(cfg, step, status, final=None, seconds=None, extra=None, compiles
     from .. import __version__
 
     per_step = sum(seconds) / len(seconds) if seconds else None
-    return {"config": asdict(cfg), "meta_steps": step, "status": status, "final": final,
-            "seconds_per_meta_step": per_step, **(_compile_times(compiles, seconds) if cfg.compile else {}),
-            "versions": {"amaml_lab": __version__, "torch": torch.__version__}, **(extra or {})}
+    return {
+        "config": asdict(cfg),
+        "meta_steps": step,
+        "status": status,
+        "final": final,
+        "seconds_per_meta_step": per_step,
+        **(_compile_times(compiles, seconds) if cfg.compile else {}),
+        "versions": {"amaml_lab": __version__, "torch": torch.__version__},
+        **(extra or {}),
+    }
 
 
 def _compile_times(compiles, seconds) -> dict:
@@ -60,10 +68,20 @@ def _compile_times(compiles, seconds) -> dict:
     ranges = [(c["compiled_from"], end) for c, end in zip(compiles, ends) if c["compiled_from"] is not None]
     steady = [seconds[i] for first, end in ranges for i in range(first + 1, min(end, len(seconds)))]
     median = statistics.median(steady) if steady else 0.0
-    rows = [{**c, "here_s": max(seconds[c["compiled_from"]] - median, 0.0)
-             if c["compiled_from"] is not None and c["compiled_from"] < len(seconds) else None} for c in compiles]
-    return {"compile_s": sum(r["here_s"] or 0.0 for r in rows),
-            "compiled_elsewhere_s": sum(r["elsewhere_s"] or 0.0 for r in rows), "compiles": rows}
+    rows = [
+        {
+            **c,
+            "here_s": max(seconds[c["compiled_from"]] - median, 0.0)
+            if c["compiled_from"] is not None and c["compiled_from"] < len(seconds)
+            else None,
+        }
+        for c in compiles
+    ]
+    return {
+        "compile_s": sum(r["here_s"] or 0.0 for r in rows),
+        "compiled_elsewhere_s": sum(r["elsewhere_s"] or 0.0 for r in rows),
+        "compiles": rows,
+    }
 
 
 class _RunFiles:
@@ -74,16 +92,23 @@ class _RunFiles:
 
     def progress(self, step, losses, seconds, evals=()) -> None:
         self.step = step
-        write_text_atomic(self.out / "metrics.csv", csv_text(["meta_step", "query_loss", "seconds"], [
-            (i + 1, f"{loss!r}", f"{s:.6f}") for i, (loss, s) in enumerate(zip(losses, seconds))]))
+        write_text_atomic(
+            self.out / "metrics.csv",
+            csv_text(
+                ["meta_step", "query_loss", "seconds"],
+                [(i + 1, f"{loss!r}", f"{s:.6f}") for i, (loss, s) in enumerate(zip(losses, seconds))],
+            ),
+        )
         write_json_atomic(self.out / "summary.json", summary_of(self.cfg, step, "training", seconds=seconds))
         self.evals(evals)
 
     def evals(self, rows) -> None:
         if rows:
             header = list(rows[0])
-            write_text_atomic(self.out / "evals.csv", csv_text(header, [
-                [r[h] if isinstance(r[h], int) else f"{r[h]!r}" for h in header] for r in rows]))
+            write_text_atomic(
+                self.out / "evals.csv",
+                csv_text(header, [[r[h] if isinstance(r[h], int) else f"{r[h]!r}" for h in header] for r in rows]),
+            )
 
     def evaluate(self, step, theta, model, domain, horizon) -> dict:
         """One row of evals.csv (meta_train's ``on_eval``); the regression result is kept for the end."""
@@ -91,8 +116,9 @@ class _RunFiles:
         if self.evalset is None:
             self.evalset = domain.eval_set(cfg.eval_tasks, cfg.shots, cfg.query)
         if cfg.classification:  # the inner loop to the horizon reached so far (COMLN may learn it)
-            accuracies = evaluate_episodes(model, theta, self.evalset, replace(cfg, step_size=horizon / cfg.inner_steps),
-                                           show_progress=False)
+            accuracies = evaluate_episodes(
+                model, theta, self.evalset, replace(cfg, step_size=horizon / cfg.inner_steps), show_progress=False
+            )
             return evaluation_row(step, {"accuracy": accuracies})
         if cfg.interval_horizons is not None:  # the loops only: no Adam fine-tuning, no cross-evaluation
             return evaluation_row(step, loop_evaluation(model, theta, self.evalset, cfg, cfg.interval_horizons))
@@ -103,29 +129,38 @@ class _RunFiles:
     def final_classification(self, trained, evalset, show_progress) -> dict:
         cfg = self.cfg
         learned = replace(cfg, step_size=trained["horizon"] / cfg.inner_steps)  # the (possibly learned) horizon
-        accuracies = evaluate_episodes(trained["model"], trained["theta"], evalset, learned,
-                                       show_progress=show_progress)
+        accuracies = evaluate_episodes(
+            trained["model"], trained["theta"], evalset, learned, show_progress=show_progress
+        )
         final = classification_metrics(accuracies, trained["losses"])
         final["subset"] = trained["domain"].subset
         if cfg.method == "comln":
             final["horizon"] = trained["horizon"]
-        write_text_atomic(self.out / "eval.csv", csv_text(["episode", "accuracy"],
-                                                          [(i, f"{a!r}") for i, a in enumerate(accuracies.tolist())]))
+        write_text_atomic(
+            self.out / "eval.csv",
+            csv_text(["episode", "accuracy"], [(i, f"{a!r}") for i, a in enumerate(accuracies.tolist())]),
+        )
         return final
 
     def final_regression(self, trained, evalset, show_progress) -> dict:
         step, result = self.last
         if step != trained["meta_steps"]:
-            result = regression_evaluation(trained["model"], trained["theta"], evalset, self.cfg,
-                                           show_progress=show_progress)
+            result = regression_evaluation(
+                trained["model"], trained["theta"], evalset, self.cfg, show_progress=show_progress
+            )
         evaluation, per_task = result["curve"], result["per_task"]
         curve = evaluation["nrmse"]
         rows = [(it, *(f"{v!r}" for v in mean_se(curve[:, j]))) for j, it in enumerate(evaluation["iterations"])]
         write_text_atomic(self.out / "eval.csv", csv_text(["iteration", "nrmse_mean", "nrmse_se"], rows))
         # every meta-test task's numbers, with its id: runs on the same tasks compare task by task (paired_runs)
         names, ids = list(per_task), evalset.ids()
-        write_text_atomic(self.out / "tasks.csv", csv_text(["task", "task_id", *names], [
-            (i, ids[i], *(f"{float(per_task[n][i])!r}" for n in names)) for i in range(curve.shape[0])]))
+        write_text_atomic(
+            self.out / "tasks.csv",
+            csv_text(
+                ["task", "task_id", *names],
+                [(i, ids[i], *(f"{float(per_task[n][i])!r}" for n in names)) for i in range(curve.shape[0])],
+            ),
+        )
         return final_metrics(evaluation, trained["losses"], per_task)
 
 
@@ -165,14 +200,22 @@ def _run(cfg: RunConfig, out: Path, resume: bool, data_root, show_progress) -> d
     from . import distributed
 
     if not resume and (out / "checkpoint.pt").exists():
-        raise ValueError(f"{out} already holds a run (checkpoint.pt); pass --resume to continue it or choose"
-                         " another --out")
+        raise ValueError(
+            f"{out} already holds a run (checkpoint.pt); pass --resume to continue it or choose another --out"
+        )
     size, rank = distributed.world()
     distributed.barrier()  # every rank has looked before rank 0 writes
     files = _RunFiles(cfg, out)
     try:
-        trained = meta_train(cfg, out, resume=resume, data_root=data_root, show_progress=show_progress,
-                             on_checkpoint=files.progress, on_eval=files.evaluate)
+        trained = meta_train(
+            cfg,
+            out,
+            resume=resume,
+            data_root=data_root,
+            show_progress=show_progress,
+            on_checkpoint=files.progress,
+            on_eval=files.evaluate,
+        )
     except Diverged as err:
         if rank == 0:
             write_json_atomic(out / "summary.json", summary_of(cfg, files.step, "diverged", extra={"error": str(err)}))
@@ -183,14 +226,22 @@ def _run(cfg: RunConfig, out: Path, resume: bool, data_root, show_progress) -> d
     finish = files.final_classification if cfg.classification else files.final_regression
     final = finish(trained, evalset, show_progress)
     files.evals(trained["evals"])
-    summary = summary_of(cfg, trained["meta_steps"], "done", final=final, seconds=trained["seconds"],
-                         extra={"world_size": size}, compiles=trained["compiles"])
+    summary = summary_of(
+        cfg,
+        trained["meta_steps"],
+        "done",
+        final=final,
+        seconds=trained["seconds"],
+        extra={"world_size": size},
+        compiles=trained["compiles"],
+    )
     write_json_atomic(out / "summary.json", summary)
     return summary
 
 
-def reevaluate(folder, eval_steps: int | None = None, test_horizons: tuple | None = None,
-               show_progress: bool | None = None) -> dict:
+def reevaluate(
+    folder, eval_steps: int | None = None, test_horizons: tuple | None = None, show_progress: bool | None = None
+) -> dict:
     """Evaluate a finished run's final theta again (its checkpoint), with other evaluation settings only;
     its summary.json, eval.csv and tasks.csv are rewritten, its meta-training is untouched.
 
@@ -246,25 +297,41 @@ def validate(folder, tasks: int = 100) -> dict:
         FileNotFoundError: ``folder`` lacks summary.json or checkpoint.pt.
         ValueError: the run's domain is not a synthetic family, or its settings do not check.
     """
-    from .builders import build_model
     from ..tasks.domains import load_domain
+    from .builders import build_model
 
     folder = Path(folder)
     if not (folder / "summary.json").exists() or not (folder / "checkpoint.pt").exists():
         raise FileNotFoundError(f"{folder} holds no run: summary.json and checkpoint.pt are needed")
     cfg = config_of(json.loads((folder / "summary.json").read_text())).resolved().check()
-    domain = load_domain(cfg.domain, cfg.shots, cfg.query, tasks=cfg.tasks, pool=cfg.pool,
-                         bug_compatible=cfg.bug_compatible, protocol=cfg.protocol)
+    domain = load_domain(
+        cfg.domain,
+        cfg.shots,
+        cfg.query,
+        tasks=cfg.tasks,
+        pool=cfg.pool,
+        bug_compatible=cfg.bug_compatible,
+        protocol=cfg.protocol,
+    )
     if not hasattr(domain, "stats"):
-        raise ValueError(f"validate scores synthetic families' meta-validation functions; domain={cfg.domain!r} has none")
+        raise ValueError(
+            f"validate scores synthetic families' meta-validation functions; domain={cfg.domain!r} has none"
+        )
     state = torch.load(folder / "checkpoint.pt", weights_only=False, map_location="cpu")
     model = build_model(cfg, domain.in_features).to(cfg.device)
     theta = {k: v.to(cfg.device) for k, v in state["theta"].items()}
     evalset = domain.eval_set(tasks, cfg.shots, cfg.query, split="validation")
     errors = loop_evaluation(model, theta, evalset, cfg)
     mean, se = mean_se(errors["inner"])
-    result = {"meta_step": state["meta_steps"], "tasks": evalset.tasks, "task_id": evalset.ids(),
-              "theta": errors["theta"].tolist(), "inner": errors["inner"].tolist(), "inner_mean": mean, "inner_se": se}
+    result = {
+        "meta_step": state["meta_steps"],
+        "tasks": evalset.tasks,
+        "task_id": evalset.ids(),
+        "theta": errors["theta"].tolist(),
+        "inner": errors["inner"].tolist(),
+        "inner_mean": mean,
+        "inner_se": se,
+    }
     write_json_atomic(folder / "validation.json", result)
     return result
 

@@ -6,18 +6,18 @@ checkpoint every ``checkpoint_every`` meta-steps: theta, the outer optimiser's s
 state and the step count, so a resumed run ends bit for bit where an uninterrupted one does and a kill loses at
 most the steps since the last checkpoint (with ``compile``, to rounding: the meta-step from which the compiled
 graphs take over depends on how fast they compile elsewhere; ``compile_wait`` keeps it bit for bit).
-:func:`batch_gradient` is one meta-step's gradient, shared with the benchmark.  The inner problem is the flow of 1/2 MSE(support) + reg/2 |u - theta|^2 for ``inner_steps`` steps
+:func:`batch_gradient` is one meta-step's gradient, shared with the benchmark.
+The inner problem is the flow of 1/2 MSE(support) + reg/2 |u - theta|^2 for ``inner_steps`` steps
 of ``step_size``; the outer objective is the plain query MSE (the reference code also adds the proximal term to
 its validation loss; the kit does not: the meta-objective is the query error, and the closed-form tests with
-reg > 0 in tests/test_exact_quadratic.py pin that).
+reg > 0 in tests/engine/test_exact_quadratic.py pin that).
 """
+
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import warnings
@@ -25,9 +25,7 @@ from pathlib import Path
 
 import torch
 
-from .builders import build_model, losses_for, on_device
 from ..compiled import CompileFallbackWarning, compile_failed
-from .config import RunConfig, use_deterministic
 from ..io import save_torch_atomic
 from ..metagrad import comln_task, meta_gradient, meta_gradient_batch
 from ..metagrad.dispatch import flow_reg
@@ -35,6 +33,8 @@ from ..models import stacked_forward
 from ..procs import start_python
 from ..progress import progress
 from ..tasks.domains import load_domain
+from .builders import build_model, losses_for, on_device
+from .config import RunConfig, use_deterministic
 
 
 class Diverged(FloatingPointError):
@@ -42,7 +42,8 @@ class Diverged(FloatingPointError):
 
 
 def comln_batch_gradient(model, theta: dict, support, query, cfg: RunConfig, step_size: float | None = None):
-    """COMLN's meta-gradient of a meta-batch (mean over episodes) and the mean query loss: per episode, the head's flow on the embeddings, by the adjoint.
+    """COMLN's meta-gradient of a meta-batch (mean over episodes) and the mean query loss: per episode, the head's
+    flow on the embeddings, by the adjoint.
 
     The embedding (``features.*``) is evaluated once per episode; the head
     adapts by gradient flow; :func:`~amaml_lab.metagrad.meta_gradient` with
@@ -52,7 +53,7 @@ def comln_batch_gradient(model, theta: dict, support, query, cfg: RunConfig, ste
     unless ``cfg.learn_horizon``.  ``step_size`` overrides ``cfg.step_size``
     (the learned horizon divided by the steps).
     """
-    features = {k[len("features."):]: v for k, v in theta.items() if k.startswith("features.")}
+    features = {k[len("features.") :]: v for k, v in theta.items() if k.startswith("features.")}
     grads = {k: torch.zeros_like(v) for k, v in theta.items()}
     losses, horizon_grad = [], 0.0
     size = support[0].shape[0]
@@ -60,13 +61,32 @@ def comln_batch_gradient(model, theta: dict, support, query, cfg: RunConfig, ste
         params = {k: v.detach().requires_grad_(True) for k, v in features.items()}
         fs = torch.func.functional_call(model.features, params, (support[0][b],))
         fq = torch.func.functional_call(model.features, params, (query[0][b],))
-        sl, ql, th, adapt = comln_task(fs.detach(), support[1][b], fq.detach(), query[1][b],
-                                       theta["head.weight"].detach(), theta["head.bias"].detach())
-        r = meta_gradient(sl, ql, th, method="comln", steps=cfg.inner_steps, step_size=step_size or cfg.step_size,
-                          solver=cfg.solver, reg=cfg.reg, adapt=adapt, learn_horizon=cfg.learn_horizon, **cfg.options)
+        sl, ql, th, adapt = comln_task(
+            fs.detach(),
+            support[1][b],
+            fq.detach(),
+            query[1][b],
+            theta["head.weight"].detach(),
+            theta["head.bias"].detach(),
+        )
+        r = meta_gradient(
+            sl,
+            ql,
+            th,
+            method="comln",
+            steps=cfg.inner_steps,
+            step_size=step_size or cfg.step_size,
+            solver=cfg.solver,
+            reg=cfg.reg,
+            adapt=adapt,
+            learn_horizon=cfg.learn_horizon,
+            **cfg.options,
+        )
         if cfg.learn_horizon:
             horizon_grad += r.horizon_grad / size
-        back = torch.autograd.grad([fs, fq], list(params.values()), [r.grad["support_features"], r.grad["query_features"]])
+        back = torch.autograd.grad(
+            [fs, fq], list(params.values()), [r.grad["support_features"], r.grad["query_features"]]
+        )
         for (k, _), g in zip(params.items(), back):
             grads["features." + k] += g / size
         grads["head.weight"] += r.grad["weight"] / size
@@ -75,8 +95,17 @@ def comln_batch_gradient(model, theta: dict, support, query, cfg: RunConfig, ste
     return grads, sum(losses) / len(losses), horizon_grad if cfg.learn_horizon else None
 
 
-def batch_gradient(cfg: RunConfig, model, theta: dict, support, query, losses=None, stacked: bool | None = None,
-                   horizon: float | None = None, compile: bool | None = None) -> tuple[dict, float, float | None]:
+def batch_gradient(
+    cfg: RunConfig,
+    model,
+    theta: dict,
+    support,
+    query,
+    losses=None,
+    stacked: bool | None = None,
+    horizon: float | None = None,
+    compile: bool | None = None,
+) -> tuple[dict, float, float | None]:
     """One meta-step's gradient: (mean meta-gradient of the meta-batch, mean query loss, dL/dT or None).
 
     ``support`` and ``query`` are the meta-batch on the run's device.  ``losses`` (support, query) default to the
@@ -89,11 +118,21 @@ def batch_gradient(cfg: RunConfig, model, theta: dict, support, query, losses=No
         return comln_batch_gradient(model, theta, support, query, cfg, step_size=horizon / cfg.inner_steps)
     support_loss, query_loss = losses or losses_for(cfg, model)
     stacked = stacked_forward(model) is not None if stacked is None else stacked
-    r = meta_gradient_batch(support_loss, query_loss, {k: v.detach() for k, v in theta.items()}, support, query,
-                            method=cfg.method, steps=cfg.inner_steps, step_size=cfg.step_size, solver=cfg.solver,
-                            reg=flow_reg(cfg.method, cfg.reg), stacked_losses=stacked,
-                            compile=cfg.compile if compile is None else compile,
-                            **cfg.options)
+    r = meta_gradient_batch(
+        support_loss,
+        query_loss,
+        {k: v.detach() for k, v in theta.items()},
+        support,
+        query,
+        method=cfg.method,
+        steps=cfg.inner_steps,
+        step_size=cfg.step_size,
+        solver=cfg.solver,
+        reg=flow_reg(cfg.method, cfg.reg),
+        stacked_losses=stacked,
+        compile=cfg.compile if compile is None else compile,
+        **cfg.options,
+    )
     return r.grad, r.query_loss, None
 
 
@@ -130,8 +169,11 @@ class _Compiling:
                 return False
             r["elsewhere_s"], r["error"] = time.perf_counter() - self.started, self.proc.failure()
             if r["error"] is not None:
-                warnings.warn(f"--compile: the compiling process failed ({r['error']}); compiling here",
-                              CompileFallbackWarning, stacklevel=2)
+                warnings.warn(
+                    f"--compile: the compiling process failed ({r['error']}); compiling here",
+                    CompileFallbackWarning,
+                    stacklevel=2,
+                )
         if r["compiled_from"] is None:
             r["step"] = step if r["step"] is None else r["step"]
             r["compiled_from"] = step
@@ -145,8 +187,7 @@ class _Process:
     def __init__(self, folder: Path):
         self.err = open(folder / "stderr.txt", "w+")
         code = "import sys; from amaml_lab.training.train import compile_graphs; compile_graphs(sys.argv[1])"
-        self.popen = start_python(["-c", code, str(folder / "batch.pt")], stdout=subprocess.DEVNULL,
-                                  stderr=self.err)
+        self.popen = start_python(["-c", code, str(folder / "batch.pt")], stdout=subprocess.DEVNULL, stderr=self.err)
 
     def poll(self):
         return self.popen.poll()
@@ -163,8 +204,16 @@ class _Process:
 def _launch(cfg: RunConfig, model, theta: dict, support, query) -> _Process:
     """Start compiling this run's graphs in another process, on copies of theta and the meta-batch."""
     folder = Path(tempfile.mkdtemp(prefix="amaml-lab-compile-"))
-    save_torch_atomic({"cfg": cfg, "model": model, "theta": {k: v.detach().clone() for k, v in theta.items()},
-                       "support": support, "query": query}, folder / "batch.pt")
+    save_torch_atomic(
+        {
+            "cfg": cfg,
+            "model": model,
+            "theta": {k: v.detach().clone() for k, v in theta.items()},
+            "support": support,
+            "query": query,
+        },
+        folder / "batch.pt",
+    )
     return _Process(folder)
 
 
@@ -188,11 +237,13 @@ class _State:
         self.cfg = cfg
         self.theta = {k: v.detach().clone().requires_grad_(True) for k, v in model.named_parameters()}
         # COMLN's horizon T, meta-learned through log T when cfg.learn_horizon (else fixed at steps * step_size)
-        self.log_horizon = torch.tensor(math.log(cfg.inner_steps * cfg.step_size), dtype=torch.float64,
-                                        requires_grad=True)
+        self.log_horizon = torch.tensor(
+            math.log(cfg.inner_steps * cfg.step_size), dtype=torch.float64, requires_grad=True
+        )
         opt_cls = torch.optim.SGD if cfg.optimizer == "sgd" else torch.optim.Adam
-        self.optimizer = opt_cls([*self.theta.values(), *([self.log_horizon] if cfg.learn_horizon else [])],
-                                 lr=cfg.meta_lr)
+        self.optimizer = opt_cls(
+            [*self.theta.values(), *([self.log_horizon] if cfg.learn_horizon else [])], lr=cfg.meta_lr
+        )
         self.gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.step, self.losses, self.seconds, self.evals = 0, [], [], []
         self.starts = []  # the meta-step each process began at
@@ -209,8 +260,10 @@ class _State:
         state = torch.load(path, weights_only=False, map_location="cpu")
         diff = self.cfg.differences(state["config"])
         if diff:
-            raise ValueError(f"{path} was made with another configuration (differs in {', '.join(diff)});"
-                             " use a fresh --out or the same settings")
+            raise ValueError(
+                f"{path} was made with another configuration (differs in {', '.join(diff)});"
+                " use a fresh --out or the same settings"
+            )
         with torch.no_grad():
             for k, v in state["theta"].items():
                 self.theta[k].copy_(v)
@@ -223,22 +276,39 @@ class _State:
         self.compiles = state.get("compiles", [])
 
     def save(self, path: Path) -> None:
-        save_torch_atomic({"config": self.cfg.identity(),
-                           "theta": {k: v.detach().clone() for k, v in self.theta.items()},
-                           "log_horizon": self.log_horizon.detach().clone(), "optimizer": self.optimizer.state_dict(),
-                           "generator": self.gen.get_state(), "meta_steps": self.step, "losses": self.losses,
-                           "seconds": self.seconds, "evals": self.evals, "starts": self.starts,
-                           "compiles": self.compiles}, path)
+        save_torch_atomic(
+            {
+                "config": self.cfg.identity(),
+                "theta": {k: v.detach().clone() for k, v in self.theta.items()},
+                "log_horizon": self.log_horizon.detach().clone(),
+                "optimizer": self.optimizer.state_dict(),
+                "generator": self.gen.get_state(),
+                "meta_steps": self.step,
+                "losses": self.losses,
+                "seconds": self.seconds,
+                "evals": self.evals,
+                "starts": self.starts,
+                "compiles": self.compiles,
+            },
+            path,
+        )
 
     def keep(self, out: Path) -> None:
         """With ``cfg.keep_every``, theta and the optimiser's state at this meta-step, kept for good in
-        ``out/snapshots/meta-step-<step>.pt`` (the checkpoint is overwritten; these are what a later diagnosis reads)."""
+        ``out/snapshots/meta-step-<step>.pt`` (the checkpoint is overwritten; these are what a later diagnosis
+        reads)."""
         every = self.cfg.keep_every
         path = out / "snapshots" / f"meta-step-{self.step}.pt"
         if every and self.step % every == 0 and not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            save_torch_atomic({"meta_step": self.step, "theta": {k: v.detach().clone() for k, v in self.theta.items()},
-                               "optimizer": self.optimizer.state_dict()}, path)
+            save_torch_atomic(
+                {
+                    "meta_step": self.step,
+                    "theta": {k: v.detach().clone() for k, v in self.theta.items()},
+                    "optimizer": self.optimizer.state_dict(),
+                },
+                path,
+            )
 
     def apply(self, grad: dict, horizon_grad: float | None) -> None:
         """One outer step on ``grad`` (and, when learned, on log T: d L / d log T = T dL/dT)."""
@@ -258,17 +328,20 @@ def _mean_over_ranks(grad: dict, query_value: float, horizon_grad, cfg: RunConfi
     keys = list(grad)
     extra = [torch.as_tensor(horizon_grad, dtype=torch.float64)] if horizon_grad is not None else []
     reduced = distributed.mean_over_ranks(
-        [grad[k] for k in keys] + [torch.tensor(query_value, dtype=torch.float64)] + extra, hi - lo, cfg.meta_batch)
-    return dict(zip(keys, reduced[:len(keys)])), float(reduced[len(keys)]), (reduced[-1] if extra else None)
+        [grad[k] for k in keys] + [torch.tensor(query_value, dtype=torch.float64)] + extra, hi - lo, cfg.meta_batch
+    )
+    return dict(zip(keys, reduced[: len(keys)])), float(reduced[len(keys)]), (reduced[-1] if extra else None)
 
 
 def _check_finite(grad: dict, query_value: float, cfg: RunConfig, step: int, out: Path) -> None:
     # one host-device synchronisation for every parameter's gradient
     finite = math.isfinite(query_value) and bool(torch.stack([torch.isfinite(g).all() for g in grad.values()]).all())
     if not finite:
-        raise Diverged(f"meta-step {step + 1} diverged (NaN or Inf loss or gradient); try a smaller"
-                       f" --step-size than {cfg.step_size} or a smaller --meta-lr than {cfg.meta_lr}."
-                       f" The last good checkpoint ({out / 'checkpoint.pt'}) is kept")
+        raise Diverged(
+            f"meta-step {step + 1} diverged (NaN or Inf loss or gradient); try a smaller"
+            f" --step-size than {cfg.step_size} or a smaller --meta-lr than {cfg.meta_lr}."
+            f" The last good checkpoint ({out / 'checkpoint.pt'}) is kept"
+        )
 
 
 def _meta_step(state: _State, model, domain, losses, out: Path, rank: int, size: int, compiling=None) -> float:
@@ -285,8 +358,9 @@ def _meta_step(state: _State, model, domain, losses, out: Path, rank: int, size:
         query = distributed.shard(query, rank, size, cfg.meta_batch)
     support, query = on_device(support, cfg), on_device(query, cfg)
     compiled = compiling.now(state.step, cfg, model, state.theta, support, query) if compiling else None
-    grad, query_value, horizon_grad = batch_gradient(cfg, model, state.theta, support, query, losses,
-                                                     horizon=state.horizon, compile=compiled)
+    grad, query_value, horizon_grad = batch_gradient(
+        cfg, model, state.theta, support, query, losses, horizon=state.horizon, compile=compiled
+    )
     if size > 1:
         grad, query_value, horizon_grad = _mean_over_ranks(grad, query_value, horizon_grad, cfg, rank, size)
     _check_finite(grad, query_value, cfg, state.step, out)
@@ -297,8 +371,16 @@ def _meta_step(state: _State, model, domain, losses, out: Path, rank: int, size:
     return query_value
 
 
-def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain=None,
-               show_progress: bool | None = None, on_checkpoint=None, on_eval=None) -> dict:
+def meta_train(
+    cfg: RunConfig,
+    out,
+    resume: bool = False,
+    data_root=None,
+    domain=None,
+    show_progress: bool | None = None,
+    on_checkpoint=None,
+    on_eval=None,
+) -> dict:
     """Run (or continue) meta-training to ``cfg.meta_steps``; returns {"theta", "meta_steps", "losses", "seconds",
     "domain", "model", "config", "evals", "horizon", "starts", "compiles"} (``starts``: the meta-step each process
     began at; ``compiles``: with cfg.compile, each process's :class:`_Compiling` record).
@@ -315,15 +397,26 @@ def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain
         use_deterministic()
     size, rank = distributed.world()
     if size > cfg.meta_batch:
-        raise ValueError(f"{size} processes share a meta-batch of {cfg.meta_batch} tasks; use at most"
-                         f" {cfg.meta_batch} processes (--nproc) or a larger --meta-batch")
+        raise ValueError(
+            f"{size} processes share a meta-batch of {cfg.meta_batch} tasks; use at most"
+            f" {cfg.meta_batch} processes (--nproc) or a larger --meta-batch"
+        )
     if rank != 0:  # rank 0 alone evaluates and writes
         on_checkpoint = on_eval = None
         show_progress = False
     out = Path(out)
-    domain = domain or load_domain(cfg.domain, cfg.shots, cfg.query, data_root=data_root, tasks=cfg.tasks,
-                                   pool=cfg.pool, bug_compatible=cfg.bug_compatible, ways=cfg.ways,
-                                   subset=cfg.subset, protocol=cfg.protocol)
+    domain = domain or load_domain(
+        cfg.domain,
+        cfg.shots,
+        cfg.query,
+        data_root=data_root,
+        tasks=cfg.tasks,
+        pool=cfg.pool,
+        bug_compatible=cfg.bug_compatible,
+        ways=cfg.ways,
+        subset=cfg.subset,
+        protocol=cfg.protocol,
+    )
     model = build_model(cfg, getattr(domain, "in_features", None)).to(cfg.device)
     state = _State(cfg, model)
     if resume and (out / "checkpoint.pt").exists():
@@ -335,8 +428,11 @@ def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain
             state.keep(out)
         due = cfg.eval_interval and state.step % cfg.eval_interval == 0
         if on_eval is not None and due and not any(e["meta_step"] == state.step for e in state.evals):
-            state.evals.append(on_eval(state.step, {k: v.detach() for k, v in state.theta.items()}, model, domain,
-                                       horizon=state.horizon))
+            state.evals.append(
+                on_eval(
+                    state.step, {k: v.detach() for k, v in state.theta.items()}, model, domain, horizon=state.horizon
+                )
+            )
 
     maybe_evaluate()
     losses = losses_for(cfg, model)
@@ -354,9 +450,19 @@ def meta_train(cfg: RunConfig, out, resume: bool = False, data_root=None, domain
                     on_checkpoint(state.step, state.losses, state.seconds, state.evals)
     finally:
         bar.close()
-    return {"theta": {k: v.detach() for k, v in state.theta.items()}, "meta_steps": state.step,
-            "losses": state.losses, "seconds": state.seconds, "domain": domain, "model": model, "config": cfg,
-            "evals": state.evals, "horizon": state.horizon, "starts": state.starts, "compiles": state.compiles}
+    return {
+        "theta": {k: v.detach() for k, v in state.theta.items()},
+        "meta_steps": state.step,
+        "losses": state.losses,
+        "seconds": state.seconds,
+        "domain": domain,
+        "model": model,
+        "config": cfg,
+        "evals": state.evals,
+        "horizon": state.horizon,
+        "starts": state.starts,
+        "compiles": state.compiles,
+    }
 
 
 __all__ = ["Diverged", "batch_gradient", "comln_batch_gradient", "meta_train"]

@@ -2,6 +2,7 @@
 ``results/diagnose_directions.py`` writes the diagnosis these figures draw): the own-loop error against meta-steps,
 the directions' agreement and size against N, the loop Jacobian's singular values, and the loss along a direction.
 """
+
 from __future__ import annotations
 
 import plotly.graph_objects as go
@@ -20,8 +21,9 @@ def _rate_of(root, setting: str, method: str, steps: int) -> str:
     return directions.chosen_rate(root, setting, method) or directions.COMMITTED_RATE
 
 
-def curves_figure(root, settings=("CosMixture-50-50", "Sinusoid-10-10"), runs=CURVE_RUNS, measure: str = "inner",
-                  seeds=(0, 1, 2)):
+def curves_figure(
+    root, settings=("CosMixture-50-50", "Sinusoid-10-10"), runs=CURVE_RUNS, measure: str = "inner", seeds=(0, 1, 2)
+):
     """One panel per setting: each run's meta-test nRMSE after its own loop against meta-steps (evals.csv of its
     continuation under ROOT/long), one line per seed in the run's style, at the run's chosen rate."""
     fig = make_subplots(rows=1, cols=len(settings), subplot_titles=list(settings), horizontal_spacing=0.07)
@@ -32,30 +34,56 @@ def curves_figure(root, settings=("CosMixture-50-50", "Sinusoid-10-10"), runs=CU
             for seed in seeds:
                 x, y = directions.curve(directions.long_folder(root, setting, method, n, rate, seed), measure)
                 if x:
-                    fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=f"{label} (Adam {rate})",
-                                             legendgroup=label, showlegend=col == 1 and seed == seeds[0],
-                                             line=styles[label], marker=dict(size=4),
-                                             hovertemplate=f"{label} seed {seed}: %{{y:.3f}} at %{{x}}<extra></extra>"),
-                                  row=1, col=col)
+                    fig.add_trace(
+                        go.Scatter(
+                            x=x,
+                            y=y,
+                            mode="lines+markers",
+                            name=f"{label} (Adam {rate})",
+                            legendgroup=label,
+                            showlegend=col == 1 and seed == seeds[0],
+                            line=styles[label],
+                            marker=dict(size=4),
+                            hovertemplate=f"{label} seed {seed}: %{{y:.3f}} at %{{x}}<extra></extra>",
+                        ),
+                        row=1,
+                        col=col,
+                    )
         fig.update_xaxes(title_text="meta-steps", row=1, col=col)
     fig.update_yaxes(title_text="meta-test nRMSE after the run's own loop", row=1, col=1)
-    fig.update_layout(title="Each direction at its own learning rate, trained on: the error after the loop",
-                      legend=dict(orientation="h", y=-0.22))
+    fig.update_layout(
+        title="Each direction at its own learning rate, trained on: the error after the loop",
+        legend=dict(orientation="h", y=-0.22),
+    )
     return fig
 
 
 def agreement_figure(diagnosis: dict, title: str = ""):
     """At one theta: each direction's agreement between meta-batches (mean pairwise cosine, left) and its mean
     norm (right) against the loop's length N."""
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
-                        subplot_titles=["agreement between meta-batches (mean pairwise cosine)", "mean norm"])
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        horizontal_spacing=0.12,
+        subplot_titles=["agreement between meta-batches (mean pairwise cosine)", "mean norm"],
+    )
     steps = sorted(int(n) for n in diagnosis["directions"])
     for name, method in DIRECTION_METHODS.items():
         stats = [diagnosis["directions"][str(n)][name] for n in steps]
         for col, key in ((1, "pairwise_cosine"), (2, "mean_norm")):
-            fig.add_trace(go.Scatter(x=steps, y=[s[key] for s in stats], mode="lines+markers", name=name,
-                                     legendgroup=name, showlegend=col == 1, line=dict(color=color_of(method))),
-                          row=1, col=col)
+            fig.add_trace(
+                go.Scatter(
+                    x=steps,
+                    y=[s[key] for s in stats],
+                    mode="lines+markers",
+                    name=name,
+                    legendgroup=name,
+                    showlegend=col == 1,
+                    line=dict(color=color_of(method)),
+                ),
+                row=1,
+                col=col,
+            )
     for col in (1, 2):
         fig.update_xaxes(row=1, col=col, **log_axis(plain=True, title_text="inner steps N"))
     fig.update_yaxes(row=1, col=2, **log_axis())
@@ -71,8 +99,9 @@ def spectrum_figure(diagnoses: dict, steps: int, title: str = ""):
     styles = run_styles(list(diagnoses))
     for label, d in diagnoses.items():
         values = d["spectrum"][str(steps)]
-        fig.add_trace(go.Scatter(x=list(range(1, len(values) + 1)), y=values, mode="lines", name=label,
-                                 line=styles[label]))
+        fig.add_trace(
+            go.Scatter(x=list(range(1, len(values) + 1)), y=values, mode="lines", name=label, line=styles[label])
+        )
     fig.add_hline(y=1.0, line=dict(color="#777777", dash="dot"))
     fig.update_xaxes(title_text="rank of the singular value")
     fig.update_yaxes(title_text="singular value of du(N)/dθ", **log_axis())
@@ -87,9 +116,20 @@ def slices_figure(diagnosis: dict, title: str = ""):
     fig = make_subplots(rows=1, cols=len(steps), subplot_titles=[f"N = {n}" for n in steps], horizontal_spacing=0.08)
     for col, n in enumerate(steps, 1):
         for name in ("exact", "reptile"):
-            fig.add_trace(go.Scatter(x=diagnosis["alphas"], y=diagnosis["slices"][str(n)][name], mode="lines+markers",
-                                     name=name, legendgroup=name, showlegend=col == 1, marker=dict(size=4),
-                                     line=dict(color=color_of(DIRECTION_METHODS[name]))), row=1, col=col)
+            fig.add_trace(
+                go.Scatter(
+                    x=diagnosis["alphas"],
+                    y=diagnosis["slices"][str(n)][name],
+                    mode="lines+markers",
+                    name=name,
+                    legendgroup=name,
+                    showlegend=col == 1,
+                    marker=dict(size=4),
+                    line=dict(color=color_of(DIRECTION_METHODS[name])),
+                ),
+                row=1,
+                col=col,
+            )
         fig.update_xaxes(title_text="α along the normalised direction", row=1, col=col)
     fig.update_yaxes(title_text="query MSE after the loop", row=1, col=1)
     fig.update_layout(title=title or "The meta-loss along each direction", legend=dict(orientation="h", y=-0.25))

@@ -1,5 +1,7 @@
-"""The horizon explorer's figure (notebook 02): four panels drawn from :class:`amaml_lab.teach.horizons_data.HorizonData`,
-indexed, never computed; :func:`update_horizon` writes a new view into an existing ``FigureWidget``."""
+"""The horizon explorer's figure (notebook 02): four panels drawn from
+:class:`amaml_lab.teach.horizons_data.HorizonData`, indexed, never computed; :func:`update_horizon` writes a new view
+into an existing ``FigureWidget``."""
+
 from __future__ import annotations
 
 import plotly.graph_objects as go
@@ -49,8 +51,9 @@ def horizon_view(data, step_size: float, solver: str, j: int, shown) -> dict:
     for m in LINES:
         rel, cos = errs[m]
         cos = [c if math.isfinite(c) else None for c in cos]  # JSON has no NaN: a gap
-        view["methods"].append(dict(key=m, label=LABELS[m], shown=m in shown, rel=_clip(rel), cos=cos,
-                                    rel_at=rel[j], cos_at=cos[j]))
+        view["methods"].append(
+            dict(key=m, label=LABELS[m], shown=m in shown, rel=_clip(rel), cos=cos, rel_at=rel[j], cos_at=cos[j])
+        )
     return view
 
 
@@ -61,44 +64,127 @@ def horizon_figure(data, step_size: float, solver: str, j: int, shown, cost: dic
 
     task = data.task
     view = horizon_view(data, step_size, solver, j, shown)
-    fig = make_subplots(rows=3, cols=2, vertical_spacing=0.1, horizontal_spacing=0.12, subplot_titles=(
-        "(a) the model at θ and at u(T)", "(b) losses along t",
-        "(c) error to the exact meta-gradient", "(c) cosine to it",
-        "(d) time of one meta-gradient", "(d) its peak memory"))
+    fig = make_subplots(
+        rows=3,
+        cols=2,
+        vertical_spacing=0.1,
+        horizontal_spacing=0.12,
+        subplot_titles=(
+            "(a) the model at θ and at u(T)",
+            "(b) losses along t",
+            "(c) error to the exact meta-gradient",
+            "(c) cosine to it",
+            "(d) time of one meta-gradient",
+            "(d) its peak memory",
+        ),
+    )
     if widget:
         fig = go.FigureWidget(fig)
     x = task.x_plot[:, 0].tolist()
-    fig.add_trace(go.Scatter(x=x, y=task.y_plot.tolist(), name="task", line=dict(color="#bbbbbb", width=4),
-                             legendgroup="a"), 1, 1)
-    fig.add_trace(go.Scatter(x=task.support[0][:, 0].tolist(), y=task.support[1][:, 0].tolist(), mode="markers",
-                             name="support points", marker=dict(color="#111111", size=8), legendgroup="a"), 1, 1)
-    fig.add_trace(go.Scatter(x=task.query[0][:, 0].tolist(), y=task.query[1][:, 0].tolist(), mode="markers",
-                             name="query points", marker=dict(color="#ffffff", size=7, line=dict(color="#111111",
-                                                                                              width=1.5)),
-                             legendgroup="a"), 1, 1)
-    fig.add_trace(go.Scatter(x=x, y=data.curves[(step_size, solver)][0].tolist(), name="model at θ",
-                             line=dict(color="#7f7f7f", dash="dash"), legendgroup="a"), 1, 1)
-    fig.add_trace(go.Scatter(x=x, y=view["curve"], name="model at u(T)", line=dict(color="#111111", width=3),
-                             legendgroup="a"), 1, 1)
-    fig.add_trace(go.Scatter(x=view["t"], y=view["support"], name="L_S(u(t))", line_color="#111111",
-                             legendgroup="b"), 1, 2)
-    fig.add_trace(go.Scatter(x=view["t"], y=view["query"], name="L_Q(u(t))", line=dict(color="#111111", dash="dash"),
-                             legendgroup="b"), 1, 2)
-    fig.add_trace(go.Scatter(x=[view["T"]] * 2, y=view["at_T"], mode="markers", name="at T", showlegend=False,
-                             marker=dict(color="#111111", size=11, symbol=["diamond", "diamond-open"],
-                                         line=dict(color="#111111", width=2))), 1, 2)  # support filled, query open
+    fig.add_trace(
+        go.Scatter(x=x, y=task.y_plot.tolist(), name="task", line=dict(color="#bbbbbb", width=4), legendgroup="a"), 1, 1
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=task.support[0][:, 0].tolist(),
+            y=task.support[1][:, 0].tolist(),
+            mode="markers",
+            name="support points",
+            marker=dict(color="#111111", size=8),
+            legendgroup="a",
+        ),
+        1,
+        1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=task.query[0][:, 0].tolist(),
+            y=task.query[1][:, 0].tolist(),
+            mode="markers",
+            name="query points",
+            marker=dict(color="#ffffff", size=7, line=dict(color="#111111", width=1.5)),
+            legendgroup="a",
+        ),
+        1,
+        1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=data.curves[(step_size, solver)][0].tolist(),
+            name="model at θ",
+            line=dict(color="#7f7f7f", dash="dash"),
+            legendgroup="a",
+        ),
+        1,
+        1,
+    )
+    fig.add_trace(
+        go.Scatter(x=x, y=view["curve"], name="model at u(T)", line=dict(color="#111111", width=3), legendgroup="a"),
+        1,
+        1,
+    )
+    fig.add_trace(
+        go.Scatter(x=view["t"], y=view["support"], name="L_S(u(t))", line_color="#111111", legendgroup="b"), 1, 2
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=view["t"], y=view["query"], name="L_Q(u(t))", line=dict(color="#111111", dash="dash"), legendgroup="b"
+        ),
+        1,
+        2,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[view["T"]] * 2,
+            y=view["at_T"],
+            mode="markers",
+            name="at T",
+            showlegend=False,
+            marker=dict(
+                color="#111111", size=11, symbol=["diamond", "diamond-open"], line=dict(color="#111111", width=2)
+            ),
+        ),
+        1,
+        2,
+    )  # support filled, query open
     for col, field in ((1, "rel"), (2, "cos")):
         for m in view["methods"]:
-            fig.add_trace(go.Scatter(x=view["horizons"], y=m[field], name=m["label"], mode="lines+markers",
-                                     legendgroup=m["key"], showlegend=col == 1, visible=m["shown"],
-                                     marker=dict(size=4), line=style_of(m["key"])), 2, col)
-        fig.add_trace(go.Scatter(**_method_markers(view, field), mode="markers", showlegend=False, name="at T",
-                                 marker=dict(size=12, symbol="circle-open", line=dict(width=2))), 2, col)
+            fig.add_trace(
+                go.Scatter(
+                    x=view["horizons"],
+                    y=m[field],
+                    name=m["label"],
+                    mode="lines+markers",
+                    legendgroup=m["key"],
+                    showlegend=col == 1,
+                    visible=m["shown"],
+                    marker=dict(size=4),
+                    line=style_of(m["key"]),
+                ),
+                2,
+                col,
+            )
+        fig.add_trace(
+            go.Scatter(
+                **_method_markers(view, field),
+                mode="markers",
+                showlegend=False,
+                name="at T",
+                marker=dict(size=12, symbol="circle-open", line=dict(width=2)),
+            ),
+            2,
+            col,
+        )
     _cost_panels(fig, data.steps[j], cost)
     _log_axes(fig, _loss_span(data))
-    fig.update_layout(template="plotly_white", height=1150, margin=dict(l=60, r=20, t=70, b=40),
-                      legend=dict(font=dict(size=11), orientation="h", yanchor="top", y=-0.06, x=0),
-                      title=HORIZON_TITLE)
+    fig.update_layout(
+        template="plotly_white",
+        height=1150,
+        margin=dict(l=60, r=20, t=70, b=40),
+        legend=dict(font=dict(size=11), orientation="h", yanchor="top", y=-0.06, x=0),
+        title=HORIZON_TITLE,
+    )
     return fig
 
 
@@ -109,12 +195,32 @@ def _cost_panels(fig, steps: int, cost: dict) -> None:
         for name in HORIZON_COST:
             mine = sorted((r for r in cost["rows"] if r["name"] == name and field in r), key=lambda r: r["steps"])
             top = max([top] + [r[field] for r in mine])
-            fig.add_trace(go.Scatter(x=[r["steps"] for r in mine], y=[r[field] for r in mine], mode="lines+markers",
-                                     name=f"{name} (measured)", legendgroup=f"cost-{name}", showlegend=col == 1,
-                                     line=style_of(name)), 3, col)
+            fig.add_trace(
+                go.Scatter(
+                    x=[r["steps"] for r in mine],
+                    y=[r[field] for r in mine],
+                    mode="lines+markers",
+                    name=f"{name} (measured)",
+                    legendgroup=f"cost-{name}",
+                    showlegend=col == 1,
+                    line=style_of(name),
+                ),
+                3,
+                col,
+            )
         floor = min([r[field] for r in cost["rows"] if field in r] + [top]) / 2
-        fig.add_trace(go.Scatter(x=[steps, steps], y=[floor, top * 2], mode="lines", showlegend=False,
-                                 name="steps now", line=dict(color="#111111", dash="dot")), 3, col)
+        fig.add_trace(
+            go.Scatter(
+                x=[steps, steps],
+                y=[floor, top * 2],
+                mode="lines",
+                showlegend=False,
+                name="steps now",
+                line=dict(color="#111111", dash="dot"),
+            ),
+            3,
+            col,
+        )
 
 
 def _loss_span(data) -> tuple | None:
@@ -142,8 +248,12 @@ def _method_markers(view, field) -> dict:
     shown = [m for m in view["methods"] if m["shown"]]
     key = "rel_at" if field == "rel" else "cos_at"
     ys = _clip([m[key] for m in shown]) if field == "rel" else [m[key] for m in shown]
-    return dict(x=[view["T"]] * len(shown), y=ys, marker_color=[color_of(m["key"]) for m in shown],
-                text=[m["label"] for m in shown])
+    return dict(
+        x=[view["T"]] * len(shown),
+        y=ys,
+        marker_color=[color_of(m["key"]) for m in shown],
+        text=[m["label"] for m in shown],
+    )
 
 
 # the title does not change with the controls (the explorer's status line says T, the steps and the losses):
@@ -168,8 +278,12 @@ def update_horizon(fig, data, step_size: float, solver: str, j: int, shown) -> N
                 trace.x, trace.y, trace.visible = view["horizons"], m[field], m["shown"]
             markers = _method_markers(view, field)
             trace = fig.data[base + n]
-            trace.x, trace.y, trace.marker.color, trace.text = markers["x"], markers["y"], markers["marker_color"], \
-                markers["text"]
+            trace.x, trace.y, trace.marker.color, trace.text = (
+                markers["x"],
+                markers["y"],
+                markers["marker_color"],
+                markers["text"],
+            )
             base += n + 1
         for col in range(2):
             trace = fig.data[base + len(HORIZON_COST) + col * (len(HORIZON_COST) + 1)]

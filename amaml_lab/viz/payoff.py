@@ -1,12 +1,13 @@
 """Plotly figures of the horizon experiment (:mod:`amaml_lab.studies.payoff`): own loop against the horizon,
 the cross-evaluation heat map, memory against the horizon, and the payoff explorer's two panels."""
+
 from __future__ import annotations
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..studies import payoff as study
 from ..measure import memory_order
+from ..studies import payoff as study
 from .style import OTHER_COLORS, RUN_DASHES, RUN_SHADES, color_of, log_axis, shade, style_of
 
 TASK_COLORS = OTHER_COLORS  # tasks are not methods: hues no method uses
@@ -14,8 +15,9 @@ TASK_COLORS = OTHER_COLORS  # tasks are not methods: hues no method uses
 
 def reg_style(index: int) -> dict:
     """maml's line at the ``index``-th proximal weight of a panel: maml's colour, the second dashed and darker."""
-    return dict(color=shade(color_of("maml"), RUN_SHADES[index % len(RUN_SHADES)]),
-                dash=RUN_DASHES[index % len(RUN_DASHES)])
+    return dict(
+        color=shade(color_of("maml"), RUN_SHADES[index % len(RUN_SHADES)]), dash=RUN_DASHES[index % len(RUN_DASHES)]
+    )
 
 
 def own_loop_figure(records, measure: str = "inner"):
@@ -34,23 +36,54 @@ def own_loop_figure(records, measure: str = "inner"):
                 means.append(sum(values) / len(values))
                 seeds_x += [n * h] * len(values)
                 seeds_y += values
-            fig.add_trace(go.Scatter(x=[n * h for n in steps], y=means, mode="lines+markers",
-                                     name=f"maml (exact), reg {reg:g}", legendgroup=f"reg{reg}", showlegend=col == 1,
-                                     line=line), row=1, col=col)
-            fig.add_trace(go.Scatter(x=seeds_x, y=seeds_y, mode="markers", name=f"each seed, reg {reg:g}",
-                                     legendgroup=f"reg{reg}", showlegend=col == 1,
-                                     marker=dict(color=line["color"], size=6, opacity=0.45)), row=1, col=col)
+            fig.add_trace(
+                go.Scatter(
+                    x=[n * h for n in steps],
+                    y=means,
+                    mode="lines+markers",
+                    name=f"maml (exact), reg {reg:g}",
+                    legendgroup=f"reg{reg}",
+                    showlegend=col == 1,
+                    line=line,
+                ),
+                row=1,
+                col=col,
+            )
+            fig.add_trace(
+                go.Scatter(
+                    x=seeds_x,
+                    y=seeds_y,
+                    mode="markers",
+                    name=f"each seed, reg {reg:g}",
+                    legendgroup=f"reg{reg}",
+                    showlegend=col == 1,
+                    marker=dict(color=line["color"], size=6, opacity=0.45),
+                ),
+                row=1,
+                col=col,
+            )
             for method in ("fomaml", "reptile"):
                 runs = study.select(records, setting, reg, method)
                 if runs:
-                    fig.add_trace(go.Scatter(
-                        x=[r["steps"] * h for r in runs], y=[study.task_mean(r, measure) for r in runs],
-                        mode="markers", name=f"{method}, reg {reg:g}", legendgroup=method, showlegend=col == 1,
-                        marker=dict(color=color_of(method), symbol="x" if reg else "diamond", size=9)), row=1, col=col)
+                    fig.add_trace(
+                        go.Scatter(
+                            x=[r["steps"] * h for r in runs],
+                            y=[study.task_mean(r, measure) for r in runs],
+                            mode="markers",
+                            name=f"{method}, reg {reg:g}",
+                            legendgroup=method,
+                            showlegend=col == 1,
+                            marker=dict(color=color_of(method), symbol="x" if reg else "diamond", size=9),
+                        ),
+                        row=1,
+                        col=col,
+                    )
         fig.update_xaxes(row=1, col=col, **log_axis(plain=True, title_text="training horizon T = N·h"))
     fig.update_yaxes(title_text="meta-test nRMSE after the run's own loop", row=1, col=1)
-    fig.update_layout(title="Training through a longer inner loop: the meta-test error after that loop",
-                      legend=dict(orientation="h", y=-0.2))
+    fig.update_layout(
+        title="Training through a longer inner loop: the meta-test error after that loop",
+        legend=dict(orientation="h", y=-0.2),
+    )
     return fig
 
 
@@ -59,15 +92,33 @@ def cross_heatmap(matrix: dict, title: str, highlight: tuple | None = None, widg
     labels_x = [str(n) for n in matrix["test"]]
     labels_y = [str(n) for n in matrix["train"]]
     text = [[f"{v:.3f}" for v in row] for row in matrix["mean"]]
-    heat = go.Heatmap(z=matrix["mean"], x=labels_x, y=labels_y, text=text, texttemplate="%{text}",
-                      colorscale="Viridis", reversescale=True, colorbar=dict(title="nRMSE"))
+    heat = go.Heatmap(
+        z=matrix["mean"],
+        x=labels_x,
+        y=labels_y,
+        text=text,
+        texttemplate="%{text}",
+        colorscale="Viridis",
+        reversescale=True,
+        colorbar=dict(title="nRMSE"),
+    )
     traces = [heat]
     if highlight is not None:
         i, j = highlight
-        traces.append(go.Scatter(x=[labels_x[j]], y=[labels_y[i]], mode="markers", showlegend=False,
-                                 marker=dict(symbol="square-open", size=38, color="#d62728", line=dict(width=3))))
-    layout = dict(title=title, xaxis=dict(title="test horizon N_test (steps of the same loop)", type="category"),
-                  yaxis=dict(title="trained through N steps", type="category"))
+        traces.append(
+            go.Scatter(
+                x=[labels_x[j]],
+                y=[labels_y[i]],
+                mode="markers",
+                showlegend=False,
+                marker=dict(symbol="square-open", size=38, color="#d62728", line=dict(width=3)),
+            )
+        )
+    layout = dict(
+        title=title,
+        xaxis=dict(title="test horizon N_test (steps of the same loop)", type="category"),
+        yaxis=dict(title="trained through N steps", type="category"),
+    )
     return (go.FigureWidget if widget else go.Figure)(data=traces, layout=layout)
 
 
@@ -78,38 +129,83 @@ def memory_figure(rows: list[dict], budget_mb: float | None = None):
         mine = sorted((r for r in rows if r["name"] == name), key=lambda r: r["steps"])
         done = [r for r in mine if "peak_mb" in r]
         line = style_of(name)  # conv4-maml, conv4-adjoint, conv4-adjoint-sqrt (checkpointed: dash-dot)
-        fig.add_trace(go.Scatter(x=[r["steps"] for r in done], y=[r["peak_mb"] for r in done], mode="lines+markers",
-                                 name=name, line=line))
+        fig.add_trace(
+            go.Scatter(
+                x=[r["steps"] for r in done], y=[r["peak_mb"] for r in done], mode="lines+markers", name=name, line=line
+            )
+        )
         refused = [r for r in mine if "predicted_mb" in r]
         if refused:
-            fig.add_trace(go.Scatter(x=[done[-1]["steps"], *[r["steps"] for r in refused]],
-                                     y=[done[-1]["peak_mb"], *[r["predicted_mb"] for r in refused]],
-                                     mode="lines+markers", name=f"{name}: refused (predicted)",
-                                     line=dict(color=line["color"], dash="dot"), marker=dict(symbol="x", size=11)))
+            fig.add_trace(
+                go.Scatter(
+                    x=[done[-1]["steps"], *[r["steps"] for r in refused]],
+                    y=[done[-1]["peak_mb"], *[r["predicted_mb"] for r in refused]],
+                    mode="lines+markers",
+                    name=f"{name}: refused (predicted)",
+                    line=dict(color=line["color"], dash="dot"),
+                    marker=dict(symbol="x", size=11),
+                )
+            )
     if budget_mb is not None:
-        fig.add_hline(y=budget_mb, line=dict(color="#111111", dash="dash"),  # a reference line, like "steps now"
-                      annotation_text=f"budget {budget_mb:,.0f} MB")
-    fig.update_layout(title="Conv-4, 5-way 1-shot: peak memory of one meta-gradient against the inner steps",
-                      xaxis=log_axis(plain=True, title="inner steps N"),
-                      yaxis=log_axis(plain=True, title="peak memory (MB)"))
+        fig.add_hline(
+            y=budget_mb,
+            line=dict(color="#111111", dash="dash"),  # a reference line, like "steps now"
+            annotation_text=f"budget {budget_mb:,.0f} MB",
+        )
+    fig.update_layout(
+        title="Conv-4, 5-way 1-shot: peak memory of one meta-gradient against the inner steps",
+        xaxis=log_axis(plain=True, title="inner steps N"),
+        yaxis=log_axis(plain=True, title="peak memory (MB)"),
+    )
     return fig
 
 
 def payoff_figure(view: dict, i: int, j: int, widget: bool = False):
     """The payoff explorer: (left) theta trained at ``train[i]`` adapted for ``test[j]`` steps on a few meta-test
     tasks, beside their true functions and support points; (right) the cross-evaluation with that cell framed."""
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.55, 0.45], horizontal_spacing=0.1,
-                        subplot_titles=("adapted on a few meta-test tasks", "cross-evaluation (mean of seeds)"))
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        column_widths=[0.55, 0.45],
+        horizontal_spacing=0.1,
+        subplot_titles=("adapted on a few meta-test tasks", "cross-evaluation (mean of seeds)"),
+    )
     x = view["x"].tolist()
     for k in range(len(view["tasks"])):
         color = TASK_COLORS[k % len(TASK_COLORS)]
-        fig.add_trace(go.Scatter(x=x, y=view["truth"][k].tolist(), mode="lines", name=f"task {view['tasks'][k]}: truth",
-                                 line=dict(color=color, dash="dash", width=1)), row=1, col=1)
-        fig.add_trace(go.Scatter(x=view["support"][0][k].tolist(), y=view["support"][1][k].tolist(), mode="markers",
-                                 name=f"task {view['tasks'][k]}: support", marker=dict(color=color, size=7)),
-                      row=1, col=1)
-        fig.add_trace(go.Scatter(x=x, y=view["pred"][i, j, k].tolist(), mode="lines", name=f"task {view['tasks'][k]}:"
-                                 " adapted", line=dict(color=color, width=3)), row=1, col=1)
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=view["truth"][k].tolist(),
+                mode="lines",
+                name=f"task {view['tasks'][k]}: truth",
+                line=dict(color=color, dash="dash", width=1),
+            ),
+            row=1,
+            col=1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=view["support"][0][k].tolist(),
+                y=view["support"][1][k].tolist(),
+                mode="markers",
+                name=f"task {view['tasks'][k]}: support",
+                marker=dict(color=color, size=7),
+            ),
+            row=1,
+            col=1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=view["pred"][i, j, k].tolist(),
+                mode="lines",
+                name=f"task {view['tasks'][k]}: adapted",
+                line=dict(color=color, width=3),
+            ),
+            row=1,
+            col=1,
+        )
     heat = cross_heatmap(view["cross"], "", highlight=(view["cross"]["train"].index(view["train"][i]), j))
     for trace in heat.data:
         fig.add_trace(trace, row=1, col=2)
@@ -124,8 +220,10 @@ def payoff_figure(view: dict, i: int, j: int, widget: bool = False):
 def _payoff_title(view) -> str:
     # not the chosen cell (framed on the right, and said in the explorer's status line): a title that changed with
     # the controls would cost the browser a second full redraw of the figure at every move
-    return (f"{view['setting']}, reg {view['reg']:g}, seed {view['seed']}: θ trained through N steps, adapted for"
-            f" N_test (the framed cell)")
+    return (
+        f"{view['setting']}, reg {view['reg']:g}, seed {view['seed']}: θ trained through N steps, adapted for"
+        f" N_test (the framed cell)"
+    )
 
 
 def update_payoff(fig, view: dict, i: int, j: int) -> None:

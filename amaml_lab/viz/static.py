@@ -8,13 +8,15 @@ Both draw from the app's own data with the app's own figure functions (:mod:`ama
 :mod:`amaml_lab.viz.payoff`): a state here shows what the app shows there.  :func:`page_weight` says what a
 figure adds to a page.
 """
+
 from __future__ import annotations
 
 import math
 
 import plotly.graph_objects as go
 
-from . import horizons as viz_horizon, payoff as viz_study
+from . import horizons as viz_horizon
+from . import payoff as viz_study
 from .style import color_of
 
 DIGITS = 6  # significant digits kept in the precomputed states (the page's weight; the plots cannot show more)
@@ -45,8 +47,17 @@ def _shipped_costs() -> dict:
 
 
 def _slider(prefix: str, active: int, steps: list, y: float) -> dict:
-    return dict(active=active, steps=steps, x=0.0, len=1.0, y=y, yanchor="top", pad=dict(t=0, b=0),
-                currentvalue=dict(prefix=prefix, font=dict(size=14)), name=prefix)
+    return dict(
+        active=active,
+        steps=steps,
+        x=0.0,
+        len=1.0,
+        y=y,
+        yanchor="top",
+        pad=dict(t=0, b=0),
+        currentvalue=dict(prefix=prefix, font=dict(size=14)),
+        name=prefix,
+    )
 
 
 def _above(height: int, margin, px: float) -> float:
@@ -58,9 +69,11 @@ def _above(height: int, margin, px: float) -> float:
 def _controls_on_top(fig, base, extra: int, title: str) -> float:
     """Make room for ``extra`` pixels of controls between the title and the plots; the paper y of its top."""
     top = MARGIN["t"] if base.layout.margin.t is None else base.layout.margin.t
-    fig.update_layout(height=base.layout.height + extra, margin=dict(t=top + extra),
-                      title=dict(text=title, font=dict(size=14), y=1.0, yref="container", yanchor="top",
-                                 pad=dict(t=12)))
+    fig.update_layout(
+        height=base.layout.height + extra,
+        margin=dict(t=top + extra),
+        title=dict(text=title, font=dict(size=14), y=1.0, yref="container", yanchor="top", pad=dict(t=12)),
+    )
     return _above(fig.layout.height, fig.layout.margin, extra + 10)
 
 
@@ -69,8 +82,9 @@ def _frame_steps(labels: list) -> list:
 
 
 # ---------------------------------------------------------------- notebook 02: the horizon explorer
-def horizon_static_figure(data, cost: dict | None = None, step_size: float | None = None, solver: str = "rk4",
-                          steps: int | None = None):
+def horizon_static_figure(
+    data, cost: dict | None = None, step_size: float | None = None, solver: str = "rk4", steps: int | None = None
+):
     """The horizon explorer (:class:`amaml_lab.widgets.HorizonExplorer`) for a page without a kernel.
 
     ``data`` is the app's :class:`amaml_lab.teach.horizons_data.HorizonData` (``app.data``), ``cost`` its panel (d)
@@ -83,8 +97,9 @@ def horizon_static_figure(data, cost: dict | None = None, step_size: float | Non
 
     cost = cost or _shipped_costs()
     combos = [(h, s) for h in data.step_sizes for s in data.solvers]
-    chosen = combos.index((data.step_sizes[0] if step_size is None else step_size,
-                           solver if solver in data.solvers else data.solvers[-1]))
+    chosen = combos.index(
+        (data.step_sizes[0] if step_size is None else step_size, solver if solver in data.solvers else data.solvers[-1])
+    )
     if steps is None:
         steps = 100 if 100 in data.steps else data.steps[len(data.steps) // 2]
     j0 = data.steps.index(steps)
@@ -95,21 +110,43 @@ def horizon_static_figure(data, cost: dict | None = None, step_size: float | Non
         first = len(fig.data)
         moving.append(_horizon_set(fig, base, data, h, s, j0, c, visible=c == chosen))
         sets.append(list(range(first, len(fig.data))))
-    fig.add_traces(base.data[8 + 2 * (len(LINES) + 1):])  # (d): measured, the same in every state
+    fig.add_traces(base.data[8 + 2 * (len(LINES) + 1) :])  # (d): measured, the same in every state
     now = [i for i, t in enumerate(fig.data) if t.name == "steps now"]
-    fig.frames = [go.Frame(name=str(k), data=_horizon_frame(data, combos, j, now), traces=sum(moving, []) + now)
-                  for j, k in enumerate(data.steps)]
+    fig.frames = [
+        go.Frame(name=str(k), data=_horizon_frame(data, combos, j, now), traces=sum(moving, []) + now)
+        for j, k in enumerate(data.steps)
+    ]
     every = sum(sets, [])
-    buttons = [dict(label=f"h {h:g} · {s}", method="restyle",
-                    args=[{"visible": [i in sets[c] for i in every]}, every]) for c, (h, s) in enumerate(combos)]
-    top = _controls_on_top(fig, base, 170, "The horizon explorer without a kernel, every state computed in advance: "
-                                           "inner steps (the slider), step size and solver (the buttons), methods "
-                                           "(the legend)")
+    buttons = [
+        dict(label=f"h {h:g} · {s}", method="restyle", args=[{"visible": [i in sets[c] for i in every]}, every])
+        for c, (h, s) in enumerate(combos)
+    ]
+    top = _controls_on_top(
+        fig,
+        base,
+        170,
+        "The horizon explorer without a kernel, every state computed in advance: "
+        "inner steps (the slider), step size and solver (the buttons), methods "
+        "(the legend)",
+    )
     below = _above(fig.layout.height, fig.layout.margin, 125)
-    fig.update_layout(updatemenus=[dict(type="buttons", direction="right", buttons=buttons, active=chosen,
-                                        showactive=True, x=0.0, xanchor="left", y=top, yanchor="top",
-                                        pad=dict(t=0, b=0))],
-                      sliders=[_slider("inner steps: ", j0, _frame_steps(data.steps), below)])
+    fig.update_layout(
+        updatemenus=[
+            dict(
+                type="buttons",
+                direction="right",
+                buttons=buttons,
+                active=chosen,
+                showactive=True,
+                x=0.0,
+                xanchor="left",
+                y=top,
+                yanchor="top",
+                pad=dict(t=0, b=0),
+            )
+        ],
+        sliders=[_slider("inner steps: ", j0, _frame_steps(data.steps), below)],
+    )
     return fig
 
 
@@ -119,25 +156,45 @@ def _horizon_set(fig, base, data, h, s, j, c, visible) -> list:
     n = len(view["methods"])
     a, b = f"a{c}", f"b{c}"
     first = len(fig.data)
-    fig.add_traces([
-        _like(base.data[3], y=short(data.curves[(h, s)][0].tolist()), legendgroup=a, visible=visible),
-        _like(base.data[4], y=short(view["curve"]), name=f"model at u(T), T = {view['T']:.4g}", legendgroup=a,
-              visible=visible),
-        _like(base.data[5], x=short(view["t"]), y=short(view["support"]), legendgroup=b, visible=visible),
-        _like(base.data[6], x=short(view["t"]), y=short(view["query"]), legendgroup=b, visible=visible),
-        _like(base.data[7], x=[view["T"]] * 2, y=short(view["at_T"]), legendgroup=b, visible=visible)])
+    fig.add_traces(
+        [
+            _like(base.data[3], y=short(data.curves[(h, s)][0].tolist()), legendgroup=a, visible=visible),
+            _like(
+                base.data[4],
+                y=short(view["curve"]),
+                name=f"model at u(T), T = {view['T']:.4g}",
+                legendgroup=a,
+                visible=visible,
+            ),
+            _like(base.data[5], x=short(view["t"]), y=short(view["support"]), legendgroup=b, visible=visible),
+            _like(base.data[6], x=short(view["t"]), y=short(view["query"]), legendgroup=b, visible=visible),
+            _like(base.data[7], x=[view["T"]] * 2, y=short(view["at_T"]), legendgroup=b, visible=visible),
+        ]
+    )
     moves = [first + 1, first + 4]
     for col, field in enumerate(("rel", "cos")):
-        lines = base.data[8 + col * (n + 1):8 + col * (n + 1) + n]
+        lines = base.data[8 + col * (n + 1) : 8 + col * (n + 1) + n]
         marker = base.data[8 + col * (n + 1) + n]
         for line, m in zip(lines, view["methods"]):
             group = f"{m['key']}{c}"
-            fig.add_traces([
-                _like(line, x=view["horizons"], y=short(m[field]), legendgroup=group, visible=visible),
-                go.Scatter(x=[view["T"]], y=short([m[field][j]]), mode="markers", name="at T", text=[m["label"]],
-                           showlegend=False, legendgroup=group, visible=visible, xaxis=marker.xaxis,
-                           yaxis=marker.yaxis, marker=dict(size=12, symbol="circle-open", color=color_of(m["key"]),
-                                                           line=dict(width=2)))])
+            fig.add_traces(
+                [
+                    _like(line, x=view["horizons"], y=short(m[field]), legendgroup=group, visible=visible),
+                    go.Scatter(
+                        x=[view["T"]],
+                        y=short([m[field][j]]),
+                        mode="markers",
+                        name="at T",
+                        text=[m["label"]],
+                        showlegend=False,
+                        legendgroup=group,
+                        visible=visible,
+                        xaxis=marker.xaxis,
+                        yaxis=marker.yaxis,
+                        marker=dict(size=12, symbol="circle-open", color=color_of(m["key"]), line=dict(width=2)),
+                    ),
+                ]
+            )
             moves.append(len(fig.data) - 1)
     return moves
 
@@ -147,8 +204,10 @@ def _horizon_frame(data, combos, j, now) -> list:
     out = []
     for h, s in combos:
         view = viz_horizon.horizon_view(data, h, s, j, [])
-        out += [dict(y=short(view["curve"]), name=f"model at u(T), T = {view['T']:.4g}"),
-                dict(x=[view["T"]] * 2, y=short(view["at_T"]))]
+        out += [
+            dict(y=short(view["curve"]), name=f"model at u(T), T = {view['T']:.4g}"),
+            dict(x=[view["T"]] * 2, y=short(view["at_T"])),
+        ]
         for field in ("rel", "cos"):
             out += [dict(x=[view["T"]], y=short([m[field][j]])) for m in view["methods"]]
     return out + [dict(x=[data.steps[j]] * 2) for _ in now]
@@ -170,26 +229,46 @@ def payoff_static_figure(view: dict, train: int | None = None, test: int | None 
     rows = [view["cross"]["train"].index(n) for n in view["train"]]
     labels_x = [str(n) for n in view["cross"]["test"]]
     labels_y = [str(n) for n in view["cross"]["train"]]
-    fixed = [t for k in range(tasks) for t in base.data[3 * k:3 * k + 2]] + [base.data[3 * tasks]]
+    fixed = [t for k in range(tasks) for t in base.data[3 * k : 3 * k + 2]] + [base.data[3 * tasks]]
     fig = go.Figure(data=fixed, layout=base.layout)
     sets = []
     for i in range(len(view["train"])):
         first = len(fig.data)
-        fig.add_traces([_like(base.data[3 * k + 2], y=short(view["pred"][i, j0, k].tolist()), visible=i == i0)
-                        for k in range(tasks)])
+        fig.add_traces(
+            [
+                _like(base.data[3 * k + 2], y=short(view["pred"][i, j0, k].tolist()), visible=i == i0)
+                for k in range(tasks)
+            ]
+        )
         fig.add_trace(_like(base.data[3 * tasks + 1], x=[labels_x[j0]], y=[labels_y[rows[i]]], visible=i == i0))
         sets.append(list(range(first, len(fig.data))))
     every = sum(sets, [])
-    pick = [dict(label=str(n), method="restyle", args=[{"visible": [t in sets[i] for t in every]}, every])
-            for i, n in enumerate(view["train"])]
-    fig.frames = [go.Frame(name=str(m), traces=every, data=[
-        d for i in range(len(view["train"])) for d in
-        [dict(y=short(view["pred"][i, j, k].tolist())) for k in range(tasks)] + [dict(x=[labels_x[j]])]])
-        for j, m in enumerate(view["test"])]
-    top = _controls_on_top(fig, base, 220, f"{view['setting']}, reg {view['reg']:g}, seed {view['seed']}, without a "
-                                           "kernel: θ trained through N steps, adapted for N_test steps (every state "
-                                           "computed in advance)")
+    pick = [
+        dict(label=str(n), method="restyle", args=[{"visible": [t in sets[i] for t in every]}, every])
+        for i, n in enumerate(view["train"])
+    ]
+    fig.frames = [
+        go.Frame(
+            name=str(m),
+            traces=every,
+            data=[
+                d
+                for i in range(len(view["train"]))
+                for d in [dict(y=short(view["pred"][i, j, k].tolist())) for k in range(tasks)] + [dict(x=[labels_x[j]])]
+            ],
+        )
+        for j, m in enumerate(view["test"])
+    ]
+    top = _controls_on_top(
+        fig,
+        base,
+        220,
+        f"{view['setting']}, reg {view['reg']:g}, seed {view['seed']}, without a "
+        "kernel: θ trained through N steps, adapted for N_test steps (every state "
+        "computed in advance)",
+    )
     second = _above(fig.layout.height, fig.layout.margin, 120)
-    fig.update_layout(sliders=[_slider("trained N: ", i0, pick, top), _slider("test N: ", j0,
-                                                                                 _frame_steps(view["test"]), second)])
+    fig.update_layout(
+        sliders=[_slider("trained N: ", i0, pick, top), _slider("test N: ", j0, _frame_steps(view["test"]), second)]
+    )
     return fig

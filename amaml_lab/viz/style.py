@@ -1,6 +1,7 @@
 """One style for every figure of the kit: a colour per meta-gradient method (variants by dash and shade), styles
 for a set of runs, decade log axes, and the widget helpers that send a figure's data fast (:func:`traces_only`,
 :func:`wire`)."""
+
 from __future__ import annotations
 
 import re
@@ -8,12 +9,27 @@ from contextlib import contextmanager
 
 # One colour per meta-gradient method, the same in every figure of every notebook: Okabe and Ito's colour-blind-safe
 # palette (its yellow left out: it vanishes on white), then black, grey and Tol's wine for the last three.
-METHOD_COLORS = {"maml": "#0072B2", "adjoint": "#D55E00", "backsolve": "#CC79A7", "fomaml": "#E69F00",
-                 "reptile": "#009E73", "imaml": "#56B4E9", "truncated": "#999999", "comln": "#000000",
-                 "forward": "#882255"}
+METHOD_COLORS = {
+    "maml": "#0072B2",
+    "adjoint": "#D55E00",
+    "backsolve": "#CC79A7",
+    "fomaml": "#E69F00",
+    "reptile": "#009E73",
+    "imaml": "#56B4E9",
+    "truncated": "#999999",
+    "comln": "#000000",
+    "forward": "#882255",
+}
 # words that name a method without its name: the adjoint's schemes and states (a "grid" line is the adjoint's)
-METHOD_ALIASES = {"continuous": "adjoint", "stored": "adjoint", "discrete": "adjoint", "grid": "adjoint",
-                  "checkpointed": "adjoint", "sqrt": "adjoint", "backsolved": "backsolve"}
+METHOD_ALIASES = {
+    "continuous": "adjoint",
+    "stored": "adjoint",
+    "discrete": "adjoint",
+    "grid": "adjoint",
+    "checkpointed": "adjoint",
+    "sqrt": "adjoint",
+    "backsolved": "backsolve",
+}
 # the adjoint's variants keep its hue: a dash, and a darker shade (fraction of black mixed in); the stored
 # continuous adjoint is the plain line.  "sqrt" and "c64" (the benchmark's names) are checkpointed.
 VARIANTS = {"discrete": ("dash", 0.25), "checkpointed": ("dashdot", 0.4), "grid": ("dot", 0.55)}
@@ -58,8 +74,9 @@ def _variant(label) -> str | None:
 def shade(color: str, amount: float) -> str:
     """``color`` (``#rrggbb``) with a fraction ``amount`` of black mixed in; of white where ``amount`` < 0."""
     target, amount = (0, amount) if amount >= 0 else (255, -amount)
-    return "#" + "".join(f"{round(c + (target - c) * amount):02X}" for c in
-                         (int(color[i:i + 2], 16) for i in (1, 3, 5)))
+    return "#" + "".join(
+        f"{round(c + (target - c) * amount):02X}" for c in (int(color[i : i + 2], 16) for i in (1, 3, 5))
+    )
 
 
 def style_of(label) -> dict | None:
@@ -94,7 +111,7 @@ def run_styles(labels) -> dict:
         k = seen[key] = seen.get(key, -1) + 1
         if k:
             dark = RUN_SHADES[k % len(RUN_SHADES)]
-            dark = -abs(dark) if max(int(style["color"][i:i + 2], 16) for i in (1, 3, 5)) < 0x40 else dark
+            dark = -abs(dark) if max(int(style["color"][i : i + 2], 16) for i in (1, 3, 5)) < 0x40 else dark
             style = dict(color=shade(style["color"], dark), dash=RUN_DASHES[k % len(RUN_DASHES)])
         out[label] = style
     return out
@@ -113,8 +130,13 @@ def log_axis(plain: bool = False, span=None, **settings) -> dict:
     ``span=(low, high)``, the data's extent: where it covers less than two decades (one labelled tick or none),
     the ticks are 1, 2 and 5 times each power of ten in it, written out in full (0.02, 0.05, 0.1, 0.2).
     ``settings`` add to these or replace them (a title, a range in decades)."""
-    axis = dict(type="log", dtick=1, exponentformat="none" if plain else "power", separatethousands=plain,
-                minor=dict(ticks="outside", ticklen=3, showgrid=False))
+    axis = dict(
+        type="log",
+        dtick=1,
+        exponentformat="none" if plain else "power",
+        separatethousands=plain,
+        minor=dict(ticks="outside", ticklen=3, showgrid=False),
+    )
     if span is not None and 0 < min(span) and max(span) < 100 * min(span):
         import math
 

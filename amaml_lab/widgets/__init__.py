@@ -8,9 +8,20 @@ tests drive the apps by setting values.  Show one in a notebook with ``display(a
 :mod:`.app` holds the common part, :mod:`.surfaces` the apps of notebooks 01 and 03, :mod:`.methods` those of
 02 and 04 (notebook 08's is :mod:`amaml_lab.widgets.payoff`).
 """
+
 from .app import App, grid_index, slider_grid, slider_layout
 from .methods import BaselineExplorer, CostExplorer, HorizonExplorer, measured_costs
 from .surfaces import FlowExplorer, ReconstructionExplorer
 
-__all__ = ["App", "BaselineExplorer", "CostExplorer", "FlowExplorer", "HorizonExplorer", "ReconstructionExplorer",
-           "grid_index", "measured_costs", "slider_grid", "slider_layout"]
+__all__ = [
+    "App",
+    "BaselineExplorer",
+    "CostExplorer",
+    "FlowExplorer",
+    "HorizonExplorer",
+    "ReconstructionExplorer",
+    "grid_index",
+    "measured_costs",
+    "slider_grid",
+    "slider_layout",
+]

@@ -1,5 +1,6 @@
 """The apps' common part: :class:`App` (controls, a figure, a status line; a move calls :meth:`App.update`) and
 the sliders' grids."""
+
 from __future__ import annotations
 
 import functools
@@ -23,7 +24,7 @@ class App:
 
     controls: dict
     figure: object
-    live: "weakref.WeakValueDictionary[int, App]" = weakref.WeakValueDictionary()
+    live: weakref.WeakValueDictionary[int, App] = weakref.WeakValueDictionary()
     _made = itertools.count(1)
 
     def __init__(self):
@@ -57,8 +58,9 @@ class App:
     @property
     def widget(self):
         if getattr(self, "_box", None) is None:
-            self._box = W.VBox([W.HBox(list(self.controls.values()), layout=W.Layout(flex_flow="row wrap")),
-                                self.status, self.figure])
+            self._box = W.VBox(
+                [W.HBox(list(self.controls.values()), layout=W.Layout(flex_flow="row wrap")), self.status, self.figure]
+            )
             self._box.add_class("amaml-app")
             self._box.add_class(f"amaml-app-{self.uid}")
         return self._box
@@ -97,8 +99,10 @@ def slider_grid(control) -> list:
     shows them; the options of any other control."""
     if not hasattr(control, "step"):
         return [o[1] if isinstance(o, tuple) else o for o in control.options]
-    at = [round(control.min + i * control.step, 10) for i in range(round((control.max - control.min) / control.step) + 1)]
-    return [control.base ** e for e in at] if isinstance(control, W.FloatLogSlider) else at
+    at = [
+        round(control.min + i * control.step, 10) for i in range(round((control.max - control.min) / control.step) + 1)
+    ]
+    return [control.base**e for e in at] if isinstance(control, W.FloatLogSlider) else at
 
 
 def grid_index(control, grid: list) -> int | None:

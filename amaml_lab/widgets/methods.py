@@ -1,4 +1,5 @@
 """The apps of notebooks 02 and 04: every meta-gradient across the horizons, their measured cost, the baselines."""
+
 from __future__ import annotations
 
 import json
@@ -8,9 +9,11 @@ import time
 import ipywidgets as W
 import torch
 
-from ..teach import baselines as explore_baselines, horizons_data as horizon_data
 from .. import viz
-from ..viz import horizons as viz_horizon, style as viz_style
+from ..teach import baselines as explore_baselines
+from ..teach import horizons_data as horizon_data
+from ..viz import horizons as viz_horizon
+from ..viz import style as viz_style
 from .app import App, grid_index, slider_grid, slider_layout
 
 
@@ -29,8 +32,17 @@ class CostExplorer(App):
     :meth:`wait` blocks until every point is in.
     """
 
-    def __init__(self, steps_options=(10, 30, 100, 300, 1000), steps: int | None = None, measure=None,
-                 methods=viz.COST_METHODS, device: str = "cpu", shots: int = 50, hidden: int = 32, repeat: int = 3):
+    def __init__(
+        self,
+        steps_options=(10, 30, 100, 300, 1000),
+        steps: int | None = None,
+        measure=None,
+        methods=viz.COST_METHODS,
+        device: str = "cpu",
+        shots: int = 50,
+        hidden: int = 32,
+        repeat: int = 3,
+    ):
         import threading
 
         from ..checks import check_device
@@ -40,15 +52,35 @@ class CostExplorer(App):
         self.rows: list[dict] = []
         self.error: str | None = None
         self.points = [(name, s) for s in sorted(steps_options) for name in self.methods]
-        self.controls = {"steps": W.SelectionSlider(options=list(steps_options), value=steps or steps_options[0],
-                                                    description="inner steps", **slider_layout())}
+        self.controls = {
+            "steps": W.SelectionSlider(
+                options=list(steps_options),
+                value=steps or steps_options[0],
+                description="inner steps",
+                **slider_layout(),
+            )
+        }
         self.figure = viz.cost_figure(self.rows, widget=True, steps=self.controls["steps"].value)
         self._lock = threading.RLock()  # the collecting thread and the controls both redraw
         super().__init__()
         self.status.value = self._describe(self.controls["steps"].value)
-        cfgs = [dict(name=name, steps=s, shots=shots, hidden=hidden, step_size=0.01, solver="rk4", dtype="float64",
-                     device=self.device, repeat=repeat, time_budget=30.0, seed=0, warmup="full")
-                for name, s in self.points]
+        cfgs = [
+            dict(
+                name=name,
+                steps=s,
+                shots=shots,
+                hidden=hidden,
+                step_size=0.01,
+                solver="rk4",
+                dtype="float64",
+                device=self.device,
+                repeat=repeat,
+                time_budget=30.0,
+                seed=0,
+                warmup="full",
+            )
+            for name, s in self.points
+        ]
         if measure is None:
             from ..measure import stream
 
@@ -64,14 +96,15 @@ class CostExplorer(App):
                 if "error" in row:
                     raise ValueError(f"measuring {row['name']} at {row['steps']} steps failed: {row['error']}")
                 with self._lock:
-                    self.rows.append({"name": row["name"], "steps": row["steps"], "time_s": row["time_s"],
-                                      "peak_mb": row["peak_mb"]})
+                    self.rows.append(
+                        {"name": row["name"], "steps": row["steps"], "time_s": row["time_s"], "peak_mb": row["peak_mb"]}
+                    )
                 self.update()
         except Exception as err:  # shown in the status line; the thread must not die silently
             self.error = str(err)
             self.update()
 
-    def wait(self, timeout: float | None = None) -> "CostExplorer":
+    def wait(self, timeout: float | None = None) -> CostExplorer:
         """Block until every point is measured (or ``timeout`` seconds); raise if measuring failed."""
         self._thread.join(timeout)
         if self.error:
@@ -87,14 +120,20 @@ class CostExplorer(App):
         ref = here.get("maml")
         parts = []
         for name, r in here.items():
-            ratio = (f" ({r['peak_mb'] / ref['peak_mb']:.2g}× maml's memory)"
-                     if ref and ref["peak_mb"] > 0 and name != "maml" else "")
+            ratio = (
+                f" ({r['peak_mb'] / ref['peak_mb']:.2g}× maml's memory)"
+                if ref and ref["peak_mb"] > 0 and name != "maml"
+                else ""
+            )
             parts.append(f"{name}: {r['time_s']:.3f} s, {r['peak_mb']:.1f} MB{ratio}")
         left = len(self.points) - len(rows)
         if self.error:
             tail = f" · <b>measuring stopped: {self.error}</b>"
         elif left:
-            tail = f" · <i>measuring in the background, in a separate process: {left} of {len(self.points)} points to come</i>"
+            tail = (
+                f" · <i>measuring in the background, in a separate process: {left} of {len(self.points)}"
+                " points to come</i>"
+            )
         else:
             tail = f" · all {len(self.points)} points measured"
         return f"{steps} steps · " + (" · ".join(parts) or "not measured yet") + tail
@@ -115,26 +154,58 @@ class BaselineExplorer(App):
     dotted line).  A λ off the slider's grid (the one it starts at, or one set from code) is computed alone.
     """
 
-    def __init__(self, support_loss, query_loss, theta, steps_list=(5, 20, 50), step_size: float = 0.01,
-                 lam: float = 2.0, cg_steps: int = 5, truncate: int = 5, steps: int | None = None):
+    def __init__(
+        self,
+        support_loss,
+        query_loss,
+        theta,
+        steps_list=(5, 20, 50),
+        step_size: float = 0.01,
+        lam: float = 2.0,
+        cg_steps: int = 5,
+        truncate: int = 5,
+        steps: int | None = None,
+    ):
         started = time.perf_counter()
         self.task = (support_loss, query_loss, theta)
         self.steps_list, self.step_size = tuple(sorted(steps_list)), step_size
         self.controls = {
-            "lam": W.FloatLogSlider(value=lam, base=10, min=-1, max=2, step=0.1, description="iMAML λ",
-                                    readout_format=".2f", **slider_layout()),
+            "lam": W.FloatLogSlider(
+                value=lam,
+                base=10,
+                min=-1,
+                max=2,
+                step=0.1,
+                description="iMAML λ",
+                readout_format=".2f",
+                **slider_layout(),
+            ),
             "cg_steps": W.IntSlider(value=cg_steps, min=1, max=20, description="CG steps", **slider_layout()),
-            "truncate": W.IntSlider(value=truncate, min=1, max=max(self.steps_list), description="truncation",
-                                    **slider_layout()),
-            "steps": W.SelectionSlider(options=list(self.steps_list), value=steps or max(self.steps_list),
-                                       description="inner steps", **slider_layout()),
+            "truncate": W.IntSlider(
+                value=truncate, min=1, max=max(self.steps_list), description="truncation", **slider_layout()
+            ),
+            "steps": W.SelectionSlider(
+                options=list(self.steps_list),
+                value=steps or max(self.steps_list),
+                description="inner steps",
+                **slider_layout(),
+            ),
         }
         self._lams = slider_grid(self.controls["lam"])
         lams = self._lams + ([] if grid_index(self.controls["lam"], self._lams) is not None else [float(lam)])
-        self.table = explore_baselines.baseline_table(support_loss, query_loss, theta, self.steps_list, step_size=step_size,
-                                            lams=lams, cg_steps=self.controls["cg_steps"].max,
-                                            truncates=range(1, self.controls["truncate"].max + 1))
-        self._fixed = {m: [r for r in self.table["fixed"] if r["method"] == m] for m in ("adjoint", "fomaml", "reptile")}
+        self.table = explore_baselines.baseline_table(
+            support_loss,
+            query_loss,
+            theta,
+            self.steps_list,
+            step_size=step_size,
+            lams=lams,
+            cg_steps=self.controls["cg_steps"].max,
+            truncates=range(1, self.controls["truncate"].max + 1),
+        )
+        self._fixed = {
+            m: [r for r in self.table["fixed"] if r["method"] == m] for m in ("adjoint", "fomaml", "reptile")
+        }
         self.figure = viz.baselines_figure(self.rows, widget=True, steps=self.controls["steps"].value)
         super().__init__()
         self.status.value = self._describe()
@@ -148,22 +219,31 @@ class BaselineExplorer(App):
             return float(self._lams[i])
         lam = float(c.value)
         if (lam, 1) not in self.table["imaml"]:
-            self.table["imaml"].update(explore_baselines.imaml_rows(*self.task, self.steps_list, [lam],
-                                                          self.controls["cg_steps"].max, step_size=self.step_size))
+            self.table["imaml"].update(
+                explore_baselines.imaml_rows(
+                    *self.task, self.steps_list, [lam], self.controls["cg_steps"].max, step_size=self.step_size
+                )
+            )
         return lam
 
     @property
     def rows(self) -> list[dict]:
         """The rows the figure shows now: adjoint, fomaml, reptile, iMAML at λ and CG steps, truncated at k."""
         v = self.values()
-        return [*self._fixed["adjoint"], *self._fixed["fomaml"], *self._fixed["reptile"],
-                *self.table["imaml"][(self._lam(), int(v["cg_steps"]))], *self.table["truncated"][int(v["truncate"])]]
+        return [
+            *self._fixed["adjoint"],
+            *self._fixed["fomaml"],
+            *self._fixed["reptile"],
+            *self.table["imaml"][(self._lam(), int(v["cg_steps"]))],
+            *self.table["truncated"][int(v["truncate"])],
+        ]
 
     def _describe(self) -> str:
         steps = self.controls["steps"].value
         rows = [r for r in self.rows if r["steps"] == steps]
-        return f"at {steps} steps: " + " · ".join(f"{r['label']}: error {r['rel_error']:.2g}, cosine {r['cosine']:.4f}"
-                                                  for r in rows)
+        return f"at {steps} steps: " + " · ".join(
+            f"{r['label']}: error {r['rel_error']:.2g}, cosine {r['cosine']:.4f}" for r in rows
+        )
 
     def redraw(self) -> str:
         viz.update_baselines(self.figure, self.rows, steps=self.controls["steps"].value)
@@ -182,13 +262,25 @@ class HorizonExplorer(App):
     in ``amaml_lab/measured/cpu-steps.json``) drawn in panel (d).
     """
 
-    def __init__(self, step_sizes=(0.01, 0.03), solvers=("euler", "midpoint", "rk4"), largest: int = 1000,
-                 steps: int | None = None, step_size: float | None = None, solver: str = "rk4", methods=None,
-                 data=None, cost: dict | None = None, workers: int | None = None, **task_options):
+    def __init__(
+        self,
+        step_sizes=(0.01, 0.03),
+        solvers=("euler", "midpoint", "rk4"),
+        largest: int = 1000,
+        steps: int | None = None,
+        step_size: float | None = None,
+        solver: str = "rk4",
+        methods=None,
+        data=None,
+        cost: dict | None = None,
+        workers: int | None = None,
+        **task_options,
+    ):
         from ..teach import horizons as horizon
 
-        self.data = data or horizon_data.build(task_options, step_sizes=step_sizes, solvers=solvers,
-                                               steps=horizon.log_steps(largest), workers=workers)
+        self.data = data or horizon_data.build(
+            task_options, step_sizes=step_sizes, solvers=solvers, steps=horizon.log_steps(largest), workers=workers
+        )
         self.cost = cost or measured_costs()
         d = self.data
         shown = list(horizon.LINES if methods is None else methods)
@@ -201,22 +293,32 @@ class HorizonExplorer(App):
             raise ValueError(f"steps={steps!r} is not on the grid; allowed values: {', '.join(map(str, d.steps))}")
         step_size = d.step_sizes[0] if step_size is None else step_size
         if step_size not in d.step_sizes:
-            raise ValueError(f"step_size={step_size!r} was not computed; allowed values: "
-                             f"{', '.join(map(str, d.step_sizes))}")
+            raise ValueError(
+                f"step_size={step_size!r} was not computed; allowed values: {', '.join(map(str, d.step_sizes))}"
+            )
         if solver not in d.solvers:
             raise ValueError(f"solver={solver!r} was not computed; allowed values: {', '.join(d.solvers)}")
         self.controls = {
-            "steps": W.SelectionSlider(options=list(d.steps), value=steps, description="inner steps",
-                                       **slider_layout()),
-            "step_size": W.ToggleButtons(options=list(d.step_sizes), value=step_size, description="step size h",
-                                         style={"button_width": "60px"}),
-            "solver": W.ToggleButtons(options=list(d.solvers), value=solver, description="solver",
-                                      style={"button_width": "80px"}),
-            "methods": W.SelectMultiple(options=[(horizon.LABELS[m], m) for m in horizon.LINES], value=shown,
-                                        description="methods", rows=len(horizon.LINES),
-                                        layout=W.Layout(width="420px")),
+            "steps": W.SelectionSlider(
+                options=list(d.steps), value=steps, description="inner steps", **slider_layout()
+            ),
+            "step_size": W.ToggleButtons(
+                options=list(d.step_sizes), value=step_size, description="step size h", style={"button_width": "60px"}
+            ),
+            "solver": W.ToggleButtons(
+                options=list(d.solvers), value=solver, description="solver", style={"button_width": "80px"}
+            ),
+            "methods": W.SelectMultiple(
+                options=[(horizon.LABELS[m], m) for m in horizon.LINES],
+                value=shown,
+                description="methods",
+                rows=len(horizon.LINES),
+                layout=W.Layout(width="420px"),
+            ),
         }
-        self.figure = viz_horizon.horizon_figure(d, step_size, solver, d.steps.index(steps), shown, self.cost, widget=True)
+        self.figure = viz_horizon.horizon_figure(
+            d, step_size, solver, d.steps.index(steps), shown, self.cost, widget=True
+        )
         with self.figure.batch_update():
             self._hold_ranges()
         super().__init__()
@@ -225,8 +327,9 @@ class HorizonExplorer(App):
     def view(self) -> dict:
         """The data the figure shows now (see :func:`amaml_lab.viz.horizons.horizon_view`)."""
         v = self.values()
-        return viz_horizon.horizon_view(self.data, v["step_size"], v["solver"], self.data.steps.index(v["steps"]),
-                                v["methods"])
+        return viz_horizon.horizon_view(
+            self.data, v["step_size"], v["solver"], self.data.steps.index(v["steps"]), v["methods"]
+        )
 
     def _describe(self) -> str:
         v = self.view()
@@ -237,10 +340,11 @@ class HorizonExplorer(App):
                 text = "overflow" if not math.isfinite(rel) else f"{rel:.1e}"
                 parts.append(f"{m['key']} {text}")
         h, solver = self.controls["step_size"].value, self.controls["solver"].value
-        return (f"T = {v['T']:.4g}: {round(v['T'] / h)} {solver} steps of {h:g} · "
-                f"support loss {v['at_T'][0]:.3g}, query loss {v['at_T'][1]:.3g} · "
-                f"error to the exact meta-gradient: " + ", ".join(parts) +
-                f" · built in {self.data.seconds:.1f} s")
+        return (
+            f"T = {v['T']:.4g}: {round(v['T'] / h)} {solver} steps of {h:g} · "
+            f"support loss {v['at_T'][0]:.3g}, query loss {v['at_T'][1]:.3g} · "
+            f"error to the exact meta-gradient: " + ", ".join(parts) + f" · built in {self.data.seconds:.1f} s"
+        )
 
     def _hold_ranges(self) -> None:
         """Fix every range a move of the steps, the step size or the solver could change to one that holds all of
@@ -258,12 +362,29 @@ class HorizonExplorer(App):
             return [low - pad, high + pad]
 
         fig = self.figure
-        fig.update_yaxes(range=span(torch.cat([c.flatten() for c in d.curves.values()] + [
-            d.task.y_plot.flatten(), d.task.support[1].flatten(), d.task.query[1].flatten()]), False, 0.05), row=1, col=1)
+        fig.update_yaxes(
+            range=span(
+                torch.cat(
+                    [c.flatten() for c in d.curves.values()]
+                    + [d.task.y_plot.flatten(), d.task.support[1].flatten(), d.task.query[1].flatten()]
+                ),
+                False,
+                0.05,
+            ),
+            row=1,
+            col=1,
+        )
         horizons = [k * h for k in d.steps for h in d.step_sizes]
         fig.update_xaxes(range=span(horizons + list(d.step_sizes), True, 0.05), row=1, col=2)
-        fig.update_yaxes(range=span(torch.cat([torch.cat([sw.support_curve, sw.query_curve]).flatten()
-                                               for sw in d.sweeps.values()]), True, 0.1), row=1, col=2)
+        fig.update_yaxes(
+            range=span(
+                torch.cat([torch.cat([sw.support_curve, sw.query_curve]).flatten() for sw in d.sweeps.values()]),
+                True,
+                0.1,
+            ),
+            row=1,
+            col=2,
+        )
         fig.update_xaxes(range=span(horizons, True, 0.05), row=2)
         fig.update_xaxes(range=span(list(d.steps) + [r["steps"] for r in self.cost["rows"]], True, 0.1), row=3)
 

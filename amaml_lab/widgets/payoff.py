@@ -1,4 +1,5 @@
 """Notebook 08's app: choose the training horizon and the test horizon, see that theta adapt."""
+
 from __future__ import annotations
 
 import ipywidgets as W
@@ -17,8 +18,17 @@ class PayoffExplorer(App):
     inner-loop solve per trained theta saves every test horizon); a move only indexes.
     """
 
-    def __init__(self, records, setting: str, reg: float = 0.0, seed: int = 0, tasks=(0, 1, 2),
-                 train: int | None = None, test: int | None = None, view: dict | None = None):
+    def __init__(
+        self,
+        records,
+        setting: str,
+        reg: float = 0.0,
+        seed: int = 0,
+        tasks=(0, 1, 2),
+        train: int | None = None,
+        test: int | None = None,
+        view: dict | None = None,
+    ):
         self.view = view or adaptation_view(records, setting, reg, seed=seed, tasks=tasks)
         v = self.view
         # by default the shortest-trained theta with a long test loop: moving "trained N" right shows the payoff
@@ -44,21 +54,32 @@ class PayoffExplorer(App):
         n, m = self.values()["train"], self.values()["test"]
         cross = self.view["cross"]
         i, j = cross["train"].index(n), cross["test"].index(m)
-        return {"train": n, "test": m, "mean": cross["mean"][i][j], "low": cross["low"][i][j],
-                "high": cross["high"][i][j], "seeds": cross["seeds"][i], "pairs": self.view["pairs"].get((n, m), {})}
+        return {
+            "train": n,
+            "test": m,
+            "mean": cross["mean"][i][j],
+            "low": cross["low"][i][j],
+            "high": cross["high"][i][j],
+            "seeds": cross["seeds"][i],
+            "pairs": self.view["pairs"].get((n, m), {}),
+        }
 
     def describe(self) -> str:
         c = self.cell()
         tasks = self.view["evaluated"]
-        text = (f"θ trained through N = {c['train']} (T = {c['train'] * self.view['step_size']:g}), adapted for"
-                f" {c['test']} steps: nRMSE {c['mean']:.3f} over {tasks} meta-test tasks")
+        text = (
+            f"θ trained through N = {c['train']} (T = {c['train'] * self.view['step_size']:g}), adapted for"
+            f" {c['test']} steps: nRMSE {c['mean']:.3f} over {tasks} meta-test tasks"
+        )
         if c["seeds"] > 1:
             text += f" (seeds {c['low']:.3f}–{c['high']:.3f})"
         if c["pairs"]:
             diffs = ", ".join(f"{p['difference']:+.3f} ± {p['ci95']:.3f}" for _, p in sorted(c["pairs"].items()))
-            text += (f" · minus θ trained at N = 10, paired per seed: {diffs}"
-                     f" ({agreement(c['pairs'])} in every seed)" if agreement(c["pairs"]) != "unresolved"
-                     else f" · minus θ trained at N = 10, paired per seed: {diffs} (not resolved in every seed)")
+            text += (
+                f" · minus θ trained at N = 10, paired per seed: {diffs} ({agreement(c['pairs'])} in every seed)"
+                if agreement(c["pairs"]) != "unresolved"
+                else f" · minus θ trained at N = 10, paired per seed: {diffs} (not resolved in every seed)"
+            )
         return text
 
     def redraw(self) -> str:

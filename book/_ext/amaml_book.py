@@ -7,6 +7,7 @@ the copy inside the installed ``plotly`` package, served with the site once (``_
 loaded only by pages with a figure: nothing comes from a CDN, nothing needs a kernel.  The widget view itself is
 dropped (its state needs a kernel).
 """
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,12 @@ def figure_html(figure: dict) -> str:
 class PlotlyMime:
     """A myst-nb mime renderer (its plugin protocol): the plotly entry first for HTML, the widget view never."""
 
-    mime_priority_overrides = [("html", PLOTLY_MIME, 1), ("html", WIDGET_MIME, None),
-                               ("dirhtml", PLOTLY_MIME, 1), ("dirhtml", WIDGET_MIME, None)]
+    mime_priority_overrides = [
+        ("html", PLOTLY_MIME, 1),
+        ("html", WIDGET_MIME, None),
+        ("dirhtml", PLOTLY_MIME, 1),
+        ("dirhtml", WIDGET_MIME, None),
+    ]
 
     @staticmethod
     def handle_mime(renderer, data, inline):
@@ -71,8 +76,11 @@ def heading_slug(title: str) -> str:
 
     global _IDS
     if _IDS is None:
-        _IDS = {m.group(2).strip(): m.group(1) for path in sorted(DOCS.glob("*.md"))
-                for m in ANCHOR.finditer(path.read_text(encoding="utf-8"))}
+        _IDS = {
+            m.group(2).strip(): m.group(1)
+            for path in sorted(DOCS.glob("*.md"))
+            for m in ANCHOR.finditer(path.read_text(encoding="utf-8"))
+        }
     return _IDS.get(title.strip()) or default_slugify(title)
 
 

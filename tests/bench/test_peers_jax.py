@@ -1,0 +1,86 @@
+"""bench --jax: the kit's meta-gradient written in JAX and diffrax is the kit's (back-propagation through the same
+rk4 steps, float64) on the same theta and meta-batch, and a missing JAX gives rows that say so."""
+
+import pytest
+
+from amaml_lab.bench import peers_jax
+from amaml_lab.bench.side_by_side import measure_side_by_side
+from amaml_lab.bench.tables import side_by_side_table
+
+SMALL = dict(domain="CosMixture2D", shots=10, steps=6, seed=3, rounds=1)
+
+
+@pytest.mark.skipif(peers_jax.available() is not None, reason=f"{peers_jax.available()}")
+def test_jax_and_diffrax_give_the_kits_maml_gradient():
+    rows = {r["name"]: r for r in measure_side_by_side({**SMALL, "rows": ["jax-jit", "diffrax"]})["rows"]}
+    assert set(rows) == {"kit maml", "kit adjoint", "jax-jit", "diffrax"}
+    assert rows["kit maml"]["rel_error"] == 0.0 and rows["kit maml"]["ratio"] > 0
+    for peer in ("jax-jit", "diffrax"):
+        assert rows[peer]["rel_error"] < 1e-12, rows[peer]
+    assert 1e-12 < rows["kit adjoint"]["rel_error"] < 1e-3  # the continuous adjoint: the flow's, not the steps'
+    assert set(rows["kit maml"]["vs"]) == {"jax-jit", "diffrax"} and rows["jax-jit"]["vs"]["jax-jit"] == 1.0
+    table = side_by_side_table([{**r, "steps": 6} for r in rows.values()])
+    assert "| / jax-jit | / diffrax |" in table and f"| {rows['kit maml']['vs']['diffrax']:.2f} |" in table
+
+
+def test_without_jax_the_peers_say_what_to_install(monkeypatch):
+    monkeypatch.setattr(peers_jax, "available", lambda: 'jax not installed (pip install -e ".[jax]")')
+    rows = {r["name"]: r for r in measure_side_by_side({**SMALL, "rows": ["jax-jit", "diffrax"]})["rows"]}
+    assert rows["jax-jit"] == {"name": "jax-jit", "error": 'skipped: jax not installed (pip install -e ".[jax]")'}
+    assert "time_s" in rows["kit adjoint"] and "diffrax" in rows
+
+
+def test_the_committed_side_by_side_is_what_the_docs_say():
+    """benchmarks/cpu-jax.json (bench --jax, quiet machine, warm cache) and cpu-jax-cold.json (an empty cache)
+    hold the numbers docs/performance.md and the README quote: compiled maml and the compiled adjoint no slower
+    than jax-jit and diffrax (paired ratios), every gradient the kit's maml, the compile times."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    runs = {
+        name: {r["name"]: r for r in json.loads((root / "benchmarks" / f"{name}.json").read_text())}
+        for name in ("cpu-jax", "cpu-jax-cold")
+    }
+    rows = runs["cpu-jax"]
+    docs, readme = (root / "docs" / "performance.md").read_text(), (root / "README.md").read_text()
+    for name, seconds in {
+        "kit adjoint": 0.450,
+        "kit maml (compiled)": 0.167,
+        "kit adjoint (compiled)": 0.172,
+        "jax-jit": 0.188,
+        "diffrax": 0.195,
+    }.items():
+        assert round(rows[name]["time_s"], 3) == seconds and f"{seconds:.3f} s" in docs, name
+    for run, maml, adjoint in (("cpu-jax", 0.95, 0.91), ("cpu-jax-cold", 0.89, 0.91)):
+        assert round(runs[run]["kit maml (compiled)"]["vs"]["jax-jit"], 2) == maml <= 1.0
+        assert round(runs[run]["kit adjoint (compiled)"]["vs"]["diffrax"], 2) == adjoint <= 1.0
+        assert f"{maml:.2f}" in docs and f"{adjoint:.2f}" in docs
+    compile_s = {
+        (run, n): round(runs[run][n]["first_s"], 1)
+        for run in runs
+        for n in ("kit maml (compiled)", "kit adjoint (compiled)")
+    }
+    assert compile_s == {
+        ("cpu-jax", "kit maml (compiled)"): 4.4,
+        ("cpu-jax", "kit adjoint (compiled)"): 1.4,
+        ("cpu-jax-cold", "kit maml (compiled)"): 24.7,
+        ("cpu-jax-cold", "kit adjoint (compiled)"): 17.9,
+    }
+    assert all(f"{v} s" in docs for v in compile_s.values())
+    assert all(rows[n]["rel_error"] < 1e-14 for n in ("kit maml (compiled)", "jax-jit", "diffrax"))
+    assert "0.95 of jax-jit's time" in readme and "0.91 of diffrax's" in readme
+    speedups = [
+        round(rows[f"kit {m}"]["time_s"] / rows[f"kit {m} (compiled)"]["time_s"], 1) for m in ("maml", "adjoint")
+    ]
+    assert speedups == [2.4, 2.6] and "2.4x (maml) and 2.6x (the adjoint) faster" in readme
+    for name, label in (
+        ("kit maml", "kit maml, eager"),
+        ("kit adjoint", "kit adjoint, eager"),
+        ("kit maml (compiled)", "kit maml, compiled"),
+        ("kit adjoint (compiled)", "kit adjoint, compiled"),
+        ("jax-jit", "jax-jit (back-propagation through the loop)"),
+        ("diffrax", "diffrax (its default adjoint)"),
+    ):
+        r = rows[name]
+        assert f"| {label} | {r['time_s']:.3f} | {r['vs']['jax-jit']:.2f} | {r['vs']['diffrax']:.2f} |" in readme, name

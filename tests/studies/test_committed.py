@@ -1,0 +1,187 @@
+"""The committed long runs the notebooks open on, and the per-episode meta-gradient check they assert."""
+
+import pytest
+
+from amaml_lab.studies import committed
+from amaml_lab.training.config import RunConfig
+from amaml_lab.training.evaluate import episode_check
+
+
+@pytest.mark.parametrize("name", list(committed.SETTINGS))
+def test_every_committed_setting_loads_with_its_provenance(name):
+    runs = committed.runs(name)
+    assert runs and all(r["summary"]["status"] == "done" and r["metrics"] for r in runs.values())
+    line = committed.provenance(name, runs)
+    assert committed.SETTINGS[name].script in line and "meta-steps" in line and "torch" in line
+    assert (committed.RESULTS / committed.SETTINGS[name].folder / "table.md").is_file()
+    est = committed.estimate(name, runs, 5000)
+    hours = float(est.split("about ")[1].split(" h")[0])
+    per = sum(r["summary"]["seconds_per_meta_step"] for r in runs.values())
+    assert hours == pytest.approx(per * 5000 / 3600, abs=0.06)
+    assert "times 2" in committed.estimate(name, runs, 10, scale=2, why="twice the batch")
+
+
+def test_missing_results_say_where_they_come_from(tmp_path):
+    with pytest.raises(FileNotFoundError, match="source tree"):
+        committed.runs("CosMixture-50-50", root=tmp_path)
+    with pytest.raises(ValueError, match="setting='nope' is not known"):
+        committed.runs("nope")
+
+
+def test_episode_check_compares_each_method_with_maml_on_the_domain():
+    rows = {r["label"]: r for r in episode_check(RunConfig("CosMixture2D", 10, 10, 20, method="adjoint"))}
+    assert set(rows) == {"maml", "adjoint", "adjoint (discrete)", "fomaml", "reptile", "imaml"}
+    assert rows["maml"]["rel_error"] == 0 and rows["adjoint (discrete)"]["rel_error"] < 1e-10
+    assert 0 < rows["adjoint"]["rel_error"] < 1e-5 and 0.05 < rows["fomaml"]["rel_error"]
+    rows = episode_check(
+        RunConfig("Omniglot", 1, 2, 3, ways=3, subset="demo", hidden=8, method="maml"),
+        methods=("maml", "adjoint (discrete)"),
+    )
+    assert [r["label"] for r in rows] == ["maml", "adjoint (discrete)"] and rows[1]["rel_error"] < 1e-10
+
+
+def test_committed_tables_are_what_make_figures_writes(tmp_path):
+    """results/*/table.md, the paired differences included, are rebuilt from the committed run folders alone."""
+    import importlib.util
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "results"
+    spec = importlib.util.spec_from_file_location("make_figures", root / "make_figures.py")
+    make_figures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_figures)
+    for part in ("cpu-long", "omniglot-cpu", "horizon"):
+        shutil.copytree(
+            root / part, tmp_path / part, ignore=shutil.ignore_patterns("checkpoint.pt", "tables.md", "table.md")
+        )
+    assert make_figures.main(str(tmp_path), "--tables") == 0
+    tables = sorted(root.glob("cpu-long/*/table.md")) + sorted(root.glob("omniglot-cpu/*/table.md"))
+    assert len(tables) >= 4  # each cpu-long setting (and the seeds folder, once it has runs) and each Omniglot one
+    tables.append(root / "horizon" / "tables.md")  # the horizon experiment's, from its run folders
+    if (root / "horizon" / "lr").is_dir():  # issue 33's rates and where its runs stand
+        tables.append(root / "horizon" / "directions.md")
+    for table in tables:
+        assert (tmp_path / table.relative_to(root)).read_text() == table.read_text(), table
+        assert "paired" in table.read_text().lower() or table.name == "directions.md"
+    assert make_figures.main(str(tmp_path), "--figures") == 2
+
+
+def test_results_readme_horizon_numbers_come_from_the_tables():
+    """Every nRMSE and paired difference the horizon section of results/README.md states is in the tables that
+    make_figures.py builds from the run folders (results/horizon/tables.md): prose cannot drift from the data."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "results"
+    text = (root / "README.md").read_text()
+    section = text.split("## When does a longer inner loop pay off?")[1].split("\n## ")[0]
+    tables = (root / "horizon" / "tables.md").read_text()
+    pairs = re.findall(r"[−-]\d\.\d{3} ± \d\.\d{3}", section)
+    values = re.findall(r"(?<![\d.±−-])\d\.\d{3}(?![\d ]*±)", section)
+    assert len(pairs) >= 6 and len(values) >= 10
+    for p in pairs:
+        assert p.replace("−", "-") in tables, p
+    for v in values:
+        assert v in tables, v
+
+
+def test_readme_lesson_numbers_come_from_the_tables():
+    """The README's "What the kit shows" quotes the horizon experiment and its continuation (issue 33): every nRMSE
+    there is in their tables."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    section = (root / "README.md").read_text().split("## What the kit shows")[1].split("\n## ")[0]
+    tables = "".join((root / "results" / "horizon" / name).read_text() for name in ("tables.md", "directions.md"))
+    values = re.findall(r"\b\d\.\d{3}\b", section)
+    assert len(values) >= 4
+    for v in values:
+        assert v in tables, v
+    assert "45 MB" in tables and "1,823 MB" in tables  # the memory arm's numbers the section rounds
+
+
+def test_estimate_hours_scale_with_the_run():
+    """The estimate's hours are the measured seconds per meta-step times the meta-steps times the scale: twice the
+    meta-steps or scale 8 multiply them by exactly that (a dropped scale factor would leave them unchanged)."""
+    import re
+
+    from amaml_lab.studies import committed
+
+    runs = committed.runs("CosMixture-50-50")
+    per = sum(r["summary"]["seconds_per_meta_step"] for r in runs.values())
+
+    def hours(text):
+        return float(re.search(r"about ([\d.]+) h", text).group(1))
+
+    assert hours(committed.estimate("CosMixture-50-50", runs, 5000)) == pytest.approx(per * 5000 / 3600, abs=0.05)
+    assert hours(committed.estimate("CosMixture-50-50", runs, 5000, scale=8, why="x")) == pytest.approx(
+        8 * per * 5000 / 3600, abs=0.05
+    )
+
+
+def test_the_shipped_cost_measurements_are_their_benchmarks_rows():
+    """amaml_lab/measured/cpu-steps.json (panel (d) of the horizon explorer) is tools/package_costs.py's copy of a
+    committed benchmark: the same rows, every line the panel draws measured at 10 ... 10,000 steps, and the
+    compiled path's times below its eager method's at 100 steps and beyond (the numbers notebook 02 quotes)."""
+    import json
+    from pathlib import Path
+
+    from amaml_lab import viz
+    from amaml_lab.widgets.methods import measured_costs
+
+    root = Path(__file__).resolve().parents[2]
+    shipped = measured_costs()
+    assert shipped["rows"] == json.loads((root / shipped["source"]).read_text())
+    assert f"--out {shipped['source']}" in shipped["command"]
+    rows = {(r["name"], r["steps"]): r for r in shipped["rows"] if "time_s" in r}
+    for name in viz.HORIZON_COST:
+        assert {s for (n, s) in rows if n == name} == {10, 100, 1000, 10000}, name
+    for method in ("maml", "adjoint"):
+        for steps in (100, 1000, 10000):
+            assert rows[(f"{method}-compiled", steps)]["time_s"] < rows[(method, steps)]["time_s"]
+    from amaml_lab.bench.tables import steps_table
+
+    assert steps_table(shipped["rows"]) in (root / "docs" / "performance.md").read_text()  # the docs' table
+    speedups = {
+        m: [rows[(m, s)]["time_s"] / rows[(f"{m}-compiled", s)]["time_s"] for s in (100, 1000, 10000)]
+        for m in ("maml", "adjoint")
+    }
+    assert 3.3 <= round(min(speedups["maml"]), 1) and round(max(speedups["maml"]), 1) <= 3.6
+    assert 4.1 <= round(min(speedups["adjoint"]), 1) and round(max(speedups["adjoint"]), 1) <= 4.6
+
+
+def test_the_directions_section_quotes_the_committed_rate_selection():
+    """results/README.md's numbers on the learning rates are horizon/directions.md's rows (made from the folders)."""
+    from pathlib import Path
+
+    from amaml_lab.studies import directions
+
+    root = Path(__file__).resolve().parents[2] / "results"
+    if not (root / "horizon" / "lr").is_dir():
+        pytest.skip("the rate selection is not committed yet")
+    table = directions.rate_table(root / "horizon")
+    row = {line.split(" | ")[1]: line for line in table.splitlines() if line.startswith("| CosMixture-50-50 |")}
+    for run, scores in (
+        ("maml-1000", "| 0.663 ± 0.029 | 0.196 ± 0.010 | 0.199 ± 0.009 |"),
+        ("reptile-1000", "| 0.303 ± 0.021 | 0.123 ± 0.006 | 0.125 ± 0.007 |"),
+    ):
+        assert scores in row[run] and row[run].endswith("| 3e-3 |"), row[run]
+    sinusoid = {line.split(" | ")[1]: line for line in table.splitlines() if line.startswith("| Sinusoid-10-10 |")}
+    assert "| 0.259 ± 0.025 |" in sinusoid["maml-1000"] and "| 0.143 ± 0.016 |" in sinusoid["maml-1000"]
+    assert sinusoid["maml-1000"].endswith("| 1e-2 |") and sinusoid["reptile-1000"].endswith("| 3e-2 |")
+    assert "| 0.203 ± 0.019 |" in sinusoid["reptile-1000"] and "| 0.106 ± 0.010 |" in sinusoid["reptile-1000"]
+    assert all(row.endswith("| 1e-2 |") for row in (sinusoid["fomaml-1000"], row["fomaml-1000"]))
+    text = (root / "README.md").read_text()
+    for quoted in (
+        "0.663 at 1e-3 to 0.196 at 3e-3",
+        "(0.199 at 1e-2)",
+        "0.303 to 0.123 (0.125 at 1e-2)",
+        "(0.123 against 0.196",
+        "1e-2 (0.143, against 0.259 at 1e-3)",
+        "3e-2 (0.106, against 0.203)",
+        "(fomaml: 1e-2 on both)",
+    ):
+        assert quoted in text, quoted
+    readme = (root.parent / "README.md").read_text()
+    assert "(3e-3 for both), the exact gradient reaches 0.196 and Reptile 0.123" in readme

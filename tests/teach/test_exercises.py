@@ -1,0 +1,210 @@
+"""Every exercise with the package's solution (right) and with the wrong answers a learner is likely to give."""
+
+import math
+
+import pytest
+import torch
+
+from amaml_lab.teach import exercises
+
+
+def test_every_exercise_accepts_its_solution(capsys):
+    for name in exercises.EXERCISES:
+        assert exercises.check(name, exercises.solution(name)), name
+        out = capsys.readouterr().out
+        assert out.startswith(f"✓ {name}:") and "float32" not in out, out
+
+
+def _eye(g):
+    return torch.eye(len(g), dtype=g.dtype)
+
+
+def _stub_not_written(*args):
+    raise NotImplementedError
+
+
+def _euler(a, H, h):
+    return exercises.solution("adjoint_euler_step")(a, H, h)
+
+
+def _imaml(H, g, lam):
+    return exercises.solution("imaml_system")(H, g, lam)
+
+
+def _ci(acc):
+    return exercises.solution("confidence_interval")(acc)
+
+
+WRONG = {  # exercise -> (wrong answer, a phrase of the sentence that must name what is off)
+    "stable_step": [
+        (0.5, "placeholder the notebook's stub"),
+        (None, "is None"),
+        (1 / 7.5, "1/λmax"),
+        (0.13, "1/λmax"),
+        (7.5, "λmax itself"),
+        (4.0, "smallest eigenvalue"),
+        (0.1, "stable but not the largest"),
+        (-2 / 7.5, "negated"),
+        (4 / 7.5, "doubled"),
+        (0.26, "truncated"),
+        (0.3, "too large"),
+    ],
+    "adjoint_euler_step": [
+        (lambda a, H, h: a, "what the notebook's stub returns"),
+        (_stub_not_written, "raises NotImplementedError"),
+        (lambda a, H, h: None, "is None"),
+        (lambda a, H, h: a + h * H @ a, "forward in time"),
+        (lambda a, H, h: a - H @ a, "step size h is missing"),
+        (lambda a, H, h: a - h * a, "Hessian is missing"),
+        (lambda a, H, h: -_euler(a, H, h), "negated: "),
+        (lambda a, H, h: 2 * _euler(a, H, h), "doubled: "),
+        (lambda a, H, h: a[:3], "has shape (3,)"),
+        (lambda a, H, h: a - 2 * h * H @ a, "against the direction of time"),  # last resort
+        # float32 is judged at float32 precision, which still tells mistakes apart ...
+        (lambda a, H, h: (a + h * H @ a).float(), "forward in time"),
+        (lambda a, H, h: _euler(a, H, h).float() * (1 + 1e-3), "off by"),
+        # ... and float64 keeps its own precision
+        (lambda a, H, h: _euler(a, H, h) * (1 + 1e-6), "off by"),
+    ],
+    "breaking_point": [
+        (10.0, "placeholder the notebook's stub"),
+        (None, "is None"),
+        (math.log(1e16), "order one"),
+        (5.0, "measured"),
+        (-exercises.measured_breaking_point(), "negated: you said -"),
+    ],
+    "imaml_system": [
+        (lambda H, g, lam: g, "what the notebook's stub returns"),
+        (lambda H, g, lam: torch.linalg.solve(lam * _eye(g) + H, g), "you solved (λI + H) v = g"),
+        (lambda H, g, lam: torch.linalg.solve(H + lam * _eye(g), g), "divide H by λ and keep I"),
+        (lambda H, g, lam: torch.linalg.solve(_eye(g) + lam * H, g), "(I + λH)"),
+        (lambda H, g, lam: (_eye(g) + H / lam) @ g, "inverse"),
+        (lambda H, g, lam: torch.linalg.solve(H / lam, g), "identity is missing"),
+        (lambda H, g, lam: -_imaml(H, g, lam), "negated: "),
+        (lambda H, g, lam: 2 * _imaml(H, g, lam), "doubled: "),  # at λ = 0.5 it is also (λI + H)'s
+        (lambda H, g, lam: 0.5 * _imaml(H, g, lam), "away (relative)"),
+    ],  # last resort
+    "confidence_interval": [
+        (lambda acc: float(acc.std()), "what the notebook's stub returns"),
+        (lambda acc: 2 * float(acc.std()) / math.sqrt(len(acc)), "1.96, not 2"),
+        (lambda acc: 100 * _ci(acc), "fraction, not percent"),
+        (lambda acc: -_ci(acc), "negated: "),
+        (lambda acc: 2 * _ci(acc), "full width"),
+        (lambda acc: 1.96 * float(acc.std()), "divide by √n"),
+        (lambda acc: 1.96 * float(acc.std()) / len(acc), "divides by n"),
+        (lambda acc: 1.96 * float(acc.std(correction=0)) / math.sqrt(len(acc)), "n − 1"),
+        (lambda acc: float(acc.std()) / math.sqrt(len(acc)), "1.96 of them"),
+        (lambda acc: acc, "one number"),
+        (lambda acc: 3 * _ci(acc), "expected"),  # last resort
+        (lambda acc: 1 / 0, "raised ZeroDivisionError"),
+    ],
+}
+
+
+@pytest.mark.parametrize("name", list(WRONG))
+def test_wrong_answers_are_told_what_is_off(name, capsys):
+    for answer, phrase in WRONG[name]:
+        assert not exercises.check(name, answer), (name, phrase)
+        out = capsys.readouterr().out
+        unanswered = any(m in out for m in ("the notebook's stub", "the stub is untouched", "the answer is None"))
+        assert out.startswith(f"… {name}: not answered yet (" if unanswered else f"✗ {name}:") and phrase in out, out
+        assert out.count("\n") == 1, "one sentence, one line"
+
+
+def test_every_exercise_has_wrong_answers_tested_and_a_task():
+    assert set(WRONG) == set(exercises.EXERCISES)
+    assert {e.notebook for e in exercises.EXERCISES.values()} >= {"01", "02", "03", "04", "07"}
+    for name in exercises.EXERCISES:
+        assert len(exercises.task(name)) > 40
+
+
+@pytest.mark.integration  # starts other processes
+def test_the_breaking_point_is_measured_not_assumed():
+    measured = exercises.measured_breaking_point()
+    assert 18 < measured < 30  # e^(λT) × 1e-16 reaches 1e-6 near ln(1e10) ≈ 23
+    assert exercises.measured_breaking_point(tol=1e-9) < measured < exercises.measured_breaking_point(tol=1e-3)
+
+
+def test_unknown_exercise_is_named():
+    with pytest.raises(ValueError, match="exercise 'nope' is not known"):
+        exercises.check("nope", 1)
+
+
+ACCEPTED = {  # right answers that are not the package's solution -> a phrase of the sentence that says why
+    "stable_step": [(0.27, "2 significant figures"), (0.267, "2 significant figures")],  # notebook 01 rounds to 0.27
+    "adjoint_euler_step": [
+        (lambda a, H, h: _euler(a, H, h).float(), "judged at float32 precision"),
+        (lambda a, H, h: a.float() - h * H.float() @ a.float(), "judged at float32 precision"),
+        (lambda a, H, h: _euler(a, H, h).numpy().astype("float32"), "judged at float32 precision"),
+    ],
+    "imaml_system": [(lambda H, g, lam: _imaml(H.float(), g.float(), lam), "judged at float32 precision")],
+    "confidence_interval": [
+        (lambda acc: 1.96 * acc.float().std() / math.sqrt(len(acc)), "judged at float32 precision")
+    ],
+}
+
+
+@pytest.mark.parametrize("name", list(ACCEPTED))
+def test_right_answers_in_other_forms_are_accepted(name, capsys):
+    for answer, phrase in ACCEPTED[name]:
+        assert exercises.check(name, answer), capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert out.startswith(f"✓ {name}:") and phrase in out, out
+
+
+def _notebook_stub(name):
+    """The learner's answer exactly as the notebook ships it: its exercise cell, run without printing or checking."""
+    import json
+    import pathlib
+    import re
+
+    notebook = next(pathlib.Path(__file__).parents[2].glob(f"notebooks/{exercises.EXERCISES[name].notebook}_*.ipynb"))
+    for cell in json.loads(notebook.read_text())["cells"]:
+        source = "".join(cell["source"])
+        if cell["cell_type"] == "code" and f'exercises.check("{name}", exercises.solution' in source:
+            assert source.rstrip().endswith(";"), f"{notebook.name}: end the check with ';' (no bare False shown)"
+            answer = re.search(r"if SOLVE else (\w+)\)", source).group(1)
+            namespace = {}
+            lines = [line for line in source.splitlines() if not line.startswith(("print(", "exercises."))]
+            exec("\n".join(lines), namespace)  # noqa: S102 - the notebook's own cell, to get its stub exactly
+            return namespace[answer]
+    raise AssertionError(f"no exercise cell for {name} in {notebook}")
+
+
+@pytest.mark.parametrize("name", list(WRONG))
+def test_the_notebooks_untouched_stub_is_named_as_such(name, capsys):
+    """The stub as shipped is no mistake yet: a neutral "not answered yet", never a ✗ (which reads as a failure),
+    and the notebook's cell shows no bare False after it (the call ends with ';')."""
+    assert not exercises.check(name, _notebook_stub(name))
+    out = capsys.readouterr().out
+    assert "the notebook's stub" in out, out
+    assert out.startswith(f"… {name}: not answered yet (") and "✗" not in out, out
+
+
+def test_a_wrong_answer_is_still_marked_wrong(capsys):
+    assert not exercises.check("imaml_system", lambda H, g, lam: -g)
+    assert capsys.readouterr().out.startswith("✗ imaml_system:")
+    assert not exercises.check("stable_step", None)
+    assert capsys.readouterr().out.startswith("… stable_step: not answered yet (the answer is None")
+
+
+@pytest.fixture
+def fresh_measurement():
+    exercises.measured_breaking_point.cache_clear()
+    yield
+    exercises.measured_breaking_point.cache_clear()  # forget what the counting sweep below measured
+
+
+def test_the_breaking_point_is_measured_once_per_process(monkeypatch, fresh_measurement):
+    from amaml_lab.teach import backward as explore_backward
+
+    calls = []
+
+    def sweep(lam_values, **kwargs):  # stands in for the 40 reconstructions: cheap, and counted
+        calls.append(kwargs)
+        return [{"lam_T": 4.0, "error": 1e-12}, {"lam_T": 23.0, "error": 1e-5}]
+
+    monkeypatch.setattr(explore_backward, "reconstruction_sweep", sweep)
+    verdicts = [exercises.check("breaking_point", answer, quiet=True) for answer in (23.0, 10.0, 5.0, 23.0)]
+    assert verdicts == [True, False, False, True]
+    assert len(calls) == 1, "every check re-measured the breaking point"

@@ -1,0 +1,146 @@
+"""The kernel-free explorers (amaml_lab.viz.static): every state the app can show is in the figure, and it is the
+state the app draws; the buttons and sliders point at it.  (tests/integration/test_book.py drags them in a browser.)"""
+
+import math
+
+import pytest
+import torch
+
+from amaml_lab import widgets
+from amaml_lab.teach import horizons as horizon
+from amaml_lab.teach import horizons_data as horizon_data
+from amaml_lab.viz import static as viz_static
+
+
+@pytest.fixture(scope="module")
+def app():
+    data = horizon_data.compute(
+        dict(shots=6, queries=8, hidden=(8,), seed=1),
+        step_sizes=(0.02, 0.05),
+        solvers=("euler", "rk4"),
+        steps=horizon.log_steps(30),
+        workers=1,
+    )
+    return widgets.HorizonExplorer(data=data, steps=10, step_size=0.02, solver="rk4")
+
+
+def near(a, b) -> bool:
+    """Lists equal to the static figure's significant digits (None for a gap)."""
+    a, b = list(a), list(b)
+    return len(a) == len(b) and all(
+        (x is None) == (y is None) and (x is None or math.isclose(x, y, rel_tol=1e-5, abs_tol=1e-300))
+        for x, y in zip(a, b)
+    )
+
+
+def test_every_frame_is_the_apps_state(app):
+    """For each (step size, solver) and each inner-steps position, the frame's data for that set is what the app
+    draws there: the model at u(T), the markers at T, the line at the steps."""
+    d = app.data
+    fig = viz_static.horizon_static_figure(d, app.cost, step_size=0.02, solver="rk4", steps=10)
+    combos = [(h, s) for h in d.step_sizes for s in d.solvers]
+    assert [f.name for f in fig.frames] == [str(k) for k in d.steps]
+    assert fig.layout.sliders[0].active == d.steps.index(10)
+    assert [b.label for b in fig.layout.updatemenus[0].buttons] == [f"h {h:g} · {s}" for h, s in combos]
+    names = [t.name for t in app.figure.data]
+    per_set = (len(fig.frames[0].data) - 2) // len(combos)  # two "steps now" lines at the end
+    for c, (h, s) in enumerate(combos):
+        for j, k in enumerate(d.steps):
+            app.controls["step_size"].value, app.controls["solver"].value = h, s
+            app.controls["steps"].value = k
+            frame = fig.frames[j].data[c * per_set : (c + 1) * per_set]
+            shown = app.figure.data
+            assert near(frame[0].y, shown[names.index("model at u(T)")].y), (h, s, k)
+            assert frame[0].name.endswith(f"T = {k * h:.4g}")
+            at_t = shown[7]  # (b)'s markers, as update_horizon writes them
+            assert near(frame[1].x, at_t.x) and near(frame[1].y, at_t.y)
+            rel_markers = shown[8 + len(horizon.LINES)]
+            assert near([f.y[0] for f in frame[2 : 2 + len(horizon.LINES)]], rel_markers.y)
+            assert list(fig.frames[j].data[-1].x) == [k] * 2  # (d): the line at the steps
+    app.controls["step_size"].value, app.controls["solver"].value, app.controls["steps"].value = 0.02, "rk4", 10
+
+
+def rendered(fig, frame) -> list:
+    """The figure's traces after the browser applies ``frame`` (each of its data to the trace its index names)."""
+    data = [t.to_plotly_json() for t in fig.data]
+    for i, change in zip(frame.traces, frame.data):
+        data[i] = {**data[i], **{k: v for k, v in change.to_plotly_json().items() if k != "type"}}
+    return data
+
+
+def test_each_frame_applied_to_its_traces_draws_the_apps_state(app):
+    """Not only each frame's data but where it lands: after a frame is applied, each set's "at T" markers sit at
+    the app's (T, value) and every method's line keeps its whole curve (an update sent one trace off would move a
+    line onto one point and leave the markers where they were)."""
+    d = app.data
+    fig = viz_static.horizon_static_figure(d, app.cost, step_size=0.02, solver="rk4", steps=10)
+    sets = [[i for i, v in zip(b.args[1], b.args[0]["visible"]) if v] for b in fig.layout.updatemenus[0].buttons]
+    combos = [(h, s) for h in d.step_sizes for s in d.solvers]
+    n = len(horizon.LINES)
+    for c, (h, s) in enumerate(combos):
+        for j, k in enumerate(d.steps):
+            app.controls["step_size"].value, app.controls["solver"].value = h, s
+            app.controls["steps"].value = k
+            data = [rendered(fig, fig.frames[j])[i] for i in sets[c]]
+            methods = {f"{key}{c}" for key in horizon.LINES}
+            markers = [t for t in data if t.get("name") == "at T" and t.get("legendgroup") in methods]
+            assert len(markers) == 2 * n
+            rel_markers = app.figure.data[8 + n]  # what the app draws at T in (c)
+            assert near([m["y"][0] for m in markers[:n]], rel_markers.y), (h, s, k)
+            assert all(list(m["x"]) == [pytest.approx(k * h)] for m in markers)
+            lines = [t for t in data if t.get("name") != "at T" and t.get("legendgroup") in methods]
+            assert len(lines) == 2 * n and all(len(t["x"]) > 1 for t in lines)
+            (at_b,) = [t for t in data if t.get("name") == "at T" and t.get("legendgroup") == f"b{c}"]
+            assert list(at_b["x"]) == [pytest.approx(k * h)] * 2
+    app.controls["step_size"].value, app.controls["solver"].value, app.controls["steps"].value = 0.02, "rk4", 10
+
+
+def test_the_buttons_show_one_set_and_the_frames_move_only_what_the_steps_move(app):
+    d = app.data
+    fig = viz_static.horizon_static_figure(d, app.cost)
+    buttons = fig.layout.updatemenus[0].buttons
+    sets = len(d.step_sizes) * len(d.solvers)
+    for b in buttons:
+        visible, indices = b.args
+        shown = [i for i, v in zip(indices, visible["visible"]) if v]
+        assert len(shown) == len(indices) // sets  # one set of the same size each
+    moving = set(fig.frames[0].traces)
+    assert all(set(f.traces) == moving for f in fig.frames)
+    assert not moving & set(range(3)), "the task and its points do not move"
+    # each set starts at the app's default state, and only the chosen one is visible
+    start = [t for t in fig.data if t.name and t.name.startswith("model at u(T)")]
+    assert len(start) == sets and sum(bool(t.visible) for t in start) == 1
+    assert viz_static.page_weight(fig) < 1_000_000
+
+
+def test_short_keeps_six_digits_and_gaps():
+    assert viz_static.short([1.23456789, float("nan"), None, float("inf"), 1e-17]) == [1.23457, None, None, None, 1e-17]
+
+
+def test_the_payoff_figure_has_every_cell():
+    """A made-up view (2 trained N, 3 test N, 2 tasks): the upper slider picks a set, each frame holds every set."""
+    view = {
+        "setting": "Toy",
+        "reg": 0.0,
+        "seed": 0,
+        "train": [10, 100],
+        "test": [0, 10, 100],
+        "tasks": [0, 1],
+        "x": torch.linspace(-1, 1, 5),
+        "truth": torch.zeros(2, 5),
+        "support": (torch.zeros(2, 3), torch.zeros(2, 3)),
+        "pred": torch.arange(2 * 3 * 2 * 5, dtype=torch.float64).reshape(2, 3, 2, 5),
+        "cross": {"train": [10, 100], "test": [0, 10, 100], "mean": [[0.5, 0.4, 0.3], [0.4, 0.3, 0.2]]},
+    }
+    fig = viz_static.payoff_static_figure(view)
+    train, test = fig.layout.sliders
+    assert [s.label for s in train.steps] == ["10", "100"] and [s.label for s in test.steps] == ["0", "10", "100"]
+    assert test.active == 2 and train.active == 0
+    for j, frame in enumerate(fig.frames):
+        # per trained N: its two tasks' adapted curves, then its framed cell
+        for i in range(2):
+            for k in range(2):
+                assert list(frame.data[3 * i + k].y) == view["pred"][i, j, k].tolist()
+            assert list(frame.data[3 * i + 2].x) == [str(view["test"][j])]
+    visible, indices = train.steps[1].args
+    assert [v for v in visible["visible"]] == [False] * 3 + [True] * 3 and len(indices) == 6
