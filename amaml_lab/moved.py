@@ -43,7 +43,7 @@ MOVED = {
     "peers_jax": ("bench.peers_jax",),
     "side_by_side": ("bench.side_by_side",),
 }
-RENAMED = {("horizon_study", "_memory_order"): "memory_order"}
+RENAMED = {("horizon_study", "_memory_order"): "memory_order", ("horizon_study", "test_horizons"): "evaluated_horizons"}
 
 
 def _old_module(old: str) -> types.ModuleType:

@@ -41,12 +41,17 @@ lr_jobs() {  # SETTING... METHOD RATE SEED
   done
 }
 
-long_jobs() {  # SETTING... METHOD N SEED, the headline pair first, seed by seed
+long_jobs() {  # SETTING... METHOD N SEED: the headline pair (exact maml-1000, reptile-1000) for every seed first,
+  # so that the verdict is reached before the other cells; then the other cells, seed by seed
+  local seed setting cell
   for seed in $SEEDS; do
     for setting in "${SETTINGS[@]}"; do
-      for cell in "maml 1000" "reptile 1000" "fomaml 1000" "maml 300" "maml 100" "maml 10"; do
-        echo "$setting $cell $seed"
-      done
+      for cell in "maml 1000" "reptile 1000"; do echo "$setting $cell $seed"; done
+    done
+  done
+  for seed in $SEEDS; do
+    for setting in "${SETTINGS[@]}"; do
+      for cell in "fomaml 1000" "maml 300" "maml 100" "maml 10"; do echo "$setting $cell $seed"; done
     done
   done
 }

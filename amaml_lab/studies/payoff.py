@@ -96,7 +96,7 @@ def seeds_of(records, setting, reg, method, steps) -> dict:
     return {r["seed"]: r for r in select(records, setting, reg, method, steps)}
 
 
-def test_horizons(records) -> list[int]:
+def evaluated_horizons(records) -> list[int]:
     """The test horizons every one of ``records`` was evaluated at (0, theta itself, always)."""
     common = None
     for r in records:
@@ -120,7 +120,7 @@ def cross_matrix(records, setting: str, reg: float, method: str = "maml") -> dic
     mean over seeds of each seed's mean nRMSE over tasks, ``low``/``high`` the seeds' extremes, ``seeds`` how many."""
     mine = select(records, setting, reg, method)
     trained = sorted({r["steps"] for r in mine})
-    horizons = test_horizons(mine)
+    horizons = evaluated_horizons(mine)
     out = {"train": trained, "test": horizons, "mean": [], "low": [], "high": [], "seeds": []}
     for n in trained:
         runs = list(seeds_of(records, setting, reg, method, n).values())
@@ -220,7 +220,7 @@ def cross_table(records, setting: str, reg: float, method: str = "maml") -> str:
 def long_test_table(records, setting: str, reg: float, n_test: int = 1000, base_train: int = 10) -> str:
     """Given the same long loop at test time (``n_test`` steps), theta trained at N minus theta trained at
     ``base_train``, paired per seed: does training through the long horizon matter, or only adapting longer?"""
-    if n_test not in test_horizons(select(records, setting, reg, "maml")):
+    if n_test not in evaluated_horizons(select(records, setting, reg, "maml")):
         return ""
     lines = [
         f"**{setting}, reg {reg:g}: every θ adapted with the same {n_test} steps at test time**, minus θ trained"

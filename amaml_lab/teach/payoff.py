@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..studies.payoff import STEP_SIZE, cross_matrix, load, measure_at, paired_by_seed, select, test_horizons
+from ..studies.payoff import STEP_SIZE, cross_matrix, evaluated_horizons, load, measure_at, paired_by_seed, select
 from ..studies.rundir import config_of
 
 
@@ -79,7 +79,7 @@ def adaptation_view(
     if not runs:
         raise ValueError(f"no finished maml run of {setting} reg {reg:g} seed {seed}; run results/run_horizon.sh")
     cfg = run_config(next(iter(runs.values())))
-    horizons = list(horizons or test_horizons(list(runs.values())))
+    horizons = list(horizons or evaluated_horizons(list(runs.values())))
     domain = load_domain(cfg.domain, cfg.shots, cfg.query, tasks=cfg.tasks, pool=cfg.pool, protocol=cfg.protocol)
     if domain.in_features != 1:
         raise ValueError(f"the payoff explorer draws 1-D functions; {cfg.domain} has {domain.in_features} inputs")

@@ -371,7 +371,7 @@ MEASURES = {
     "inner": "after the method's own inner loop",
     "ft10": "after 10 Adam iterations",
     "ft100": "after 100 Adam iterations",
-    "finetuned": "after the full Adam fine-tuning",
+    "finetuned": "after the evaluation's Adam fine-tuning",
 }
 
 

@@ -158,6 +158,11 @@ def test_the_directions_script_lists_the_rate_selection_then_the_long_runs(tmp_p
     assert done.returncode == 0 and len(lines) == 18 + 36, done.stderr
     assert lines[:3] == ["CosMixture 50 50 maml 1e-3 0", "CosMixture 50 50 maml 3e-3 0", "CosMixture 50 50 maml 1e-2 0"]
     assert lines[18] == "CosMixture 50 50 maml 1000 0" and lines[-1] == "Sinusoid 10 10 maml 10 2"
+    pair = lines[18:30]  # the headline pair, every seed and setting, before any other cell
+    assert {line.split()[3:5] == ["maml", "1000"] or line.split()[3:5] == ["reptile", "1000"] for line in pair} == {
+        True
+    }
+    assert sorted({line.split()[-1] for line in pair}) == ["0", "1", "2"] and len(set(lines[18:])) == 36
 
 
 @pytest.mark.parametrize(

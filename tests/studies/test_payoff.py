@@ -95,7 +95,7 @@ def test_load_reads_the_layout_and_skips_unfinished_runs(grid):
         ("maml", 100, 1, 0.0),
     ]
     assert study.settings(grid) == [("Toy-5-5", 0.0)]
-    assert study.test_horizons(grid) == [0, 10, 100]
+    assert study.evaluated_horizons(grid) == [0, 10, 100]
 
 
 def test_cross_matrix_by_hand(grid):
@@ -179,7 +179,7 @@ def test_mini_study_and_explorer_index_what_an_independent_loop_computes(mini, m
     from amaml_lab.widgets.payoff import PayoffExplorer
 
     out, records = mini
-    assert sorted(r["steps"] for r in records) == [2, 4] and study.test_horizons(records) == [0, 2, 4, 9]
+    assert sorted(r["steps"] for r in records) == [2, 4] and study.evaluated_horizons(records) == [0, 2, 4, 9]
     app = PayoffExplorer(records, "Sinusoid-10-10", tasks=(1, 3))
     assert app.values() == {"train": 2, "test": 9}  # the shortest-trained theta, the longest test loop
     monkeypatch.setattr(evaluate, "adapt_batch_at", lambda *a, **k: pytest.fail("a move recomputed"))
@@ -216,6 +216,6 @@ def test_runs_evaluated_at_different_test_horizons_share_only_their_common_colum
     write_run(tmp_path, s, 0, "maml", 100, 0, {**base, "adapt100": [0.3, 0.3], "adapt1000": [0.2, 0.2]})
     records = study.load(tmp_path)
     for order in (records, records[::-1]):
-        assert study.test_horizons(order) == [0, 10]
+        assert study.evaluated_horizons(order) == [0, 10]
         m = study.cross_matrix(order, s, 0.0)
         assert m["test"] == [0, 10] and all(len(row) == 2 for row in m["mean"])
