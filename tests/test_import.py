@@ -32,7 +32,12 @@ PINNED = {  # module: the names readers import from it ("" for ``import module``
     "amaml_lab.training.evaluate": {"episode_check"},
     "amaml_lab.training.runs": {"run"},
     "amaml_lab.viz": {"payoff", "directions"},
-    "amaml_lab.viz.static": {"horizon_static_figure", "page_weight", "payoff_static_figure"},
+    "amaml_lab.viz.static": {
+        "directions_static_figure",
+        "horizon_static_figure",
+        "page_weight",
+        "payoff_static_figure",
+    },
     "amaml_lab.widgets": {
         "BaselineExplorer",
         "CostExplorer",
@@ -40,6 +45,7 @@ PINNED = {  # module: the names readers import from it ("" for ``import module``
         "HorizonExplorer",
         "ReconstructionExplorer",
     },
+    "amaml_lab.widgets.directions": {"DirectionsExplorer"},
     "amaml_lab.widgets.payoff": {"PayoffExplorer"},
 }
 PINNED_MAINS = {

@@ -106,7 +106,11 @@ BANDS = [
     (
         "apps",
         "widgets",
-        [("widgets.app",), ("widgets.surfaces", "widgets.methods", "widgets.payoff"), ("widgets",)],
+        [
+            ("widgets.app",),
+            ("widgets.surfaces", "widgets.methods", "widgets.payoff", "widgets.directions"),
+            ("widgets",),
+        ],
         "widget apps: a plain class computes, controls only index",
     ),
     (

@@ -31,6 +31,25 @@ COMMITTED_RATE = "1e-3"  # the rate of results/run_horizon.sh's runs
 SELECTION_STEPS = 1000  # N of the selection runs, and their meta-steps
 
 
+DIAGNOSED = ("maml-10", "maml-1000", "fomaml-1000", "reptile-1000")  # the thetas results/diagnose_directions.py reads
+
+
+def diagnosis_path(root, setting: str, run: str, rate: str, step: int, seed: int = 0) -> Path:
+    """Where results/diagnose_directions.py writes the diagnosis of RUN's theta at meta-step ``step``."""
+    return Path(root) / "diagnosis" / setting / f"{run}-lr{rate}-seed{seed}-step{step}.json"
+
+
+def diagnoses(root, setting: str, step: int = SELECTION_STEPS, runs=DIAGNOSED, rate: str = COMMITTED_RATE) -> dict:
+    """{run: its diagnosis} at meta-step ``step`` for every run of ``runs`` diagnosed there (by default the committed
+    1,000-meta-step runs, all at Adam 1e-3), in the order of ``runs``."""
+    found = {}
+    for run in runs:
+        path = diagnosis_path(root, setting, run, rate, step)
+        if path.exists():
+            found[run] = json.loads(path.read_text())
+    return found
+
+
 def first_folder(root, setting: str, method: str, steps: int, rate: str, seed: int) -> Path:
     """The folder of a cell's first 1,000 meta-steps: the committed run at 1e-3, else under ``lr/``."""
     root = Path(root)

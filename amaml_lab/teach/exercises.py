@@ -374,6 +374,72 @@ def _solution_confidence_interval():
     return ci95
 
 
+# ---------------------------------------------------------------- 09: the directions a long loop keeps
+_SURVIVE = {
+    "stub": (
+        "that is every direction, which is what the notebook's stub returns: count only those whose factor "
+        "|1 − hλ|^N stays above 1e-3."
+    ),
+    "flow": (
+        "that is the flow's e^(−λT), T = N·h, not the steps' (1 − hλ)^N: they part where hλ is not small (a step "
+        "with hλ = 1 lands on the minimum; with hλ > 2 it overshoots and grows)."
+    ),
+    "no abs": (
+        "a step with hλ > 1 flips the sign of that direction: its size after N steps is |1 − hλ|^N (yours drops "
+        "it when N is odd)."
+    ),
+    "above one": "that counts the directions the loop stretches (factor above 1); those above 1e-3 are asked.",
+    "negated": "the step descends: u ← u − h·H·u, so each factor is 1 − hλ, not 1 + hλ.",
+    "shrunk": "that counts the directions the loop shrinks below 1e-3: the others survive.",
+    "one step": "that is one step's factor |1 − hλ|; the loop applies it N times: |1 − hλ|^N.",
+}
+_SURVIVE_CASES = (  # (eigenvalues, h, N): every mistake above differs from the right count in one case at least
+    ([-0.5, -0.01, 1e-4, 1e-3, 0.5, 5.0, 10.0, 12.0, 15.0, 25.0, 40.0], 0.1, 101),
+    ([-50.0, -0.2, 0.0, 0.3, 0.5, 0.8, 2.0, 100.0, 150.0, 199.0, 250.0], 0.01, 1000),
+)
+
+
+def _check_survivors(survivors) -> tuple[bool, str]:
+    results = []
+    for values, h, n in _SURVIVE_CASES:
+        lam = torch.tensor(values, dtype=torch.float64)
+        factor = (1 - h * lam).abs()
+
+        def count(kept):
+            return float(kept.sum())
+
+        refs = {
+            "right": count(factor**n > 1e-3),
+            "directions": len(values),
+            "stub": float(len(values)),
+            "flow": count(torch.exp(-lam * h * n) > 1e-3),
+            "no abs": count((1 - h * lam) ** n > 1e-3),
+            "above one": count(factor**n > 1),
+            "negated": count((1 + h * lam).abs() ** n > 1e-3),
+            "shrunk": count(factor**n <= 1e-3),
+            "one step": count(factor > 1e-3),
+        }
+        got, tol = _answer(survivors(lam.clone(), h, n), 1e-9)
+        if got.numel() != 1:
+            return False, f"return one number, the count, not {got.numel()} of them."
+        refs = {key: torch.tensor(v, dtype=torch.float64) if isinstance(v, float) else v for key, v in refs.items()}
+        results.append((got.reshape(()), tol, refs))
+    return _judge(
+        results,
+        _SURVIVE,
+        "|1 − hλ|^N > 1e-3: flat directions (hλ near 0) survive any loop, curved ones fade, and the loop stretches "
+        "those of negative curvature or of hλ > 2",
+        "of {directions} directions expected {expected:.0f} to survive, got {got:.4g}.",
+    )
+
+
+def _solution_survivors():
+    def survivors(lam, h, n):
+        return int(((1 - h * lam).abs() ** n > 1e-3).sum())
+
+    return survivors
+
+
 EXERCISES = {
     e.name: e
     for e in (
@@ -418,6 +484,15 @@ EXERCISES = {
             "of its 95% confidence interval (the ± in the tables).",
             _check_confidence_interval,
             _solution_confidence_interval,
+        ),
+        Exercise(
+            "survivors",
+            "09",
+            "A quadratic support loss with Hessian H (eigenvalues lam, a tensor) trained by N Euler steps of size h "
+            "has the loop's Jacobian du(N)/dθ = (I − hH)^N. Write survivors(lam, h, n) returning how many directions "
+            "of θ still move u(N) by more than 1e-3 of their size (singular values above 1e-3).",
+            _check_survivors,
+            _solution_survivors,
         ),
     )
 }

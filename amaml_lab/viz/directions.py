@@ -5,6 +5,8 @@ the directions' agreement and size against N, the loop Jacobian's singular value
 
 from __future__ import annotations
 
+import math
+
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -136,4 +138,121 @@ def slices_figure(diagnosis: dict, title: str = ""):
     return fig
 
 
-__all__ = ["CURVE_RUNS", "DIRECTION_METHODS", "agreement_figure", "curves_figure", "slices_figure", "spectrum_figure"]
+SURVIVES = 1e-3  # a singular value of du(N)/dtheta above this: a direction of theta that still moves u(N)
+
+
+def nearest_diagnosed(diagnosis: dict, steps: int) -> int:
+    """The N at which the directions were diagnosed (10, 100, 1,000) nearest to ``steps`` on a log scale."""
+    return min((int(n) for n in diagnosis["directions"]), key=lambda n: (abs(math.log(n / steps)), n))
+
+
+def spectrum_counts(values: list) -> dict:
+    """How many singular values exceed 1 (the directions the loop stretches) and :data:`SURVIVES`, and the largest."""
+    return {
+        "total": len(values),
+        "above_one": sum(v > 1 for v in values),
+        "survive": sum(v > SURVIVES for v in values),
+        "largest": max(values),
+    }
+
+
+def _agreements(diagnoses: dict, steps: int) -> dict:
+    """{direction: [its mean pairwise cosine at each theta, at the diagnosed N nearest to ``steps``]}."""
+    return {
+        name: [d["directions"][str(nearest_diagnosed(d, steps))][name]["pairwise_cosine"] for d in diagnoses.values()]
+        for name in DIRECTION_METHODS
+    }
+
+
+def _explorer_titles(diagnoses: dict, steps: int) -> list:
+    near = nearest_diagnosed(next(iter(diagnoses.values())), steps)
+    return [
+        f"singular values of du(N)/dθ at N = {steps}",
+        f"agreement between meta-batches at N = {near}",
+    ]
+
+
+def explorer_figure(diagnoses: dict, steps: int, widget: bool = False):
+    """Notebook 09's explorer at N = ``steps``: left, each theta's singular values of the loop's Jacobian (largest
+    first, log scale, the lines at 1 and at :data:`SURVIVES`); right, each direction's agreement between
+    meta-batches at each theta (at the diagnosed N nearest to ``steps``).  The first ``len(diagnoses)`` traces are
+    the spectra, the next three the directions' bars: :func:`update_explorer` rewrites only their y."""
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        column_widths=[0.58, 0.42],
+        horizontal_spacing=0.1,
+        subplot_titles=_explorer_titles(diagnoses, steps),
+    )
+    styles = run_styles(list(diagnoses))
+    for label, d in diagnoses.items():
+        values = d["spectrum"][str(steps)]
+        fig.add_trace(
+            go.Scatter(
+                x=list(range(1, len(values) + 1)),
+                y=values,
+                mode="lines",
+                name=f"θ of {label}",
+                legendgroup=label,
+                line=styles[label],
+            ),
+            row=1,
+            col=1,
+        )
+    for name, values in _agreements(diagnoses, steps).items():
+        fig.add_trace(
+            go.Bar(
+                x=[f"θ of {label}" for label in diagnoses],
+                y=values,
+                name=f"{name} direction",
+                marker_color=color_of(DIRECTION_METHODS[name]),
+            ),
+            row=1,
+            col=2,
+        )
+    for level, dash in ((1.0, "dot"), (SURVIVES, "dash")):
+        fig.add_hline(y=level, line=dict(color="#777777", dash=dash, width=1), row=1, col=1)
+    fig.update_xaxes(row=1, col=1, **log_axis(plain=True, title_text="rank of the singular value (largest first)"))
+    largest = max(max(v) for d in diagnoses.values() for v in d["spectrum"].values())
+    # from 1e-5, so that the few values far below (the loop's null directions) do not squeeze the rest to a line
+    fig.update_yaxes(
+        title_text="singular value (dotted: 1; dashed: 1e-3)",
+        range=[-5, math.log10(2 * largest)],
+        row=1,
+        col=1,
+        **log_axis(),
+    )
+    fig.update_yaxes(title_text="mean pairwise cosine", range=[-0.1, 1.0], row=1, col=2)
+    fig.update_layout(
+        barmode="group",
+        height=520,
+        legend=dict(orientation="h", y=-0.22),
+        title="What the loop does to θ's directions, beside how the meta-gradient's directions agree",
+    )
+    return go.FigureWidget(fig) if widget else fig
+
+
+def update_explorer(fig, diagnoses: dict, steps: int) -> None:
+    """Move the explorer to N = ``steps``: rewrites the spectra, the bars and the two panel titles."""
+    with fig.batch_update():
+        for i, d in enumerate(diagnoses.values()):
+            fig.data[i].y = d["spectrum"][str(steps)]
+        for j, values in enumerate(_agreements(diagnoses, steps).values()):
+            fig.data[len(diagnoses) + j].y = values
+        for annotation, text in zip(fig.layout.annotations, _explorer_titles(diagnoses, steps)):
+            annotation.text = text
+
+
+__all__ = [
+    "CURVE_RUNS",
+    "DIRECTION_METHODS",
+    "SURVIVES",
+    "agreement_figure",
+    "curves_figure",
+    "explorer_figure",
+    "nearest_diagnosed",
+    "slices_figure",
+    "spectrum_counts",
+    "spectrum_figure",
+    "update_explorer",
+]

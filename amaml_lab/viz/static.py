@@ -5,8 +5,8 @@ JupyterLab, without a kernel.
 One plotly control cannot read another's position, so each figure splits its state in two: buttons (or a
 slider) choose which set of traces is visible, and a slider animates frames that rewrite every set at once.
 Both draw from the app's own data with the app's own figure functions (:mod:`amaml_lab.viz.horizons`,
-:mod:`amaml_lab.viz.payoff`): a state here shows what the app shows there.  :func:`page_weight` says what a
-figure adds to a page.
+:mod:`amaml_lab.viz.payoff`, :mod:`amaml_lab.viz.directions`): a state here shows what the app shows there.
+:func:`page_weight` says what a figure adds to a page.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import math
 
 import plotly.graph_objects as go
 
+from . import directions as viz_directions
 from . import horizons as viz_horizon
 from . import payoff as viz_study
 from .style import color_of
@@ -271,4 +272,31 @@ def payoff_static_figure(view: dict, train: int | None = None, test: int | None 
     fig.update_layout(
         sliders=[_slider("trained N: ", i0, pick, top), _slider("test N: ", j0, _frame_steps(view["test"]), second)]
     )
+    return fig
+
+
+# ---------------------------------------------------------------- notebook 09: the directions explorer
+def directions_static_figure(diagnoses: dict, steps: int | None = None):
+    """The directions explorer (:class:`amaml_lab.widgets.directions.DirectionsExplorer`) for a page without a
+    kernel: one frame per N the spectra were diagnosed at, each rewriting the spectra, the agreement bars and the
+    panels' titles as the app's move does (:func:`amaml_lab.viz.directions.update_explorer`)."""
+    grids = [sorted(int(n) for n in d["spectrum"]) for d in diagnoses.values()]
+    every = [n for n in grids[0] if all(n in g for g in grids)]
+    steps = every[-1] if steps is None else steps
+    base = viz_directions.explorer_figure(diagnoses, steps)
+    fig = go.Figure(base)
+    frames = []
+    for n in every:
+        state = viz_directions.explorer_figure(diagnoses, n)
+        frames.append(
+            go.Frame(
+                name=str(n),
+                data=[dict(y=short(list(trace.y))) for trace in state.data],
+                traces=list(range(len(state.data))),
+                layout=dict(annotations=[dict(text=a.text) for a in state.layout.annotations]),
+            )
+        )
+    fig.frames = frames
+    top = _controls_on_top(fig, base, 90, "Without a kernel: drag N (every state read from the diagnosis files)")
+    fig.update_layout(sliders=[_slider("inner steps N: ", every.index(steps), _frame_steps(every), top)])
     return fig

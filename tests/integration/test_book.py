@@ -306,7 +306,11 @@ def test_every_page_draws_its_figures_without_errors(site, served, browser):
 
 @pytest.mark.parametrize(
     "name,sliders",
-    [("notebooks/02_adjoint_vs_unrolled.html", 1), ("notebooks/08_when_does_a_long_loop_pay_off.html", 2)],
+    [
+        ("notebooks/02_adjoint_vs_unrolled.html", 1),
+        ("notebooks/08_when_does_a_long_loop_pay_off.html", 2),
+        ("notebooks/09_exact_or_first_order_through_a_long_loop.html", 1),
+    ],
 )
 def test_the_kernel_free_explorers_move_every_panel(site, served, browser, name, sliders):
     base, _ = served

@@ -84,6 +84,18 @@ WRONG = {  # exercise -> (wrong answer, a phrase of the sentence that must name 
         (lambda H, g, lam: 2 * _imaml(H, g, lam), "doubled: "),  # at λ = 0.5 it is also (λI + H)'s
         (lambda H, g, lam: 0.5 * _imaml(H, g, lam), "away (relative)"),
     ],  # last resort
+    "survivors": [
+        (lambda lam, h, n: len(lam), "what the notebook's stub returns"),
+        (lambda lam, h, n: int((torch.exp(-lam * h * n) > 1e-3).sum()), "the flow's e^(−λT)"),
+        (lambda lam, h, n: int(((1 - h * lam) ** n > 1e-3).sum()), "flips the sign"),
+        (lambda lam, h, n: int(((1 - h * lam).abs() ** n > 1).sum()), "the loop stretches"),
+        (lambda lam, h, n: int(((1 + h * lam).abs() ** n > 1e-3).sum()), "not 1 + hλ"),
+        (lambda lam, h, n: int(((1 - h * lam).abs() ** n <= 1e-3).sum()), "the others survive"),
+        (lambda lam, h, n: int(((1 - h * lam).abs() > 1e-3).sum()), "applies it N times"),
+        (lambda lam, h, n: (1 - h * lam).abs() ** n, "one number"),
+        (lambda lam, h, n: None, "is None"),
+        (lambda lam, h, n: 3, "expected 7 to survive, got 3"),  # last resort
+    ],
     "confidence_interval": [
         (lambda acc: float(acc.std()), "what the notebook's stub returns"),
         (lambda acc: 2 * float(acc.std()) / math.sqrt(len(acc)), "1.96, not 2"),
@@ -113,7 +125,7 @@ def test_wrong_answers_are_told_what_is_off(name, capsys):
 
 def test_every_exercise_has_wrong_answers_tested_and_a_task():
     assert set(WRONG) == set(exercises.EXERCISES)
-    assert {e.notebook for e in exercises.EXERCISES.values()} >= {"01", "02", "03", "04", "07"}
+    assert {e.notebook for e in exercises.EXERCISES.values()} >= {"01", "02", "03", "04", "07", "09"}
     for name in exercises.EXERCISES:
         assert len(exercises.task(name)) > 40
 
@@ -140,6 +152,10 @@ ACCEPTED = {  # right answers that are not the package's solution -> a phrase of
     "imaml_system": [(lambda H, g, lam: _imaml(H.float(), g.float(), lam), "judged at float32 precision")],
     "confidence_interval": [
         (lambda acc: 1.96 * acc.float().std() / math.sqrt(len(acc)), "judged at float32 precision")
+    ],
+    "survivors": [  # a tensor count, or the factor's size taken through its logarithm
+        (lambda lam, h, n: ((1 - h * lam).abs() ** n > 1e-3).sum(), "flat directions"),
+        (lambda lam, h, n: int((n * torch.log((1 - h * lam).abs()) > math.log(1e-3)).sum()), "flat directions"),
     ],
 }
 

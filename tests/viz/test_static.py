@@ -144,3 +144,31 @@ def test_the_payoff_figure_has_every_cell():
             assert list(frame.data[3 * i + 2].x) == [str(view["test"][j])]
     visible, indices = train.steps[1].args
     assert [v for v in visible["visible"]] == [False] * 3 + [True] * 3 and len(indices) == 6
+
+
+def test_every_frame_of_the_directions_explorer_is_the_apps_state():
+    from amaml_lab.viz.static import directions_static_figure, short
+    from amaml_lab.widgets.directions import DirectionsExplorer
+
+    found = {
+        label: {
+            "spectrum": {str(n): [3.0 * n + k, 0.5, 1e-5] for n in (1, 10, 100)},
+            "directions": {
+                str(n): {
+                    name: {"pairwise_cosine": 0.1 * j + n / 1e3 + k}
+                    for j, name in enumerate(("exact", "fomaml", "reptile"))
+                }
+                for n in (10, 100)
+            },
+        }
+        for k, label in enumerate(("a", "b"))
+    }
+    app = DirectionsExplorer(found)
+    fig = directions_static_figure(found)
+    assert [f.name for f in fig.frames] == ["1", "10", "100"] and fig.layout.sliders[0].active == 2
+    for frame in fig.frames:
+        app.controls["steps"].value = int(frame.name)
+        assert list(frame.traces) == list(range(len(app.figure.data)))
+        for got, want in zip(frame.data, app.figure.data):
+            assert list(got.y) == short(list(want.y))
+        assert [a.text for a in frame.layout.annotations] == [a.text for a in app.figure.layout.annotations]

@@ -546,3 +546,54 @@ def test_episode_and_accuracy_figures():
     }
     bars = viz.accuracy_figure(runs)
     assert list(bars.data[0].y) == [50.0, 70.0] and list(bars.data[0].error_y.array) == [10.0, 5.0]
+
+
+def _planted_diagnoses():
+    """Two thetas' diagnoses as results/diagnose_directions.py writes them, with values that say where they are."""
+    out = {}
+    for k, label in enumerate(("maml-10", "reptile-1000")):
+        spectrum = {str(n): [10.0 * n + k, 1.0 + k, 1e-4 * (k + 1)] for n in (1, 10, 100, 1000)}
+        directions = {
+            str(n): {
+                name: {"pairwise_cosine": (j + 1) / 10 + n / 1e4 + k / 100, "mean_norm": 1.0, "coherence": 0.5}
+                for j, name in enumerate(("exact", "fomaml", "reptile"))
+            }
+            for n in (10, 1000)
+        }
+        out[label] = {"spectrum": spectrum, "directions": directions}
+    return out
+
+
+def test_the_directions_explorer_shows_the_diagnosis_at_each_n_and_only_indexes(monkeypatch):
+    from amaml_lab.viz import directions as viz_directions
+    from amaml_lab.widgets.directions import DirectionsExplorer
+
+    found = _planted_diagnoses()
+    app = DirectionsExplorer(found)
+    assert app.steps == [1, 10, 100, 1000] and app.controls["steps"].value == 1000
+
+    def no_rebuild(*args, **kwargs):
+        raise AssertionError("a move rebuilt the figure")
+
+    monkeypatch.setattr(viz_directions, "explorer_figure", no_rebuild)
+    for n, near in ((1, 10), (10, 10), (100, 10), (1000, 1000)):  # 100 is as near 10 as 1,000 in log: the smaller
+        app.controls["steps"].value = n
+        for i, d in enumerate(found.values()):
+            assert list(app.figure.data[i].y) == d["spectrum"][str(n)]
+        for j, name in enumerate(("exact", "fomaml", "reptile")):
+            want = [d["directions"][str(near)][name]["pairwise_cosine"] for d in found.values()]
+            assert list(app.figure.data[2 + j].y) == want
+        assert f"N = {n}" in app.figure.layout.annotations[0].text
+        assert f"N = {near}" in app.figure.layout.annotations[1].text
+    app.controls["steps"].value = 10
+    assert app.counts()["reptile-1000"] == {"total": 3, "above_one": 2, "survive": 2, "largest": 101.0}
+    assert "θ of maml-10: 1 of 3 above 1, 2 above 1e-3, largest 100.00" in app.status.value  # 1.0 is not above 1
+
+
+def test_the_directions_explorer_refuses_what_it_cannot_show():
+    from amaml_lab.widgets.directions import DirectionsExplorer
+
+    with pytest.raises(ValueError, match="diagnoses is empty"):
+        DirectionsExplorer({})
+    with pytest.raises(ValueError, match="steps=30 is not diagnosed; allowed values: 1, 10, 100, 1000"):
+        DirectionsExplorer(_planted_diagnoses(), steps=30)
