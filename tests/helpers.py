@@ -128,3 +128,19 @@ def write_ratings(folder: Path, fmt: str, users=30, items=40, per_user=12, seed=
     name = {"ml100k": "u.data", "ml1m": "ratings.dat", "jester": "jester_ratings.dat"}[fmt]
     (folder / name).write_text("".join(lines))
     return folder
+
+
+# a small run's options for the command line (tests of run, compare, reevaluate and the long runs' reading)
+SMALL_RUN = [
+    "--meta-batch",
+    "2",
+    "--hidden",
+    "4",
+    "--eval-tasks",
+    "3",
+    "--eval-steps",
+    "20",
+    "--checkpoint-every",
+    "2",
+    "--quiet",
+]

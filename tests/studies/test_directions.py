@@ -10,6 +10,7 @@ import sys
 
 import pytest
 import torch
+from helpers import SMALL_RUN
 from helpers import run_cli as cli
 
 from amaml_lab.studies import directions
@@ -18,27 +19,7 @@ from amaml_lab.training.builders import build_model
 from amaml_lab.training.config import RunConfig
 from amaml_lab.training.evaluate import evaluate_inner_loop, loop_evaluation
 
-SMALL = [
-    "--meta-batch",
-    "2",
-    "--hidden",
-    "4",
-    "--eval-tasks",
-    "3",
-    "--eval-steps",
-    "20",
-    "--checkpoint-every",
-    "2",
-    "--quiet",
-    "--solver",
-    "euler",
-    "--step-size",
-    "0.05",
-    "--optimizer",
-    "adam",
-    "--meta-lr",
-    "1e-2",
-]
+SMALL = [*SMALL_RUN, "--solver", "euler", "--step-size", "0.05", "--optimizer", "adam", "--meta-lr", "1e-2"]
 
 
 def test_validation_functions_are_neither_meta_train_nor_meta_test():

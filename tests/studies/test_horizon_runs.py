@@ -5,22 +5,10 @@ import json
 
 import pytest
 import torch
+from helpers import SMALL_RUN as SMALL
 from helpers import euler_by_hand
 from helpers import run_cli as cli
 
-SMALL = [
-    "--meta-batch",
-    "2",
-    "--hidden",
-    "4",
-    "--eval-tasks",
-    "3",
-    "--eval-steps",
-    "20",
-    "--checkpoint-every",
-    "2",
-    "--quiet",
-]
 EULER = ["--solver", "euler", "--step-size", "0.05"]
 
 

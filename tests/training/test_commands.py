@@ -9,24 +9,11 @@ import sys
 
 import pytest
 import torch
+from helpers import SMALL_RUN as SMALL
 from helpers import run_cli as cli
 from helpers import write_ratings
 
 from amaml_lab.bench.compile_cost import step_seconds
-
-SMALL = [
-    "--meta-batch",
-    "2",
-    "--hidden",
-    "4",
-    "--eval-tasks",
-    "3",
-    "--eval-steps",
-    "20",
-    "--checkpoint-every",
-    "2",
-    "--quiet",
-]
 
 
 def test_run_writes_summary_metrics_eval_and_checkpoint(tmp_path, capsys):
