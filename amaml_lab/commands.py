@@ -207,6 +207,11 @@ def add_common(p: argparse.ArgumentParser) -> None:
         default=0,
         help="keep theta and the outer optimiser's state every N meta-steps in snapshots/ (default 0: no)",
     )
+    p.add_argument(
+        "--normalize-grad",
+        action="store_true",
+        help="divide each meta-step's gradient by its norm before the outer optimiser (no batch outweighs another)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -281,6 +286,7 @@ def config(args, method: str, inner_steps: int) -> RunConfig:
             test_horizons=args.test_horizons,
             interval_horizons=args.interval_horizons,
             keep_every=args.keep_every,
+            normalize_grad=args.normalize_grad,
         )
         .resolved()
         .check()

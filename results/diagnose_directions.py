@@ -8,15 +8,20 @@ continuations under ROOT/long/), on both settings, writes ROOT/diagnosis/SETTING
     meta-gradient's, FOMAML's and Reptile's mean norm, mean pairwise cosine and coherence, and the cosines between
     them (amaml_lab.studies.diagnosis.direction_stats);
   - "adam_step": Adam's effective step at that theta, from the run's optimiser state (mean |m_hat|/(sqrt(v_hat)+eps));
+  - "scale": at the run's own N, each direction's norm on each of the 20 batches, the largest over the median, and
+    for the run's own direction how Adam's second moment compares with it (sqrt(v_hat) over the gradients' root
+    mean square; amaml_lab.studies.diagnosis.gradient_scale);
   - "spectrum": the singular values of du(N)/dtheta (exact, float64) at N = 1 ... 1,000 on one meta-train task;
   - "slices": the own-loop query loss (N = 10 and 1,000) over 4 meta-batches along the exact and the Reptile
     direction (each the mean over the 20 batches, normalised), alpha = -0.05 ... 0.1 in steps of 0.0025.
-A file already written is kept (the command resumes); each is written atomically.  --quick: 4 batches, a coarse
+A file already written is kept (the command resumes) and given what it lacks ("scale" came later); each is
+written atomically.  --quick: 4 batches, a coarse
 slice and N = 10, 100 only (a smoke run, into ROOT/diagnosis-quick).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -59,10 +64,30 @@ def thetas(root: Path):
                     yield setting, f"{run}-{rate}-seed0-step{step}", snapshot.parents[1], snapshot
 
 
-def diagnose(folder: Path, snapshot: Path, plan: dict) -> dict:
+def load(folder: Path, snapshot: Path):
+    """(the run's config, theta in float64, the snapshot's state)."""
     cfg = config_of(load_run(folder)["summary"]).resolved().check()
     state = torch.load(snapshot, weights_only=False, map_location="cpu")
-    theta = {k: v.to(torch.float64) for k, v in state["theta"].items()}
+    return cfg, {k: v.to(torch.float64) for k, v in state["theta"].items()}, state
+
+
+def scale(cfg, theta: dict, state: dict, plan: dict, found: dict | None = None) -> dict:
+    """Each direction's :func:`~amaml_lab.studies.diagnosis.gradient_scale` at the run's own N (Adam's memory
+    compared with the run's own direction only)."""
+    found = found or diagnosis.directions_over_batches(cfg, theta, cfg.inner_steps, plan["batches"])
+    own = state["optimizer"] if cfg.optimizer == "adam" else None
+    return {
+        "steps": cfg.inner_steps,
+        **{
+            name: diagnosis.gradient_scale(vs, own if method == cfg.method else None)
+            for name, vs in found.items()
+            for method in [diagnosis.DIRECTIONS[name]]
+        },
+    }
+
+
+def diagnose(folder: Path, snapshot: Path, plan: dict) -> dict:
+    cfg, theta, state = load(folder, snapshot)
     out = {
         "run": str(folder),
         "meta_step": state.get("meta_step", state.get("meta_steps")),
@@ -76,6 +101,10 @@ def diagnose(folder: Path, snapshot: Path, plan: dict) -> dict:
         found = diagnosis.directions_over_batches(cfg, theta, n, plan["batches"])
         out["directions"][n] = diagnosis.direction_stats(found)
         means[n] = {name: torch.stack(vs).mean(0) for name, vs in found.items()}
+        if n == cfg.inner_steps:
+            out["scale"] = scale(cfg, theta, state, plan, found)
+    if "scale" not in out:
+        out["scale"] = scale(cfg, theta, state, plan)
     spectrum = diagnosis.jacobian_spectrum(cfg, theta, plan["spectrum"])
     out["spectrum"] = {n: [float(f"{v:.6g}") for v in values[0]] for n, values in spectrum.items()}
     for n in plan["slice_steps"]:
@@ -96,6 +125,11 @@ def main(*argv) -> int:
     for setting, label, folder, snapshot in thetas(root):
         path = out_root / setting / f"{label}.json"
         if path.exists():
+            found = json.loads(path.read_text())
+            if "scale" not in found:
+                cfg, theta, state = load(folder, snapshot)
+                write_json_atomic(path, {**found, "scale": scale(cfg, theta, state, plan)})
+                print(f"added the scale to {path}", flush=True)
             continue
         write_json_atomic(path, diagnose(folder, snapshot, plan))
         print(f"wrote {path}", flush=True)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Exact or first-order through a long loop? (issue 33): the horizon experiment's reg-0 cells to 5,000 meta-steps,
-# each method at its own meta-learning rate.  Two phases, each resumable (a run resumes from its checkpoint, written
+# each method at its own meta-learning rate.  Three phases, each resumable (a run resumes from its checkpoint, written
 # every 50 meta-steps; a finished one is skipped; each run is locked while one runs it):
 #
 #   lr    The rule, fixed before any run: for maml, fomaml and reptile at N = 1,000 on Sinusoid 10/10 and CosMixture
@@ -17,6 +17,12 @@
 #         (evals.csv); at 5,000 the full evaluation (tasks.csv: the cross-evaluation and 5,000 Adam iterations);
 #         the full evaluation at 1,000 stays in the 1,000-meta-step folder; theta and Adam's state are kept every
 #         1,000 meta-steps (snapshots/, for the diagnosis).  --compile from N = 100 on.
+#   remedy  After the headline pair, before the other cells: exact maml-1000 on CosMixture 50/50 with each meta-step's
+#         gradient divided by its norm before Adam (--normalize-grad), at maml's chosen rate, seeds 0-2, from scratch
+#         to 5,000 meta-steps (evaluated as the long runs, from meta-step 0), into
+#         long/CosMixture-50-50/maml-normalized-1000/lr<RATE>/seed<S>.  Why this remedy: the diagnosis found the
+#         exact gradient's norm heavy-tailed over meta-batches at N = 1,000 and Adam's second moment several times
+#         the gradients it sees (results/diagnose_directions.py, "scale").
 #
 #   usage: results/run_directions.sh [list|lr|long|all] (default all), from the project root.
 #   AMAML_LAB overrides the command (a frozen copy of the package while the tree changes under it); JOBS runs at
@@ -41,17 +47,18 @@ lr_jobs() {  # SETTING... METHOD RATE SEED
   done
 }
 
-long_jobs() {  # SETTING... METHOD N SEED: the headline pair (exact maml-1000, reptile-1000) for every seed first,
+long_jobs() {  # FUNCTION SETTING... [METHOD N] SEED: the headline pair (exact maml-1000, reptile-1000) for every seed first,
   # so that the verdict is reached before the other cells; then the other cells, seed by seed
   local seed setting cell
   for seed in $SEEDS; do
     for setting in "${SETTINGS[@]}"; do
-      for cell in "maml 1000" "reptile 1000"; do echo "$setting $cell $seed"; done
+      for cell in "maml 1000" "reptile 1000"; do echo "long_one $setting $cell $seed"; done
     done
   done
+  for seed in $SEEDS; do echo "remedy_one CosMixture 50 50 $seed"; done
   for seed in $SEEDS; do
     for setting in "${SETTINGS[@]}"; do
-      for cell in "fomaml 1000" "maml 300" "maml 100" "maml 10"; do echo "$setting $cell $seed"; done
+      for cell in "fomaml 1000" "maml 300" "maml 100" "maml 10"; do echo "long_one $setting $cell $seed"; done
     done
   done
 }
@@ -92,13 +99,21 @@ long_one() {  # DOMAIN SHOTS QUERY METHOD N SEED
     --keep-every 1000 || return 0
   echo "done: long $*"
 }
-export -f train lr_one long_one
+remedy_one() {  # DOMAIN SHOTS QUERY SEED
+  local setting="$1-$2-$3" seed=$4 rate
+  rate=$($PYTHON -m amaml_lab.studies.directions chosen "$ROOT" "$setting" maml)
+  [ -n "$rate" ] || { echo "skipped: remedy $* (no rate chosen yet: run the lr phase)" >&2; return 0; }
+  train "$ROOT/long/$setting/maml-normalized-1000/lr$rate/seed$seed" "$1" "$2" "$3" maml 1000 "$rate" "$seed" 5000 \
+    --normalize-grad --eval-interval 500 --interval-horizons 1000 --keep-every 1000 || return 0
+  echo "done: remedy $*"
+}
+export -f train lr_one long_one remedy_one
 export ROOT AMAML_LAB PYTHON TEST_HORIZONS
 
 case "${1:-all}" in
   list) lr_jobs; long_jobs ;;
   lr) lr_jobs | xargs -P "$JOBS" -L 1 bash -c 'lr_one "$@"' _ ;;
-  long) long_jobs | xargs -P "$JOBS" -L 1 bash -c 'long_one "$@"' _ ;;
+  long) long_jobs | xargs -P "$JOBS" -L 1 bash -c '"$@"' _ ;;
   all) for pass in 1 2 3; do "$0" lr; done; "$0" long ;;  # a best rate at the grid's edge adds one, run next pass
   *) echo "usage: $0 [list|lr|long|all]" >&2; exit 2 ;;
 esac

@@ -4,6 +4,8 @@ measurements behind ``results/diagnose_directions.py`` (issue 33), each at one t
 * :func:`direction_stats`: over many meta-batches, the exact meta-gradient's, FOMAML's and Reptile's norms, how
   well each agrees with itself from batch to batch (mean pairwise cosine; the norm of the mean over the mean of the
   norms), and the cosines between them;
+* :func:`gradient_scale`: each batch's norm of a direction, the largest over the median, and how Adam's second
+  moment compares with the gradients it now sees;
 * :func:`adam_step`: Adam's effective step, mean |m_hat| / (sqrt(v_hat) + eps), read from an optimiser state;
 * :func:`jacobian_spectrum`: the singular values of the loop's Jacobian du(N)/dtheta (exact, float64,
   :func:`amaml_lab.loop_jacobian`) at several N from one pass;
@@ -101,6 +103,25 @@ def adam_step(optimizer_state: dict) -> float:
     return float(torch.cat(ratios).mean())
 
 
+def gradient_scale(vectors: list, optimizer_state: dict | None = None) -> dict:
+    """How unevenly a direction's size is spread over meta-batches, and whether Adam's memory of it is stale.
+
+    ``norms``: each batch's norm, ascending; ``max_over_median``: the largest over the median (a heavy tail means a
+    few batches dominate Adam's second moment); with the run's ``optimizer_state`` (Adam),
+    ``sqrt_v_over_rms``: sum over parameters of sqrt(v_hat) over the sum of the root mean square of these gradients,
+    1 when Adam's second moment matches the gradients it now sees, much more when it remembers larger ones."""
+    V = torch.stack(vectors)
+    norms = V.norm(dim=1).sort().values
+    out = {"norms": norms.tolist(), "max_over_median": float(norms[-1] / norms.median())}
+    if optimizer_state is not None and optimizer_state["state"]:
+        beta2 = optimizer_state["param_groups"][0]["betas"][1]
+        v_hat = torch.cat(
+            [(s["exp_avg_sq"] / (1 - beta2 ** float(s["step"]))).reshape(-1) for s in optimizer_state["state"].values()]
+        )
+        out["sqrt_v_over_rms"] = float(v_hat.sqrt().sum() / V.pow(2).mean(0).sqrt().sum())
+    return out
+
+
 def jacobian_spectrum(cfg: RunConfig, theta: dict, horizons, tasks: int = 1, seed: int = 0) -> dict:
     """{N: [singular values of du(N)/dtheta, descending] per task} for ``tasks`` meta-train tasks' support sets (the
     run's step size, solver and reg), each from one pass to the longest N."""
@@ -154,6 +175,7 @@ __all__ = [
     "adam_step",
     "agreement",
     "direction_stats",
+    "gradient_scale",
     "directions_over_batches",
     "jacobian_spectrum",
     "loss_slice",

@@ -135,6 +135,9 @@ class RunConfig:
     # the test horizons); a tuple, only theta, the own loop and adapt<N> for N here (evaluate.loop_evaluation)
     interval_horizons: tuple | None = None
     keep_every: int = 0  # > 0: theta and the outer optimiser's state kept every this many meta-steps (snapshots/)
+    # True: each meta-step's gradient (the meta-batch's mean) is divided by its norm over all of theta before the
+    # outer optimiser sees it, so no batch outweighs another and the optimiser's state cannot go stale with scale
+    normalize_grad: bool = False
 
     @property
     def classification(self) -> bool:
@@ -159,6 +162,8 @@ class RunConfig:
             )
         if not isinstance(self.deterministic, bool):
             raise ValueError(f"deterministic must be True or False; got {self.deterministic!r}")
+        if not isinstance(self.normalize_grad, bool):
+            raise ValueError(f"normalize_grad must be True or False; got {self.normalize_grad!r}")
         if not isinstance(self.learn_horizon, bool):
             raise ValueError(f"learn_horizon must be True or False; got {self.learn_horizon!r}")
         if self.compile_wait not in (True, False) or (self.compile_wait and not self.compile):

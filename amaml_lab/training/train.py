@@ -311,9 +311,14 @@ class _State:
             )
 
     def apply(self, grad: dict, horizon_grad: float | None) -> None:
-        """One outer step on ``grad`` (and, when learned, on log T: d L / d log T = T dL/dT)."""
+        """One outer step on ``grad`` (and, when learned, on log T: d L / d log T = T dL/dT); with
+        ``cfg.normalize_grad``, on ``grad`` divided by its norm over all of theta."""
+        scale = 1.0
+        if self.cfg.normalize_grad:
+            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grad.values()]))
+            scale = 1.0 / float(norm) if float(norm) > 0 else 1.0
         for k, v in self.theta.items():
-            v.grad = grad[k].clone()
+            v.grad = grad[k] * scale
         if self.cfg.learn_horizon and horizon_grad is not None:
             self.log_horizon.grad = torch.as_tensor(horizon_grad, dtype=torch.float64) * self.horizon
         self.optimizer.step()

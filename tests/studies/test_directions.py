@@ -290,6 +290,25 @@ def test_adam_step_is_the_size_of_adams_last_update_per_unit_rate():
     assert adam_step(opt.state_dict()) == pytest.approx(float(update.mean()), rel=1e-9)
 
 
+def test_gradient_scale_reads_the_norms_spread_and_adams_memory_of_a_larger_gradient():
+    """Adam fed 3 g for five steps holds v_hat = 9 g^2 exactly (bias-corrected), so against gradients g and -g its
+    second moment is 3 times their root mean square; the norms 1, 1, 5 have a largest over median of 5."""
+    from amaml_lab.studies.diagnosis import gradient_scale
+
+    g = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    param = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.Adam([param], lr=0.01)
+    for _ in range(5):
+        param.grad = 3 * g
+        opt.step()
+    got = gradient_scale([g, -g], opt.state_dict())
+    assert got["sqrt_v_over_rms"] == pytest.approx(3.0, rel=1e-12)
+    assert got["norms"] == pytest.approx([float(g.norm())] * 2)
+    e = torch.eye(2, dtype=torch.float64)
+    spread = gradient_scale([e[0], 5 * e[1], -e[1]])
+    assert spread == {"norms": pytest.approx([1.0, 1.0, 5.0]), "max_over_median": pytest.approx(5.0)}
+
+
 def test_the_directions_are_the_exact_meta_gradient_fomaml_and_reptile_of_each_batch():
     """Independent references: the exact one as J(N)^T grad L_Q(u_N) from the loop's Jacobian (forward mode, not
     back-propagation), Reptile's as theta - u_N from the evaluation's own loop, FOMAML's as grad L_Q(u_N)."""

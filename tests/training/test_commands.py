@@ -44,7 +44,8 @@ def test_run_writes_summary_metrics_eval_and_checkpoint(tmp_path, capsys):
 
 
 def test_run_flags_reach_the_run(tmp_path, capsys):
-    """--protocol, --eval-interval and --deterministic from the command line into the run and its files."""
+    """--protocol, --eval-interval, --deterministic and --normalize-grad from the command line into the run and its
+    files."""
     code, out, err = cli(
         capsys,
         "run",
@@ -62,11 +63,13 @@ def test_run_flags_reach_the_run(tmp_path, capsys):
         "--eval-interval",
         2,
         "--deterministic",
+        "--normalize-grad",
         *SMALL,
     )
     assert code == 0, err
     config = json.loads((tmp_path / "summary.json").read_text())["config"]
     assert config["protocol"] == "reference" and config["eval_interval"] == 2 and config["deterministic"] is True
+    assert config["normalize_grad"] is True
     rows = list(csv.DictReader(open(tmp_path / "evals.csv")))
     assert [int(r["meta_step"]) for r in rows] == [0, 2, 4]
     torch.use_deterministic_algorithms(False)  # --deterministic set it for this process

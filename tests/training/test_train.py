@@ -37,14 +37,39 @@ def config(**kw):
     return RunConfig(**base)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_resume_equals_uninterrupted(tmp_path, optimizer):
-    whole = meta_train(config(optimizer=optimizer), tmp_path / "a")
-    meta_train(config(optimizer=optimizer, meta_steps=4), tmp_path / "b")
-    resumed = meta_train(config(optimizer=optimizer), tmp_path / "b", resume=True)
+@pytest.mark.parametrize("optimizer,normalize", [("sgd", False), ("adam", False), ("adam", True)])
+def test_resume_equals_uninterrupted(tmp_path, optimizer, normalize):
+    kw = dict(optimizer=optimizer, normalize_grad=normalize)
+    whole = meta_train(config(**kw), tmp_path / "a")
+    meta_train(config(**kw, meta_steps=4), tmp_path / "b")
+    resumed = meta_train(config(**kw), tmp_path / "b", resume=True)
     assert resumed["meta_steps"] == whole["meta_steps"] == 6
     assert all(torch.equal(whole["theta"][k], resumed["theta"][k]) for k in whole["theta"])
     assert whole["losses"] == resumed["losses"]
+
+
+def _first_step(tmp_path, name, **kw):
+    """(theta before, theta after) one meta-step of the small run."""
+    seen = []
+
+    def keep(step, theta, model, domain, horizon):
+        seen.append({k: v.clone() for k, v in theta.items()})
+        return {"meta_step": step}
+
+    out = meta_train(config(meta_steps=1, eval_interval=1, **kw), tmp_path / name, on_eval=keep)
+    return seen[0], out["theta"]
+
+
+def test_a_normalized_gradient_moves_theta_by_the_learning_rate_along_the_plain_step(tmp_path):
+    """With SGD one normalised meta-step is -lr g / |g| (the norm over all of theta, not per tensor): the plain step
+    rescaled to length lr, from the same start."""
+    start, plain = _first_step(tmp_path, "plain", optimizer="sgd", meta_lr=0.3)
+    start_n, normed = _first_step(tmp_path, "normed", optimizer="sgd", meta_lr=0.3, normalize_grad=True)
+    flat = lambda theta, origin: torch.cat([(theta[k] - origin[k]).reshape(-1) for k in sorted(theta)])  # noqa: E731
+    step, step_n = flat(plain, start), flat(normed, start_n)
+    assert all(torch.equal(start[k], start_n[k]) for k in start)
+    assert abs(float(step.norm()) - 0.3) > 1e-3  # the plain step is not already of length lr
+    torch.testing.assert_close(step_n, 0.3 * step / step.norm(), rtol=1e-10, atol=1e-12)
 
 
 def test_resume_after_a_kill_between_checkpoints(tmp_path):
@@ -202,6 +227,7 @@ def test_resume_accepts_a_checkpoint_from_before_a_new_field(tmp_path):
         (dict(options={"lam": 2.0}), "option lam=2.0 is not known to method='adjoint'"),
         (dict(eval_interval=-1), "eval_interval must be an integer >= 0"),
         (dict(protocol="paper"), "protocol='paper' is not known; allowed values: kit, reference"),
+        (dict(normalize_grad=1), "normalize_grad must be True or False; got 1"),
         (
             dict(compile_wait=True),
             "compile_wait must be True \\(with compile=True\\) or False; got True with compile=False",
