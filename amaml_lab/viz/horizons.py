@@ -26,6 +26,24 @@ def _clip(values):
     return [None if not math.isfinite(v) else min(v, ERROR_CEILING) for v in values]
 
 
+CLAMPED_SYMBOL = "triangle-up"  # an error above ERROR_CEILING, drawn at the ceiling; its hover gives the true value
+
+
+def _clamp_marks(values) -> dict:
+    """Per point of an error line: its marker (a triangle where the error is drawn at the ceiling) and the true
+    value for the hover."""
+    import math
+
+    return {
+        "symbol": [CLAMPED_SYMBOL if math.isfinite(v) and v > ERROR_CEILING else "circle" for v in values],
+        "size": [9 if math.isfinite(v) and v > ERROR_CEILING else 4 for v in values],
+        "true": [f"{v:.3g}" if math.isfinite(v) else "overflow" for v in values],
+    }
+
+
+REL_HOVER = "%{fullData.name}<br>T = %{x:.3g}: relative error %{customdata}<extra></extra>"
+
+
 def horizon_view(data, step_size: float, solver: str, j: int, shown) -> dict:
     """Everything one view of the horizon explorer draws, as plain lists (indexing only, no computing)."""
     import math
@@ -52,7 +70,16 @@ def horizon_view(data, step_size: float, solver: str, j: int, shown) -> dict:
         rel, cos = errs[m]
         cos = [c if math.isfinite(c) else None for c in cos]  # JSON has no NaN: a gap
         view["methods"].append(
-            dict(key=m, label=LABELS[m], shown=m in shown, rel=_clip(rel), cos=cos, rel_at=rel[j], cos_at=cos[j])
+            dict(
+                key=m,
+                label=LABELS[m],
+                shown=m in shown,
+                rel=_clip(rel),
+                rel_marks=_clamp_marks(rel),
+                cos=cos,
+                rel_at=rel[j],
+                cos_at=cos[j],
+            )
         )
     return view
 
@@ -72,7 +99,7 @@ def horizon_figure(data, step_size: float, solver: str, j: int, shown, cost: dic
         subplot_titles=(
             "(a) the model at θ and at u(T)",
             "(b) losses along t",
-            "(c) error to the exact meta-gradient",
+            "(c) error to the exact meta-gradient (▲ > 1e4)",
             "(c) cosine to it",
             "(d) time of one meta-gradient",
             "(d) its peak memory",
@@ -159,8 +186,8 @@ def horizon_figure(data, step_size: float, solver: str, j: int, shown, cost: dic
                     legendgroup=m["key"],
                     showlegend=col == 1,
                     visible=m["shown"],
-                    marker=dict(size=4),
                     line=style_of(m["key"]),
+                    **rel_marks(m, field),
                 ),
                 2,
                 col,
@@ -244,6 +271,19 @@ def _log_axes(fig, loss_span=None) -> None:
     fig.update_yaxes(range=[-1.05, 1.05], row=2, col=2)
 
 
+def rel_marks(method: dict, field: str) -> dict:
+    """The marker and hover of one method's line in panel (c): on the error line a triangle where the error is
+    drawn at the ceiling, with the true value on hover."""
+    if field != "rel":
+        return {"marker": dict(size=4)}
+    marks = method["rel_marks"]
+    return {
+        "marker": dict(size=marks["size"], symbol=marks["symbol"]),
+        "customdata": marks["true"],
+        "hovertemplate": REL_HOVER,
+    }
+
+
 def _method_markers(view, field) -> dict:
     shown = [m for m in view["methods"] if m["shown"]]
     key = "rel_at" if field == "rel" else "cos_at"
@@ -276,6 +316,10 @@ def update_horizon(fig, data, step_size: float, solver: str, j: int, shown) -> N
             for i, m in enumerate(view["methods"]):
                 trace = fig.data[base + i]
                 trace.x, trace.y, trace.visible = view["horizons"], m[field], m["shown"]
+                if field == "rel":
+                    marks = rel_marks(m, field)
+                    trace.marker.symbol, trace.marker.size = marks["marker"]["symbol"], marks["marker"]["size"]
+                    trace.customdata = marks["customdata"]
             markers = _method_markers(view, field)
             trace = fig.data[base + n]
             trace.x, trace.y, trace.marker.color, trace.text = (

@@ -180,7 +180,14 @@ def _horizon_set(fig, base, data, h, s, j, c, visible) -> list:
             group = f"{m['key']}{c}"
             fig.add_traces(
                 [
-                    _like(line, x=view["horizons"], y=short(m[field]), legendgroup=group, visible=visible),
+                    _like(
+                        line,
+                        x=view["horizons"],
+                        y=short(m[field]),
+                        legendgroup=group,
+                        visible=visible,
+                        **viz_horizon.rel_marks(m, field),
+                    ),
                     go.Scatter(
                         x=[view["T"]],
                         y=short([m[field][j]]),

@@ -1,6 +1,8 @@
 """The widget apps outside any kernel: set a control's value, the figure's traces change; a move only indexes
 what the app computed when it was built."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -365,6 +367,42 @@ def test_horizon_explorer_shows_its_data_without_a_kernel(horizon_app):
     fig = bundle["application/vnd.plotly.v1+json"]
     assert len(fig["data"]) == len(horizon_app.figure.data)
     assert all(len(t.get("x", [])) > 0 for t in fig["data"] if t.get("visible", True) is not False)
+
+
+def test_errors_beyond_the_scale_are_marked_and_hover_their_true_value():
+    """Back-solving's error overflows the panel at long T (notebook 02's shipped data): those points are drawn at
+    the ceiling as triangles, their hover gives the true value, in the app, after a move, and in the book's figure;
+    the points on the scale stay plain circles at their value."""
+    from amaml_lab.viz import horizons as viz_horizon
+    from amaml_lab.viz.static import horizon_static_figure
+
+    app = widgets.HorizonExplorer(step_sizes=(0.01, 0.03), seed=0)
+    assert app.data.source == "shipped"
+    raw = app.data.errors[(0.01, "rk4")]["backsolve"][0]
+    back = next(m for m in app.view()["methods"] if m["key"] == "backsolve")
+    marks = back["rel_marks"]
+    beyond = [i for i, v in enumerate(raw) if math.isfinite(v) and v > viz_horizon.ERROR_CEILING]
+    within = [i for i, v in enumerate(raw) if math.isfinite(v) and v <= viz_horizon.ERROR_CEILING]
+    assert beyond and within
+    for i in beyond:
+        assert back["rel"][i] == viz_horizon.ERROR_CEILING and marks["symbol"][i] == viz_horizon.CLAMPED_SYMBOL
+        assert marks["true"][i] == f"{raw[i]:.3g}"
+    assert all(back["rel"][i] == raw[i] and marks["symbol"][i] == "circle" for i in within)
+
+    def drawn(fig):
+        return [t for t in fig.data if t.name == back["label"] and t.customdata is not None]
+
+    app.controls["steps"].value = app.data.steps[3]  # a move keeps the marks
+    true = f"{raw[beyond[0]]:.3g}"
+    lines = drawn(app.figure)
+    assert len(lines) == 1 and lines[0].marker.symbol == tuple(marks["symbol"]) and true in lines[0].customdata
+    app.controls["step_size"].value = 0.03  # another sweep, other points beyond the scale: the marks follow
+    coarse = next(m for m in app.view()["methods"] if m["key"] == "backsolve")["rel_marks"]
+    assert coarse["symbol"] != marks["symbol"] and drawn(app.figure)[0].marker.symbol == tuple(coarse["symbol"])
+    assert drawn(app.figure)[0].customdata == tuple(coarse["true"])
+    lines = drawn(horizon_static_figure(app.data, app.cost))  # one line per step size and solver
+    assert len(lines) == len(app.data.sweeps) and all(viz_horizon.CLAMPED_SYMBOL in t.marker.symbol for t in lines)
+    assert any(t.marker.symbol == tuple(marks["symbol"]) and true in t.customdata for t in lines)
 
 
 def test_horizon_explorer_rejects_what_it_did_not_compute(horizon_app):
