@@ -17,7 +17,7 @@
 #         (evals.csv); at 5,000 the full evaluation (tasks.csv: the cross-evaluation and 5,000 Adam iterations);
 #         the full evaluation at 1,000 stays in the 1,000-meta-step folder; theta and Adam's state are kept every
 #         1,000 meta-steps (snapshots/, for the diagnosis).  --compile from N = 100 on.
-#   remedy  After the headline pair, before the other cells: exact maml-1000 on CosMixture 50/50 with each meta-step's
+#   remedy  Seed 0 after the headline pair's seed 0, seeds 1-2 after the pair, before the other cells: exact maml-1000 on CosMixture 50/50 with each meta-step's
 #         gradient divided by its norm before Adam (--normalize-grad), at maml's chosen rate, seeds 0-2, from scratch
 #         to 5,000 meta-steps (evaluated as the long runs, from meta-step 0), into
 #         long/CosMixture-50-50/maml-normalized-1000/lr<RATE>/seed<S>.  Why this remedy: the diagnosis found the
@@ -47,15 +47,17 @@ lr_jobs() {  # SETTING... METHOD RATE SEED
   done
 }
 
-long_jobs() {  # FUNCTION SETTING... [METHOD N] SEED: the headline pair (exact maml-1000, reptile-1000) for every seed first,
-  # so that the verdict is reached before the other cells; then the other cells, seed by seed
-  local seed setting cell
+long_jobs() {  # FUNCTION SETTING... [METHOD N] SEED: the headline pair (exact maml-1000, reptile-1000) for every seed
+  # first, so that the verdict is reached before the other cells, with the remedy's first seed after the pair's
+  # (a remedy that fails shows it before its other seeds run); then the remedy's other seeds; then the other cells
+  local seed setting cell first=${SEEDS%% *}
   for seed in $SEEDS; do
     for setting in "${SETTINGS[@]}"; do
       for cell in "maml 1000" "reptile 1000"; do echo "long_one $setting $cell $seed"; done
     done
+    [ "$seed" = "$first" ] && echo "remedy_one CosMixture 50 50 $seed"
   done
-  for seed in $SEEDS; do echo "remedy_one CosMixture 50 50 $seed"; done
+  for seed in $SEEDS; do [ "$seed" = "$first" ] || echo "remedy_one CosMixture 50 50 $seed"; done
   for seed in $SEEDS; do
     for setting in "${SETTINGS[@]}"; do
       for cell in "fomaml 1000" "maml 300" "maml 100" "maml 10"; do echo "long_one $setting $cell $seed"; done

@@ -32,6 +32,9 @@ SELECTION_STEPS = 1000  # N of the selection runs, and their meta-steps
 
 
 DIAGNOSED = ("maml-10", "maml-1000", "fomaml-1000", "reptile-1000")  # the thetas results/diagnose_directions.py reads
+# the remedy (results/run_directions.sh): exact maml-1000 with each meta-step's gradient normalised before Adam, at
+# maml's chosen rate; its folders are long/SETTING/maml-normalized-1000/lr<RATE>/seedS
+REMEDY = ("maml-normalized", 1000)
 
 
 def diagnosis_path(root, setting: str, run: str, rate: str, step: int, seed: int = 0) -> Path:
@@ -48,6 +51,65 @@ def diagnoses(root, setting: str, step: int = SELECTION_STEPS, runs=DIAGNOSED, r
         if path.exists():
             found[run] = json.loads(path.read_text())
     return found
+
+
+def diagnoses_along(root, setting: str, run: str, rate: str, steps=range(2000, 5001, 1000)) -> dict:
+    """{meta-step: diagnosis} of RUN's snapshots along its continuation at ``rate`` (seed 0), those diagnosed."""
+    found = {}
+    for step in steps:
+        path = diagnosis_path(root, setting, run, rate, step)
+        if path.exists():
+            found[step] = json.loads(path.read_text())
+    return found
+
+
+def base_method(run_method: str) -> str:
+    """The kit's method behind a run's name: ``maml`` for the remedy's ``maml-normalized``."""
+    return run_method.split("-")[0]
+
+
+def scale_rows(diagnoses: dict) -> list[dict]:
+    """Per diagnosed theta ({label: diagnosis} with a "scale"): the N its run trains through, the largest batch's
+    norm over the median for the exact and the Reptile direction there, Adam's second moment over the root mean
+    square of the run's own direction (``sqrt_v_over_rms``) and Adam's effective step."""
+    rows = []
+    for label, d in diagnoses.items():
+        scale = d.get("scale")
+        if scale is None:
+            continue
+        own = next(
+            (v["sqrt_v_over_rms"] for v in scale.values() if isinstance(v, dict) and "sqrt_v_over_rms" in v), None
+        )
+        rows.append(
+            {
+                "theta": label,
+                "steps": scale["steps"],
+                "exact": scale["exact"]["max_over_median"],
+                "reptile": scale["reptile"]["max_over_median"],
+                "sqrt_v_over_rms": own,
+                "adam_step": d.get("adam_step"),
+            }
+        )
+    return rows
+
+
+def scale_table(diagnoses: dict) -> str:
+    """:func:`scale_rows` as Markdown."""
+
+    def cell(value, digits):
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    lines = [
+        "| θ of | its N | largest / median batch norm: exact | : Reptile | Adam's √v̂ / rms of its own direction"
+        " | Adam's step |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in scale_rows(diagnoses):
+        lines.append(
+            f"| {r['theta']} | {r['steps']:,} | {cell(r['exact'], 1)} | {cell(r['reptile'], 1)}"
+            f" | {cell(r['sqrt_v_over_rms'], 1)} | {cell(r['adam_step'], 2)} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def first_folder(root, setting: str, method: str, steps: int, rate: str, seed: int) -> Path:

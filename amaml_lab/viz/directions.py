@@ -6,6 +6,7 @@ the directions' agreement and size against N, the loop Jacobian's singular value
 from __future__ import annotations
 
 import math
+import statistics
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -14,13 +15,21 @@ from ..studies import directions
 from .style import color_of, log_axis, run_styles
 
 DIRECTION_METHODS = {"exact": "maml", "fomaml": "fomaml", "reptile": "reptile"}  # each direction in its method's hue
-CURVE_RUNS = (("maml", 1000), ("reptile", 1000), ("fomaml", 1000), ("maml", 300), ("maml", 100), ("maml", 10))
+CURVE_RUNS = (
+    ("maml", 1000),
+    ("reptile", 1000),
+    directions.REMEDY,
+    ("fomaml", 1000),
+    ("maml", 300),
+    ("maml", 100),
+    ("maml", 10),
+)
 
 
 def _rate_of(root, setting: str, method: str, steps: int) -> str:
     if steps != directions.SELECTION_STEPS:
         return directions.COMMITTED_RATE
-    return directions.chosen_rate(root, setting, method) or directions.COMMITTED_RATE
+    return directions.chosen_rate(root, setting, directions.base_method(method)) or directions.COMMITTED_RATE
 
 
 def curves_figure(
@@ -138,6 +147,43 @@ def slices_figure(diagnosis: dict, title: str = ""):
     return fig
 
 
+def scale_figure(diagnoses: dict, title: str = ""):
+    """Per diagnosed theta ({label: diagnosis} with a "scale"), each meta-batch's norm of the exact and of the
+    Reptile direction at the run's own N, over that direction's median (log scale): a heavy tail is a few batches
+    far larger than the rest."""
+    fig = go.Figure()
+    for name in ("exact", "reptile"):
+        xs, ys = [], []
+        for label, d in diagnoses.items():
+            if "scale" not in d:
+                continue
+            norms = d["scale"][name]["norms"]
+            median = statistics.median(norms)
+            xs += [f"θ of {label} (N = {d['scale']['steps']:,})"] * len(norms)
+            ys += [v / median for v in norms]
+        fig.add_trace(
+            go.Box(
+                x=xs,
+                y=ys,
+                name=f"{name} direction",
+                boxpoints="all",
+                jitter=0.4,
+                pointpos=0,
+                marker=dict(color=color_of(DIRECTION_METHODS[name]), size=5),
+                line=dict(color=color_of(DIRECTION_METHODS[name])),
+                fillcolor="rgba(0,0,0,0)",
+            )
+        )
+    fig.add_hline(y=1.0, line=dict(color="#777777", dash="dot", width=1))
+    fig.update_yaxes(title_text="a batch's norm over the median batch's", **log_axis(plain=True))
+    fig.update_layout(
+        boxmode="group",
+        title=title or "How unevenly the directions' sizes spread over 20 meta-batches",
+        legend=dict(orientation="h", y=-0.3),
+    )
+    return fig
+
+
 SURVIVES = 1e-3  # a singular value of du(N)/dtheta above this: a direction of theta that still moves u(N)
 
 
@@ -251,6 +297,7 @@ __all__ = [
     "curves_figure",
     "explorer_figure",
     "nearest_diagnosed",
+    "scale_figure",
     "slices_figure",
     "spectrum_counts",
     "spectrum_figure",

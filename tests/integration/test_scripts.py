@@ -141,8 +141,8 @@ def test_mlp_device_moves_the_mlp_settings_only(tmp_path):
 
 def test_the_directions_script_lists_the_rate_selection_then_the_long_runs(tmp_path):
     """results/run_directions.sh list, on an empty ROOT: the 18 selection runs (3 methods x the 3 rates of the
-    grid x 2 settings, seed 0; 1e-3 is the committed run, validated), the headline pair's 12 runs, the remedy's 3
-    seeds, then the other 24 runs to 5,000 meta-steps."""
+    grid x 2 settings, seed 0; 1e-3 is the committed run, validated), the headline pair's 12 runs with the remedy's
+    first seed after the pair's first, the remedy's other 2 seeds, then the other 24 runs to 5,000 meta-steps."""
     import os
     import sys
 
@@ -159,10 +159,11 @@ def test_the_directions_script_lists_the_rate_selection_then_the_long_runs(tmp_p
     assert done.returncode == 0 and len(lines) == 18 + 36 + 3, done.stderr
     assert lines[:3] == ["CosMixture 50 50 maml 1e-3 0", "CosMixture 50 50 maml 3e-3 0", "CosMixture 50 50 maml 1e-2 0"]
     assert lines[18] == "long_one CosMixture 50 50 maml 1000 0" and lines[-1] == "long_one Sinusoid 10 10 maml 10 2"
-    pair = [line.split() for line in lines[18:30]]  # the headline pair, every seed and setting, before any other cell
+    remedy = [f"remedy_one CosMixture 50 50 {seed}" for seed in range(3)]
+    assert lines[22] == remedy[0] and lines[31:33] == remedy[1:]  # its first seed right after the pair's first
+    pair = [line.split() for line in lines[18:22] + lines[23:31]]  # the headline pair, every seed, before the rest
     assert {tuple(words[4:6]) for words in pair} == {("maml", "1000"), ("reptile", "1000")}
-    assert sorted({words[-1] for words in pair}) == ["0", "1", "2"] and len(set(lines[18:])) == 39
-    assert lines[30:33] == [f"remedy_one CosMixture 50 50 {seed}" for seed in range(3)]
+    assert [words[-1] for words in pair] == ["0"] * 4 + ["1"] * 4 + ["2"] * 4 and len(set(lines[18:])) == 39
 
 
 @pytest.mark.parametrize(

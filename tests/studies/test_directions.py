@@ -402,6 +402,52 @@ def test_the_diagnosis_figures_draw_what_the_diagnosis_holds():
     assert list(slices.data[2].y) == [0.4, 0.1, 0.9] and slices.data[2].name == "exact"
 
 
+def test_the_scale_rows_read_each_thetas_spread_and_adams_memory(tmp_path):
+    from amaml_lab.viz import directions as viz
+
+    def scale(exact, reptile, memory, own):  # Adam's memory is kept for the run's own direction only
+        out = {"steps": 1000, "fomaml": {"norms": [1.0, 1.0, 1.0], "max_over_median": 1.0}}
+        for name, norms in (("exact", exact), ("reptile", reptile)):
+            out[name] = {"norms": norms, "max_over_median": max(norms) / sorted(norms)[1]}
+        out[own]["sqrt_v_over_rms"] = memory
+        return out
+
+    found = {
+        "maml-1000": {
+            **_diagnosis(),
+            "adam_step": 0.14,
+            "scale": scale([1.0, 2.0, 26.0], [1.0, 1.0, 1.5], 2.2, "exact"),
+        },
+        "reptile-1000": {
+            **_diagnosis(),
+            "adam_step": 0.31,
+            "scale": scale([1.0, 3.0, 6.0], [1, 1, 2.0], 0.9, "reptile"),
+        },
+        "unscaled": _diagnosis(),
+    }
+    rows = directions.scale_rows(found)
+    assert [r["theta"] for r in rows] == ["maml-1000", "reptile-1000"]  # a diagnosis without a scale is left out
+    assert (rows[0]["exact"], rows[0]["reptile"], rows[0]["sqrt_v_over_rms"], rows[0]["adam_step"]) == (
+        13.0,
+        1.5,
+        2.2,
+        0.14,
+    )
+    table = directions.scale_table(found).splitlines()
+    assert table[2] == "| maml-1000 | 1,000 | 13.0 | 1.5 | 2.2 | 0.14 |" and len(table) == 4
+    fig = viz.scale_figure(found)
+    exact = next(t for t in fig.data if t.name == "exact direction")
+    assert list(exact.y) == [0.5, 1.0, 13.0, 1 / 3, 1.0, 2.0]  # each batch over its theta's median
+    assert set(exact.x) == {"θ of maml-1000 (N = 1,000)", "θ of reptile-1000 (N = 1,000)"}
+    for step in (2000, 4000):
+        path = directions.diagnosis_path(tmp_path, "Sinusoid-10-10", "maml-1000", "3e-3", step)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"meta_step": step}))
+    along = directions.diagnoses_along(tmp_path, "Sinusoid-10-10", "maml-1000", "3e-3")
+    assert {k: v["meta_step"] for k, v in along.items()} == {2000: 2000, 4000: 4000}
+    assert directions.base_method("maml-normalized") == "maml" and directions.base_method("reptile") == "reptile"
+
+
 def test_the_curves_figure_reads_each_seeds_continuation(tmp_path):
     from amaml_lab.viz import directions as viz
 
