@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..studies import directions
-from .style import color_of, log_axis, run_styles
+from .style import as_widget, color_of, log_axis, run_styles
 
 DIRECTION_METHODS = {"exact": "maml", "fomaml": "fomaml", "reptile": "reptile"}  # each direction in its method's hue
 CURVE_RUNS = (
@@ -275,7 +275,7 @@ def explorer_figure(diagnoses: dict, steps: int, widget: bool = False):
         legend=dict(orientation="h", y=-0.22),
         title="What the loop does to θ's directions, beside how the meta-gradient's directions agree",
     )
-    return go.FigureWidget(fig) if widget else fig
+    return as_widget(fig) if widget else fig
 
 
 def update_explorer(fig, diagnoses: dict, steps: int) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from ..teach import surfaces as explore
-from .style import PATH_COLORS, SOLVER_COLORS, color_of, log_axis, run_colors, run_styles, style_of, wire
+from .style import PATH_COLORS, SOLVER_COLORS, as_widget, color_of, log_axis, run_colors, run_styles, style_of, wire
 
 
 def _figure(traces, layout, widget: bool):
@@ -155,8 +155,6 @@ def cost_figure(rows: list[dict], widget: bool = False, steps: int | None = None
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=1, cols=2, subplot_titles=("time (s)", "peak memory (MB)"))
-    if widget:
-        fig = go.FigureWidget(fig)
     for col, key in ((1, "time_s"), (2, "peak_mb")):
         for name in COST_METHODS:
             mine = sorted((r for r in rows if r["name"] == name), key=lambda r: r["steps"])
@@ -188,7 +186,7 @@ def cost_figure(rows: list[dict], widget: bool = False, steps: int | None = None
     fig.update_xaxes(**log_axis(plain=True, title="inner steps"))
     fig.update_yaxes(**log_axis(plain=True))
     fig.update_layout(template="plotly_white", height=400, margin=dict(l=60, r=20, t=50, b=50))
-    return fig
+    return as_widget(fig) if widget else fig
 
 
 def _cost_now(rows: list[dict], key: str, steps: int | None) -> dict:
@@ -310,8 +308,6 @@ def baselines_figure(rows: list[dict], widget: bool = False, steps: int | None =
         cols=2,
         subplot_titles=("relative error to the exact meta-gradient of each method's own loop", "cosine to it"),
     )
-    if widget:
-        fig = go.FigureWidget(fig)
     for col, key in ((1, "rel_error"), (2, "cosine")):
         for label, (x, y) in _baseline_data(rows, key).items():
             fig.add_trace(
@@ -342,7 +338,7 @@ def baselines_figure(rows: list[dict], widget: bool = False, steps: int | None =
     fig.update_xaxes(**log_axis(plain=True, title="inner steps"))
     fig.update_yaxes(**log_axis(), row=1, col=1)
     fig.update_layout(template="plotly_white", height=420, margin=dict(l=60, r=20, t=50, b=50))
-    return fig
+    return as_widget(fig) if widget else fig
 
 
 def _steps_line(rows, key, steps) -> dict:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from .figures import HORIZON_COST
-from .style import color_of, log_axis, style_of
+from .style import as_widget, color_of, log_axis, style_of
 
 ERROR_CEILING = 1e4  # errors above this (back-solving's overflow) are drawn at the ceiling
 
@@ -105,8 +105,6 @@ def horizon_figure(data, step_size: float, solver: str, j: int, shown, cost: dic
             "(d) its peak memory",
         ),
     )
-    if widget:
-        fig = go.FigureWidget(fig)
     x = task.x_plot[:, 0].tolist()
     fig.add_trace(
         go.Scatter(x=x, y=task.y_plot.tolist(), name="task", line=dict(color="#bbbbbb", width=4), legendgroup="a"), 1, 1
@@ -212,7 +210,7 @@ def horizon_figure(data, step_size: float, solver: str, j: int, shown, cost: dic
         legend=dict(font=dict(size=11), orientation="h", yanchor="top", y=-0.06, x=0),
         title=HORIZON_TITLE,
     )
-    return fig
+    return as_widget(fig) if widget else fig
 
 
 def _cost_panels(fig, steps: int, cost: dict) -> None:

@@ -8,7 +8,7 @@ from plotly.subplots import make_subplots
 
 from ..measure import memory_order
 from ..studies import payoff as study
-from .style import OTHER_COLORS, RUN_DASHES, RUN_SHADES, color_of, log_axis, shade, style_of
+from .style import OTHER_COLORS, RUN_DASHES, RUN_SHADES, as_widget, color_of, log_axis, shade, style_of
 
 TASK_COLORS = OTHER_COLORS  # tasks are not methods: hues no method uses
 
@@ -214,7 +214,7 @@ def payoff_figure(view: dict, i: int, j: int, widget: bool = False):
     fig.update_xaxes(title_text="test horizon N_test", type="category", row=1, col=2)
     fig.update_yaxes(title_text="trained through N", type="category", row=1, col=2)
     fig.update_layout(title=_payoff_title(view), legend=dict(orientation="h", y=-0.25), height=520)
-    return go.FigureWidget(fig) if widget else fig
+    return as_widget(fig) if widget else fig
 
 
 def _payoff_title(view) -> str:

@@ -182,3 +182,12 @@ def wire(values, most: int | None = None):
     if most is not None and len(a) > most:
         a = a[np.unique(np.linspace(0, len(a) - 1, most).round().astype(int))]
     return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def as_widget(fig):
+    """``fig`` as a FigureWidget, made once every trace is in: a notebook saves a FigureWidget's traces only as
+    they were when it was made (those added later reach the browser as messages), so one made empty and then
+    filled shows an empty plot wherever the saved notebook is read without a kernel."""
+    import plotly.graph_objects as go
+
+    return go.FigureWidget(fig)

@@ -121,6 +121,11 @@ def test_notebook_runs_fast(path, tmp_path, monkeypatch):
         ):
             figure = o["data"].get("application/vnd.plotly.v1+json")
             assert figure and any(t.get("x") or t.get("y") for t in figure["data"]), "a widget app saved without data"
+    # and the widget's own saved state holds its traces: a FigureWidget made empty and filled later saves none, and
+    # a viewer that renders widgets from the saved state (nbviewer, JupyterLab without a kernel) shows an empty plot
+    state = nb["metadata"].get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    figures = [m["state"]["_widget_data"] for m in state.values() if "_widget_data" in m.get("state", {})]
+    assert all(figures), f"{sum(not f for f in figures)} of {len(figures)} saved FigureWidgets have no traces"
     if path.name[:2] in ("05", "06", "07"):  # no widget apps here: progress is text, one line per run
         widgets = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
         assert not widgets, f"{len(widgets)} widget outputs (progress bars?) left in the notebook"

@@ -432,6 +432,30 @@ def _same_figure(a, b):
             ), an
 
 
+def test_every_apps_figure_is_saved_with_its_traces(horizon_app):
+    """A notebook saves a FigureWidget's state as it was made: each app's figure is made with every trace in, so a
+    saved notebook read without a kernel shows the plot, not an empty frame (the apps of notebooks 01-04, 08, 09)."""
+    from amaml_lab.studies import directions, payoff
+    from amaml_lab.studies.committed import RESULTS
+    from amaml_lab.widgets.directions import DirectionsExplorer
+    from amaml_lab.widgets.payoff import PayoffExplorer
+
+    records = payoff.committed()
+    apps = {
+        "flow": widgets.FlowExplorer(),
+        "reconstruction": widgets.ReconstructionExplorer(),
+        "baselines": widgets.BaselineExplorer(*build_task(8, "float64", "cpu", 4, 0), steps_list=(4, 8)),
+        "horizon": horizon_app,
+        "cost": widgets.CostExplorer(steps_options=(4,), measure=lambda *a, **k: []),
+        "payoff": PayoffExplorer(records, "Sinusoid-10-10", 0.0, seed=0),
+        "directions": DirectionsExplorer(directions.diagnoses(RESULTS / "horizon", "CosMixture-50-50")),
+    }
+    for name, app in apps.items():
+        saved = app.figure.get_state()["_widget_data"]
+        assert len(saved) == len(app.figure.data) > 0, name
+        assert [t.get("name") for t in saved] == [t.name for t in app.figure.data], name
+
+
 @pytest.mark.parametrize("kind", ["flow", "reconstruction", "baselines", "horizon"])
 def test_after_many_moves_the_figure_is_a_fresh_apps(kind, horizon_app):
     """Each move sends only what changed: after any sequence of moves the figure holds what a new app built at
