@@ -202,7 +202,7 @@ def horizon_figure(data, step_size: float, solver: str, j: int, shown, cost: dic
             col,
         )
     _cost_panels(fig, data.steps[j], cost)
-    _log_axes(fig, _loss_span(data))
+    _log_axes(fig, _loss_span(data), _steps_span(data, cost))
     fig.update_layout(
         template="plotly_white",
         height=1150,
@@ -257,14 +257,26 @@ def _loss_span(data) -> tuple | None:
     return (float(values.min()), float(values.max())) if len(values) else None
 
 
-def _log_axes(fig, loss_span=None) -> None:
+def _steps_span(data, cost: dict) -> list:
+    """Panel (d)'s steps axis (log10): from 1 step, so that the line at the steps shown now is on it for every
+    position of the slider, to the most steps measured or explored."""
+    import math
+
+    top = max([data.steps[-1]] + [r["steps"] for r in cost["rows"]])
+    return [-0.05, math.log10(top) + 0.05]
+
+
+def _log_axes(fig, loss_span=None, steps_span=None) -> None:
     fig.update_xaxes(title="x", row=1, col=1)
     fig.update_xaxes(**log_axis(plain=True, title="t"), row=1, col=2)
     fig.update_yaxes(**log_axis(span=loss_span), row=1, col=2)
     for col in (1, 2):
         fig.update_xaxes(**log_axis(plain=True, title="T = steps × step size"), row=2, col=col)
-        fig.update_xaxes(**log_axis(plain=True, title="inner steps (rk4, measured)"), row=3, col=col)
-        fig.update_yaxes(**log_axis(plain=True), row=3, col=col)
+        fig.update_xaxes(
+            **log_axis(plain=True, title="inner steps (rk4, measured)"), range=steps_span, row=3, col=col
+        )
+    fig.update_yaxes(**log_axis(plain=True, title="seconds"), row=3, col=1)
+    fig.update_yaxes(**log_axis(plain=True, title="MB"), row=3, col=2)
     fig.update_yaxes(**log_axis(range=[-10, 4.2], dtick=2), row=2, col=1)  # 14 decades: a label every second
     fig.update_yaxes(range=[-1.05, 1.05], row=2, col=2)
 

@@ -337,6 +337,9 @@ def test_horizon_explorer_moves_every_panel_with_the_steps(horizon_app, monkeypa
     assert {"model at u(T)", "at T", "steps now"} <= changed
     assert app.figure.data[names.index("steps now")].x == (30, 30)
     assert {f"{name} (measured)" for name in viz.HORIZON_COST} <= set(names)  # panel (d): the shipped rows
+    for col, unit in ((1, "seconds"), (2, "MB")):  # panel (d) from 1 step (its line at 1-5 steps), with units
+        panel = app.figure.get_subplot(3, col)
+        assert panel.xaxis.range[0] <= 0 and panel.xaxis.range[1] >= 4 and panel.yaxis.title.text == unit
     v = app.view()
     assert v["T"] == pytest.approx(0.6) and "T = 0.6" in app.status.value
     # the drawn errors are the data's
