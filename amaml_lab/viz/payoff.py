@@ -114,12 +114,33 @@ def cross_heatmap(matrix: dict, title: str, highlight: tuple | None = None, widg
                 marker=dict(symbol="square-open", size=38, color="#d62728", line=dict(width=3)),
             )
         )
+    x_range, y_range = _cell_ranges(matrix)
     layout = dict(
         title=title,
-        xaxis=dict(title="test horizon N_test (steps of the same loop)", type="category"),
-        yaxis=dict(title="trained through N steps", type="category"),
+        xaxis=dict(title="test horizon N_test (steps of the same loop)", type="category", range=x_range),
+        yaxis=dict(title="trained through N steps", type="category", range=y_range),
     )
     return (go.FigureWidget if widget else go.Figure)(data=traces, layout=layout)
+
+
+def _cell_ranges(matrix: dict) -> tuple[list, list]:
+    """The heatmap's axes fixed to its cells: left to themselves, they pad for the frame's marker, and move by
+    half a cell whenever the frame reaches an edge."""
+    return [-0.5, len(matrix["test"]) - 0.5], [-0.5, len(matrix["train"]) - 0.5]
+
+
+def _adapted_range(view: dict) -> list:
+    """The adapted panel's y axis over every state (truths, support points, every trained and test N's
+    predictions), a little padded: the same in every state, so that a move never re-ranges it."""
+    import numpy as np
+
+    values = np.concatenate(
+        [np.ravel(view["pred"]), np.ravel(view["truth"]), np.ravel(np.asarray(view["support"][1], dtype=float))]
+    )
+    values = values[np.isfinite(values)]
+    low, high = float(values.min()), float(values.max())
+    pad = 0.05 * (high - low or 1.0)
+    return [low - pad, high + pad]
 
 
 def memory_figure(rows: list[dict], budget_mb: float | None = None):
@@ -211,8 +232,10 @@ def payoff_figure(view: dict, i: int, j: int, widget: bool = False):
         fig.add_trace(trace, row=1, col=2)
     fig.update_xaxes(title_text="x (standardised)", row=1, col=1)
     fig.update_yaxes(title_text="y (standardised)", row=1, col=1)
-    fig.update_xaxes(title_text="test horizon N_test", type="category", row=1, col=2)
-    fig.update_yaxes(title_text="trained through N", type="category", row=1, col=2)
+    x_range, y_range = _cell_ranges(view["cross"])
+    fig.update_yaxes(range=_adapted_range(view), row=1, col=1)
+    fig.update_xaxes(title_text="test horizon N_test", type="category", range=x_range, row=1, col=2)
+    fig.update_yaxes(title_text="trained through N", type="category", range=y_range, row=1, col=2)
     fig.update_layout(title=_payoff_title(view), legend=dict(orientation="h", y=-0.25), height=520)
     return as_widget(fig) if widget else fig
 

@@ -201,6 +201,12 @@ def test_mini_study_and_explorer_index_what_an_independent_loop_computes(mini, m
     assert torch.allclose(shown, expected, rtol=0, atol=1e-10)
     # the framed cell and the status line follow the move; the cell is the cross-evaluation's mean
     assert app.figure.data[-1].x == ("9",) and app.figure.data[-1].y == ("2",)
+    # the axes are fixed: the heatmap's to its cells (no padding for the frame at an edge), the adapted panel's to
+    # every state's values, so no move re-ranges a panel
+    left, right = app.figure.get_subplot(1, 1), app.figure.get_subplot(1, 2)
+    assert list(right.xaxis.range) == [-0.5, 3.5] and list(right.yaxis.range) == [-0.5, 1.5]
+    every = [float(v) for v in app.view["pred"].flatten()] + [float(v) for v in app.view["truth"].flatten()]
+    assert left.yaxis.range[0] < min(every) and left.yaxis.range[1] > max(every)
     cell = app.cell()
     assert cell["mean"] == pytest.approx(study.task_mean(record, "adapt9"))
     with pytest.raises(ValueError, match="train=7 is not computed; allowed values: 2, 4"):
