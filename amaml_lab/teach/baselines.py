@@ -47,6 +47,13 @@ def baseline_table(
     }
 
 
+def rows_at(table: dict, lam: float, cg_steps: int, truncate: int) -> list[dict]:
+    """The rows of :func:`baseline_table`'s ``table`` that one setting shows: adjoint, fomaml and reptile, iMAML at
+    (λ, CG steps) and truncation at ``truncate``, in that order."""
+    fixed = [r for m in ("adjoint", "fomaml", "reptile") for r in table["fixed"] if r["method"] == m]
+    return [*fixed, *table["imaml"][(float(lam), int(cg_steps))], *table["truncated"][int(truncate)]]
+
+
 def _row(steps, label, method, g, exact, query_loss, seconds, grad_evals, hvp_evals, stored_states) -> dict:
     from ..functional import cosine
 

@@ -290,7 +290,8 @@ def backsolve_figure(rows: list[dict]):
 
 
 # ---------------------------------------------------------------- 04: the baselines side by side
-def _baseline_data(rows: list[dict], key: str) -> dict:
+def baseline_lines(rows: list[dict], key: str) -> dict:
+    """{label: (steps, values)} of ``rows`` for one panel (``key``: rel_error, drawn from 1e-17 up, or cosine)."""
     out = {}
     for r in rows:
         out.setdefault(r["label"], ([], []))
@@ -309,7 +310,7 @@ def baselines_figure(rows: list[dict], widget: bool = False, steps: int | None =
         subplot_titles=("relative error to the exact meta-gradient of each method's own loop", "cosine to it"),
     )
     for col, key in ((1, "rel_error"), (2, "cosine")):
-        for label, (x, y) in _baseline_data(rows, key).items():
+        for label, (x, y) in baseline_lines(rows, key).items():
             fig.add_trace(
                 go.Scatter(
                     x=x,
@@ -326,7 +327,7 @@ def baselines_figure(rows: list[dict], widget: bool = False, steps: int | None =
     for col, key in ((1, "rel_error"), (2, "cosine")):
         fig.add_trace(
             go.Scatter(
-                **_steps_line(rows, key, steps),
+                **steps_line(rows, key, steps),
                 mode="lines",
                 showlegend=False,
                 name="steps now",
@@ -341,7 +342,8 @@ def baselines_figure(rows: list[dict], widget: bool = False, steps: int | None =
     return as_widget(fig) if widget else fig
 
 
-def _steps_line(rows, key, steps) -> dict:
+def steps_line(rows, key, steps) -> dict:
+    """The dotted line at ``steps``, spanning the values of ``rows`` in panel ``key``."""
     if steps is None:
         return dict(x=[], y=[])
     values = [max(r[key], 1e-17) if key == "rel_error" else r[key] for r in rows] or [1.0]
@@ -352,11 +354,11 @@ def update_baselines(fig, rows: list[dict], steps: int | None = None) -> None:
     with fig.batch_update():
         i = 0
         for key in ("rel_error", "cosine"):
-            for label, (x, y) in _baseline_data(rows, key).items():
+            for label, (x, y) in baseline_lines(rows, key).items():
                 fig.data[i].x, fig.data[i].y, fig.data[i].name = x, y, label
                 i += 1
         for key in ("rel_error", "cosine"):
-            line = _steps_line(rows, key, steps)
+            line = steps_line(rows, key, steps)
             fig.data[i].x, fig.data[i].y = line["x"], line["y"]
             i += 1
 

@@ -272,9 +272,7 @@ def _log_axes(fig, loss_span=None, steps_span=None) -> None:
     fig.update_yaxes(**log_axis(span=loss_span), row=1, col=2)
     for col in (1, 2):
         fig.update_xaxes(**log_axis(plain=True, title="T = steps × step size"), row=2, col=col)
-        fig.update_xaxes(
-            **log_axis(plain=True, title="inner steps (rk4, measured)"), range=steps_span, row=3, col=col
-        )
+        fig.update_xaxes(**log_axis(plain=True, title="inner steps (rk4, measured)"), range=steps_span, row=3, col=col)
     fig.update_yaxes(**log_axis(plain=True, title="seconds"), row=3, col=1)
     fig.update_yaxes(**log_axis(plain=True, title="MB"), row=3, col=2)
     fig.update_yaxes(**log_axis(range=[-10, 4.2], dtick=2), row=2, col=1)  # 14 decades: a label every second

@@ -16,6 +16,7 @@ import math
 import plotly.graph_objects as go
 
 from . import directions as viz_directions
+from . import figures as viz_figures
 from . import horizons as viz_horizon
 from . import payoff as viz_study
 from .style import color_of
@@ -219,6 +220,95 @@ def _horizon_frame(data, combos, j, now) -> list:
         for field in ("rel", "cos"):
             out += [dict(x=[view["T"]], y=short([m[field][j]])) for m in view["methods"]]
     return out + [dict(x=[data.steps[j]] * 2) for _ in now]
+
+
+# ---------------------------------------------------------------- notebook 04: the baselines explorer
+def baselines_static_figure(table: dict, lams, lam: float, cg_steps: int, truncate: int, steps: int):
+    """The baselines explorer (:class:`amaml_lab.widgets.BaselineExplorer`) for a page without a kernel.
+
+    ``table`` is the app's (:func:`amaml_lab.teach.baselines.baseline_table`), ``lams`` its λ slider's grid, the
+    rest the state it opens on.  Four sliders, each rewriting only its own traces: λ the iMAML lines (one per CG
+    steps, all at once), CG steps which of them shows, truncation the truncated lines, inner steps the dotted
+    line.  The dotted line spans every state's values (the app's spans the lines shown).
+    """
+    from ..teach.baselines import rows_at
+
+    cgs = sorted({k for _, k in table["imaml"]})
+    lams = [float(v) for v in lams]
+    rows = rows_at(table, lam, cg_steps, truncate)
+    base = viz_figures.baselines_figure(rows, steps=steps)
+    n = (len(base.data) - 2) // 2
+    fig = go.Figure(layout=base.layout)
+    imaml, trunc = [], []
+    for col, key in enumerate(("rel_error", "cosine")):
+        for t in base.data[col * n : (col + 1) * n]:
+            if t.name.startswith("imaml"):
+                for k in cgs:
+                    x, y = viz_figures.baseline_lines(table["imaml"][(float(lam), k)], key)["imaml"]
+                    fig.add_trace(_like(t, x=x, y=short(y), visible=k == cg_steps, legendgroup="imaml"))
+                    imaml.append((key, k, len(fig.data) - 1))
+            else:
+                fig.add_trace(t)
+                if t.name.startswith("truncated"):
+                    trunc.append((key, len(fig.data) - 1))
+    everything = [r for r in table["fixed"]] + [r for v in table["imaml"].values() for r in v]
+    everything += [r for v in table["truncated"].values() for r in v]
+    lines = []
+    for key, t in zip(("rel_error", "cosine"), base.data[2 * n :]):
+        span = viz_figures.steps_line(everything, key, steps)["y"]
+        fig.add_trace(_like(t, y=span))
+        lines.append(len(fig.data) - 1)
+    sliders = [
+        ("iMAML λ: ", _nearest(lams, lam), [_imaml_step(table, imaml, v) for v in lams]),
+        ("CG steps: ", cgs.index(cg_steps), [_cg_step(imaml, k) for k in cgs]),
+        ("truncation: ", sorted(table["truncated"]).index(truncate), _truncation_steps(table, trunc)),
+        ("inner steps: ", _steps_of(table).index(steps), [_steps_step(lines, k) for k in _steps_of(table)]),
+    ]
+    top = _controls_on_top(
+        fig, base, 75 * len(sliders), "The baselines explorer without a kernel: every state computed in advance"
+    )
+    gap = (top - 1) / len(sliders)
+    fig.update_layout(
+        sliders=[_slider(name, active, moves, top - i * gap) for i, (name, active, moves) in enumerate(sliders)]
+    )
+    return fig
+
+
+def _nearest(values: list, value: float) -> int:
+    return min(range(len(values)), key=lambda i: abs(math.log(values[i] / value)))
+
+
+def _steps_of(table: dict) -> list:
+    return sorted({r["steps"] for r in table["fixed"]})
+
+
+def _imaml_step(table: dict, imaml: list, lam: float) -> dict:
+    ys = [short(viz_figures.baseline_lines(table["imaml"][(lam, k)], key)["imaml"][1]) for key, k, _ in imaml]
+    return dict(label=f"{lam:.2f}", method="restyle", args=[{"y": ys}, [i for _, _, i in imaml]])
+
+
+def _cg_step(imaml: list, cg: int) -> dict:
+    return dict(
+        label=str(cg), method="restyle", args=[{"visible": [k == cg for _, k, _ in imaml]}, [i for *_, i in imaml]]
+    )
+
+
+def _truncation_steps(table: dict, trunc: list) -> list:
+    out = []
+    for k in sorted(table["truncated"]):
+        found = [next(iter(viz_figures.baseline_lines(table["truncated"][k], key).items())) for key, _ in trunc]
+        out.append(
+            dict(
+                label=str(k),
+                method="restyle",
+                args=[{"y": [short(y) for _, (_, y) in found], "name": [n for n, _ in found]}, [i for _, i in trunc]],
+            )
+        )
+    return out
+
+
+def _steps_step(lines: list, steps: int) -> dict:
+    return dict(label=str(steps), method="restyle", args=[{"x": [[steps, steps]] * len(lines)}, lines])
 
 
 # ---------------------------------------------------------------- notebook 08: the payoff explorer

@@ -191,8 +191,8 @@ class BaselineExplorer(App):
                 **slider_layout(),
             ),
         }
-        self._lams = slider_grid(self.controls["lam"])
-        lams = self._lams + ([] if grid_index(self.controls["lam"], self._lams) is not None else [float(lam)])
+        self.lams = slider_grid(self.controls["lam"])  # the λ slider's grid: every iMAML λ the table holds
+        lams = self.lams + ([] if grid_index(self.controls["lam"], self.lams) is not None else [float(lam)])
         self.table = explore_baselines.baseline_table(
             support_loss,
             query_loss,
@@ -203,9 +203,6 @@ class BaselineExplorer(App):
             cg_steps=self.controls["cg_steps"].max,
             truncates=range(1, self.controls["truncate"].max + 1),
         )
-        self._fixed = {
-            m: [r for r in self.table["fixed"] if r["method"] == m] for m in ("adjoint", "fomaml", "reptile")
-        }
         self.figure = viz.baselines_figure(self.rows, widget=True, steps=self.controls["steps"].value)
         super().__init__()
         self.status.value = self._describe()
@@ -214,9 +211,9 @@ class BaselineExplorer(App):
     def _lam(self) -> float:
         """λ as the table knows it: its grid position's value, or itself off the grid (computed now if new)."""
         c = self.controls["lam"]
-        i = grid_index(c, self._lams)
+        i = grid_index(c, self.lams)
         if i is not None:
-            return float(self._lams[i])
+            return float(self.lams[i])
         lam = float(c.value)
         if (lam, 1) not in self.table["imaml"]:
             self.table["imaml"].update(
@@ -230,13 +227,7 @@ class BaselineExplorer(App):
     def rows(self) -> list[dict]:
         """The rows the figure shows now: adjoint, fomaml, reptile, iMAML at λ and CG steps, truncated at k."""
         v = self.values()
-        return [
-            *self._fixed["adjoint"],
-            *self._fixed["fomaml"],
-            *self._fixed["reptile"],
-            *self.table["imaml"][(self._lam(), int(v["cg_steps"]))],
-            *self.table["truncated"][int(v["truncate"])],
-        ]
+        return explore_baselines.rows_at(self.table, self._lam(), v["cg_steps"], v["truncate"])
 
     def _describe(self) -> str:
         steps = self.controls["steps"].value

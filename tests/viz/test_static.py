@@ -172,3 +172,39 @@ def test_every_frame_of_the_directions_explorer_is_the_apps_state():
         for got, want in zip(frame.data, app.figure.data):
             assert list(got.y) == short(list(want.y))
         assert [a.text for a in frame.layout.annotations] == [a.text for a in app.figure.layout.annotations]
+
+
+def test_every_state_of_the_baselines_explorer_is_the_apps():
+    """Each slider of the static baselines explorer restyles only its own traces, and any combination of their
+    positions draws what the app draws at those values (the dotted line at the app's steps, spanning every state)."""
+    from amaml_lab.tasks.examples import build_task
+
+    app = widgets.BaselineExplorer(*build_task(8, "float64", "cpu", 4, 0), steps_list=(4, 8), truncate=3)
+    lams = app.lams
+    fig = viz_static.baselines_static_figure(app.table, lams, 2.0, 5, 3, 8)
+    assert [s.currentvalue.prefix for s in fig.layout.sliders] == [
+        "iMAML λ: ",
+        "CG steps: ",
+        "truncation: ",
+        "inner steps: ",
+    ]
+    assert viz_static.page_weight(fig) < 300_000
+
+    def drawn(figure):
+        return [(t.name, list(t.x), list(t.y)) for t in figure.data if t.visible is not False and t.name != "steps now"]
+
+    def apply(figure, slider, position):
+        args = figure.layout.sliders[slider].steps[position].args
+        figure.plotly_restyle(args[0], trace_indexes=args[1])
+
+    assert all(a[:2] == b[:2] and near(a[2], b[2]) for a, b in zip(drawn(fig), drawn(app.figure), strict=True))
+    for lam_at, cg, k, steps in ((3, 1, 8, 4), (25, 20, 1, 8), (13, 7, 5, 4)):
+        for slider, position in ((0, lam_at), (1, cg - 1), (2, k - 1), (3, (4, 8).index(steps))):
+            apply(fig, slider, position)
+        app.controls["lam"].value = lams[lam_at]
+        app.controls["cg_steps"].value, app.controls["truncate"].value = cg, k
+        app.controls["steps"].value = steps
+        pairs = list(zip(drawn(fig), drawn(app.figure), strict=True))
+        assert all(a[:2] == b[:2] and near(a[2], b[2]) for a, b in pairs), (lam_at, cg, k, steps)
+        lines = [t for t in fig.data if t.name == "steps now"]
+        assert [list(t.x) for t in lines] == [[steps, steps]] * 2
