@@ -192,7 +192,32 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     b = sub.add_parser("bench", help="time and peak memory of one meta-gradient against inner steps")
     add_bench_arguments(b)
+    w = sub.add_parser(
+        "warm", help="compile the usual settings once into inductor's cache, so that --compile runs only load them"
+    )
+    w.add_argument("settings", nargs="*", help="labels of the settings to warm (default: every one; --list shows them)")
+    w.add_argument("--list", action="store_true", help="print the settings' labels and the cache's folder, and stop")
     return parser
+
+
+def _warm(args) -> int:
+    """``warm``: each setting's seconds and whether its graphs were compiled or loaded, one line each."""
+    from .training import warm
+
+    if args.list:
+        print("\n".join(label for label, _ in warm.SETTINGS))
+        print(f"inductor's cache: {warm.cache_folder()}")
+        return 0
+    for label in args.settings:
+        warm.config_of(label)  # an unknown label fails before anything compiles
+
+    def line(row):
+        done = f"{row['hits']} graphs loaded (warm already)" if row["warm"] else f"{row['misses']} graphs compiled"
+        print(f"{row['setting']}: {row['seconds']:.1f} s, {done}", flush=True)
+
+    rows = warm.warm(args.settings or None, report=line)
+    print(f"{len(rows)} settings warm in inductor's cache: {warm.cache_folder()}")
+    return 0
 
 
 def _without_nproc(argv: list[str]) -> list[str]:
@@ -231,7 +256,8 @@ def _distributed(command, args, argv) -> int:
 
 
 def main(argv=None) -> int:
-    """Parse ``argv`` and run its command: ``run``, ``compare``, ``reevaluate``, ``validate``, ``demo`` or ``bench``.
+    """Parse ``argv`` and run its command: ``run``, ``compare``, ``reevaluate``, ``validate``, ``demo``, ``bench`` or
+    ``warm``.
 
     ``run`` and ``compare`` with ``--nproc N`` (N > 1) launch N ranks through torchrun and wait for them.
 
@@ -258,6 +284,8 @@ def main(argv=None) -> int:
             return experiments.validate_command(args)
         if args.command == "demo":
             return _demo(args)
+        if args.command == "warm":
+            return _warm(args)
         print(bench.report(args))
         return 0
     except (ValueError, FileNotFoundError) as err:

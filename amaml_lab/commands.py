@@ -318,13 +318,25 @@ def _compiled(summary: dict) -> str:
         return ""
     parts = []
     for c in summary["compiles"]:
-        where = f"compiled in another process in {c['elsewhere_s']:.1f} s, then " if c["elsewhere_s"] else ""
+        where = (
+            f"compiled in another process in {c['elsewhere_s']:.1f} s{_warmth(c)}, then " if c["elsewhere_s"] else ""
+        )
         parts.append(
             f"{where}{c['here_s']:.1f} s here, compiled from meta-step {c['compiled_from'] + 1}"
             if c["compiled_from"] is not None
             else "still compiling in another process when meta-training ended"
         )
     return f" (compiling: {'; '.join(parts)})"
+
+
+def _warmth(record: dict) -> str:
+    """Whether the compiling process found the setting's graphs in inductor's cache (``amaml-lab warm``)."""
+    cache = record.get("cache")
+    if not cache:
+        return ""
+    if not cache["compiled"]:
+        return f" (warm: {cache['loaded']} graphs loaded from the cache)"
+    return f" ({cache['compiled']} graphs compiled, {cache['loaded']} loaded: `amaml-lab warm` pays this ahead)"
 
 
 def run_command(args) -> int:

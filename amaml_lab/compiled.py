@@ -130,6 +130,21 @@ def compile_failed() -> str | None:
     return next(iter(_BROKEN.values()), None)
 
 
+def cache_folder() -> str:
+    """Where inductor keeps what it compiled (``TORCHINDUCTOR_CACHE_DIR``, by default under the temporary folder)."""
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+    return cache_dir()
+
+
+def cache_counts() -> tuple[int, int]:
+    """(graphs loaded from inductor's cache, graphs compiled) by this process so far."""
+    from torch._dynamo.utils import counters
+
+    found = counters["inductor"]
+    return int(found["fxgraph_cache_hit"]), int(found["fxgraph_cache_miss"])
+
+
 class CompiledDerivatives(Derivatives):
     """:class:`~amaml_lab.functional.Derivatives` (the ``func`` back end) whose products and steps are compiled;
     the same counts.  ``step`` and ``pullback`` are the whole-step graphs the fixed-grid solve and the discrete

@@ -15,9 +15,9 @@ reg > 0 in tests/engine/test_exact_quadratic.py pin that).
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
-import subprocess
 import tempfile
 import time
 import warnings
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from ..compiled import CompileFallbackWarning, compile_failed
+from ..compiled import CompileFallbackWarning, cache_counts, compile_failed
 from ..io import save_torch_atomic
 from ..metagrad import comln_task, meta_gradient, meta_gradient_batch
 from ..metagrad.dispatch import flow_reg
@@ -146,7 +146,7 @@ class _Compiling:
 
     def __init__(self, local: bool):
         self.local, self.proc, self.started = local, None, None
-        self.record = {"step": None, "elsewhere_s": None, "error": None, "compiled_from": None}
+        self.record = {"step": None, "elsewhere_s": None, "error": None, "compiled_from": None, "cache": None}
 
     @classmethod
     def for_run(cls, state, size: int):
@@ -168,6 +168,7 @@ class _Compiling:
             if self.proc.poll() is None:
                 return False
             r["elsewhere_s"], r["error"] = time.perf_counter() - self.started, self.proc.failure()
+            r["cache"] = self.proc.cache()
             if r["error"] is not None:
                 warnings.warn(
                     f"--compile: the compiling process failed ({r['error']}); compiling here",
@@ -185,9 +186,20 @@ class _Process:
     from this side's handle: the process removes its folder when it ends)."""
 
     def __init__(self, folder: Path):
-        self.err = open(folder / "stderr.txt", "w+")
+        self.err, self.out = open(folder / "stderr.txt", "w+"), open(folder / "stdout.txt", "w+")
         code = "import sys; from amaml_lab.training.train import compile_graphs; compile_graphs(sys.argv[1])"
-        self.popen = start_python(["-c", code, str(folder / "batch.pt")], stdout=subprocess.DEVNULL, stderr=self.err)
+        self.popen = start_python(["-c", code, str(folder / "batch.pt")], stdout=self.out, stderr=self.err)
+
+    def cache(self) -> dict | None:
+        """Once it has exited: {"loaded", "compiled"}, the graphs it found in inductor's cache and those it had to
+        compile (all loaded: the setting was warm), or None when it did not say."""
+        self.out.seek(0)
+        lines = self.out.read().strip().splitlines()
+        self.out.close()
+        try:
+            return json.loads(lines[-1]) if lines else None
+        except json.JSONDecodeError:
+            return None
 
     def poll(self):
         return self.popen.poll()
@@ -228,6 +240,8 @@ def compile_graphs(path) -> None:
     failed = compile_failed()
     if failed:  # compiled.run fell back to eager: the cache holds nothing for the run to load
         raise SystemExit(f"compiling failed: {failed}")
+    hits, misses = cache_counts()
+    print(json.dumps({"loaded": hits, "compiled": misses}), flush=True)  # what the run records as its "cache"
 
 
 class _State:

@@ -108,8 +108,12 @@ def test_a_background_compile_is_recorded_however_far_it_got(tmp_path, capsys):
     assert (
         "still compiling in another process when meta-training ended" in line
         if record["compiled_from"] is None
-        else f"compiled in another process in {record['elsewhere_s']:.1f} s, then" in line
+        else f"compiled in another process in {record['elsewhere_s']:.1f} s (" in line
     )
+    if record["compiled_from"] is not None:  # the compiling process said what it found in inductor's cache
+        cache = record["cache"]
+        assert cache["loaded"] + cache["compiled"] >= 1
+        assert ("(warm: " if cache["compiled"] == 0 else f"({cache['compiled']} graphs compiled") in line
 
 
 def test_a_resumed_compiled_run_counts_each_process_compile(tmp_path, capsys):
