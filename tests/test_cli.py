@@ -45,7 +45,7 @@ def test_bench_runs_and_writes_rows(tmp_path):
         (["demo", "--solver", "rk45"], "invalid choice: 'rk45'"),
         (["demo", "--steps", "0"], "steps must be >= 1"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
-        (["warm", "Sinusoid 10 10 maml", "nope"], "setting 'Sinusoid 10 10 maml' is not known; allowed values: CosMixture"),
+        (["warm", "Sinusoid 10 10 maml"], "setting 'Sinusoid 10 10 maml' is not known; allowed values: CosMixture"),
     ],
 )
 @pytest.mark.integration  # starts other processes

@@ -266,6 +266,45 @@ def rate_table(root, settings=("CosMixture-50-50", "Sinusoid-10-10"), methods=("
     return "\n".join(lines) + "\n"
 
 
+PAIRS = (  # (setting, a, b): b minus a after each run's own loop, the headline pair and the remedy against both
+    ("CosMixture-50-50", ("maml", 1000), ("reptile", 1000)),
+    ("Sinusoid-10-10", ("maml", 1000), ("reptile", 1000)),
+    ("CosMixture-50-50", ("maml", 1000), REMEDY),
+    ("CosMixture-50-50", ("reptile", 1000), REMEDY),
+)
+
+
+def pairs_table(root, seeds=(0, 1, 2), pairs=PAIRS) -> str:
+    """The finished runs at 5,000 meta-steps, as Markdown: per pair and seed, both runs' mean nRMSE after their own
+    loop on the same 100 meta-test tasks and b minus a, paired over them (± the half-width of its 95 % interval
+    over the tasks; on how many tasks b is better); "every seed": the :func:`verdict` rule over the seeds finished
+    ("-": a run not finished yet)."""
+    records = load_long(root)
+    lines = [
+        "| setting | b minus a | " + " | ".join(f"seed {s}" for s in seeds) + " | every seed finished |",
+        "|---|---|" + "---|" * (len(seeds) + 1),
+    ]
+    for setting, a, b in pairs:
+        found = verdict(records, setting, exact=a, first_order=b)
+        runs = {name: study.seeds_of(records, setting, 0.0, *run) for name, run in (("a", a), ("b", b))}
+        cells = []
+        for seed in seeds:
+            p = found["by_seed"].get(seed)
+            if p is None:
+                cells.append("-")
+                continue
+            means = [study.task_mean(runs[name][seed], "inner") for name in ("b", "a")]
+            cells.append(
+                f"{means[0]:.3f} − {means[1]:.3f} = {p['difference']:+.3f} ± {p['ci95']:.3f}"
+                f" ({p['better']}/{p['tasks']})"
+            )
+        label = f"{b[0]}-{b[1]} minus {a[0]}-{a[1]}"
+        lines.append(
+            f"| {setting} | {label} | " + " | ".join(cells) + f" | {found['agreement']} in {len(found['by_seed'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def progress_table(root) -> str:
     """Where the 5,000-meta-step runs stand, as Markdown: one row per run and rate, the meta-steps each seed has
     reached (its last checkpoint's)."""

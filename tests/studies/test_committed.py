@@ -185,3 +185,54 @@ def test_the_directions_section_quotes_the_committed_rate_selection():
         assert quoted in text, quoted
     readme = (root.parent / "README.md").read_text()
     assert "(3e-3 for both), the exact gradient reaches 0.196 and Reptile 0.123" in readme
+
+
+def test_the_directions_section_quotes_the_finished_pairs_and_the_diagnosis():
+    """results/README.md's "Seed 0 at 5,000 meta-steps" and "Why, so far": every number is in horizon/directions.md
+    (the pairs, made from the folders) or is the diagnosis files' (the spread of the directions' sizes, Adam's memory
+    and step, the agreement), and the curves' shapes it describes are the committed evals'."""
+    import re
+    from pathlib import Path
+
+    from amaml_lab.studies import directions
+    from amaml_lab.studies.rundir import load_run
+
+    root = Path(__file__).resolve().parents[2] / "results"
+    text = (root / "README.md").read_text()
+    seed0 = text.split("* **Seed 0 at 5,000 meta-steps**")[1].split("\n* **")[0]
+    table = (root / "horizon" / "directions.md").read_text()
+    for quoted in ("0.062 − 0.188 = -0.127 ± 0.021 (96/100)", "0.047 − 0.088 = -0.040 ± 0.012 (78/100)"):
+        assert quoted in table, quoted
+    for value in re.findall(r"\b\d\.\d{3}\b", seed0):
+        assert value in table, value
+    assert "96 of the 100 tasks" in seed0 and "78 of\n  100" in seed0
+    long = root / "horizon" / "long" / "CosMixture-50-50"
+    exact = {int(r["meta_step"]): r["inner_mean"] for r in load_run(long / "maml-1000" / "lr3e-3" / "seed0")["evals"]}
+    first = [r["inner_mean"] for r in load_run(long / "reptile-1000" / "lr3e-3" / "seed0")["evals"]]
+    assert exact[3000] > exact[2500], exact  # "rises between 2,500 and 3,000 meta-steps"
+    assert all(b < a for a, b in zip(first, first[1:])), first  # "Reptile's falls at every evaluation"
+    why = text.split("* **Why, so far**")[1].split("\n* **")[0]
+    found = directions.diagnoses(root / "horizon", "CosMixture-50-50")
+    along = directions.diagnoses_along(root / "horizon", "CosMixture-50-50", "reptile-1000", "3e-3")
+    rows = {r["theta"]: r for r in directions.scale_rows({**found, **{f"at {k}": d for k, d in along.items()}})}
+    tails = [r["exact"] for k, r in rows.items() if k.startswith("at ")]
+    own = [r["reptile"] for r in rows.values() if r["steps"] == 1000]
+    memory = [rows[k]["sqrt_v_over_rms"] for k in rows if k == "reptile-1000" or k.startswith("at ")]
+    stated = {
+        "13.5 times": round(rows["maml-1000"]["exact"], 1) == 13.5,
+        "9.5 to 20 times": (round(min(tails), 1), round(max(tails))) == (9.5, 20),
+        "1.1 to 2.3 times": (round(min(own), 1), round(max(own), 1)) == (1.1, 2.3),
+        "2.2 times": round(rows["maml-1000"]["sqrt_v_over_rms"], 1) == 2.2,
+        "0.9 to 1.4": (round(min(memory), 1), round(max(memory), 1)) == (0.9, 1.4),
+        "0.14 against Reptile's 0.31": (
+            round(rows["maml-1000"]["adam_step"], 2),
+            round(rows["reptile-1000"]["adam_step"], 2),
+        )
+        == (0.14, 0.31),
+        "0.32 against Reptile's 0.92": [
+            round(found["maml-1000"]["directions"]["1000"][d]["pairwise_cosine"], 2) for d in ("exact", "reptile")
+        ]
+        == [0.32, 0.92],
+    }
+    for phrase, holds in stated.items():
+        assert phrase in " ".join(why.split()) and holds, phrase
