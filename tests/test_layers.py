@@ -91,11 +91,20 @@ BANDS = [
         [
             ("teach.surfaces", "teach.horizons"),
             ("teach.backward", "teach.baselines", "teach.horizons_data", "teach.payoff"),
-            ("teach.exercises",),
             ("teach",),
         ],
-        "one module per notebook's subject: surfaces (01), horizons (02), backward (03), baselines (04), payoff"
-        " (08); the exercises",
+        "one module per notebook's subject: surfaces (01), horizons (02), backward (03), baselines (04), payoff (08)",
+    ),
+    (
+        "exercises",
+        "teach.exercises",
+        [
+            ("teach.exercises._judging",),
+            ("teach.exercises.steps", "teach.exercises.gradients", "teach.exercises.evaluation"),
+            ("teach.exercises",),
+        ],
+        "every notebook's checked exercise, by subject: the inner loop's steps (01, 03, 09), meta-gradients and the"
+        " inner problem (00, 02, 04, 05), reading results (06, 07, 08); the judging they share",
     ),
     (
         "figures",

@@ -89,7 +89,7 @@ MUTANTS = [
     ),
     (
         "an exercise checker comparing magnitudes (a negated answer passes)",
-        "amaml_lab/teach/exercises.py",
+        "amaml_lab/teach/exercises/_judging.py",
         "    return a.shape == b.shape and bool(torch.linalg.vector_norm(a - b) <= tol * float(b.norm()))",
         "    return a.shape == b.shape and bool(torch.linalg.vector_norm(a.abs() - b.abs()) <= tol * float(b.norm()))",
         ["tests/teach/test_exercises.py"],

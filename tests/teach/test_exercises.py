@@ -2,9 +2,11 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
+from amaml_lab.studies import stats
 from amaml_lab.teach import exercises
 
 
@@ -35,7 +37,101 @@ def _ci(acc):
     return exercises.solution("confidence_interval")(acc)
 
 
+def _loop_end(theta, A, b, h, n):
+    u = theta
+    for _ in range(n):
+        u = u - h * (A @ u - b)
+    return u
+
+
+def _step_power(A, h, n, sign=-1):
+    return torch.linalg.matrix_power(_eye(A) + sign * h * A, n)
+
+
+def _meta(theta, A, b, c, h, n):
+    return exercises.solution("loop_metagradient")(theta, A, b, c, h, n)
+
+
+def _limit(theta, A, b, reg):
+    return exercises.solution("proximal_limit")(theta, A, b, reg)
+
+
+def _paired(a, b):
+    return exercises.solution("paired_difference")(a, b)
+
+
+def _half_width(d, correction=1):
+    return 1.96 * float(d.std(correction=correction)) / math.sqrt(len(d))
+
+
 WRONG = {  # exercise -> (wrong answer, a phrase of the sentence that must name what is off)
+    "loop_metagradient": [
+        (lambda theta, A, b, c, h, n: theta - c, "what the notebook's stub returns"),
+        (lambda theta, A, b, c, h, n: None, "is None"),
+        (lambda theta, A, b, c, h, n: _loop_end(theta, A, b, h, n) - c, "drops the loop's Jacobian"),
+        (lambda theta, A, b, c, h, n: (_eye(A) - h * A) @ (_loop_end(theta, A, b, h, n) - c), "one step only"),
+        (lambda theta, A, b, c, h, n: _step_power(A, h, n - 1) @ (_loop_end(theta, A, b, h, n) - c), "one step short"),
+        (
+            lambda theta, A, b, c, h, n: torch.linalg.matrix_exp(-A * h * n) @ (_loop_end(theta, A, b, h, n) - c),
+            "the gradient flow's Jacobian",
+        ),
+        (lambda theta, A, b, c, h, n: _step_power(A, h, n, +1) @ (_loop_end(theta, A, b, h, n) - c), "not I + hA"),
+        (lambda theta, A, b, c, h, n: _step_power(A, h, n) @ (theta - c), "taken at θ"),
+        (lambda theta, A, b, c, h, n: -_meta(theta, A, b, c, h, n), "negated: "),
+        (lambda theta, A, b, c, h, n: 2 * _meta(theta, A, b, c, h, n), "doubled: "),
+        (lambda theta, A, b, c, h, n: (_loop_end(theta, A, b, h, n) - c).float(), "drops the loop's Jacobian"),
+        (lambda theta, A, b, c, h, n: _meta(theta, A, b, c, h, n)[:3], "has shape (3,)"),
+        (lambda theta, A, b, c, h, n: 1.5 * _meta(theta, A, b, c, h, n), "at h = 0.1, N = 5 expected ("),  # last resort
+    ],
+    "proximal_limit": [
+        (lambda theta, A, b, reg: torch.zeros_like(theta), "what the notebook's stub returns"),
+        (lambda theta, A, b, reg: None, "is None"),
+        (lambda theta, A, b, reg: torch.linalg.solve(A, b), "reg pulls u back toward θ"),
+        (lambda theta, A, b, reg: theta, "θ itself"),
+        (lambda theta, A, b, reg: theta.numpy().astype("float32"), "θ itself"),
+        (lambda theta, A, b, reg: torch.linalg.solve(A + reg * _eye(A), b), "θ is missing"),
+        (lambda theta, A, b, reg: torch.linalg.solve(A, b + reg * theta), "misses reg·I"),
+        (lambda theta, A, b, reg: torch.linalg.solve(A - reg * _eye(A), b - reg * theta), "sign error"),
+        (lambda theta, A, b, reg: torch.linalg.solve(A - reg * _eye(A), b + reg * theta), "sign error"),
+        (lambda theta, A, b, reg: -_limit(theta, A, b, reg), "negated: "),
+        (lambda theta, A, b, reg: 1.01 * _limit(theta, A, b, reg), "at reg = 1 expected ("),  # last resort
+    ],
+    "stop_fine_tuning": [
+        (lambda its, support, heldout: 100, "placeholder the notebook's stub"),
+        (lambda its, support, heldout: None, "is None"),
+        (lambda its, support, heldout: its[int(support.argmin())], "cannot tell overfitting"),
+        (lambda its, support, heldout: its[-1], "the last iteration"),
+        (lambda its, support, heldout: its[0], "before any fine-tuning"),
+        (lambda its, support, heldout: its[int(heldout.argmax())], "highest"),
+        (lambda its, support, heldout: heldout.argmin(), "not its iteration"),
+        (
+            lambda its, support, heldout: max(i for i, e in zip(its, heldout) if e == heldout.min()),
+            "first of the equal",
+        ),
+        (lambda its, support, heldout: torch.tensor(its), "one number"),
+        (lambda its, support, heldout: 7, "expected iteration 20, where the held-out error is lowest (0.86)"),
+    ],
+    "paired_difference": [
+        (lambda a, b: (0.0, 0.0), "what the notebook's stub returns"),
+        (lambda a, b: None, "is None"),
+        (
+            lambda a, b: (float((b - a).mean()), 1.96 * math.sqrt((float(a.var()) + float(b.var())) / len(a))),
+            "ignores that the tasks are the same",
+        ),
+        (
+            lambda a, b: ((b.mean() - a.mean()), 1.96 * ((a.var(correction=0) + b.var(correction=0)) / len(a)).sqrt()),
+            "pairing removes what the tasks share",
+        ),
+        (lambda a, b: (float((a - b).mean()), _half_width(b - a)), "the difference is b − a"),
+        (lambda a, b: (float((b - a).mean()), float((b - a).std()) / math.sqrt(len(a))), "1.96 of them"),
+        (lambda a, b: (float((b - a).mean()), 1.96 * float((b - a).std())), "divide by √n"),
+        (lambda a, b: (float((b - a).mean()), _half_width(b - a, correction=0)), "sample standard deviation"),
+        (lambda a, b: (float((b - a).mean()), 2 * _half_width(b - a)), "full width"),
+        (lambda a, b: float((b - a).mean()), "not a single number"),
+        (lambda a, b: stats.paired(a.tolist(), b.tolist()), "not a dict"),
+        (lambda a, b: (float((b - a).mean()), 3 * _half_width(b - a)), "over 10 tasks expected ("),  # last resort
+        (lambda a, b: _paired(a.float(), b.float()), "keep the inputs' float64 precision"),  # float32 as Python floats
+    ],
     "stable_step": [
         (0.5, "placeholder the notebook's stub"),
         (None, "is None"),
@@ -125,7 +221,7 @@ def test_wrong_answers_are_told_what_is_off(name, capsys):
 
 def test_every_exercise_has_wrong_answers_tested_and_a_task():
     assert set(WRONG) == set(exercises.EXERCISES)
-    assert {e.notebook for e in exercises.EXERCISES.values()} >= {"01", "02", "03", "04", "07", "09"}
+    assert {e.notebook for e in exercises.EXERCISES.values()} >= {f"{i:02d}" for i in range(10)}  # every notebook
     for name in exercises.EXERCISES:
         assert len(exercises.task(name)) > 40
 
@@ -153,11 +249,47 @@ ACCEPTED = {  # right answers that are not the package's solution -> a phrase of
     "confidence_interval": [
         (lambda acc: 1.96 * acc.float().std() / math.sqrt(len(acc)), "judged at float32 precision")
     ],
+    "loop_metagradient": [  # back-propagation through the steps (what maml does), in float64, float32 or numpy
+        (lambda theta, A, b, c, h, n: _by_autograd(theta, A, b, c, h, n), "what back-propagation (maml)"),
+        (lambda theta, A, b, c, h, n: _by_autograd(theta.float(), A.float(), b.float(), c.float(), h, n), "float32"),
+        (lambda theta, A, b, c, h, n: _meta(theta, A, b, c, h, n).numpy(), "the chain rule through every step"),
+    ],
+    "proximal_limit": [  # solved in numpy, or the flow's own Euler steps run until they settle
+        (lambda theta, A, b, reg: np.linalg.solve(A.numpy() + reg * np.eye(len(b)), (b + reg * theta).numpy()), "λmin"),
+        (lambda theta, A, b, reg: _limit(theta.float(), A.float(), b.float(), reg), "judged at float32 precision"),
+        (lambda theta, A, b, reg: _settled(theta, A, b, reg), "between the support loss's minimum and θ"),
+    ],
+    "stop_fine_tuning": [  # numpy, a tensor, or plain Python (each the first of equal minima)
+        (lambda its, support, heldout: its[int(np.argmin(heldout.numpy()))], "lowest held-out error"),
+        (lambda its, support, heldout: torch.tensor(its)[heldout.argmin()], "lowest held-out error"),
+        (lambda its, support, heldout: min(zip(heldout.tolist(), its))[1], "lowest held-out error"),
+    ],
+    "paired_difference": [  # the kit's own paired statistics, a tensor pair, float32
+        (lambda a, b: (lambda p: (p["difference"], p["ci95"]))(stats.paired(a.tolist(), b.tolist())), "cancels"),
+        (lambda a, b: torch.stack([(b - a).mean(), 1.96 * (b - a).std() / math.sqrt(len(a))]), "cancels"),
+        (lambda a, b: ((b - a).float().mean(), 1.96 * (b - a).float().std() / math.sqrt(len(a))), "float32"),
+    ],
     "survivors": [  # a tensor count, or the factor's size taken through its logarithm
         (lambda lam, h, n: ((1 - h * lam).abs() ** n > 1e-3).sum(), "flat directions"),
         (lambda lam, h, n: int((n * torch.log((1 - h * lam).abs()) > math.log(1e-3)).sum()), "flat directions"),
     ],
 }
+
+
+def _by_autograd(theta, A, b, c, h, n):
+    """The meta-gradient as maml computes it: back-propagation through the N steps."""
+    theta = theta.clone().requires_grad_(True)
+    u = _loop_end(theta, A, b, h, n)
+    (grad,) = torch.autograd.grad(0.5 * ((u - c) ** 2).sum(), theta)
+    return grad
+
+
+def _settled(theta, A, b, reg, h=0.05, steps=3000):
+    """The proximal flow's Euler steps from θ, run until they settle (h·(λ + reg) < 1 for every λ checked)."""
+    u = theta
+    for _ in range(steps):
+        u = u - h * (A @ u - b + reg * (u - theta))
+    return u
 
 
 @pytest.mark.parametrize("name", list(ACCEPTED))
@@ -224,3 +356,37 @@ def test_the_breaking_point_is_measured_once_per_process(monkeypatch, fresh_meas
     verdicts = [exercises.check("breaking_point", answer, quiet=True) for answer in (23.0, 10.0, 5.0, 23.0)]
     assert verdicts == [True, False, False, True]
     assert len(calls) == 1, "every check re-measured the breaking point"
+
+
+def test_the_loop_check_tells_every_mistake_apart_on_every_input():
+    """On each of the check's inputs, every named mistake is far from the right answer (not only on one of them),
+    and the package's closed form is back-propagation through the steps."""
+    for case in range(len(exercises.gradients.LOOP_CASES)):
+        p = exercises.gradients.loop_problem(case)
+        theta, A, b, c, h, n = p.values()
+        right = _by_autograd(theta, A, b, c, h, n)
+        assert torch.allclose(_meta(theta, A, b, c, h, n), right, rtol=1e-12, atol=0)
+        for answer, phrase in WRONG["loop_metagradient"][2:10]:
+            wrong = torch.as_tensor(answer(theta, A, b, c, h, n), dtype=torch.float64)
+            assert float((wrong - right).norm()) > 1e-3 * float(right.norm()), (case, phrase)
+
+
+def test_every_mistake_of_a_scalar_check_gives_its_own_answer():
+    """The fine-tuning curves part every named mistake from the right iteration and from each other."""
+    answers = {}
+    for answer, phrase in WRONG["stop_fine_tuning"][2:8] + [(exercises.solution("stop_fine_tuning"), "right")]:
+        answers[phrase] = tuple(
+            float(answer(its, torch.tensor(s), torch.tensor(h))) for its, s, h in exercises.evaluation.STOP_CURVES
+        )
+    assert len(set(answers.values())) == len(answers), answers
+    assert all(exercises.evaluation.STOP_STUB not in v for v in answers.values()), answers
+
+
+def test_the_paired_solution_is_the_kits_own_paired_statistics():
+    gen = torch.Generator().manual_seed(0)
+    difficulty = torch.rand(50, generator=gen, dtype=torch.float64)
+    a, b = difficulty + 0.1 * torch.rand(50, generator=gen), difficulty + 0.1 * torch.rand(50, generator=gen)
+    mine, kit = _paired(a, b), stats.paired(a.tolist(), b.tolist())
+    assert mine == pytest.approx((kit["difference"], kit["ci95"]), rel=1e-12)
+    unpaired = 1.96 * math.sqrt((float(a.var()) + float(b.var())) / 50)
+    assert kit["ci95"] < unpaired / 2, "pairing removes the tasks' shared difficulty"
