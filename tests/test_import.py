@@ -33,6 +33,7 @@ PINNED = {  # module: the names readers import from it ("" for ``import module``
     "amaml_lab.training.runs": {"run"},
     "amaml_lab.viz": {"payoff", "directions"},
     "amaml_lab.viz.static": {
+        "baselines_static_figure",
         "directions_static_figure",
         "horizon_static_figure",
         "page_weight",

@@ -68,9 +68,11 @@ BANDS = [
             ("training.train",),
             ("training.evaluate",),
             ("training.runs",),
+            ("training.warm",),
             ("training",),
         ],
-        "settings checked and resolved; the model and losses; meta-training; evaluation; the run folder written",
+        "settings checked and resolved; the model and losses; meta-training; evaluation; the run folder written;"
+        " the first compile paid ahead",
     ),
     (
         "run folders read",
