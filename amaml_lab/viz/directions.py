@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..studies import directions
-from .style import as_widget, color_of, log_axis, run_styles
+from .style import PANEL_FONT, as_widget, color_of, log_axis, panel_titles, run_styles, title_lines, wrap
 
 DIRECTION_METHODS = {"exact": "maml", "fomaml": "fomaml", "reptile": "reptile"}  # each direction in its method's hue
 CURVE_RUNS = (
@@ -212,10 +212,12 @@ def _agreements(diagnoses: dict, steps: int) -> dict:
 
 def _explorer_titles(diagnoses: dict, steps: int) -> list:
     near = nearest_diagnosed(next(iter(diagnoses.values())), steps)
-    return [
-        f"singular values of du(N)/dθ at N = {steps}",
-        f"agreement between meta-batches at N = {near}",
-    ]
+    return panel_titles(
+        [
+            f"singular values of du(N)/dθ at N = {steps}",
+            f"agreement between batches at N = {near}",
+        ]
+    )
 
 
 def explorer_figure(diagnoses: dict, steps: int, widget: bool = False):
@@ -230,6 +232,7 @@ def explorer_figure(diagnoses: dict, steps: int, widget: bool = False):
         horizontal_spacing=0.1,
         subplot_titles=_explorer_titles(diagnoses, steps),
     )
+    fig.update_annotations(font_size=PANEL_FONT)
     styles = run_styles(list(diagnoses))
     for label, d in diagnoses.items():
         values = d["spectrum"][str(steps)]
@@ -273,9 +276,13 @@ def explorer_figure(diagnoses: dict, steps: int, widget: bool = False):
         barmode="group",
         height=520,
         legend=dict(orientation="h", y=-0.22),
-        title="What the loop does to θ's directions, beside how the meta-gradient's directions agree",
+        title=EXPLORER_TITLE,
+        margin=dict(t=50 + 24 * title_lines(EXPLORER_TITLE)),
     )
     return as_widget(fig) if widget else fig
+
+
+EXPLORER_TITLE = wrap("What the loop does to θ's directions, beside how the meta-gradient's directions agree")
 
 
 def update_explorer(fig, diagnoses: dict, steps: int) -> None:

@@ -11,7 +11,19 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from ..teach import surfaces as explore
-from .style import PATH_COLORS, SOLVER_COLORS, as_widget, color_of, log_axis, run_colors, run_styles, style_of, wire
+from .style import (
+    PANEL_FONT,
+    PATH_COLORS,
+    SOLVER_COLORS,
+    as_widget,
+    color_of,
+    log_axis,
+    panel_titles,
+    run_colors,
+    run_styles,
+    style_of,
+    wire,
+)
 
 
 def _figure(traces, layout, widget: bool):
@@ -307,8 +319,11 @@ def baselines_figure(rows: list[dict], widget: bool = False, steps: int | None =
     fig = make_subplots(
         rows=1,
         cols=2,
-        subplot_titles=("relative error to the exact meta-gradient of each method's own loop", "cosine to it"),
+        subplot_titles=panel_titles(
+            ("relative error to the exact meta-gradient of each method's own loop", "cosine to it")
+        ),
     )
+    fig.update_annotations(font_size=PANEL_FONT)
     for col, key in ((1, "rel_error"), (2, "cosine")):
         for label, (x, y) in baseline_lines(rows, key).items():
             fig.add_trace(

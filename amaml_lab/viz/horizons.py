@@ -7,7 +7,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from .figures import HORIZON_COST
-from .style import as_widget, color_of, log_axis, style_of
+from .style import PANEL_FONT, as_widget, color_of, log_axis, panel_titles, style_of, title_lines, wrap
 
 ERROR_CEILING = 1e4  # errors above this (back-solving's overflow) are drawn at the ceiling
 
@@ -96,15 +96,18 @@ def horizon_figure(data, step_size: float, solver: str, j: int, shown, cost: dic
         cols=2,
         vertical_spacing=0.1,
         horizontal_spacing=0.12,
-        subplot_titles=(
-            "(a) the model at θ and at u(T)",
-            "(b) losses along t",
-            "(c) error to the exact meta-gradient (▲ > 1e4)",
-            "(c) cosine to it",
-            "(d) time of one meta-gradient",
-            "(d) its peak memory",
+        subplot_titles=panel_titles(
+            (
+                "(a) the model at θ and at u(T)",
+                "(b) losses along t",
+                "(c) error to the exact one (▲: > 1e4)",
+                "(c) cosine to it",
+                "(d) time of one meta-gradient",
+                "(d) its peak memory",
+            )
         ),
     )
+    fig.update_annotations(font_size=PANEL_FONT)
     x = task.x_plot[:, 0].tolist()
     fig.add_trace(
         go.Scatter(x=x, y=task.y_plot.tolist(), name="task", line=dict(color="#bbbbbb", width=4), legendgroup="a"), 1, 1
@@ -206,7 +209,7 @@ def horizon_figure(data, step_size: float, solver: str, j: int, shown, cost: dic
     fig.update_layout(
         template="plotly_white",
         height=1150,
-        margin=dict(l=60, r=20, t=70, b=40),
+        margin=dict(l=60, r=20, t=40 + 24 * title_lines(HORIZON_TITLE), b=40),
         legend=dict(font=dict(size=11), orientation="h", yanchor="top", y=-0.06, x=0),
         title=HORIZON_TITLE,
     )
@@ -306,7 +309,7 @@ def _method_markers(view, field) -> dict:
 
 # the title does not change with the controls (the explorer's status line says T, the steps and the losses):
 # a new title would cost the browser a second full redraw of the figure at every move
-HORIZON_TITLE = "the inner loop at the length the controls set: its model, losses, meta-gradients and cost"
+HORIZON_TITLE = wrap("the inner loop at the length the controls set: its model, losses, meta-gradients and cost")
 
 
 def update_horizon(fig, data, step_size: float, solver: str, j: int, shown) -> None:

@@ -8,7 +8,20 @@ from plotly.subplots import make_subplots
 
 from ..measure import memory_order
 from ..studies import payoff as study
-from .style import OTHER_COLORS, RUN_DASHES, RUN_SHADES, as_widget, color_of, log_axis, shade, style_of
+from .style import (
+    OTHER_COLORS,
+    PANEL_FONT,
+    RUN_DASHES,
+    RUN_SHADES,
+    as_widget,
+    color_of,
+    log_axis,
+    panel_titles,
+    shade,
+    style_of,
+    title_lines,
+    wrap,
+)
 
 TASK_COLORS = OTHER_COLORS  # tasks are not methods: hues no method uses
 
@@ -189,8 +202,9 @@ def payoff_figure(view: dict, i: int, j: int, widget: bool = False):
         cols=2,
         column_widths=[0.55, 0.45],
         horizontal_spacing=0.1,
-        subplot_titles=("adapted on a few meta-test tasks", "cross-evaluation (mean of seeds)"),
+        subplot_titles=panel_titles(("adapted on a few meta-test tasks", "cross-evaluation (mean of seeds)")),
     )
+    fig.update_annotations(font_size=PANEL_FONT)
     x = view["x"].tolist()
     for k in range(len(view["tasks"])):
         color = TASK_COLORS[k % len(TASK_COLORS)]
@@ -236,14 +250,17 @@ def payoff_figure(view: dict, i: int, j: int, widget: bool = False):
     fig.update_yaxes(range=_adapted_range(view), row=1, col=1)
     fig.update_xaxes(title_text="test horizon N_test", type="category", range=x_range, row=1, col=2)
     fig.update_yaxes(title_text="trained through N", type="category", range=y_range, row=1, col=2)
-    fig.update_layout(title=_payoff_title(view), legend=dict(orientation="h", y=-0.25), height=520)
+    title = _payoff_title(view)
+    fig.update_layout(
+        title=title, legend=dict(orientation="h", y=-0.25), height=520, margin=dict(t=50 + 24 * title_lines(title))
+    )
     return as_widget(fig) if widget else fig
 
 
 def _payoff_title(view) -> str:
     # not the chosen cell (framed on the right, and said in the explorer's status line): a title that changed with
     # the controls would cost the browser a second full redraw of the figure at every move
-    return (
+    return wrap(
         f"{view['setting']}, reg {view['reg']:g}, seed {view['seed']}: θ trained through N steps, adapted for"
         f" N_test (the framed cell)"
     )

@@ -19,7 +19,7 @@ from . import directions as viz_directions
 from . import figures as viz_figures
 from . import horizons as viz_horizon
 from . import payoff as viz_study
-from .style import color_of
+from .style import color_of, title_lines, wrap
 
 DIGITS = 6  # significant digits kept in the precomputed states (the page's weight; the plots cannot show more)
 MARGIN = dict(t=100, b=80)  # plotly's margins where a layout leaves them unset
@@ -69,11 +69,14 @@ def _above(height: int, margin, px: float) -> float:
 
 
 def _controls_on_top(fig, base, extra: int, title: str) -> float:
-    """Make room for ``extra`` pixels of controls between the title and the plots; the paper y of its top."""
+    """Make room for ``extra`` pixels of controls between the title (wrapped to fit a phone) and the plots; the
+    paper y of its top."""
+    title = wrap(title)
     top = MARGIN["t"] if base.layout.margin.t is None else base.layout.margin.t
+    lines = 20 * (title_lines(title) - title_lines(base.layout.title.text or ""))  # the title's extra lines
     fig.update_layout(
-        height=base.layout.height + extra,
-        margin=dict(t=top + extra),
+        height=base.layout.height + extra + max(lines, 0),
+        margin=dict(t=top + extra + max(lines, 0)),
         title=dict(text=title, font=dict(size=14), y=1.0, yref="container", yanchor="top", pad=dict(t=12)),
     )
     return _above(fig.layout.height, fig.layout.margin, extra + 10)

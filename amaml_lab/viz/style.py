@@ -191,3 +191,32 @@ def as_widget(fig):
     import plotly.graph_objects as go
 
     return go.FigureWidget(fig)
+
+
+TITLE_CHARS = 40  # a figure's title, broken into lines this long, fits a phone's 390 px and a desktop column
+PANEL_CHARS = 40  # a panel's title, at PANEL_FONT: half a desktop column, or a phone's width (the book stacks them)
+PANEL_FONT = 13
+
+
+def wrap(text: str, width: int = TITLE_CHARS) -> str:
+    """``text`` broken at spaces into lines of at most ``width`` characters (a longer word keeps its own line),
+    joined by plotly's ``<br>``: a figure's text does not wrap by itself, and the book shows figures from a phone's
+    390 px up."""
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    return "<br>".join([*lines, line])
+
+
+def panel_titles(titles) -> list[str]:
+    """Titles of panels side by side, wrapped to :data:`PANEL_CHARS` (draw them at :data:`PANEL_FONT`)."""
+    return [wrap(t, PANEL_CHARS) for t in titles]
+
+
+def title_lines(text: str) -> int:
+    """How many lines a wrapped title takes."""
+    return text.count("<br>") + 1

@@ -283,6 +283,9 @@ class _Compiling:
     def failure(self):
         return "RuntimeError: boom in the compiling process" if self.code else None
 
+    def cache(self):  # what the process found in inductor's cache: its setting warm already
+        return None if self.code else {"loaded": 2, "compiled": 0}
+
 
 def _compile_elsewhere(monkeypatch, polls: int, code: int = 0):
     """The run's compiling process replaced by a stand-in; each meta-step's compile flag, and the launches."""
@@ -307,6 +310,7 @@ def test_compile_elsewhere_runs_eagerly_until_the_graphs_are_built(tmp_path, mon
     assert calls == [False, False, False, True, True] and len(launched) == 1
     [record] = compiled["compiles"]
     assert (record["step"], record["compiled_from"], record["error"]) == (0, 3, None) and record["elsewhere_s"] > 0
+    assert record["cache"] == {"loaded": 2, "compiled": 0}  # what the compiling process said it found
     eager = meta_train(config(method="maml", meta_steps=5), tmp_path / "e")
     assert all(torch.allclose(compiled["theta"][k], eager["theta"][k], rtol=1e-10, atol=1e-13) for k in eager["theta"])
     assert eager["compiles"] == []
@@ -316,7 +320,7 @@ def test_compile_wait_compiles_here_before_the_first_step(tmp_path, monkeypatch)
     calls, launched = _compile_elsewhere(monkeypatch, polls=2)
     trained = meta_train(config(method="maml", meta_steps=3, compile=True, compile_wait=True), tmp_path / "c")
     assert calls == [True, True, True] and launched == []
-    assert trained["compiles"] == [{"step": 0, "elsewhere_s": None, "error": None, "compiled_from": 0}]
+    assert trained["compiles"] == [{"step": 0, "elsewhere_s": None, "error": None, "compiled_from": 0, "cache": None}]
 
 
 def test_a_failed_compiling_process_warns_and_the_run_compiles_here(tmp_path, monkeypatch):
@@ -331,6 +335,7 @@ def test_a_failed_compiling_process_warns_and_the_run_compiles_here(tmp_path, mo
         trained = meta_train(config(method="maml", meta_steps=3, compile=True), tmp_path / "c")
     assert calls == [False, True, True]
     assert trained["compiles"][0]["error"] == "RuntimeError: boom in the compiling process"
+    assert trained["compiles"][0]["cache"] is None
 
 
 @pytest.mark.integration  # starts other processes
@@ -347,3 +352,5 @@ def test_the_compiling_process_fills_the_cache_and_cleans_up(tmp_path):
     folder = Path(proc.popen.args[-1]).parent
     assert proc.popen.wait(timeout=600) == 0, proc.failure()
     assert not folder.exists()
+    cache = proc.cache()  # its own account of inductor's cache: graphs loaded or compiled, at least one
+    assert set(cache) == {"loaded", "compiled"} and cache["loaded"] + cache["compiled"] >= 1

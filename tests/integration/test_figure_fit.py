@@ -1,0 +1,104 @@
+"""Every explorer's figure read in a real Chromium: no title, panel title or axis title wider than the figure or drawn
+past its edge.  The book's figures (the kernel-free explorers) at a desktop column's width and a phone's (390 px),
+each drawn alone on a page by the book's own loader (book/_ext/static/amaml-plotly.js, which stacks the panels on a
+narrow screen) as the book embeds it; the apps' figures, which JupyterLab shows, at the desktop width."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import plotly.io as pio
+import pytest
+from test_browser import Browser, find_chromium
+
+ROOT = Path(__file__).resolve().parents[2]
+WIDTHS = {"desktop": 860, "phone": 390}  # the book's content column at a desktop width, and a phone's screen
+OVERFLOW_JS = """() => { const gd = document.querySelector('.js-plotly-plot'); const box = gd.getBoundingClientRect();
+  return Array.from(gd.querySelectorAll('.gtitle, .annotation-text, .xtitle, .ytitle, .g-xtitle text, .g-ytitle text'))
+    .map(t => ({text: t.textContent, r: t.getBoundingClientRect()}))
+    .filter(t => t.text && (t.r.left < box.left - 1 || t.r.right > box.right + 1 || t.r.width > box.width))
+    .map(t => `${JSON.stringify(t.text.slice(0, 60))}: ${Math.round(t.r.left - box.left)} to `
+              + `${Math.round(t.r.right - box.left)} px of ${Math.round(box.width)}`); }"""
+
+
+def _figures() -> dict:
+    """{name: (figure, the widths it is read at)}: the explorers as the book shows them and as JupyterLab does."""
+    from amaml_lab import widgets
+    from amaml_lab.studies import directions, payoff
+    from amaml_lab.studies.committed import RESULTS
+    from amaml_lab.tasks.examples import build_task
+    from amaml_lab.viz import static
+    from amaml_lab.widgets.directions import DirectionsExplorer
+    from amaml_lab.widgets.payoff import PayoffExplorer
+
+    horizon = widgets.HorizonExplorer(step_sizes=(0.01, 0.03), seed=0)
+    base = widgets.BaselineExplorer(*build_task(8, "float64", "cpu", 4, 0), steps_list=(4, 8))
+    pay = PayoffExplorer(payoff.committed(), "Sinusoid-10-10", 0.0, seed=0)
+    found = directions.diagnoses(RESULTS / "horizon", "CosMixture-50-50")
+    v = base.values()
+    book, lab = tuple(WIDTHS), ("desktop",)
+    return {
+        "horizon (book)": (static.horizon_static_figure(horizon.data, horizon.cost), book),
+        "horizon (app)": (horizon.figure, lab),
+        "baselines (book)": (
+            static.baselines_static_figure(base.table, base.lams, v["lam"], v["cg_steps"], v["truncate"], v["steps"]),
+            book,
+        ),
+        "baselines (app)": (base.figure, lab),
+        "payoff (book)": (static.payoff_static_figure(pay.view), book),
+        "payoff (app)": (pay.figure, lab),
+        "directions (book)": (static.directions_static_figure(found), book),
+        "directions (app)": (DirectionsExplorer(found).figure, lab),
+    }
+
+
+def _page(fig, folder: Path) -> Path:
+    """An HTML page holding ``fig`` as the book embeds it, drawn by the book's loader."""
+    import importlib.util
+
+    import plotly
+
+    spec = importlib.util.spec_from_file_location("amaml_book", ROOT / "book" / "_ext" / "amaml_book.py")
+    book = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(book)
+    figure = json.loads(pio.to_json(fig, validate=False))
+    figure["layout"].pop("width", None)  # as wide as the column, as the book's figures are
+    plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    loader = ROOT / "book" / "_ext" / "static" / "amaml-plotly.js"
+    page = folder / "figure.html"
+    page.write_text(
+        '<!doctype html><html><head><meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<script src="{plotly_js.as_uri()}"></script></head><body style="margin:0;padding:0 12px">'
+        f'{book.figure_html(figure)}<script src="{loader.as_uri()}"></script></body></html>'
+    )
+    return page
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    path = find_chromium()
+    if path is None:
+        pytest.skip("no Chromium found (apt-get install -y chromium, or set CHROMIUM=/path/to/chromium)")
+    started = Browser(path, tmp_path_factory.mktemp("chromium"))
+    yield started
+    started.stop()
+
+
+@pytest.mark.integration  # starts Chromium
+def test_every_explorers_titles_fit_its_figure_on_a_desktop_and_a_phone(browser, tmp_path):
+    problems = []
+    for name, (fig, devices) in _figures().items():
+        html = _page(fig, tmp_path)
+        for device in devices:
+            width = WIDTHS[device]
+            page = browser.context.new_page()
+            try:
+                page.set_viewport_size({"width": width, "height": 900})
+                page.goto(html.as_uri(), wait_until="load")
+                page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
+                page.wait_for_timeout(300)
+                problems += [f"{name}, {device} ({width} px): {p}" for p in page.evaluate(OVERFLOW_JS)]
+            finally:
+                page.close()
+    assert not problems, "text wider than its figure:\n" + "\n".join(problems)
