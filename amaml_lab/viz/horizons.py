@@ -206,6 +206,7 @@ def horizon_figure(data, step_size: float, solver: str, j: int, shown, cost: dic
         )
     _cost_panels(fig, data.steps[j], cost)
     _log_axes(fig, _loss_span(data), _steps_span(data, cost))
+    fig.update_yaxes(range=_model_span(data), row=1, col=1)
     fig.update_layout(
         template="plotly_white",
         height=1150,
@@ -258,6 +259,22 @@ def _loss_span(data) -> tuple | None:
     values = torch.cat([torch.cat([sw.support_curve, sw.query_curve]).flatten() for sw in data.sweeps.values()])
     values = values[torch.isfinite(values) & (values > 0)]
     return (float(values.min()), float(values.max())) if len(values) else None
+
+
+def _model_span(data) -> list:
+    """Panel (a)'s y axis over every state (the task, its points, the model at every T of every sweep), a little
+    padded: the same in every state, so that no move re-ranges it (and the book's frames need no full redraw)."""
+    import torch
+
+    task = data.task
+    values = torch.cat(
+        [c.flatten() for c in data.curves.values()]
+        + [task.y_plot.flatten(), task.support[1].flatten(), task.query[1].flatten()]
+    )
+    values = values[torch.isfinite(values)]
+    low, high = float(values.min()), float(values.max())
+    pad = 0.05 * (high - low or 1.0)
+    return [low - pad, high + pad]
 
 
 def _steps_span(data, cost: dict) -> list:

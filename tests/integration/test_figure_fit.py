@@ -102,3 +102,98 @@ def test_every_explorers_titles_fit_its_figure_on_a_desktop_and_a_phone(browser,
             finally:
                 page.close()
     assert not problems, "text wider than its figure:\n" + "\n".join(problems)
+
+
+# ---------------------------------------------------------------- moves in the page: how long until drawn
+LISTEN_JS = """gd => { window.__moves = []; const mark = () => window.__moves.push(performance.now());
+  ['plotly_afterplot', 'plotly_animated', 'plotly_restyle', 'plotly_redraw'].forEach(e => gd.on(e, mark));
+  document.addEventListener('mousedown', () => { window.__down = performance.now(); window.__moves = []; }, true); }"""
+TIMES_JS = "() => ({down: window.__down, marks: window.__moves.slice()})"
+POSITIONS = (1.0, 0.0, 0.5, 0.25, 0.75, 0.1)  # where each move clicks, as a fraction of the slider's steps
+
+
+def _moves(page, k: int) -> tuple[list, int]:
+    """Click slider ``k`` at each of :data:`POSITIONS`: ((first redraw, last redraw) in ms after each click that
+    redrew, the number of clicks that move it: those landing on another step than the active one)."""
+    at = page.evaluate(f"() => document.querySelector('.js-plotly-plot').layout.sliders[{k}].active || 0")
+    n = page.evaluate(f"() => document.querySelector('.js-plotly-plot').layout.sliders[{k}].steps.length")
+    rail = page.locator(".slider-rail-rect").nth(k)
+    rail.scroll_into_view_if_needed()
+    box = rail.bounding_box()
+    out, expected = [], 0
+    for f in POSITIONS:  # a click on the rail moves the grip to the nearest step
+        page.mouse.click(box["x"] + 8 + f * (box["width"] - 16), box["y"] + box["height"] / 2)
+        page.wait_for_timeout(1500)  # every redraw a move causes, and a quiet moment after
+        step = round(f * (n - 1))
+        expected, at = expected + (step != at), step
+        t = page.evaluate(TIMES_JS)
+        if t["marks"]:
+            out.append((t["marks"][0] - t["down"], t["marks"][-1] - t["down"]))
+    return out, expected
+
+
+@pytest.mark.integration  # starts Chromium
+def test_the_books_explorers_redraw_on_every_slider_move(browser, tmp_path):
+    """Every slider of every kernel-free explorer, clicked at six positions, on a desktop column and a phone: each
+    move redraws the figure.  The times (input event to the first and to the last redraw) are printed and, with
+    AMAML_LAB_LATENCY set (benchmarks/book_latency.sh), appended to that file as a table; they are not asserted."""
+    import os
+    import platform
+    import statistics
+    import time
+
+    rows, problems = [], []
+    for name, (fig, devices) in _figures().items():
+        if "(book)" not in name:
+            continue
+        html = _page(fig, tmp_path)
+        for device in devices:
+            page = browser.context.new_page()
+            try:
+                page.set_viewport_size({"width": WIDTHS[device], "height": 900})
+                page.goto(html.as_uri(), wait_until="load")
+                page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
+                page.evaluate(LISTEN_JS, page.locator(".js-plotly-plot").element_handle())
+                for k in range(page.evaluate("() => document.querySelector('.js-plotly-plot').layout.sliders.length")):
+                    label = page.evaluate(f"() => document.querySelector('.js-plotly-plot').layout.sliders[{k}].name")
+                    times, expected = _moves(page, k)
+                    if len(times) < expected:
+                        problems.append(f"{name}, {device}, {label}: {len(times)} of {expected} moves redrew")
+                    if times:
+                        first, last = zip(*times)
+                        rows.append(
+                            (
+                                name,
+                                device,
+                                label,
+                                statistics.median(first),
+                                statistics.median(last),
+                                max(last),
+                                len(times),
+                            )
+                        )
+            finally:
+                page.close()
+    table = "\n".join(
+        [
+            "| explorer | screen | slider | first redraw, median (ms) | settled, median (ms) | settled, worst (ms)"
+            " | moves |",
+            "|---|---|---|---:|---:|---:|---:|",
+        ]
+        + [f"| {n} | {d} | {s.strip(': ')} | {a:.0f} | {b:.0f} | {c:.0f} | {m} |" for n, d, s, a, b, c, m in rows]
+    )
+    print("\n" + table)
+    out = os.environ.get("AMAML_LAB_LATENCY")
+    if out:
+        note = os.environ.get("AMAML_LAB_LATENCY_NOTE", "")
+        with open(out, "a") as f:
+            f.write(
+                f"\n## The book's kernel-free explorers, in the page: {time.strftime('%Y-%m-%d %H:%M')}, "
+                f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs{', ' + note if note else ''}\n\n"
+                "Command: `NOTE=... benchmarks/browser_latency.sh python -m pytest -q -p no:cacheprovider"
+                " tests/integration/test_figure_fit.py -k redraw`. "
+                "From the click on a slider's step to the figure's first and last redraw (plotly's afterplot, "
+                f"animated and restyle events), each figure drawn by the book's loader at {WIDTHS['desktop']} px"
+                f" (desktop) and {WIDTHS['phone']} px (phone: panels stacked).\n\n{table}\n"
+            )
+    assert not problems, "\n".join(problems)

@@ -41,6 +41,9 @@ def test_every_frame_is_the_apps_state(app):
     combos = [(h, s) for h in d.step_sizes for s in d.solvers]
     assert [f.name for f in fig.frames] == [str(k) for k in d.steps]
     assert fig.layout.sliders[0].active == d.steps.index(10)
+    assert fig.layout.sliders[0].steps[0].args[1]["frame"]["redraw"] is False  # data inside fixed axes
+    every = torch.cat([c.flatten() for c in d.curves.values()])  # (a)'s axis holds every state's model
+    assert fig.layout.yaxis.range[0] < float(every.min()) and fig.layout.yaxis.range[1] > float(every.max())
     assert [b.label for b in fig.layout.updatemenus[0].buttons] == [f"h {h:g} · {s}" for h, s in combos]
     names = [t.name for t in app.figure.data]
     per_set = (len(fig.frames[0].data) - 2) // len(combos)  # two "steps now" lines at the end
@@ -51,7 +54,7 @@ def test_every_frame_is_the_apps_state(app):
             frame = fig.frames[j].data[c * per_set : (c + 1) * per_set]
             shown = app.figure.data
             assert near(frame[0].y, shown[names.index("model at u(T)")].y), (h, s, k)
-            assert frame[0].name.endswith(f"T = {k * h:.4g}")
+            assert frame[0].name is None  # the legend stays: frames move data only, with no full redraw
             at_t = shown[7]  # (b)'s markers, as update_horizon writes them
             assert near(frame[1].x, at_t.x) and near(frame[1].y, at_t.y)
             rel_markers = shown[8 + len(horizon.LINES)]
