@@ -214,7 +214,9 @@ def test_the_directions_section_quotes_the_finished_pairs_and_the_diagnosis():
     why = text.split("* **Why, so far**")[1].split("\n* **")[0]
     found = directions.diagnoses(root / "horizon", "CosMixture-50-50")
     along = directions.diagnoses_along(root / "horizon", "CosMixture-50-50", "reptile-1000", "3e-3")
+    exact_run = directions.diagnoses_along(root / "horizon", "CosMixture-50-50", "maml-1000", "3e-3")
     rows = {r["theta"]: r for r in directions.scale_rows({**found, **{f"at {k}": d for k, d in along.items()}})}
+    own_run = directions.scale_rows({f"exact at {k}": d for k, d in exact_run.items()})
     tails = [r["exact"] for k, r in rows.items() if k.startswith("at ")]
     own = [r["reptile"] for r in rows.values() if r["steps"] == 1000]
     memory = [rows[k]["sqrt_v_over_rms"] for k in rows if k == "reptile-1000" or k.startswith("at ")]
@@ -229,6 +231,14 @@ def test_the_directions_section_quotes_the_finished_pairs_and_the_diagnosis():
             round(rows["reptile-1000"]["adam_step"], 2),
         )
         == (0.14, 0.31),
+        "4.4 to 13.2 times": len(own_run) == 4
+        and (round(min(r["sqrt_v_over_rms"] for r in own_run), 1), round(max(r["sqrt_v_over_rms"] for r in own_run), 1))
+        == (4.4, 13.2),
+        "the step 0.02 to 0.12": (
+            round(min(r["adam_step"] for r in own_run), 2),
+            round(max(r["adam_step"] for r in own_run), 2),
+        )
+        == (0.02, 0.12),
         "0.32 against Reptile's 0.92": [
             round(found["maml-1000"]["directions"]["1000"][d]["pairwise_cosine"], 2) for d in ("exact", "reptile")
         ]
