@@ -77,9 +77,12 @@ def _page(fig, folder: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
+    import os
+
     path = find_chromium()
     if path is None:
-        pytest.skip("no Chromium found (apt-get install -y chromium, or set CHROMIUM=/path/to/chromium)")
+        why = "no Chromium found (apt-get install -y chromium, or set CHROMIUM=/path/to/chromium)"
+        pytest.fail(why) if os.environ.get("CI") else pytest.skip(why)
     started = Browser(path, tmp_path_factory.mktemp("chromium"))
     yield started
     started.stop()
