@@ -14,6 +14,12 @@ from test_browser import Browser, find_chromium
 
 ROOT = Path(__file__).resolve().parents[2]
 WIDTHS = {"desktop": 860, "phone": 390}  # the book's content column at a desktop width, and a phone's screen
+# every control (a drop-down's header or a button, a slider's rail and grip) within the screen's width: reachable
+CONTROLS_JS = """width => Array.from(document.querySelectorAll(
+    '.updatemenu-header-group, .updatemenu-button, .slider-rail-rect, .slider-grip-rect'))
+  .map(e => ({name: e.getAttribute('class'), r: e.getBoundingClientRect()}))
+  .filter(e => e.r.width > 0 && (e.r.left < 0 || e.r.right > width))
+  .map(e => `${e.name} at ${Math.round(e.r.left)} to ${Math.round(e.r.right)} px of ${width}`)"""
 OVERFLOW_JS = """() => { const gd = document.querySelector('.js-plotly-plot'); const box = gd.getBoundingClientRect();
   return Array.from(gd.querySelectorAll('.gtitle, .annotation-text, .xtitle, .ytitle, .g-xtitle text, .g-ytitle text'))
     .map(t => ({text: t.textContent, r: t.getBoundingClientRect()}))
@@ -89,7 +95,7 @@ def browser(tmp_path_factory):
 
 
 @pytest.mark.integration  # starts Chromium
-def test_every_explorers_titles_fit_its_figure_on_a_desktop_and_a_phone(browser, tmp_path):
+def test_every_explorers_titles_and_controls_fit_on_a_desktop_and_a_phone(browser, tmp_path):
     problems = []
     for name, (fig, devices) in _figures().items():
         html = _page(fig, tmp_path)
@@ -102,6 +108,7 @@ def test_every_explorers_titles_fit_its_figure_on_a_desktop_and_a_phone(browser,
                 page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
                 page.wait_for_timeout(300)
                 problems += [f"{name}, {device} ({width} px): {p}" for p in page.evaluate(OVERFLOW_JS)]
+                problems += [f"{name}, {device}: off-screen {p}" for p in page.evaluate(CONTROLS_JS, width)]
             finally:
                 page.close()
     assert not problems, "text wider than its figure:\n" + "\n".join(problems)
