@@ -98,8 +98,8 @@ def horizon_static_figure(
     ``data`` is the app's :class:`amaml_lab.teach.horizons_data.HorizonData` (``app.data``), ``cost`` its panel (d)
     rows (default: the ones shipped with the package).  The buttons choose the step size and solver (one set of
     traces each), the slider the inner steps (a frame each: the model at u(T), the markers at T in (b) and (c),
-    the line at the steps in (d), in every set at once), the legend the methods (a button shows its whole set, so
-    methods hidden in the legend come back with it).
+    the line at the steps in (d), in every set at once), the legend the methods (in the book a method hidden in
+    the legend stays hidden when a button shows another set: its traces' ``meta.legend`` name it to the loader).
     """
     from ..teach.horizons import LINES
 
@@ -164,18 +164,16 @@ def _horizon_set(fig, base, data, h, s, j, c, visible) -> list:
     n = len(view["methods"])
     a, b = f"a{c}", f"b{c}"
     first = len(fig.data)
+    # meta.legend names what a legend click hides in every set alike: the book's loader keeps it hidden when a
+    # button shows another set (book/_ext/static/amaml-plotly.js)
+    ma, mb = dict(legend="model"), dict(legend="losses")
     fig.add_traces(
         [
-            _like(base.data[3], y=short(data.curves[(h, s)][0].tolist()), legendgroup=a, visible=visible),
-            _like(
-                base.data[4],
-                y=short(view["curve"]),
-                legendgroup=a,
-                visible=visible,
-            ),
-            _like(base.data[5], x=short(view["t"]), y=short(view["support"]), legendgroup=b, visible=visible),
-            _like(base.data[6], x=short(view["t"]), y=short(view["query"]), legendgroup=b, visible=visible),
-            _like(base.data[7], x=[view["T"]] * 2, y=short(view["at_T"]), legendgroup=b, visible=visible),
+            _like(base.data[3], y=short(data.curves[(h, s)][0].tolist()), legendgroup=a, visible=visible, meta=ma),
+            _like(base.data[4], y=short(view["curve"]), legendgroup=a, visible=visible, meta=ma),
+            _like(base.data[5], x=short(view["t"]), y=short(view["support"]), legendgroup=b, visible=visible, meta=mb),
+            _like(base.data[6], x=short(view["t"]), y=short(view["query"]), legendgroup=b, visible=visible, meta=mb),
+            _like(base.data[7], x=[view["T"]] * 2, y=short(view["at_T"]), legendgroup=b, visible=visible, meta=mb),
         ]
     )
     moves = [first + 1, first + 4]
@@ -192,6 +190,7 @@ def _horizon_set(fig, base, data, h, s, j, c, visible) -> list:
                         y=short(m[field]),
                         legendgroup=group,
                         visible=visible,
+                        meta=dict(legend=m["key"]),
                         **viz_horizon.rel_marks(m, field),
                     ),
                     go.Scatter(
@@ -205,6 +204,7 @@ def _horizon_set(fig, base, data, h, s, j, c, visible) -> list:
                         visible=visible,
                         xaxis=marker.xaxis,
                         yaxis=marker.yaxis,
+                        meta=dict(legend=m["key"]),
                         marker=dict(size=12, symbol="circle-open", color=color_of(m["key"]), line=dict(width=2)),
                     ),
                 ]

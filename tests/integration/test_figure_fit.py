@@ -207,3 +207,41 @@ def test_the_books_explorers_redraw_on_every_slider_move(browser, tmp_path):
                 f" (desktop) and {WIDTHS['phone']} px (phone: panels stacked).\n\n{table}\n"
             )
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.integration  # starts Chromium
+def test_a_method_hidden_in_the_legend_stays_hidden_when_a_button_shows_another_set(browser, tmp_path):
+    """The book's horizon explorer: hide fomaml in the legend, press another step size and solver's button: fomaml
+    stays hidden in the set now shown (the loader re-hides what meta.legend names), and the other methods show."""
+    from amaml_lab import widgets
+    from amaml_lab.viz import static
+
+    horizon = widgets.HorizonExplorer(step_sizes=(0.01, 0.03), seed=0)
+    html = _page(static.horizon_static_figure(horizon.data, horizon.cost), tmp_path)
+    page = browser.context.new_page()
+    state = """() => { const gd = document.querySelector('.js-plotly-plot'), out = {};
+      gd.data.filter(t => t.meta && t.visible !== false).forEach(t => { out[t.meta.legend] = t.visible; });
+      return out; }"""
+    try:
+        page.set_viewport_size({"width": WIDTHS["desktop"], "height": 1400})
+        page.goto(html.as_uri(), wait_until="load")
+        page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
+        page.wait_for_timeout(800)  # the loader's handlers are set once the figure is drawn
+        item = page.locator(".legend .traces").filter(has_text="fomaml").first
+        item.locator(".legendtoggle").click()
+        page.wait_for_timeout(1500)  # plotly waits to tell a click from a double click
+        assert page.evaluate(state)["fomaml"] == "legendonly"
+        active = page.evaluate("() => document.querySelector('.js-plotly-plot').layout.updatemenus[0].active")
+        page.locator(".updatemenu-button").nth(0 if active else 1).click()
+        page.wait_for_timeout(1500)
+        shown = page.evaluate(state)
+        now = page.evaluate("() => document.querySelector('.js-plotly-plot').layout.updatemenus[0].active")
+        page.locator(".legend .traces").filter(has_text="fomaml").first.locator(".legendtoggle").click()
+        page.wait_for_timeout(1500)
+        again = page.evaluate(state)  # shown again when the reader asks for it
+    finally:
+        page.close()
+    assert now != active, "the button did not switch the set"
+    assert shown["fomaml"] == "legendonly", shown
+    assert shown["reptile"] is True and shown["model"] is True, shown
+    assert again["fomaml"] is True, again

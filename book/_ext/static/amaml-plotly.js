@@ -5,6 +5,8 @@
 // full width, one under another, in reading order (row by row, left to right), each as tall as it was; its panel
 // titles move with it; the controls above the panels and the legend below keep their distance in pixels; a row of
 // buttons becomes a drop-down, which fits any width; the mode bar is left out (it would cover the title).
+// Where traces name a legend entry (meta.legend), what the reader hid in the legend stays hidden when a button
+// shows another set of traces.
 (function () {
   "use strict";
   const NARROW = 600;
@@ -55,6 +57,34 @@
     return out;
   }
 
+  function keepLegend(gd) {
+    // a figure whose traces name a legend entry in meta.legend (the kernel-free explorers, whose buttons show one
+    // set of traces at a time): what the reader hid in the legend stays hidden when a button shows another set
+    const key = t => t.meta && t.meta.legend;
+    let hidden = new Set();
+    function read() {  // the entries hidden now: some trace of theirs hidden by the legend, none shown
+      const shown = new Set(gd.data.filter(t => t.visible === true).map(key));
+      hidden = new Set(gd.data.filter(t => t.visible === "legendonly" && !shown.has(key(t))).map(key));
+    }
+    function apply() {
+      const again = gd.data.map((t, i) => (t.visible === true && hidden.has(key(t)) ? i : -1)).filter(i => i >= 0);
+      if (again.length) Plotly.restyle(gd, {visible: "legendonly"}, again);
+    }
+    if (!gd.data.some(key)) return;
+    // a legend click acts only once plotly has told it from a double click; a button's restyle may finish after
+    // its event: read and apply once each has
+    const settle = (gd._context.doubleClickDelay || 300) + 50;
+    let clicked = false;  // the legend's own restyles: the reader's choice, never undone here
+    function legend() {
+      clicked = true;
+      setTimeout(() => { read(); clicked = false; }, settle);
+    }
+    gd.on("plotly_legendclick", legend);
+    gd.on("plotly_legenddoubleclick", legend);
+    gd.on("plotly_buttonclicked", () => { setTimeout(apply, 0); });
+    gd.on("plotly_restyle", () => { if (!clicked && hidden.size) setTimeout(apply, 0); });
+  }
+
   function draw(script) {
     const figure = JSON.parse(script.textContent);
     const div = document.createElement("div");
@@ -67,7 +97,7 @@
       config.displayModeBar = false;  // on a phone its icons would cover the title
     }
     return Plotly.newPlot(div, {data: figure.data || [], layout: layout, frames: figure.frames || [],
-                                config: config});
+                                config: config}).then(keepLegend);
   }
   document.querySelectorAll("script.amaml-plotly-data").forEach(function (script) {
     draw(script).catch(function (err) { console.error("amaml-plotly: a figure could not be drawn", err); });
