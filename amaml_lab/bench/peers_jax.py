@@ -2,10 +2,12 @@
 same ½·MSE support and MSE query losses, the same flow du/dt = -grad L_S(u) - reg (u - theta) stepped by the same
 3/8-rule rk4 (torchdiffeq's ``rk4``), the same theta and meta-batch; gradients compared with the kit's maml.
 
-Two peers: ``jax-jit`` back-propagates through the loop (``jax.jit`` of ``jax.grad``, the steps a
-``lax.fori_loop``), and ``diffrax`` solves the inner flow with ``diffeqsolve`` (the same tableau, constant steps)
-and differentiates it with diffrax's default adjoint (recursive checkpointing).  JAX and diffrax are the optional
-``[jax]`` extra; :func:`available` says whether they are installed.
+Four peers: ``jax-jit`` back-propagates through the loop (``jax.jit`` of ``jax.grad``, the steps a
+``lax.fori_loop``); ``jax-jit-checkpoint`` the same with ``jax.checkpoint`` on each step (its stages recomputed in
+the backward pass instead of kept: rematerialisation); ``diffrax`` solves the inner flow with ``diffeqsolve`` (the
+same tableau, constant steps) and differentiates it with diffrax's default adjoint (recursive checkpointing), and
+``diffrax-checkpoints`` with ``RecursiveCheckpointAdjoint(checkpoints=steps)``, every step's state kept.  JAX
+and diffrax are the optional ``[jax]`` extra; :func:`available` says whether they are installed.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import os
 
 import numpy as np
 
-PEERS = ("jax-jit", "diffrax")
+PEERS = ("jax-jit", "jax-jit-checkpoint", "diffrax", "diffrax-checkpoints")
 # one thread, as the kit runs: XLA reads this when JAX is first imported (set here, before that)
 ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 os.environ.setdefault("XLA_FLAGS", ONE_THREAD)
@@ -71,9 +73,12 @@ def gradient_fn(peer: str, theta: dict, *, steps: int, step_size: float, reg: fl
         def field(u):
             return -jax.grad(support_loss)(u, x, y) - reg * (u - th)
 
-        if peer == "jax-jit":
-            return jax.lax.fori_loop(0, steps, lambda _, u: _rk4(field, u, step_size), th)
-        return _diffrax_end(lambda t, u, args: field(u), th, steps, step_size)
+        if peer.startswith("jax-jit"):
+            step = lambda u: _rk4(field, u, step_size)  # noqa: E731
+            step = jax.checkpoint(step) if peer == "jax-jit-checkpoint" else step
+            return jax.lax.fori_loop(0, steps, lambda _, u: step(u), th)
+        every = steps if peer == "diffrax-checkpoints" else None
+        return _diffrax_end(lambda t, u, args: field(u), th, steps, step_size, every)
 
     def meta_loss(th, xs, ys, xq, yq):
         ends = jax.vmap(adapted, in_axes=(None, 0, 0))(th, xs, ys)
@@ -82,9 +87,10 @@ def gradient_fn(peer: str, theta: dict, *, steps: int, step_size: float, reg: fl
     return jax.jit(jax.grad(meta_loss)), flat
 
 
-def _diffrax_end(vector_field, y0, steps: int, step_size: float):
+def _diffrax_end(vector_field, y0, steps: int, step_size: float, checkpoints: int | None = None):
     import diffrax
 
+    adjoint = diffrax.RecursiveCheckpointAdjoint(checkpoints=checkpoints)  # None: diffrax's default
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(vector_field),
         _rk38(),
@@ -95,6 +101,7 @@ def _diffrax_end(vector_field, y0, steps: int, step_size: float):
         stepsize_controller=diffrax.ConstantStepSize(),
         saveat=diffrax.SaveAt(t1=True),
         max_steps=steps + 1,
+        adjoint=adjoint,
     )
     return sol.ys[-1]
 

@@ -12,15 +12,18 @@ SMALL = dict(domain="CosMixture2D", shots=10, steps=6, seed=3, rounds=1)
 
 @pytest.mark.skipif(peers_jax.available() is not None, reason=f"{peers_jax.available()}")
 def test_jax_and_diffrax_give_the_kits_maml_gradient():
-    rows = {r["name"]: r for r in measure_side_by_side({**SMALL, "rows": ["jax-jit", "diffrax"]})["rows"]}
-    assert set(rows) == {"kit maml", "kit adjoint", "jax-jit", "diffrax"}
+    """Every peer (back-propagation, rematerialised, diffrax's default and every-step checkpoints) is the kit's maml
+    to 1e-12: the same steps differentiated exactly, however the backward pass keeps or recomputes them."""
+    rows = {r["name"]: r for r in measure_side_by_side({**SMALL, "rows": list(peers_jax.PEERS)})["rows"]}
+    assert set(rows) == {"kit maml", "kit adjoint", *peers_jax.PEERS}
     assert rows["kit maml"]["rel_error"] == 0.0 and rows["kit maml"]["ratio"] > 0
-    for peer in ("jax-jit", "diffrax"):
+    for peer in peers_jax.PEERS:
         assert rows[peer]["rel_error"] < 1e-12, rows[peer]
     assert 1e-12 < rows["kit adjoint"]["rel_error"] < 1e-3  # the continuous adjoint: the flow's, not the steps'
-    assert set(rows["kit maml"]["vs"]) == {"jax-jit", "diffrax"} and rows["jax-jit"]["vs"]["jax-jit"] == 1.0
+    assert set(rows["kit maml"]["vs"]) == set(peers_jax.PEERS) and rows["jax-jit"]["vs"]["jax-jit"] == 1.0
     table = side_by_side_table([{**r, "steps": 6} for r in rows.values()])
-    assert "| / jax-jit | / diffrax |" in table and f"| {rows['kit maml']['vs']['diffrax']:.2f} |" in table
+    assert "| / jax-jit | / jax-jit-checkpoint | / diffrax | / diffrax-checkpoints |" in table
+    assert f"| {rows['kit maml']['vs']['diffrax']:.2f} |" in table
 
 
 def test_without_jax_the_peers_say_what_to_install(monkeypatch):
