@@ -15,15 +15,18 @@ import time
 
 from . import peers_jax
 
-KIT_ROWS = {
-    "kit maml": ("maml", False),
-    "kit adjoint": ("adjoint", False),
-    "kit maml (compiled)": ("maml", True),
-    "kit adjoint (compiled)": ("adjoint", True),
+KIT_ROWS = {  # name: (method, compiled, options)
+    "kit maml": ("maml", False, {}),
+    "kit adjoint": ("adjoint", False, {}),
+    "kit maml (compiled)": ("maml", True, {}),
+    "kit adjoint (compiled)": ("adjoint", True, {}),
+    # the discrete adjoint: maml's gradient exactly, each step's pullback one compiled graph that recomputes the
+    # step's stages from the stored state (rematerialised), where maml's backward keeps them
+    "kit adjoint discrete (compiled)": ("adjoint", True, {"scheme": "discrete"}),
 }
 
 
-def _kit_fn(cfg: dict, method: str, compiled: bool):
+def _kit_fn(cfg: dict, method: str, compiled: bool, options: dict):
     """``f() -> flat meta-gradient`` of the kit on the side-by-side's theta and batch, and (theta, batch)."""
     import torch
 
@@ -41,6 +44,7 @@ def _kit_fn(cfg: dict, method: str, compiled: bool):
             method=method,
             seed=cfg["seed"],
             compile=compiled,
+            options=dict(options),
         )
         .resolved()
         .check()

@@ -26,6 +26,14 @@ def test_jax_and_diffrax_give_the_kits_maml_gradient():
     assert f"| {rows['kit maml']['vs']['diffrax']:.2f} |" in table
 
 
+def test_the_compiled_discrete_adjoint_row_is_the_kits_maml_gradient():
+    """The side-by-side's rematerialised kit row: the discrete adjoint, compiled, is maml's gradient to rounding."""
+    chosen = ["kit adjoint discrete (compiled)"]
+    rows = {r["name"]: r for r in measure_side_by_side({**SMALL, "rows": chosen})["rows"]}
+    assert set(rows) == {"kit maml", "kit adjoint", *chosen}
+    assert rows[chosen[0]]["rel_error"] < 1e-12 and rows[chosen[0]]["time_s"] > 0, rows[chosen[0]]
+
+
 def test_without_jax_the_peers_say_what_to_install(monkeypatch):
     monkeypatch.setattr(peers_jax, "available", lambda: 'jax not installed (pip install -e ".[jax]")')
     rows = {r["name"]: r for r in measure_side_by_side({**SMALL, "rows": ["jax-jit", "diffrax"]})["rows"]}
