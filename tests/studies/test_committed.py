@@ -191,6 +191,7 @@ def test_the_directions_section_quotes_the_finished_pairs_and_the_diagnosis():
     """results/README.md's "Seed 0 at 5,000 meta-steps" and "Why, so far": every number is in horizon/directions.md
     (the pairs, made from the folders) or is the diagnosis files' (the spread of the directions' sizes, Adam's memory
     and step, the agreement), and the curves' shapes it describes are the committed evals'."""
+    import json
     import re
     from pathlib import Path
 
@@ -244,5 +245,31 @@ def test_the_directions_section_quotes_the_finished_pairs_and_the_diagnosis():
         ]
         == [0.32, 0.92],
     }
+    sinusoid = {  # the exact run's own θs diagnosed at meta-steps 1,000 (Adam 1e-3) to 4,000 (its chosen 1e-2)
+        step: json.loads(
+            directions.diagnosis_path(root / "horizon", "Sinusoid-10-10", "maml-1000", rate, step).read_text()
+        )
+        for step, rate in ((1000, "1e-3"), (2000, "1e-2"), (3000, "1e-2"), (4000, "1e-2"))
+    }
+    tail = [d["scale"]["exact"]["max_over_median"] for d in sinusoid.values()]
+    memory = [d["scale"]["exact"]["sqrt_v_over_rms"] for d in sinusoid.values()]
+    reptile = [
+        r["sqrt_v_over_rms"]
+        for r in directions.scale_rows(
+            {
+                step: json.loads(
+                    directions.diagnosis_path(
+                        root / "horizon", "Sinusoid-10-10", "reptile-1000", rate, step
+                    ).read_text()
+                )
+                for step, rate in ((1000, "1e-3"), (2000, "3e-2"), (3000, "3e-2"), (4000, "3e-2"), (5000, "3e-2"))
+            }
+        )
+    ]
+    stated["4.8 to 21.6 times"] = (round(min(tail), 1), round(max(tail), 1)) == (4.8, 21.6)
+    stated["(1.1 to 1.8, like Reptile's own 1.6 to 2.0)"] = (round(min(memory), 1), round(max(memory), 1)) == (
+        1.1,
+        1.8,
+    ) and (round(min(reptile), 1), round(max(reptile), 1)) == (1.6, 2.0)
     for phrase, holds in stated.items():
         assert phrase in " ".join(why.split()) and holds, phrase
