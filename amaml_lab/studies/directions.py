@@ -42,25 +42,21 @@ def diagnosis_path(root, setting: str, run: str, rate: str, step: int, seed: int
     return Path(root) / "diagnosis" / setting / f"{run}-lr{rate}-seed{seed}-step{step}.json"
 
 
+def _read_diagnoses(root, setting: str, where: dict) -> dict:
+    """{key: diagnosis} for each key's (run, rate, step) of ``where`` that was diagnosed, in its order."""
+    paths = {key: diagnosis_path(root, setting, *at) for key, at in where.items()}
+    return {key: json.loads(path.read_text()) for key, path in paths.items() if path.exists()}
+
+
 def diagnoses(root, setting: str, step: int = SELECTION_STEPS, runs=DIAGNOSED, rate: str = COMMITTED_RATE) -> dict:
     """{run: its diagnosis} at meta-step ``step`` for every run of ``runs`` diagnosed there (by default the committed
     1,000-meta-step runs, all at Adam 1e-3), in the order of ``runs``."""
-    found = {}
-    for run in runs:
-        path = diagnosis_path(root, setting, run, rate, step)
-        if path.exists():
-            found[run] = json.loads(path.read_text())
-    return found
+    return _read_diagnoses(root, setting, {run: (run, rate, step) for run in runs})
 
 
 def diagnoses_along(root, setting: str, run: str, rate: str, steps=range(2000, 5001, 1000)) -> dict:
     """{meta-step: diagnosis} of RUN's snapshots along its continuation at ``rate`` (seed 0), those diagnosed."""
-    found = {}
-    for step in steps:
-        path = diagnosis_path(root, setting, run, rate, step)
-        if path.exists():
-            found[step] = json.loads(path.read_text())
-    return found
+    return _read_diagnoses(root, setting, {step: (run, rate, step) for step in steps})
 
 
 def base_method(run_method: str) -> str:
