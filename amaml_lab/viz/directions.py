@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..studies import directions
-from .style import PANEL_FONT, as_widget, color_of, log_axis, panel_titles, run_styles, title_lines, wrap
+from .style import PANEL_FONT, as_widget, color_of, log_axis, panel_titles, run_styles, top_title, wrap
 
 DIRECTION_METHODS = {"exact": "maml", "fomaml": "fomaml", "reptile": "reptile"}  # each direction in its method's hue
 CURVE_RUNS = (
@@ -276,8 +276,8 @@ def explorer_figure(diagnoses: dict, steps: int, widget: bool = False):
         barmode="group",
         height=520,
         legend=dict(orientation="h", y=-0.22),
-        title=EXPLORER_TITLE,
-        margin=dict(t=50 + 24 * title_lines(EXPLORER_TITLE)),
+        title=top_title(EXPLORER_TITLE)[0],
+        margin=dict(t=top_title(EXPLORER_TITLE)[1]),
     )
     return as_widget(fig) if widget else fig
 

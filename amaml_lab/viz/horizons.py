@@ -7,7 +7,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from .figures import HORIZON_COST
-from .style import PANEL_FONT, as_widget, color_of, log_axis, panel_titles, style_of, title_lines, wrap
+from .style import PANEL_FONT, as_widget, color_of, log_axis, panel_titles, style_of, top_title, wrap
 
 ERROR_CEILING = 1e4  # errors above this (back-solving's overflow) are drawn at the ceiling
 
@@ -210,9 +210,9 @@ def horizon_figure(data, step_size: float, solver: str, j: int, shown, cost: dic
     fig.update_layout(
         template="plotly_white",
         height=1150,
-        margin=dict(l=60, r=20, t=40 + 24 * title_lines(HORIZON_TITLE), b=40),
+        margin=dict(l=60, r=20, t=top_title(HORIZON_TITLE)[1], b=40),
         legend=dict(font=dict(size=11), orientation="h", yanchor="top", y=-0.06, x=0),
-        title=HORIZON_TITLE,
+        title=top_title(HORIZON_TITLE)[0],
     )
     return as_widget(fig) if widget else fig
 

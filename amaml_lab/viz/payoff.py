@@ -19,7 +19,7 @@ from .style import (
     panel_titles,
     shade,
     style_of,
-    title_lines,
+    top_title,
     wrap,
 )
 
@@ -251,9 +251,8 @@ def payoff_figure(view: dict, i: int, j: int, widget: bool = False):
     fig.update_xaxes(title_text="test horizon N_test", type="category", range=x_range, row=1, col=2)
     fig.update_yaxes(title_text="trained through N", type="category", range=y_range, row=1, col=2)
     title = _payoff_title(view)
-    fig.update_layout(
-        title=title, legend=dict(orientation="h", y=-0.25), height=520, margin=dict(t=50 + 24 * title_lines(title))
-    )
+    title, top = top_title(title)
+    fig.update_layout(title=title, legend=dict(orientation="h", y=-0.25), height=520, margin=dict(t=top))
     return as_widget(fig) if widget else fig
 
 

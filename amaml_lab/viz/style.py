@@ -220,3 +220,10 @@ def panel_titles(titles) -> list[str]:
 def title_lines(text: str) -> int:
     """How many lines a wrapped title takes."""
     return text.count("<br>") + 1
+
+
+def top_title(text: str) -> tuple[dict, int]:
+    """(plotly title, top margin) for a wrapped title set at the figure's top edge, clear of the panel titles
+    under it: left to itself plotly centres a title in the top margin, where a second line meets them."""
+    title = dict(text=text, y=1.0, yref="container", yanchor="top", pad=dict(t=24))
+    return title, 50 + 22 * title_lines(text)
