@@ -212,6 +212,7 @@ def test_the_directions_section_quotes_the_finished_pairs_and_the_diagnosis():
     first = [r["inner_mean"] for r in load_run(long / "reptile-1000" / "lr3e-3" / "seed0")["evals"]]
     assert exact[3000] > exact[2500], exact  # "rises between 2,500 and 3,000 meta-steps"
     assert all(b < a for a, b in zip(first, first[1:])), first  # "Reptile's falls at every evaluation"
+    assert "still at 5,000: neither curve had flattened" in " ".join(seed0.split()) and first[-1] < first[-2]
     why = text.split("* **Why, so far**")[1].split("\n* **")[0]
     found = directions.diagnoses(root / "horizon", "CosMixture-50-50")
     along = directions.diagnoses_along(root / "horizon", "CosMixture-50-50", "reptile-1000", "3e-3")
