@@ -199,8 +199,7 @@ def horizon_figure(data, step_size: float, solver: str, j: int, shown, cost: dic
                 mode="markers",
                 showlegend=False,
                 name="at T",
-                marker=dict(size=12, symbol="circle-open", line=dict(width=2)),
-            ),
+            ).update(marker=dict(size=12, line=dict(width=2))),
             2,
             col,
         )
@@ -312,16 +311,29 @@ def rel_marks(method: dict, field: str) -> dict:
     }
 
 
+def at_marks(methods, field: str) -> dict:
+    """The markers at T of panel (c), one per method of ``methods`` (:func:`horizon_view`'s dicts): open
+    circles; on the error side an open triangle where the error is drawn at the ceiling, its true value on hover."""
+    values = [m["rel_at" if field == "rel" else "cos_at"] for m in methods]
+    if field != "rel":
+        return {"y": values, "marker": dict(symbol="circle-open")}
+    marks = _clamp_marks(values)
+    return {
+        "y": _clip(values),
+        "marker": dict(symbol=[f"{s}-open" for s in marks["symbol"]]),
+        "customdata": marks["true"],
+        "hovertemplate": AT_HOVER,
+    }
+
+
+AT_HOVER = "%{text}<br>T = %{x:.3g}: relative error %{customdata}<extra>at T</extra>"
+
+
 def _method_markers(view, field) -> dict:
     shown = [m for m in view["methods"] if m["shown"]]
-    key = "rel_at" if field == "rel" else "cos_at"
-    ys = _clip([m[key] for m in shown]) if field == "rel" else [m[key] for m in shown]
-    return dict(
-        x=[view["T"]] * len(shown),
-        y=ys,
-        marker_color=[color_of(m["key"]) for m in shown],
-        text=[m["label"] for m in shown],
-    )
+    marks = at_marks(shown, field)
+    marks["marker"].update(color=[color_of(m["key"]) for m in shown])
+    return dict(x=[view["T"]] * len(shown), text=[m["label"] for m in shown], **marks)
 
 
 # the title does not change with the controls (the explorer's status line says T, the steps and the losses):
@@ -348,14 +360,7 @@ def update_horizon(fig, data, step_size: float, solver: str, j: int, shown) -> N
                     marks = rel_marks(m, field)
                     trace.marker.symbol, trace.marker.size = marks["marker"]["symbol"], marks["marker"]["size"]
                     trace.customdata = marks["customdata"]
-            markers = _method_markers(view, field)
-            trace = fig.data[base + n]
-            trace.x, trace.y, trace.marker.color, trace.text = (
-                markers["x"],
-                markers["y"],
-                markers["marker_color"],
-                markers["text"],
-            )
+            fig.data[base + n].update(_method_markers(view, field))
             base += n + 1
         for col in range(2):
             trace = fig.data[base + len(HORIZON_COST) + col * (len(HORIZON_COST) + 1)]

@@ -195,7 +195,6 @@ def _horizon_set(fig, base, data, h, s, j, c, visible) -> list:
                     ),
                     go.Scatter(
                         x=[view["T"]],
-                        y=short([m[field][j]]),
                         mode="markers",
                         name="at T",
                         text=[m["label"]],
@@ -205,12 +204,20 @@ def _horizon_set(fig, base, data, h, s, j, c, visible) -> list:
                         xaxis=marker.xaxis,
                         yaxis=marker.yaxis,
                         meta=dict(legend=m["key"]),
-                        marker=dict(size=12, symbol="circle-open", color=color_of(m["key"]), line=dict(width=2)),
-                    ),
+                        hovertemplate=viz_horizon.AT_HOVER if field == "rel" else None,
+                        **_at(m, field),
+                    ).update(marker=dict(size=12, color=color_of(m["key"]), line=dict(width=2))),
                 ]
             )
             moves.append(len(fig.data) - 1)
     return moves
+
+
+def _at(method: dict, field: str) -> dict:
+    """One method's marker at T in panel (c), rounded: where, its symbol (clamped or not) and true value."""
+    marks = viz_horizon.at_marks([method], field)
+    marks.pop("hovertemplate", None)  # the same in every state: the figure's trace has it
+    return dict(marks, y=short(marks["y"]))
 
 
 def _horizon_frame(data, combos, j, now) -> list:
@@ -223,7 +230,7 @@ def _horizon_frame(data, combos, j, now) -> list:
             dict(x=[view["T"]] * 2, y=short(view["at_T"])),
         ]
         for field in ("rel", "cos"):
-            out += [dict(x=[view["T"]], y=short([m[field][j]])) for m in view["methods"]]
+            out += [dict(x=[view["T"]], **_at(m, field)) for m in view["methods"]]
     return out + [dict(x=[data.steps[j]] * 2) for _ in now]
 
 

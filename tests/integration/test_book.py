@@ -4,11 +4,12 @@ The book is built here by Jupyter Book into a temporary folder (every notebook e
 minutes), or read where ``AMAML_LAB_BOOK`` points (a built ``_build/html``).  A copy of it is served by python's
 http.server, started here and stopped by process id; Chromium is the browser test's (tests/integration/test_browser.py),
 started and stopped the same way.  Every page: no console error, no failed request, every saved figure drawn
-(``.js-plotly-plot``) with traces that have points.  The kernel-free explorers (notebooks 02, 04, 08, 09): dragging a
-slider changes traces in every panel, a button changes what is shown.  The checks must fail on a copy of a page
-whose figure lost its data, whose slider lost its steps or whose frames are gone.  The site's size and each page's
-weight are printed; the site must stay under :data:`SITE_BUDGET_MB`.  Without Chromium or jupyter-book the test
-is skipped, unless CI is set, where it fails.
+(``.js-plotly-plot``) with traces that have points, no results table left as raw Markdown, no clamped value (a point
+drawn at the error ceiling) without its triangle and true value.  The kernel-free explorers (notebooks 02, 04, 08,
+09): dragging a slider changes traces in every panel, a button changes what is shown.  The checks must fail on a copy
+of a page whose figure lost its data, whose slider lost its steps, whose frames are gone or whose clamped points
+lost their marks.  The site's size and each page's weight are printed; the site must stay under
+:data:`SITE_BUDGET_MB`.  Without Chromium or jupyter-book the test is skipped, unless CI is set, where it fails.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from pathlib import Path
 
 import pytest
 from test_browser import Browser, _free_port, _stop, _wait_http, find_chromium
+
+from amaml_lab.viz.horizons import ERROR_CEILING
 
 ROOT = Path(__file__).resolve().parents[2]
 BOOK = ROOT / "book"
@@ -184,6 +187,20 @@ FIGURES_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).m
 RAW_TABLE_JS = """() => { const b = document.body.cloneNode(true);
   b.querySelectorAll('pre, code, script, style').forEach(e => e.remove()); return b.textContent; }"""
 RAW_TABLE = re.compile(r"\|\s*:?-{3,}:?\s*\|")
+# every point drawn at the error ceiling (a clamped value), in the figure and in each of its frames, must be a
+# triangle with its true value (customdata) for the hover: else a reader takes it for an error of 10,000
+CLAMPED_JS = """ceiling => Array.from(document.querySelectorAll('.js-plotly-plot')).flatMap((gd, g) => {
+  const frames = (gd._transitionData && gd._transitionData._frames) || [];
+  const states = [['data', gd.data || []]].concat(frames.map(f => ['frame ' + f.name, f.data || []]));
+  return states.flatMap(([where, traces]) => traces.flatMap(t => {
+    const ys = Array.isArray(t.y) ? t.y : [], symbol = (t.marker || {}).symbol, custom = t.customdata || [];
+    return ys.flatMap((y, i) => {
+      const s = String(Array.isArray(symbol) ? symbol[i] : symbol);
+      return y === ceiling && (!s.includes('triangle') || !(Number(custom[i]) > ceiling))
+        ? [`figure ${g + 1}, ${where}: ${t.name} point ${i} at the ceiling drawn as ${s}, hover ${custom[i]}`] : [];
+    });
+  }));
+})"""
 STATE_JS = """gd => (gd.data || []).map(t => [t.xaxis || 'x', JSON.stringify([t.x, t.y, t.z, t.visible, t.name])])"""
 
 
@@ -204,6 +221,9 @@ def open_page(page, url: str, timeout: float = 90) -> tuple[list, list]:
     raw = RAW_TABLE.search(page.evaluate(RAW_TABLE_JS))
     if raw:
         problems.append(f"a Markdown table shown as raw text ({raw.group(0)!r}): render it as a table")
+    clamped = page.evaluate(CLAMPED_JS, ERROR_CEILING)
+    if clamped:
+        problems.append(f"{len(clamped)} clamped values without their mark, the first: {'; '.join(clamped[:3])}")
     if len(figures) != saved:
         problems.append(f"{saved} figures saved, {len(figures)} drawn")
     for i, f in enumerate(figures):
@@ -348,6 +368,14 @@ def _emptied(figure):
             trace.pop(key, None)
 
 
+def _unmarked(figure):
+    """Every marker drawn as a plain circle, the true values gone: the clamped points look like any other."""
+    for trace in figure["data"] + [t for f in figure.get("frames", []) for t in f["data"]]:
+        trace.pop("customdata", None)
+        if isinstance((trace.get("marker") or {}).get("symbol"), list):
+            trace["marker"]["symbol"] = ["circle"] * len(trace["marker"]["symbol"])
+
+
 MUTANTS = {  # name -> (which figures, what is done to them, what the check must say)
     "data-emptied": (lambda f: True, _emptied, "without points"),
     "no-traces": (lambda f: True, lambda f: f.update(data=[]), "without traces"),
@@ -357,6 +385,7 @@ MUTANTS = {  # name -> (which figures, what is done to them, what the check must
         "steps|did not move",
     ),
     "frames-removed": (lambda f: f.get("frames"), lambda f: f.update(frames=[]), "as it was"),
+    "clamp-marks-removed": (lambda f: True, _unmarked, "clamped values without their mark"),
 }
 
 

@@ -408,6 +408,44 @@ def test_errors_beyond_the_scale_are_marked_and_hover_their_true_value():
     assert any(t.marker.symbol == tuple(marks["symbol"]) and true in t.customdata for t in lines)
 
 
+def unmarked_at_the_ceiling(fig: dict) -> list[str]:
+    """Every point of ``fig`` (a plotly figure's dict, its frames included) drawn at the error ceiling without a
+    triangle or without its true value: what a reader would take for an error of 10,000."""
+    from amaml_lab.viz import horizons as viz_horizon
+
+    found = []
+    states = [("data", fig["data"])] + [(f"frame {f.get('name')}", f["data"]) for f in fig.get("frames", [])]
+    for where, traces in states:
+        for t in traces:
+            symbol, custom = (t.get("marker") or {}).get("symbol"), t.get("customdata")
+            for i, y in enumerate(t.get("y") or []):
+                if y != viz_horizon.ERROR_CEILING:
+                    continue
+                s = symbol[i] if isinstance(symbol, (list, tuple)) else symbol
+                if "triangle" not in str(s) or not custom or float(custom[i]) <= viz_horizon.ERROR_CEILING:
+                    found.append(f"{where}: {t.get('name')} point {i} ({s}, {custom and custom[i]})")
+    return found
+
+
+def test_every_point_at_the_error_ceiling_is_marked_in_the_app_and_the_books_figure():
+    """The markers at T too: at a long T back-solving's error is drawn at the ceiling, and its marker there must be
+    an open triangle with the true value, in the app (after a move) and in every frame of the book's figure."""
+    from amaml_lab.viz.static import horizon_static_figure
+
+    app = widgets.HorizonExplorer(step_sizes=(0.01, 0.03), seed=0)
+    raw = app.data.errors[(0.01, "rk4")]["backsolve"][0]
+    j = next(i for i, v in enumerate(raw) if math.isfinite(v) and v > 1e4)  # back-solving off the scale
+    app.controls["steps"].value = app.data.steps[j]
+    fig = app.figure.to_plotly_json()
+    at = [t for t in fig["data"] if t["name"] == "at T" and t.get("customdata")]
+    assert at and any("triangle-up-open" in t["marker"]["symbol"] for t in at), "no clamped marker at T"
+    assert unmarked_at_the_ceiling(fig) == []
+    static = horizon_static_figure(app.data, app.cost).to_plotly_json()
+    at_ceiling = [t for f in static["frames"] for t in f["data"] if 1e4 in (t.get("y") or [])]
+    assert at_ceiling, "no frame draws a point at the ceiling: the check below would check nothing"
+    assert unmarked_at_the_ceiling(static) == []
+
+
 def test_horizon_explorer_rejects_what_it_did_not_compute(horizon_app):
     for kwargs, name in (
         ({"steps": 7}, "steps"),
