@@ -76,8 +76,9 @@ def agreement_figure(diagnosis: dict, title: str = ""):
         rows=1,
         cols=2,
         horizontal_spacing=0.12,
-        subplot_titles=["agreement between meta-batches (mean pairwise cosine)", "mean norm"],
+        subplot_titles=panel_titles(["agreement between meta-batches (mean pairwise cosine)", "mean norm"]),
     )
+    fig.update_annotations(font_size=PANEL_FONT)
     steps = sorted(int(n) for n in diagnosis["directions"])
     for name, method in DIRECTION_METHODS.items():
         stats = [diagnosis["directions"][str(n)][name] for n in steps]
@@ -149,23 +150,24 @@ def slices_figure(diagnosis: dict, title: str = ""):
 
 def scale_figure(diagnoses: dict, title: str = ""):
     """Per diagnosed theta ({label: diagnosis} with a "scale"), each meta-batch's norm of the exact and of the
-    Reptile direction at the run's own N, over that direction's median (log scale): a heavy tail is a few batches
-    far larger than the rest."""
+    Reptile direction at the run's own N (in the run's name), over that direction's median (log scale), a row per
+    theta from the top down: a heavy tail is a few batches far larger than the rest.  Rows, not columns: their
+    labels read across, at a phone's width too."""
     fig = go.Figure()
+    labels = [label for label, d in diagnoses.items() if "scale" in d]
     for name in ("exact", "reptile"):
         xs, ys = [], []
-        for label, d in diagnoses.items():
-            if "scale" not in d:
-                continue
-            norms = d["scale"][name]["norms"]
+        for label in labels:
+            norms = diagnoses[label]["scale"][name]["norms"]
             median = statistics.median(norms)
-            xs += [f"θ of {label} (N = {d['scale']['steps']:,})"] * len(norms)
-            ys += [v / median for v in norms]
+            xs += [v / median for v in norms]
+            ys += [label] * len(norms)
         fig.add_trace(
             go.Box(
                 x=xs,
                 y=ys,
                 name=f"{name} direction",
+                orientation="h",
                 boxpoints="all",
                 jitter=0.4,
                 pointpos=0,
@@ -174,12 +176,16 @@ def scale_figure(diagnoses: dict, title: str = ""):
                 fillcolor="rgba(0,0,0,0)",
             )
         )
-    fig.add_hline(y=1.0, line=dict(color="#777777", dash="dot", width=1))
-    fig.update_yaxes(title_text="a batch's norm over the median batch's", **log_axis(plain=True))
+    fig.add_vline(x=1.0, line=dict(color="#777777", dash="dot", width=1))
+    fig.update_xaxes(title_text="a batch's norm over the median batch's", **log_axis(plain=True))
+    fig.update_yaxes(title_text="θ of", categoryorder="array", categoryarray=labels[::-1], automargin=True)
+    text, top = top_title(wrap(title or "How unevenly the directions' sizes spread over 20 meta-batches"))
     fig.update_layout(
         boxmode="group",
-        title=title or "How unevenly the directions' sizes spread over 20 meta-batches",
-        legend=dict(orientation="h", y=-0.3),
+        title=text,
+        height=160 + 42 * len(labels),
+        margin=dict(t=top),
+        legend=dict(orientation="h", y=-0.12, yanchor="top"),
     )
     return fig
 

@@ -145,6 +145,7 @@ def _static_files(app) -> None:
 
 def setup(app):
     _register()
+    app.add_css_file("amaml-book.css")  # inline code wraps on a phone (static/amaml-book.css)
     app.connect("config-inited", _theme)
     app.connect("builder-inited", _static_files)
     app.connect("source-read", _outside_links)

@@ -4,12 +4,13 @@ The book is built here by Jupyter Book into a temporary folder (every notebook e
 minutes), or read where ``AMAML_LAB_BOOK`` points (a built ``_build/html``).  A copy of it is served by python's
 http.server, started here and stopped by process id; Chromium is the browser test's (tests/integration/test_browser.py),
 started and stopped the same way.  Every page: no console error, no failed request, every saved figure drawn
-(``.js-plotly-plot``) with traces that have points, no results table left as raw Markdown, no clamped value (a point
-drawn at the error ceiling) without its triangle and true value.  The kernel-free explorers (notebooks 02, 04, 08,
-09): dragging a slider changes traces in every panel, a button changes what is shown.  The checks must fail on a copy
-of a page whose figure lost its data, whose slider lost its steps, whose frames are gone or whose clamped points
-lost their marks.  The site's size and each page's weight are printed; the site must stay under
-:data:`SITE_BUDGET_MB`.  Without Chromium or jupyter-book the test is skipped, unless CI is set, where it fails.
+(``.js-plotly-plot``) with traces that have points and its titles inside it, no results table left as raw
+Markdown, no clamped value (a point drawn at the error ceiling) without its triangle and true value, and at a
+phone's width (390 px) nothing wider than the screen.  The kernel-free explorers (notebooks 02, 04, 08, 09):
+dragging a slider changes traces in every panel, a button changes what is shown.  The checks must fail on a copy of
+a page whose figure lost its data, whose slider lost its steps, whose frames are gone or whose clamped points lost
+their marks.  The site's size and each page's weight are printed; the site must stay under :data:`SITE_BUDGET_MB`.
+Without Chromium or jupyter-book the test is skipped, unless CI is set, where it fails.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ SITE_BUDGET_MB = 30  # the whole site; plotly.js (4.6 MB) is served once and mos
 EXPLORER_BUDGET_MB = 3  # the HTML of each page with a kernel-free explorer, its every state included
 FIGURE = re.compile(r'(<script type="application/json" class="amaml-plotly-data">)(.*?)(</script>)', re.S)
 ASSETS = ("_static", "_sources", "_images", "_downloads")
+DESKTOP, PHONE = 1280, 390  # a laptop's window and a phone's screen, CSS pixels
 
 
 def fail_or_skip(why: str):
@@ -201,6 +203,21 @@ CLAMPED_JS = """ceiling => Array.from(document.querySelectorAll('.js-plotly-plot
     });
   }));
 })"""
+# every figure's titles and annotations inside the figure (a title wider than its panel runs off its left edge), and
+# no two of its texts (titles, panel titles, axis titles, legend entries) over each other
+TITLES_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).flatMap((gd, g) => {
+  const box = gd.getBoundingClientRect(), name = t => JSON.stringify(t.text.slice(0, 40));
+  const sel = '.gtitle, .annotation-text, .g-xtitle text, .g-ytitle text, .legendtext';
+  const texts = Array.from(gd.querySelectorAll(sel))
+    .map(t => ({text: t.textContent, r: t.getBoundingClientRect()})).filter(t => t.text && t.r.width > 0);
+  const out = texts.filter(t => t.r.left < box.left - 1 || t.r.right > box.right + 1)
+    .map(t => `figure ${g + 1}: ${name(t)} from ${Math.round(t.r.left - box.left)} to `
+              + `${Math.round(t.r.right - box.left)} px of ${Math.round(box.width)}`);
+  const meet = (a, b) => Math.min(a.r.right, b.r.right) - Math.max(a.r.left, b.r.left) > 2
+                         && Math.min(a.r.bottom, b.r.bottom) - Math.max(a.r.top, b.r.top) > 2;
+  texts.forEach((a, i) => texts.slice(i + 1).forEach(b => {
+    if (meet(a, b)) out.push(`figure ${g + 1}: ${name(a)} over ${name(b)}`); }));
+  return out; })"""
 STATE_JS = """gd => (gd.data || []).map(t => [t.xaxis || 'x', JSON.stringify([t.x, t.y, t.z, t.visible, t.name])])"""
 
 
@@ -221,6 +238,7 @@ def open_page(page, url: str, timeout: float = 90) -> tuple[list, list]:
     raw = RAW_TABLE.search(page.evaluate(RAW_TABLE_JS))
     if raw:
         problems.append(f"a Markdown table shown as raw text ({raw.group(0)!r}): render it as a table")
+    problems += [f"a title outside its figure or over another text: {t}" for t in page.evaluate(TITLES_JS)]
     clamped = page.evaluate(CLAMPED_JS, ERROR_CEILING)
     if clamped:
         problems.append(f"{len(clamped)} clamped values without their mark, the first: {'; '.join(clamped[:3])}")
@@ -303,12 +321,14 @@ def test_every_page_draws_its_figures_without_errors(site, served, browser):
     base, _ = served
     rows, problems = [], []
     for name in pages(site):
-        page = browser.context.new_page()
-        try:
-            found, figures = open_page(page, f"{base}/{name}")
-            problems += [f"{name}: {p}" for p in found]
-        finally:
-            page.close()
+        for width in (DESKTOP, PHONE):  # a laptop's window (both sidebars shown: the narrowest column) and a phone
+            page = browser.context.new_page()
+            try:
+                page.set_viewport_size({"width": width, "height": 900})
+                found, figures = open_page(page, f"{base}/{name}")
+                problems += [f"{name} at {width} px: {p}" for p in found]
+            finally:
+                page.close()
         rows.append(
             (name, (site / name).stat().st_size, weight(site, name), len(figures), sum(f["sliders"] for f in figures))
         )
@@ -350,6 +370,50 @@ def test_the_kernel_free_explorers_move_every_panel(site, served, browser, name,
     assert html < EXPLORER_BUDGET_MB * 1e6, f"{name}: {html / 1e6:.2f} MB, over {EXPLORER_BUDGET_MB} MB"
 
 
+WIDE_JS = """() => { const W = document.documentElement.clientWidth, out = [];
+  const boxed = e => {  // inside a box that scrolls or clips on its own (a wide table, a code block): fine
+    for (let p = e.parentElement; p; p = p.parentElement) {
+      const x = getComputedStyle(p).overflowX;
+      if (['auto', 'scroll', 'hidden'].includes(x) && p.getBoundingClientRect().right <= W + 1) return true;
+    }
+    return false; };
+  for (const e of document.querySelectorAll('article *')) {
+    const r = e.getBoundingClientRect(), text = (e.textContent || '').trim().slice(0, 40);
+    if (r.width > 0 && r.right > W + 1 && !boxed(e)) out.push(`${e.tagName} "${text}" to ${Math.round(r.right)} px`);
+  }
+  return {width: W, page: document.documentElement.scrollWidth, wide: out.slice(0, 3)}; }"""
+
+
+def too_wide_for_a_phone(page, url: str) -> str | None:
+    """What makes the page at ``url`` wider than a phone's screen (the reader scrolls sideways), or None."""
+    page.set_viewport_size({"width": PHONE, "height": 900})
+    page.goto(url, wait_until="load")
+    page.wait_for_timeout(500)
+    found = page.evaluate(WIDE_JS)
+    if found["page"] <= found["width"]:
+        return None
+    return f"{found['page']} px wide at {found['width']} px: {'; '.join(found['wide']) or 'outside the article'}"
+
+
+def test_every_page_fits_a_phones_width(site, served, browser):
+    """At 390 px no page is wider than the screen: long inline code wraps (book/_ext/static/amaml-book.css), a
+    wide table or figure scrolls or shrinks in its own box.  Before that rule pages 02, 04, 08 and 09 were 403 to
+    513 px wide."""
+    base, copy = served
+    page = browser.context.new_page()
+    try:
+        problems = [f"{name}: {why}" for name in pages(site) if (why := too_wide_for_a_phone(page, f"{base}/{name}"))]
+        broken = copy / "notebooks" / "02_mutant_wide.html"  # the check must see a page that does not fit
+        text = (copy / "notebooks" / "02_adjoint_vs_unrolled.html").read_text()
+        wide = '<p><span style="display:inline-block;width:600px">a box wider than a phone</span></p>'
+        broken.write_text(text.replace("</article>", wide + "</article>", 1))
+        caught = too_wide_for_a_phone(page, f"{base}/notebooks/{broken.name}")
+    finally:
+        page.close()
+    assert not problems, "\n".join(problems)
+    assert caught and "a box wider than a phone" in caught, f"a 600 px box went unnoticed: {caught}"
+
+
 def _mutate(text: str, which, change) -> str:
     """``text`` with ``change`` applied to the JSON of the saved figures ``which(figure)`` selects."""
 
@@ -376,6 +440,13 @@ def _unmarked(figure):
             trace["marker"]["symbol"] = ["circle"] * len(trace["marker"]["symbol"])
 
 
+def _stacked_notes(figure):
+    """Every annotation (a panel's title) moved onto the first one."""
+    notes = figure["layout"]["annotations"]
+    for note in notes[1:]:
+        note.update(x=notes[0]["x"], y=notes[0]["y"], xanchor=notes[0].get("xanchor"), yanchor=notes[0].get("yanchor"))
+
+
 MUTANTS = {  # name -> (which figures, what is done to them, what the check must say)
     "data-emptied": (lambda f: True, _emptied, "without points"),
     "no-traces": (lambda f: True, lambda f: f.update(data=[]), "without traces"),
@@ -386,6 +457,16 @@ MUTANTS = {  # name -> (which figures, what is done to them, what the check must
     ),
     "frames-removed": (lambda f: f.get("frames"), lambda f: f.update(frames=[]), "as it was"),
     "clamp-marks-removed": (lambda f: True, _unmarked, "clamped values without their mark"),
+    "title-unbreakable": (  # no space to wrap at: wider than any figure
+        lambda f: True,
+        lambda f: f["layout"].update(title={"text": "W" * 150}),
+        "title outside its figure",
+    ),
+    "titles-on-each-other": (  # the panels' titles drawn at one place
+        lambda f: len(f["layout"].get("annotations", [])) > 1,
+        _stacked_notes,
+        " over ",
+    ),
 }
 
 

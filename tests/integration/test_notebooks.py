@@ -51,7 +51,15 @@ def test_hygiene_reads_what_is_committed_not_a_learners_outputs(tmp_path):
 
 def test_the_series_is_there():
     names = [p.name[:2] for p in NOTEBOOKS]
-    assert names[:8] == ["00", "01", "02", "03", "04", "05", "06", "07"]
+    assert names == [f"{i:02d}" for i in range(len(NOTEBOOKS))]
+
+
+def test_the_tour_points_to_every_notebook():
+    """00's "Where next" links every other notebook of the series (09, the open question, was missing)."""
+    tour = json.loads(committed_text(NOTEBOOKS[0]))
+    where = next("".join(c["source"]) for c in tour["cells"] if "## Where next" in "".join(c["source"]))
+    missing = [p.name for p in NOTEBOOKS[1:] if f"]({p.name})" not in where]
+    assert not missing, f"00's Where next does not link {missing}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

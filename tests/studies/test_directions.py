@@ -437,8 +437,9 @@ def test_the_scale_rows_read_each_thetas_spread_and_adams_memory(tmp_path):
     assert table[2] == "| maml-1000 | 1,000 | 13.0 | 1.5 | 2.2 | 0.14 |" and len(table) == 4
     fig = viz.scale_figure(found)
     exact = next(t for t in fig.data if t.name == "exact direction")
-    assert list(exact.y) == [0.5, 1.0, 13.0, 1 / 3, 1.0, 2.0]  # each batch over its theta's median
-    assert set(exact.x) == {"θ of maml-1000 (N = 1,000)", "θ of reptile-1000 (N = 1,000)"}
+    assert list(exact.x) == [0.5, 1.0, 13.0, 1 / 3, 1.0, 2.0]  # each batch over its theta's median
+    assert list(exact.y) == ["maml-1000"] * 3 + ["reptile-1000"] * 3 and exact.orientation == "h"
+    assert list(fig.layout.yaxis.categoryarray) == ["reptile-1000", "maml-1000"]  # the first theta on top
     for step in (2000, 4000):
         path = directions.diagnosis_path(tmp_path, "Sinusoid-10-10", "maml-1000", "3e-3", step)
         path.parent.mkdir(parents=True, exist_ok=True)

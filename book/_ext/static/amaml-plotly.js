@@ -4,7 +4,8 @@
 // On a narrow screen (under NARROW px, a phone) a figure of panels side by side is drawn as a column: every panel
 // full width, one under another, in reading order (row by row, left to right), each as tall as it was; its panel
 // titles move with it; the controls above the panels and the legend below keep their distance in pixels; a row of
-// buttons becomes a drop-down, which fits any width; the mode bar is left out (it would cover the title).
+// buttons becomes a drop-down, which fits any width; the mode bar is left out (it would cover the title).  At any
+// width a title longer than its figure (or a panel's title longer than its panel) is wrapped to fit.
 // Where traces name a legend entry (meta.legend), what the reader hid in the legend stays hidden when a button
 // shows another set of traces.
 (function () {
@@ -57,6 +58,80 @@
     return out;
   }
 
+  function legendBelow(layout, data) {
+    // a legend at the right (plotly's default) takes half a phone's width from the panels: under them instead,
+    // two entries a row, the bottom margin grown to hold it
+    const legend = layout.legend || {};
+    const entries = data.filter(t => t.showlegend !== false && t.name).length;
+    if (legend.orientation === "h" || layout.showlegend === false || entries < 2) return layout;
+    const out = JSON.parse(JSON.stringify(layout)), margin = out.margin = out.margin || {};
+    const bottom = margin.b === undefined ? 80 : margin.b, top = margin.t === undefined ? 100 : margin.t;
+    const extra = Math.ceil(entries / 2) * 22 + 20;
+    margin.b = bottom + extra;
+    out.height = (out.height || 450) + extra;
+    const plot = out.height - top - margin.b;
+    out.legend = Object.assign({}, legend, {orientation: "h", x: 0, xanchor: "left", yanchor: "top",
+                                            y: -(bottom - 10) / plot});
+    return out;
+  }
+
+  const CHAR = 0.6;  // a character's width, as a fraction of its font size (plotly's default font, generously)
+
+  function visible(line) { return line.replace(/<[^>]*>/g, "").length; }
+
+  function wrap(text, chars) {
+    // ``text`` with a part longer than ``chars`` visible characters on a line broken anew at spaces (plotly's
+    // <br>); a part that fits keeps its lines, and a break before a tag (a subtitle's <sup>) always stays
+    return text.split(/<br\s*\/?>(?=<)/i).map(function (part) {
+      const old = part.split(/<br\s*\/?>/i);
+      if (old.every(line => visible(line) <= chars)) return part;
+      const out = [];
+      let now = "";
+      old.join(" ").split(" ").forEach(function (word) {
+        if (now && visible(now) + 1 + visible(word) > chars) { out.push(now); now = word; }
+        else now = now ? now + " " + word : word;
+      });
+      return out.concat([now]).join("<br>");
+    }).join("<br>");
+  }
+
+  function lines(text) { return text.split(/<br\s*\/?>/i).length; }
+
+  function fitTitles(layout, width) {
+    // the figure's title and its panels' titles wrapped to the width they have (a figure's text does not wrap by
+    // itself), and room made above the panels for both: the title at the figure's top edge, the top row's panel
+    // titles under it (a figure with controls above its panels keeps its layout, grown by the new lines)
+    const out = JSON.parse(JSON.stringify(layout)), margin = out.margin = out.margin || {};
+    const base = (out.font && out.font.size) || 12, top = margin.t === undefined ? 100 : margin.t;
+    if (typeof out.title === "string") out.title = {text: out.title};
+    const title = out.title && out.title.text ? out.title : null;
+    const tsize = title ? (title.font && title.font.size) || base * 1.4 : 0;
+    const titleHeight = () => (title ? lines(title.text) * tsize * 1.3 + 10 : 0);
+    const before = {title: titleHeight(), panels: 0}, after = {panels: 0};
+    if (title) title.text = wrap(title.text, Math.max(12, Math.floor((width - 20) / (CHAR * tsize))));
+    after.title = titleHeight();
+    const plot = width - (margin.l === undefined ? 80 : margin.l) - (margin.r === undefined ? 80 : margin.r);
+    const panels = Object.values(domains(out)), first = Math.max(...panels.map(p => p.y[1]), 0) - 1e-6;
+    (out.annotations || []).forEach(function (a) {  // a panel's title: centred on it, at its top
+      const panel = panels.find(p => a.xref === "paper" && Math.abs(a.x - (p.x[0] + p.x[1]) / 2) < 1e-6
+                                     && Math.abs(a.y - p.y[1]) < 1e-6);
+      if (!panel || !a.text) return;
+      const size = (a.font && a.font.size) || base, height = () => lines(a.text) * size * 1.3;
+      if (panel.y[1] >= first) before.panels = Math.max(before.panels, height());
+      a.text = wrap(a.text, Math.max(8, Math.floor((panel.x[1] - panel.x[0]) * plot / (CHAR * size))));
+      if (panel.y[1] >= first) after.panels = Math.max(after.panels, height());
+    });
+    const controls = (out.sliders || []).concat(out.updatemenus || []).some(c => c.y !== undefined && c.y > 1);
+    const needed = controls ? top + after.title - before.title + after.panels - before.panels
+                            : Math.max(top, after.title + after.panels + 18);
+    if (title && !controls) Object.assign(title, {yref: "container", y: 1, yanchor: "top", pad: {t: 14}});
+    if (needed > top) {
+      margin.t = needed;
+      out.height = (out.height || 450) + needed - top;
+    }
+    return out;
+  }
+
   function keepLegend(gd) {
     // a figure whose traces name a legend entry in meta.legend (the kernel-free explorers, whose buttons show one
     // set of traces at a time): what the reader hid in the legend stays hidden when a button shows another set
@@ -93,9 +168,10 @@
     const config = Object.assign({responsive: true, displaylogo: false}, figure.config || {});
     let layout = figure.layout || {};
     if (div.clientWidth && div.clientWidth < NARROW) {
-      layout = narrow(layout, layout.height || 450) || layout;
+      layout = legendBelow(narrow(layout, layout.height || 450) || layout, figure.data || []);
       config.displayModeBar = false;  // on a phone its icons would cover the title
     }
+    if (div.clientWidth) layout = fitTitles(layout, div.clientWidth);
     return Plotly.newPlot(div, {data: figure.data || [], layout: layout, frames: figure.frames || [],
                                 config: config}).then(keepLegend);
   }
