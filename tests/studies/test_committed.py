@@ -187,6 +187,38 @@ def test_the_directions_section_quotes_the_committed_rate_selection():
     assert "(3e-3 for both), the exact gradient reaches 0.196 and Reptile 0.123" in readme
 
 
+def test_seed_1_and_the_remedys_first_seed_are_quoted_from_the_pairs():
+    """results/README.md's "Seed 1, and the remedy's first seed" and the README's lesson: every paired number is a
+    cell of horizon/directions.md (made from the folders), and the remedy's curve "still falling" at 5,000 is the
+    committed evals'."""
+    import re
+    from pathlib import Path
+
+    from amaml_lab.studies.rundir import load_run
+
+    root = Path(__file__).resolve().parents[2] / "results"
+    table = (root / "horizon" / "directions.md").read_text()
+    cells = {
+        "seed 1": "0.061 − 0.116 = -0.055 ± 0.011 (91/100)",
+        "remedy minus exact": "0.052 − 0.188 = -0.137 ± 0.019 (100/100)",
+        "remedy minus reptile": "0.052 − 0.062 = -0.010 ± 0.008 (68/100)",
+    }
+    for name, cell in cells.items():
+        assert cell in table, name
+    text = (root / "README.md").read_text()
+    part = " ".join(text.split("* **Seed 1, and the remedy's first seed**")[1].split("\n* **")[0].split())
+    for value in re.findall(r"\b\d\.\d{3}\b", part):
+        assert value in table or value in ("0.064", "0.055"), value
+    for quoted in ("91 of the 100 tasks", "better on all 100 tasks", "better on 68 of 100"):
+        assert quoted in part, quoted
+    evals = load_run(root / "horizon" / "long" / "CosMixture-50-50" / "maml-normalized-1000" / "lr3e-3" / "seed0")
+    last = [round(r["inner_mean"], 3) for r in evals["evals"]][-3:]
+    assert last == [0.064, 0.055, 0.052] and int(evals["evals"][-1]["meta_step"]) == 5000  # "still falling"
+    readme = " ".join((root.parent / "README.md").read_text().split())
+    assert "(0.061 against 0.116)" in readme and "first seed reaches 0.052 there" in readme
+    assert "(0.188)" in readme and "(0.062; paired −0.010 ± 0.008)" in readme
+
+
 def test_the_directions_section_quotes_the_finished_pairs_and_the_diagnosis():
     """results/README.md's "Seed 0 at 5,000 meta-steps" and "Why, so far": every number is in horizon/directions.md
     (the pairs, made from the folders) or is the diagnosis files' (the spread of the directions' sizes, Adam's memory
