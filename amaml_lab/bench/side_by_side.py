@@ -26,7 +26,7 @@ KIT_ROWS = {  # name: (method, compiled, options)
 }
 
 
-def _kit_fn(cfg: dict, method: str, compiled: bool, options: dict):
+def kit_fn(cfg: dict, method: str, compiled: bool, options: dict):
     """``f() -> flat meta-gradient`` of the kit on the side-by-side's theta and batch, and (theta, batch)."""
     import torch
 
@@ -66,7 +66,7 @@ def _kit_fn(cfg: dict, method: str, compiled: bool, options: dict):
     return run, theta, (support, query), run_cfg
 
 
-def _jax_fn(peer: str, theta, batch, run_cfg):
+def jax_fn(peer: str, theta, batch, run_cfg):
     import jax
     import numpy as np
 
@@ -100,13 +100,13 @@ def measure_side_by_side(cfg: dict) -> dict:
     kit = [n for n in KIT_ROWS if n in chosen or n in ("kit maml", "kit adjoint")]
     fns = {}
     for name in kit:
-        fns[name], theta, batch, run_cfg = _kit_fn(cfg, *KIT_ROWS[name])
+        fns[name], theta, batch, run_cfg = kit_fn(cfg, *KIT_ROWS[name])
     missing = peers_jax.available()
     peers = [n for n in peers_jax.PEERS if n in chosen]
     rows = {name: {"name": name} for name in (*kit, *peers)}
     for peer in peers:
         if missing is None:
-            fns[peer] = _jax_fn(peer, theta, batch, run_cfg)
+            fns[peer] = jax_fn(peer, theta, batch, run_cfg)
         else:
             rows[peer]["error"] = f"skipped: {missing}"
     grads = {}
@@ -133,4 +133,4 @@ def measure_side_by_side(cfg: dict) -> dict:
     return {"rows": list(rows.values())}
 
 
-__all__ = ["KIT_ROWS", "measure_side_by_side"]
+__all__ = ["KIT_ROWS", "jax_fn", "kit_fn", "measure_side_by_side"]
