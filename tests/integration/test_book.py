@@ -3,14 +3,14 @@
 The book is built here by Jupyter Book into a temporary folder (every notebook executed with FAST = True: a few
 minutes), or read where ``AMAML_LAB_BOOK`` points (a built ``_build/html``).  A copy of it is served by python's
 http.server, started here and stopped by process id; Chromium is the browser test's (tests/integration/test_browser.py),
-started and stopped the same way.  Every page: no console error, no failed request, every saved figure drawn
-(``.js-plotly-plot``) with traces that have points and its titles inside it, no results table left as raw
-Markdown, no clamped value (a point drawn at the error ceiling) without its triangle and true value, and at a
-phone's width (390 px) nothing wider than the screen.  The kernel-free explorers (notebooks 02, 04, 08, 09):
-dragging a slider changes traces in every panel, a button changes what is shown.  The checks must fail on a copy of
-a page whose figure lost its data, whose slider lost its steps, whose frames are gone or whose clamped points lost
-their marks.  The site's size and each page's weight are printed; the site must stay under :data:`SITE_BUDGET_MB`.
-Without Chromium or jupyter-book the test is skipped, unless CI is set, where it fails.
+started and stopped the same way.  Every page, at a laptop's and a phone's width (1280 and 390 px): no console
+error, no failed request, every saved figure drawn (``.js-plotly-plot``) with traces that have points, its titles
+inside it and no two of its texts over each other, no control off the screen, no results table left as raw
+Markdown, no clamped value (a point drawn at the error ceiling) without its triangle and true value; at 390 px
+nothing wider than the screen.  The kernel-free explorers (notebooks 02, 04, 08, 09): dragging a slider changes
+traces in every panel, a button changes what is shown.  The checks must fail on a copy of a page with each of
+those defects (:data:`MUTANTS`).  The site's size and each page's weight are printed; the site must stay under
+:data:`SITE_BUDGET_MB`.  Without Chromium or jupyter-book the test is skipped, unless CI is set, where it fails.
 """
 
 from __future__ import annotations
@@ -218,6 +218,13 @@ TITLES_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).fl
   texts.forEach((a, i) => texts.slice(i + 1).forEach(b => {
     if (meet(a, b)) out.push(`figure ${g + 1}: ${name(a)} over ${name(b)}`); }));
   return out; })"""
+# every control of every figure (a drop-down's header or a button, a slider's rail and grip) within the screen
+CONTROLS_JS = """() => { const width = document.documentElement.clientWidth;
+  return Array.from(document.querySelectorAll('.js-plotly-plot')).flatMap((gd, g) => Array.from(gd.querySelectorAll(
+      '.updatemenu-header-group, .updatemenu-button, .slider-rail-rect, .slider-grip-rect'))
+    .map(e => ({name: e.getAttribute('class'), r: e.getBoundingClientRect()}))
+    .filter(e => e.r.width > 0 && (e.r.left < 0 || e.r.right > width + 1))
+    .map(e => `figure ${g + 1}: ${e.name} at ${Math.round(e.r.left)} to ${Math.round(e.r.right)} px of ${width}`)); }"""
 STATE_JS = """gd => (gd.data || []).map(t => [t.xaxis || 'x', JSON.stringify([t.x, t.y, t.z, t.visible, t.name])])"""
 
 
@@ -239,6 +246,7 @@ def open_page(page, url: str, timeout: float = 90) -> tuple[list, list]:
     if raw:
         problems.append(f"a Markdown table shown as raw text ({raw.group(0)!r}): render it as a table")
     problems += [f"a title outside its figure or over another text: {t}" for t in page.evaluate(TITLES_JS)]
+    problems += [f"a control off the screen: {c}" for c in page.evaluate(CONTROLS_JS)]
     clamped = page.evaluate(CLAMPED_JS, ERROR_CEILING)
     if clamped:
         problems.append(f"{len(clamped)} clamped values without their mark, the first: {'; '.join(clamped[:3])}")
@@ -461,6 +469,13 @@ MUTANTS = {  # name -> (which figures, what is done to them, what the check must
         lambda f: True,
         lambda f: f["layout"].update(title={"text": "W" * 150}),
         "title outside its figure",
+    ),
+    "buttons-off-screen": (  # a row of buttons longer than any screen
+        lambda f: f["layout"].get("updatemenus"),
+        lambda f: [
+            b.update(label="a button label far too long " * 3) for m in f["layout"]["updatemenus"] for b in m["buttons"]
+        ],
+        "control off the screen",
     ),
     "titles-on-each-other": (  # the panels' titles drawn at one place
         lambda f: len(f["layout"].get("annotations", [])) > 1,
