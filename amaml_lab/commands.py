@@ -322,7 +322,8 @@ def _compiled(summary: dict) -> str:
             f"compiled in another process in {c['elsewhere_s']:.1f} s{_warmth(c)}, then " if c["elsewhere_s"] else ""
         )
         parts.append(
-            f"{where}{c['here_s']:.1f} s here, compiled from meta-step {c['compiled_from'] + 1}"
+            f"{where}{c['here_s']:.1f} s here{'' if c['elsewhere_s'] else _warmth(c)},"
+            f" compiled from meta-step {c['compiled_from'] + 1}"
             if c["compiled_from"] is not None
             else "still compiling in another process when meta-training ended"
         )
@@ -330,9 +331,9 @@ def _compiled(summary: dict) -> str:
 
 
 def _warmth(record: dict) -> str:
-    """Whether the compiling process found the setting's graphs in inductor's cache (``amaml-lab warm``)."""
+    """Whether the process that compiled found the setting's graphs in inductor's cache (``amaml-lab warm``)."""
     cache = record.get("cache")
-    if not cache:
+    if not cache or not (cache["loaded"] or cache["compiled"]):  # not said, or the graphs were in memory already
         return ""
     if not cache["compiled"]:
         return f" (warm: {cache['loaded']} graphs loaded from the cache)"

@@ -142,10 +142,11 @@ class _Compiling:
     speed; once it has exited, this process compiles the same graphs from that cache (seconds) and runs compiled.
     With ``local`` (``cfg.compile_wait``, or several ranks) it compiles here before the first meta-step, so every
     step is compiled.  ``record``: the meta-step it began at, the other process's seconds (and its error, if it
-    failed: then this process compiles them itself) and the meta-step from which it ran compiled."""
+    failed: then this process compiles them itself), the meta-step from which it ran compiled, and ``cache``: the
+    graphs inductor loaded from its cache and those it compiled (the other process's, or this one's)."""
 
     def __init__(self, local: bool):
-        self.local, self.proc, self.started = local, None, None
+        self.local, self.proc, self.started, self.before = local, None, None, None
         self.record = {"step": None, "elsewhere_s": None, "error": None, "compiled_from": None, "cache": None}
 
     @classmethod
@@ -178,7 +179,18 @@ class _Compiling:
         if r["compiled_from"] is None:
             r["step"] = step if r["step"] is None else r["step"]
             r["compiled_from"] = step
+            if r["cache"] is None:  # compiled here: what inductor loads or compiles is counted over this step
+                self.before = cache_counts()
         return True
+
+    def after_step(self) -> None:
+        """After each meta-step: once the first compiled one has run, where this process compiled its graphs itself
+        (``--compile-wait``, or after a failed compiling process), ``record["cache"]``: {"loaded", "compiled"}, the
+        graphs inductor loaded from its cache and those it compiled (both 0: the process held them already)."""
+        if self.before is not None:
+            hits, misses = cache_counts()
+            self.record["cache"] = {"loaded": hits - self.before[0], "compiled": misses - self.before[1]}
+            self.before = None
 
 
 class _Process:
@@ -380,6 +392,8 @@ def _meta_step(state: _State, model, domain, losses, out: Path, rank: int, size:
     grad, query_value, horizon_grad = batch_gradient(
         cfg, model, state.theta, support, query, losses, horizon=state.horizon, compile=compiled
     )
+    if compiling:
+        compiling.after_step()
     if size > 1:
         grad, query_value, horizon_grad = _mean_over_ranks(grad, query_value, horizon_grad, cfg, rank, size)
     _check_finite(grad, query_value, cfg, state.step, out)

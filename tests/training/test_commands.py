@@ -93,7 +93,15 @@ def test_compile_reaches_the_run_and_trains_the_same_theta(tmp_path, capsys):
     assert (record["step"], record["compiled_from"], record["elsewhere_s"]) == (0, 0, None)
     metrics = step_seconds(tmp_path / "compiled")
     assert summary["compile_s"] == record["here_s"] == pytest.approx(max(metrics[0] - metrics[1], 0), abs=2e-6)
-    assert f"(compiling: {record['here_s']:.1f} s here, compiled from meta-step 1)" in line
+    cache = record["cache"]  # what inductor loaded or compiled here: the line says it (nothing where held in memory)
+    said = (
+        ""
+        if not (cache["loaded"] or cache["compiled"])
+        else f" (warm: {cache['loaded']} graphs loaded from the cache)"
+        if not cache["compiled"]
+        else f" ({cache['compiled']} graphs compiled, {cache['loaded']} loaded: `amaml-lab warm` pays this ahead)"
+    )
+    assert f"(compiling: {record['here_s']:.1f} s here{said}, compiled from meta-step 1)" in line
     assert "compile_s" not in json.loads((tmp_path / "eager" / "summary.json").read_text())
 
 
