@@ -5,7 +5,8 @@
 // full width, one under another, in reading order (row by row, left to right), each as tall as it was; its panel
 // titles move with it; the controls above the panels and the legend below keep their distance in pixels; a row of
 // buttons becomes a drop-down, which fits any width; the mode bar is left out (it would cover the title).  At any
-// width a title longer than its figure (or a panel's title longer than its panel) is wrapped to fit.
+// width a title longer than its figure (or a panel's title longer than its panel) is wrapped to fit.  A line
+// above a stacked figure tells the reader that a note's "left" and "right" panels are now one above the other.
 // Where traces name a legend entry (meta.legend), what the reader hid in the legend stays hidden when a button
 // shows another set of traces.
 (function () {
@@ -168,8 +169,16 @@
     const config = Object.assign({responsive: true, displaylogo: false}, figure.config || {});
     let layout = figure.layout || {};
     if (div.clientWidth && div.clientWidth < NARROW) {
-      layout = legendBelow(narrow(layout, layout.height || 450) || layout, figure.data || []);
+      const stacked = narrow(layout, layout.height || 450);
+      layout = legendBelow(stacked || layout, figure.data || []);
       config.displayModeBar = false;  // on a phone its icons would cover the title
+      if (stacked) {  // the notes beside a figure speak of panels side by side
+        const note = document.createElement("p");
+        note.className = "amaml-stacked-note";
+        note.textContent = "On this screen the panels are stacked in reading order (row by row, left to right): "
+                           + "where a note says left and right, read upper and lower.";
+        div.parentNode.insertBefore(note, div);
+      }
     }
     if (div.clientWidth) layout = fitTitles(layout, div.clientWidth);
     return Plotly.newPlot(div, {data: figure.data || [], layout: layout, frames: figure.frames || [],
