@@ -19,7 +19,7 @@ from . import directions as viz_directions
 from . import figures as viz_figures
 from . import horizons as viz_horizon
 from . import payoff as viz_study
-from .style import color_of, title_lines, wrap
+from .style import PANEL_FONT, color_of, title_lines, wrap
 
 DIGITS = 6  # significant digits kept in the precomputed states (the page's weight; the plots cannot show more)
 MARGIN = dict(t=100, b=80)  # plotly's margins where a layout leaves them unset
@@ -68,18 +68,32 @@ def _above(height: int, margin, px: float) -> float:
     return 1 + px / (height - top - bottom)
 
 
-def _controls_on_top(fig, base, extra: int, title: str) -> float:
-    """Make room for ``extra`` pixels of controls between the title (wrapped to fit a phone) and the plots; the
-    paper y of its top."""
+def _titles_room(base) -> int:
+    """Pixels the top row of ``base``'s panel titles takes above its plotting area (their lines at their font)."""
+    notes = [a for a in base.layout.annotations if a.yref == "paper" and a.text]
+    if not notes:
+        return 0
+    top = max(a.y for a in notes)
+    return max(
+        round(title_lines(a.text) * 1.3 * (a.font.size or PANEL_FONT)) + 8 for a in notes if abs(a.y - top) < 1e-9
+    )
+
+
+def _controls_on_top(fig, base, extra: int, title: str) -> tuple[float, float]:
+    """Make room for ``extra`` pixels of controls between the title (wrapped to fit a phone) and the panels' titles;
+    the paper y of the room's top and of its bottom (just above the panels' titles)."""
     title = wrap(title)
     top = MARGIN["t"] if base.layout.margin.t is None else base.layout.margin.t
     lines = 20 * (title_lines(title) - title_lines(base.layout.title.text or ""))  # the title's extra lines
+    room = _titles_room(base)
     fig.update_layout(
-        height=base.layout.height + extra + max(lines, 0),
-        margin=dict(t=top + extra + max(lines, 0)),
+        height=base.layout.height + extra + room + max(lines, 0),
+        margin=dict(t=top + extra + room + max(lines, 0)),
         title=dict(text=title, font=dict(size=14), y=1.0, yref="container", yanchor="top", pad=dict(t=12)),
     )
-    return _above(fig.layout.height, fig.layout.margin, extra + 10)
+    return _above(fig.layout.height, fig.layout.margin, extra + room + 10), _above(
+        fig.layout.height, fig.layout.margin, room
+    )
 
 
 def _frame_steps(labels: list, redraw: bool = True) -> list:
@@ -129,7 +143,7 @@ def horizon_static_figure(
         dict(label=f"h {h:g} · {s}", method="restyle", args=[{"visible": [i in sets[c] for i in every]}, every])
         for c, (h, s) in enumerate(combos)
     ]
-    top = _controls_on_top(
+    top, bottom = _controls_on_top(
         fig,
         base,
         170,
@@ -137,7 +151,7 @@ def horizon_static_figure(
         "inner steps (the slider), step size and solver (the buttons), methods "
         "(the legend)",
     )
-    below = _above(fig.layout.height, fig.layout.margin, 125)
+    below = bottom + _above(fig.layout.height, fig.layout.margin, 125) - 1  # 125 px above the panels' titles
     fig.update_layout(
         updatemenus=[
             dict(
@@ -276,10 +290,10 @@ def baselines_static_figure(table: dict, lams, lam: float, cg_steps: int, trunca
         ("truncation: ", sorted(table["truncated"]).index(truncate), _truncation_steps(table, trunc)),
         ("inner steps: ", _steps_of(table).index(steps), [_steps_step(lines, k) for k in _steps_of(table)]),
     ]
-    top = _controls_on_top(
+    top, bottom = _controls_on_top(
         fig, base, 75 * len(sliders), "The baselines explorer without a kernel: every state computed in advance"
     )
-    gap = (top - 1) / len(sliders)
+    gap = (top - bottom) / len(sliders)
     fig.update_layout(
         sliders=[_slider(name, active, moves, top - i * gap) for i, (name, active, moves) in enumerate(sliders)]
     )
@@ -296,7 +310,7 @@ def _steps_of(table: dict) -> list:
 
 def _imaml_step(table: dict, imaml: list, lam: float) -> dict:
     ys = [short(viz_figures.baseline_lines(table["imaml"][(lam, k)], key)["imaml"][1]) for key, k, _ in imaml]
-    return dict(label=f"{lam:.2f}", method="restyle", args=[{"y": ys}, [i for _, _, i in imaml]])
+    return dict(label=f"{lam:.3g}", method="restyle", args=[{"y": ys}, [i for _, _, i in imaml]])
 
 
 def _cg_step(imaml: list, cg: int) -> dict:
@@ -369,7 +383,7 @@ def payoff_static_figure(view: dict, train: int | None = None, test: int | None 
         )
         for j, m in enumerate(view["test"])
     ]
-    top = _controls_on_top(
+    top, bottom = _controls_on_top(
         fig,
         base,
         220,
@@ -377,7 +391,7 @@ def payoff_static_figure(view: dict, train: int | None = None, test: int | None 
         "kernel: θ trained through N steps, adapted for N_test steps (every state "
         "computed in advance)",
     )
-    second = _above(fig.layout.height, fig.layout.margin, 120)
+    second = bottom + _above(fig.layout.height, fig.layout.margin, 120) - 1  # 120 px above the panels' titles
     fig.update_layout(
         sliders=[
             _slider("trained N: ", i0, pick, top),
@@ -409,6 +423,6 @@ def directions_static_figure(diagnoses: dict, steps: int | None = None):
             )
         )
     fig.frames = frames
-    top = _controls_on_top(fig, base, 90, "Without a kernel: drag N (every state read from the diagnosis files)")
+    top, _ = _controls_on_top(fig, base, 90, "Without a kernel: drag N (every state read from the diagnosis files)")
     fig.update_layout(sliders=[_slider("inner steps N: ", every.index(steps), _frame_steps(every), top)])
     return fig

@@ -204,10 +204,11 @@ CLAMPED_JS = """ceiling => Array.from(document.querySelectorAll('.js-plotly-plot
   }));
 })"""
 # every figure's titles and annotations inside the figure (a title wider than its panel runs off its left edge), and
-# no two of its texts (titles, panel titles, axis titles, legend entries) over each other
+# no two of its texts (titles, panel titles, axis titles, legend entries, the controls' labels) over each other
 TITLES_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).flatMap((gd, g) => {
   const box = gd.getBoundingClientRect(), name = t => JSON.stringify(t.text.slice(0, 40));
-  const sel = '.gtitle, .annotation-text, .g-xtitle text, .g-ytitle text, .legendtext';
+  const sel = '.gtitle, .annotation-text, .g-xtitle text, .g-ytitle text, .legendtext, .slider-label, '
+            + '.slider-current-value, .updatemenu-item-text';
   const texts = Array.from(gd.querySelectorAll(sel))
     .map(t => ({text: t.textContent, r: t.getBoundingClientRect()})).filter(t => t.text && t.r.width > 0);
   const out = texts.filter(t => t.r.left < box.left - 1 || t.r.right > box.right + 1)

@@ -1,7 +1,8 @@
 """Every explorer's figure read in a real Chromium: no title, panel title or axis title wider than the figure or drawn
-past its edge.  The book's figures (the kernel-free explorers) at a desktop column's width and a phone's (390 px),
-each drawn alone on a page by the book's own loader (book/_ext/static/amaml-plotly.js, which stacks the panels on a
-narrow screen) as the book embeds it; the apps' figures, which JupyterLab shows, at the desktop width."""
+past its edge, no two texts over each other, every control on the screen (tests/integration/test_book.py's checks).
+The book's figures (the kernel-free explorers) at a desktop column's width and a phone's (390 px), each drawn alone
+on a page by the book's own loader (book/_ext/static/amaml-plotly.js, which stacks the panels on a narrow screen) as
+the book embeds it; the apps' figures, which JupyterLab shows, at the desktop width."""
 
 from __future__ import annotations
 
@@ -10,22 +11,11 @@ from pathlib import Path
 
 import plotly.io as pio
 import pytest
+from test_book import CONTROLS_JS, TITLES_JS  # every control on the screen; titles inside, none over another
 from test_browser import Browser, find_chromium
 
 ROOT = Path(__file__).resolve().parents[2]
 WIDTHS = {"desktop": 860, "phone": 390}  # the book's content column at a desktop width, and a phone's screen
-# every control (a drop-down's header or a button, a slider's rail and grip) within the screen's width: reachable
-CONTROLS_JS = """width => Array.from(document.querySelectorAll(
-    '.updatemenu-header-group, .updatemenu-button, .slider-rail-rect, .slider-grip-rect'))
-  .map(e => ({name: e.getAttribute('class'), r: e.getBoundingClientRect()}))
-  .filter(e => e.r.width > 0 && (e.r.left < 0 || e.r.right > width))
-  .map(e => `${e.name} at ${Math.round(e.r.left)} to ${Math.round(e.r.right)} px of ${width}`)"""
-OVERFLOW_JS = """() => { const gd = document.querySelector('.js-plotly-plot'); const box = gd.getBoundingClientRect();
-  return Array.from(gd.querySelectorAll('.gtitle, .annotation-text, .xtitle, .ytitle, .g-xtitle text, .g-ytitle text'))
-    .map(t => ({text: t.textContent, r: t.getBoundingClientRect()}))
-    .filter(t => t.text && (t.r.left < box.left - 1 || t.r.right > box.right + 1 || t.r.width > box.width))
-    .map(t => `${JSON.stringify(t.text.slice(0, 60))}: ${Math.round(t.r.left - box.left)} to `
-              + `${Math.round(t.r.right - box.left)} px of ${Math.round(box.width)}`); }"""
 
 
 def _figures() -> dict:
@@ -107,8 +97,8 @@ def test_every_explorers_titles_and_controls_fit_on_a_desktop_and_a_phone(browse
                 page.goto(html.as_uri(), wait_until="load")
                 page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
                 page.wait_for_timeout(300)
-                problems += [f"{name}, {device} ({width} px): {p}" for p in page.evaluate(OVERFLOW_JS)]
-                problems += [f"{name}, {device}: off-screen {p}" for p in page.evaluate(CONTROLS_JS, width)]
+                problems += [f"{name}, {device} ({width} px): {p}" for p in page.evaluate(TITLES_JS)]
+                problems += [f"{name}, {device}: off-screen {p}" for p in page.evaluate(CONTROLS_JS)]
                 # stacked on a phone, the panels a note calls left and right are one above the other: a line says so
                 notes = page.locator(".amaml-stacked-note").count()
                 if notes != (device == "phone" and "(book)" in name):

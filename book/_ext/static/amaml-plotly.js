@@ -130,6 +130,13 @@
       margin.t = needed;
       out.height = (out.height || 450) + needed - top;
     }
+    const grown = after.panels - before.panels;  // the top panels' titles grew upward by this many px
+    if (controls && grown > 0) {  // the controls above the panels move up as far, clear of them
+      const plot = out.height - margin.t - (margin.b === undefined ? 80 : margin.b);
+      (out.sliders || []).concat(out.updatemenus || []).forEach(function (c) {
+        if (c.y !== undefined && c.y > 1) c.y += grown / plot;
+      });
+    }
     return out;
   }
 
