@@ -89,6 +89,45 @@ VARIANTS = 64  # graphs kept per function: one per shape, solver, reg and mask m
 OPTIONS = {"cpu": {"cpp_wrapper": True}}
 
 
+_ATEN_TANH: list = []  # [True] once the compiled graphs call ATen's tanh (see _tanh_by_aten), [False] if that failed
+
+
+def _tanh_by_aten() -> None:
+    """On a CPU, inductor's own float64 tanh (Sleef's vectorised routine, fused into its loops) takes about three
+    times ATen's (MKL's vector math): a third of a forward step's time and an eighth of a pullback's in the paper's
+    setting (``benchmarks/cpu-profile-meta-step.md``).  From the first compile on, the process's graphs call ATen's
+    tanh as an extern kernel instead: the eager path's kernel, so the same values.  Once per process; where
+    inductor's internals differ from torch 2.13's, its own tanh stays.  Inductor's on-disk cache does not key on
+    this choice: graphs it compiled before keep theirs until it is cleared."""
+    if _ATEN_TANH:
+        return
+    try:
+        from torch._inductor import lowering
+
+        tanh = torch.ops.aten.tanh.default
+        own = lowering.lowerings.pop(tanh)
+        try:
+            lowering.make_fallback(tanh, warn=False)
+        except Exception:
+            lowering.lowerings[tanh] = own
+            raise
+        _ATEN_TANH.append(True)
+    except Exception:  # another torch: nothing changes
+        _ATEN_TANH.append(False)
+        return
+    import logging
+
+    # with the C++ wrapper inductor calls an extern kernel without a C shim through its proxy executor, and logs
+    # so for every graph: expected here, not news to a user
+    logging.getLogger("torch._inductor.ir").addFilter(lambda record: "aten.tanh.default" not in record.getMessage())
+
+
+def tanh_kernel() -> str:
+    """Which tanh this process's compiled CPU graphs call: ``"aten"`` (ATen's, see :func:`_tanh_by_aten`) or
+    ``"inductor"`` (its own: no CPU graph compiled yet, or another torch)."""
+    return "aten" if _ATEN_TANH == [True] else "inductor"
+
+
 def _allow_variants() -> None:
     """Let dynamo keep :data:`VARIANTS` graphs of a function (its default, 8, would send a process that meets
     more problems, a test suite, back to eager without a word)."""
@@ -106,6 +145,8 @@ def run(fn, *args):
         compiled = _COMPILED.get((fn, device))
         if compiled is None:
             _allow_variants()
+            if device == "cpu":
+                _tanh_by_aten()
             compiled = _COMPILED[fn, device] = torch.compile(
                 fn, fullgraph=True, dynamic=False, options=OPTIONS.get(device)
             )
@@ -230,4 +271,5 @@ __all__ = [
     "pullback",
     "pure_flow",
     "run",
+    "tanh_kernel",
 ]

@@ -71,6 +71,20 @@ def test_compiled_maml_is_maml(solver):
     assert (comp.stats["grad_evals"], comp.stats["hvp_evals"]) == (eager.stats["grad_evals"], eager.stats["hvp_evals"])
 
 
+@needs_compile
+def test_the_cpu_graphs_call_atens_tanh():
+    """Inductor's own float64 tanh is about three times ATen's on a CPU (benchmarks/cpu-profile-meta-step.md): once a
+    CPU graph has compiled, the graphs call ATen's, and a graph with tanh gives the eager values to rounding."""
+    x = torch.linspace(-4, 4, 101, dtype=DT)
+    got = compiled.run(_tanh_sum, x)
+    assert compiled.tanh_kernel() == "aten"
+    assert torch.allclose(got, torch.tanh(x).sum() * 2, rtol=1e-15, atol=0)
+
+
+def _tanh_sum(x):
+    return torch.tanh(x).sum() * 2
+
+
 @pytest.mark.parametrize("scheme", ["continuous", "discrete", "grid"])
 def test_compiled_adjoint_is_the_adjoint(scheme):
     eager, comp = _both("adjoint", scheme=scheme)
