@@ -89,6 +89,7 @@ VARIANTS = 64  # graphs kept per function: one per shape, solver, reg and mask m
 OPTIONS = {"cpu": {"cpp_wrapper": True}}
 
 
+ATEN_TANH = True  # False (set before the first compile) keeps inductor's own tanh: benchmarks/tanh_before_after.py
 _ATEN_TANH: list = []  # [True] once the compiled graphs call ATen's tanh (see _tanh_by_aten), [False] if that failed
 
 
@@ -145,7 +146,7 @@ def run(fn, *args):
         compiled = _COMPILED.get((fn, device))
         if compiled is None:
             _allow_variants()
-            if device == "cpu":
+            if device == "cpu" and ATEN_TANH:
                 _tanh_by_aten()
             compiled = _COMPILED[fn, device] = torch.compile(
                 fn, fullgraph=True, dynamic=False, options=OPTIONS.get(device)
@@ -259,6 +260,7 @@ class CompiledLinearization:
 
 
 __all__ = [
+    "ATEN_TANH",
     "CompileFallbackWarning",
     "CompiledDerivatives",
     "CompiledLinearization",
