@@ -4,6 +4,10 @@ whole fixed-grid solver steps, each one ``torch.compile`` graph (inductor: C++ o
 The functions here are pure torch.func code written once: a step is :func:`amaml_lab.flow.step_function` on a
 :class:`~amaml_lab.flow.GradientFlow`, so a compiled step is the eager step's arithmetic, fused.  What compiles:
 
+* many forward steps in one graph (:func:`forward_steps`) and their pullbacks in another (:func:`pullback_steps`):
+  a ``scan`` over the step's graph, which inductor compiles once and loops over, so one call, not one a step,
+  and the same graph for any number of steps; what the discrete adjoint and every fixed-grid forward solve that
+  keeps all its states take;
 * a forward step of the flow, u_{k+1} from u_k: the solver's stages and their sum in one graph, where the eager
   path makes a gradient call a stage and the arithmetic between them op by op.  ``method="maml"`` back-propagates
   through these graphs: autograd runs each step's compiled backward, which keeps the stages' activations (no
@@ -27,6 +31,7 @@ from __future__ import annotations
 import warnings
 
 import torch
+from torch._higher_order_ops import scan  # torch's loop primitive (no public name in torch 2.13)
 
 from .flow import STAGES, GradientFlow, step_function
 from .functional import Derivatives
@@ -57,6 +62,48 @@ def pullback(loss, solver: str, u, a, t0, t1, theta, reg: float, mask):
     """(J^T a, (d u_{k+1} / d theta)^T a) of the step from u; ``a`` one vector or rows (then row by row)."""
     _, back = torch.func.vjp(lambda x, th: forward_step(loss, solver, x, t0, t1, th, reg, mask), u, theta)
     return torch.func.vmap(back)(a) if a.dim() == 2 else back(a)
+
+
+def _scan(body, init, xs, reverse: bool = False):
+    """torch's ``scan`` inside a graph being compiled; eagerly (a graph that failed to compile), the same loop in
+    Python.  ``body(carry, x) -> (carry, out)`` with ``out`` a tensor; returns (carry, the outs stacked)."""
+    if torch.compiler.is_compiling():
+        return scan(body, init, xs, reverse=reverse)
+    rows = list(zip(*(x.unbind(0) for x in xs))) if isinstance(xs, tuple) else xs.unbind(0)
+    carry, outs = init, [None] * len(rows)
+    for k in reversed(range(len(rows))) if reverse else range(len(rows)):
+        carry, outs[k] = body(carry, rows[k])
+    return carry, torch.stack(outs)
+
+
+def _pairs(times):
+    """The steps' (t_k, t_{k+1}) as the rows of a (K, 2) tensor: what a scan hands each step."""
+    return torch.stack([times[:-1], times[1:]], 1)
+
+
+def forward_steps(loss, solver: str, y, times, theta, reg: float, mask):
+    """u_0 = y, u_1 .. u_K: ``solver`` steps over the K + 1 ``times``, as the rows of a (K + 1, P) tensor."""
+
+    def step(x, t):
+        x = forward_step(loss, solver, x, t[0], t[1], theta, reg, mask)
+        return x, x.clone()  # a scan's output may not alias its carry
+
+    _, states = _scan(step, y, _pairs(times))
+    return torch.cat([y[None], states])
+
+
+def pullback_steps(loss, solver: str, states, a, times, theta, reg: float, mask):
+    """(a_0, the sum of the steps' shares of dL/dtheta through reg): :func:`pullback` of the K steps over the
+    K + 1 ``times`` from a = a_K down, at the states u_0 .. u_{K-1} (the rows of ``states``)."""
+
+    def back(carry, xs):
+        a, q = carry
+        u, t = xs
+        a, share = pullback(loss, solver, u, a, t[0], t[1], theta, reg, mask)
+        return (a, q + share), a.new_zeros(())
+
+    (a, q), _ = _scan(back, (a, torch.zeros_like(a)), (states, _pairs(times)), reverse=True)
+    return a, q
 
 
 def gradient(loss, u):
@@ -123,6 +170,16 @@ def _tanh_by_aten() -> None:
     logging.getLogger("torch._inductor.ir").addFilter(lambda record: "aten.tanh.default" not in record.getMessage())
 
 
+def _cache_scans() -> None:
+    """Inductor's on-disk caches leave out a graph with a ``scan`` (torch 2.13 marks the operator uncacheable), so
+    every process would compile the many-step graphs afresh (10 to 25 s here) and ``amaml-lab warm`` could not pay
+    it ahead.  The caches' key holds the scan's body (its code and constants: a body that differs misses), so the kit
+    marks the operator cacheable, keyed by torch's version (inductor's ``unsafe_marked_cacheable_functions``)."""
+    import torch._inductor.config as inductor
+
+    inductor.unsafe_marked_cacheable_functions.setdefault("torch.ops.higher_order.scan", torch.__version__)
+
+
 def tanh_kernel() -> str:
     """Which tanh this process's compiled CPU graphs call: ``"aten"`` (ATen's, see :func:`_tanh_by_aten`) or
     ``"inductor"`` (its own: no CPU graph compiled yet, or another torch)."""
@@ -146,6 +203,7 @@ def run(fn, *args):
         compiled = _COMPILED.get((fn, device))
         if compiled is None:
             _allow_variants()
+            _cache_scans()
             if device == "cpu" and ATEN_TANH:
                 _tanh_by_aten()
             compiled = _COMPILED[fn, device] = torch.compile(
@@ -185,6 +243,12 @@ def cache_counts() -> tuple[int, int]:
 
     found = counters["inductor"]
     return int(found["fxgraph_cache_hit"]), int(found["fxgraph_cache_miss"])
+
+
+def _apart(y, theta):
+    """``y``, or a copy where it is ``theta`` itself (a solve's first step): aliased inputs would make dynamo
+    compile a second graph."""
+    return y.clone() if y.data_ptr() == theta.data_ptr() else y
 
 
 class CompiledDerivatives(Derivatives):
@@ -232,9 +296,19 @@ class CompiledDerivatives(Derivatives):
         self.grad_evals += STAGES[solver]
         if torch.is_grad_enabled() and (y.requires_grad or theta.requires_grad):
             self.hvp_evals += STAGES[solver]  # as the eager grad_graph counts: each stage's backward an HVP
-        if y.data_ptr() == theta.data_ptr():  # the first step (y is theta): a copy, or dynamo compiles a second
-            y = y.clone()  # graph for the aliased inputs
-        return run(forward_step, self.loss, solver, y, t0, t1, theta, reg, mask)
+        return run(forward_step, self.loss, solver, _apart(y, theta), t0, t1, theta, reg, mask)
+
+    def steps(self, solver: str, y, times, theta, reg: float, mask):
+        """The states over ``times`` (:func:`forward_steps`), one graph; not differentiable (the forward solve of
+        an adjoint)."""
+        self.grad_evals += STAGES[solver] * (times.shape[0] - 1)
+        return run(forward_steps, self.loss, solver, _apart(y.detach(), theta), times, theta, reg, mask)
+
+    def pullbacks(self, solver: str, states, a, times, theta, reg: float, mask):
+        """The transposes of the steps over ``times`` (:func:`pullback_steps`), one graph."""
+        n = (times.shape[0] - 1) * STAGES[solver] * (a.shape[0] if a.dim() == 2 else 1)
+        self.count(n, n)
+        return run(pullback_steps, self.loss, solver, states.detach(), a.detach(), times, theta, reg, mask)
 
     def pullback(self, solver: str, u, a, t0, t1, theta, reg: float, mask):
         self.grad_evals += STAGES[solver] * (a.shape[0] if a.dim() == 2 else 1)
@@ -266,11 +340,13 @@ __all__ = [
     "CompiledLinearization",
     "compile_failed",
     "forward_step",
+    "forward_steps",
     "gradient",
     "hvp",
     "hvp_each",
     "hvp_rows",
     "pullback",
+    "pullback_steps",
     "pure_flow",
     "run",
     "tanh_kernel",

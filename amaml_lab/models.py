@@ -65,7 +65,7 @@ def stacked_forward(model: nn.Module, transposed: bool = False):
             return None
 
     def forward(params, x):
-        h = x if transposed else x.mT
+        h = x if transposed else x.transpose(-2, -1)
         for step in plan:
             if callable(step):
                 h = step(h)
@@ -79,7 +79,7 @@ def stacked_forward(model: nn.Module, transposed: bool = False):
             else:
                 h = torch.matmul(w, h)
                 h = h + b if b is not None else h
-        return h if transposed else h.mT
+        return h if transposed else h.transpose(-2, -1)
 
     return forward
 

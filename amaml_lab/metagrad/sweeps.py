@@ -127,6 +127,26 @@ class _DiscreteBackward(_Backward):
         super().__init__(p, a, joins)
         self.step = step_function(p.solver)
 
+    def block(self, i: int, rows):
+        """Compiled: the block's steps in one graph (:func:`amaml_lab.compiled.pullback_steps`), split where a
+        row joins (a graph's rows are fixed); else a step at a time."""
+        p = self.p
+        if not hasattr(p.support, "pullbacks"):
+            return super().block(i, rows)
+        hi = min(i + len(rows), p.steps)  # the states i .. hi - 1 each take a step back (u_n takes none)
+        while hi > i:
+            lo = max([i] + [k for k in self.joins if i <= k < hi])
+            if hi - lo == 1:  # one step: its own graph, not a scan of one
+                self.state(lo, rows[lo - i])
+            else:
+                self.a, q = p.support.pullbacks(
+                    p.solver, rows[lo - i : hi - i], self.a, p.grid[lo : hi + 1], p.theta, p.reg, p.mask
+                )
+                if p.reg:
+                    self.q = self.q + q
+                self._join(lo)
+            hi = lo
+
     def state(self, k: int, u):
         p, reg, rows = self.p, self.p.reg, self.a.dim() == 2
         if k == p.steps:

@@ -22,8 +22,8 @@ def _mse(model, scale: float = 1.0):
         return loss
 
     def stacked_loss(params, data):  # one task: a scalar; a stack of tasks: one loss per task
-        x, y = data
-        return scale * ((forward(params, x.mT) - y.mT) ** 2).mean((-2, -1))
+        x, y = data  # transposed by transpose(-2, -1), not .mT, which a compiled scan cannot take (torch 2.13)
+        return scale * ((forward(params, x.transpose(-2, -1)) - y.transpose(-2, -1)) ** 2).mean((-2, -1))
 
     return stacked_loss
 

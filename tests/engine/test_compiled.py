@@ -171,6 +171,48 @@ def test_a_new_task_reuses_the_graphs():
     assert counters["stats"]["unique_graphs"] == before
 
 
+def _graphs_called(monkeypatch) -> list:
+    called, real = [], compiled.run
+
+    def spy(fn, *args):
+        called.append(fn.__name__)
+        return real(fn, *args)
+
+    monkeypatch.setattr(compiled, "run", spy)
+    return called
+
+
+@needs_compile
+@pytest.mark.parametrize("checkpoints,calls", [(None, {"forward_steps": 1, "pullback_steps": 1}), (6, None)])
+def test_the_discrete_adjoint_takes_its_steps_in_two_graphs(monkeypatch, checkpoints, calls):
+    """Every state kept: the forward solve is one scan graph and the backward sweep another (a call a step, 2 x 12
+    here, cost a profile's third of the meta-step: benchmarks/cpu-scan-before-after.md), the eager numbers and
+    counts.  Checkpointed: blocks of states, each block's steps back in one graph."""
+    called = _graphs_called(monkeypatch)
+    eager, comp = _both("adjoint", scheme="discrete", checkpoints=checkpoints)
+    _close(eager, comp)
+    assert (comp.stats["grad_evals"], comp.stats["hvp_evals"]) == (eager.stats["grad_evals"], eager.stats["hvp_evals"])
+    if calls is not None:
+        assert {name: called.count(name) for name in set(called) - {"gradient"}} == calls
+    else:
+        assert 1 < called.count("pullback_steps") < 12 and called.count("pullback") < 12
+
+
+@needs_compile
+def test_the_many_step_graphs_go_into_inductors_cache():
+    """A graph with a scan is cached on disk like any other (torch leaves it out unless told), so a later process
+    and ``amaml-lab warm`` load the many-step graphs instead of compiling them again."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()  # the graphs compile again in this process: each goes through inductor's cache
+    before = dict(counters["inductor"])
+    _both("adjoint", seed=4, scheme="discrete", step_size=0.04)
+    after = counters["inductor"]
+    assert after["fxgraph_cache_bypass"] == before.get("fxgraph_cache_bypass", 0)
+    looked_up = sum(after[k] - before.get(k, 0) for k in ("fxgraph_cache_hit", "fxgraph_cache_miss"))
+    assert looked_up >= 2  # at least the forward and the backward scan
+
+
 def test_compile_failure_falls_back_with_one_warning(monkeypatch):
     def broken(fn, **kwargs):
         def run(*args):
@@ -185,6 +227,8 @@ def test_compile_failure_falls_back_with_one_warning(monkeypatch):
         warnings.simplefilter("always")
         eager, comp = _both("maml")
         _both("adjoint")
+        discrete = _both("adjoint", scheme="discrete")  # the scans' steps as a Python loop
+    _close(*discrete, tol=1e-15)
     fallbacks = [w for w in seen if issubclass(w.category, compiled.CompileFallbackWarning)]
     assert len(fallbacks) == 1 and "no C compiler here" in str(fallbacks[0].message)
     _close(eager, comp, tol=1e-15)
@@ -204,13 +248,14 @@ def test_a_run_resumes_with_compile_switched():
 
 
 @pytest.mark.parametrize("scheme", ["continuous", "discrete"])
-def test_compiled_rows_are_the_eager_rows(scheme):
+def test_compiled_rows_are_the_eager_rows(monkeypatch, scheme):
     """The horizon explorer's sweep (a row per horizon, rows joining on the way down) on the compiled graphs."""
     from amaml_lab.metagrad.core import build_problem, query_value_and_grad
     from amaml_lab.metagrad.sweeps import adjoint_rows
 
     support, query, theta = _task(2)
     out = []
+    called = _graphs_called(monkeypatch)
     for comp in (False, True):
         p = build_problem(
             support,
@@ -230,6 +275,8 @@ def test_compiled_rows_are_the_eager_rows(scheme):
         cot = torch.stack([query_value_and_grad(p, states[k])[1] for k in ends])
         out.append(adjoint_rows(p, states, ends, cot, scheme))
     assert torch.allclose(out[1], out[0], rtol=1e-12, atol=1e-15)
+    if scheme == "discrete":  # compiled: a graph from each join down to the next, 12 -> 7 -> 3 -> 0
+        assert called.count("pullback_steps") == 3 and "pullback" not in called
 
 
 def _masked_task(seed=0):
