@@ -3,8 +3,10 @@ so that inductor's on-disk cache holds their graphs and a later ``--compile`` ru
 loads them.
 
 A setting's graphs depend on its shapes and arithmetic (the domain's input size, the support and query sizes, the
-meta-batch, the width, the solver, the method, reg and the dtype), not on the number of steps or on theta, so one
-meta-gradient of a few steps of each setting fills the cache for every run of it.  Each setting reports its
+meta-batch, the width, the solver, the method, reg and the dtype), not on theta; a step's graph (maml's) not on the
+number of steps either, but the adjoint's many-step graphs (its forward solve in one scan, the discrete adjoint's
+sweep in another) on that too.  So the paper's settings warm at their 100 steps and the horizon loop (maml's step
+graphs) at a few: one meta-gradient each fills the cache for every run of the setting.  Each setting reports its
 seconds and what inductor did: graphs compiled (``misses``) or loaded from the cache (``hits``); a setting whose
 graphs all came from the cache was warm already.  The cache is inductor's
 (:func:`cache_folder`, ``TORCHINDUCTOR_CACHE_DIR`` to move it).
@@ -13,7 +15,6 @@ graphs all came from the cache was warm already.  The cache is inductor's
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 import torch
 
@@ -22,6 +23,8 @@ from .builders import build_model
 from .config import RunConfig
 from .train import batch_gradient
 
+PAPER_STEPS = 100  # the reference protocol's inner steps (rk4 steps of 0.01 to T = 1): its scans' length
+STEPS = 3  # inner steps of the horizon loop's warming meta-gradient: maml's graphs are a step's, whatever the steps
 PAPER = ("CosMixture 50 50", "CosMixture2D 50 50", "CosMixture2D 100 100", "Alpine2D 50 50", "Alpine2D 100 100")
 # (label, RunConfig fields): the paper's headline pair in its five synthetic settings (the reference protocol:
 # rk4 steps of 0.01, reg 1, meta-batch 5), and the horizon experiment's exact loop (Euler, reg 0), both domains
@@ -33,6 +36,7 @@ SETTINGS = tuple(
             shots=int(setting.split()[1]),
             query=int(setting.split()[2]),
             method=method,
+            inner_steps=PAPER_STEPS,
             solver="rk4",
             reg=1.0,
             protocol="reference",
@@ -43,11 +47,10 @@ SETTINGS = tuple(
 ) + tuple(
     (
         f"{domain} {shots} {shots} maml euler reg 0",
-        dict(domain=domain, shots=shots, query=shots, method="maml", solver="euler", reg=0.0),
+        dict(domain=domain, shots=shots, query=shots, method="maml", inner_steps=STEPS, solver="euler", reg=0.0),
     )
     for domain, shots in (("CosMixture", 50), ("Sinusoid", 10))
 )
-STEPS = 3  # inner steps of the warming meta-gradient: the graphs are a step's, whatever the number of steps
 
 
 def config_of(label: str) -> RunConfig:
@@ -55,7 +58,7 @@ def config_of(label: str) -> RunConfig:
     known = dict(SETTINGS)
     if label not in known:
         raise ValueError(f"setting {label!r} is not known; allowed values: {', '.join(known)}")
-    return RunConfig(inner_steps=STEPS, optimizer="adam", compile=True, **known[label]).resolved().check()
+    return RunConfig(optimizer="adam", compile=True, **known[label]).resolved().check()
 
 
 def warm_one(cfg: RunConfig) -> dict:
@@ -63,7 +66,6 @@ def warm_one(cfg: RunConfig) -> dict:
     "misses"} (what inductor loaded and compiled for it)."""
     from ..tasks.domains import load_domain
 
-    cfg = replace(cfg, inner_steps=STEPS).resolved().check()
     domain = load_domain(cfg.domain, cfg.shots, cfg.query, tasks=cfg.tasks, pool=cfg.pool, protocol=cfg.protocol)
     model = build_model(cfg, domain.in_features)
     theta = {k: v.detach() for k, v in model.named_parameters()}
@@ -90,6 +92,7 @@ def warm(labels=None, report=None) -> list[dict]:
 
 
 __all__ = [
+    "PAPER_STEPS",
     "SETTINGS",
     "STEPS",
     "cache_counts",

@@ -58,16 +58,16 @@ def test_the_committed_side_by_side_is_what_the_docs_say():
     docs = " ".join((root / "docs" / "performance.md").read_text().split())
     readme = " ".join((root / "README.md").read_text().split())
     fastest = "kit adjoint discrete (compiled)"
-    for name, seconds in {fastest: 0.117, "jax-jit-checkpoint": 0.149}.items():
+    for name, seconds in {fastest: 0.116, "jax-jit-checkpoint": 0.155}.items():
         assert round(rows[name]["time_s"], 3) == seconds and f"({seconds:.3f} s)" in docs, name
-    for run, jax, diffrax in (("cpu-jax", 0.79, 0.48), ("cpu-jax-cold", 0.78, 0.48)):
+    for run, jax, diffrax in (("cpu-jax", 0.76, 0.47), ("cpu-jax-cold", 0.79, 0.48)):
         vs = runs[run][fastest]["vs"]
         assert (round(vs["jax-jit-checkpoint"], 2), round(vs["diffrax-checkpoints"], 2)) == (jax, diffrax)
         assert jax <= 1.0 and diffrax <= 1.0
-    assert "takes 0.79 of the time of JAX's fastest" in docs and "gave 0.78 and 0.48" in docs
-    assert "0.79 of JAX's fastest" in readme and "0.48 of diffrax's with a checkpoint a step" in readme
-    assert round(rows["kit adjoint (compiled)"]["vs"]["jax-jit-checkpoint"], 2) == 0.85 and "0.85 of" in docs
-    assert round(rows["kit maml (compiled)"]["vs"]["jax-jit-checkpoint"], 2) == 1.19 and "`maml`, which keeps" in docs
+    assert "takes 0.76 of the time of JAX's fastest" in docs and "gave 0.79 and 0.48" in docs
+    assert "0.76 of JAX's fastest" in readme and "0.47 of diffrax's with a checkpoint a step" in readme
+    assert round(rows["kit adjoint (compiled)"]["vs"]["jax-jit-checkpoint"], 2) == 0.83 and "0.83 of" in docs
+    assert round(rows["kit maml (compiled)"]["vs"]["jax-jit-checkpoint"], 2) == 1.13 and "`maml`, which keeps" in docs
     compile_s = {
         (run, n): round(runs[run][n]["first_s"], 1)
         for run in runs
@@ -75,10 +75,10 @@ def test_the_committed_side_by_side_is_what_the_docs_say():
     }
     assert compile_s == {
         ("cpu-jax", "kit maml (compiled)"): 3.3,
-        ("cpu-jax", "kit adjoint (compiled)"): 4.0,
-        ("cpu-jax", fastest): 5.6,
-        ("cpu-jax-cold", "kit maml (compiled)"): 22.6,
-        ("cpu-jax-cold", "kit adjoint (compiled)"): 18.2,
+        ("cpu-jax", "kit adjoint (compiled)"): 1.7,
+        ("cpu-jax", fastest): 0.9,
+        ("cpu-jax-cold", "kit maml (compiled)"): 22.2,
+        ("cpu-jax-cold", "kit adjoint (compiled)"): 17.7,
         ("cpu-jax-cold", fastest): 10.9,
     }
     assert all(f"{v} s" in docs for v in compile_s.values())
@@ -87,7 +87,7 @@ def test_the_committed_side_by_side_is_what_the_docs_say():
     speedups = [
         round(rows[f"kit {m}"]["time_s"] / rows[f"kit {m} (compiled)"]["time_s"], 1) for m in ("maml", "adjoint")
     ]
-    assert speedups == [2.3, 4.1] and "2.3x (maml) and 4.1x (the adjoint) faster" in readme
+    assert speedups == [2.3, 4.0] and "2.3x (maml) and 4.0x (the adjoint) faster" in readme
     for name, label in README_ROWS.items():
         r, vs = rows[name], rows[name]["vs"]
         ratios = f"{vs['jax-jit-checkpoint']:.2f} | {vs['diffrax-checkpoints']:.2f}"
@@ -191,6 +191,10 @@ def test_the_warm_run_measurement_the_docs_quote_is_the_committed_one():
     assert f"{rows['maml']['warm_s']:.1f} s for its maml" in docs
     assert f"waited {rows['adjoint']['compile_s']:.1f} s and {rows['maml']['compile_s']:.1f} s for its compile" in docs
     assert all(r["cache"]["compiled"] == 0 and r["cache"]["loaded"] >= 1 for r in rows.values())
+    assert all(r["compile_s"] <= 5.0 for r in rows.values())  # issue 36's bar: a run's compile after warm, here
+    readme = " ".join((root / "README.md").read_text().split())
+    waited = f"waited {rows['adjoint']['compile_s']:.1f} and {rows['maml']['compile_s']:.1f} s, every graph loaded"
+    assert waited in readme
     readme = " ".join((root / "README.md").read_text().split())
     said = [f"{rows[m]['warm_s']:.1f} s" for m in ("adjoint", "maml")] + [
         f"waited {rows['adjoint']['compile_s']:.1f} and {rows['maml']['compile_s']:.1f} s"

@@ -18,9 +18,12 @@ def test_the_settings_are_the_papers_pair_and_the_horizon_loop_and_each_is_a_val
     assert len(labels) == len(set(labels)) == 12
     for label in labels:
         cfg = warm.config_of(label)
-        assert cfg.compile and cfg.inner_steps == warm.STEPS
-        if label.endswith(("adjoint", " maml")):  # the paper's: the reference protocol's rk4 steps with reg 1
+        assert cfg.compile
+        if label.endswith(("adjoint", " maml")):  # the paper's: the reference protocol's 100 rk4 steps with reg 1
             assert (cfg.solver, cfg.reg, cfg.protocol, cfg.meta_batch) == ("rk4", 1.0, "reference", 5), label
+            assert cfg.inner_steps == 100  # the adjoint's scans are as long as the run's inner loop
+        else:
+            assert cfg.inner_steps == warm.STEPS
     assert warm.config_of(SMALLEST).solver == "euler" and warm.config_of(SMALLEST).reg == 0.0
     code, out, _ = run_cli(capsys, "warm", "--list")
     assert code == 0 and out.splitlines()[:-1] == labels and out.splitlines()[-1].startswith("inductor's cache: ")
