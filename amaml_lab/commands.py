@@ -115,6 +115,13 @@ def add_common(p: argparse.ArgumentParser) -> None:
         help="Omniglot archives: full where found, else the small subsets (default auto); demo: generated",
     )
     p.add_argument(
+        "--validation-characters",
+        type=_nonnegative_int,
+        default=0,
+        help="Omniglot: hold out N meta-train characters (with their rotations) for meta-validation episodes,"
+        " scored at every evaluation along training (evals.csv's val_accuracy; default 0: none)",
+    )
+    p.add_argument(
         "--eval-tasks", type=_positive_int, default=None, help="meta-test tasks (default 100; Omniglot 600 episodes)"
     )
     p.add_argument(
@@ -272,6 +279,7 @@ def config(args, method: str, inner_steps: int) -> RunConfig:
             dtype=args.dtype,
             ways=args.ways,
             subset=args.subset,
+            validation_characters=args.validation_characters,
             learn_horizon=args.learn_horizon and method == "comln",
             bug_compatible=args.bug_compatible,
             options=_options(args, method),

@@ -56,6 +56,7 @@ PINNED_MAINS = {
     "amaml_lab.bench.worker",
     "amaml_lab.teach.horizons_data",
     "amaml_lab.studies.directions",
+    "amaml_lab.studies.stopping",
 }
 IMPORT = re.compile(r"^\s*(?:from (amaml_lab[\w.]*) import \(?([\w, ]+)|import (amaml_lab[\w.]*))", re.M)
 MAIN = re.compile(r"-m (amaml_lab[\w.]*)")

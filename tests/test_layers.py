@@ -79,13 +79,15 @@ BANDS = [
         "studies",
         [
             ("studies.rundir", "studies.stats"),
+            ("studies.stopping",),
             ("studies.committed",),
             ("studies.payoff", "studies.diagnosis"),
             ("studies.directions",),
             ("studies",),
         ],
         "a run folder read (no trainer); paired statistics and tables; the committed runs; the horizon experiment"
-        " (08); exact or first-order through a long loop (09): the runs' reading and the diagnosis at a theta",
+        " (08); exact or first-order through a long loop (09): the runs' reading and the diagnosis at a theta; the"
+        " image runs' stopping rule",
     ),
     (
         "the notebooks' computations",
@@ -369,6 +371,7 @@ def closure(start: str, srcs: dict) -> set:
 
 READERS = [
     "studies.rundir",
+    "studies.stopping",
     "studies.stats",
     "studies.committed",
     "studies.payoff",

@@ -28,6 +28,9 @@ EVAL_SEED = 300  # meta-test episodes are the same for every method, run seed an
 # meta-validation functions (synthetic families): neither meta-train (task seed 100) nor meta-test (101) functions,
 # for choosing settings such as the meta-learning rate without looking at the meta-test tasks
 VALIDATION_TASK_SEED, VALIDATION_DESIGN_SEED = 102, 202
+# Omniglot's meta-validation: the meta-train characters held out (all four rotations of each), chosen by this seed,
+# and the episodes drawn from them by the next
+VALIDATION_CHARACTERS_SEED, VALIDATION_EPISODES_SEED = 103, 301
 
 
 def check_domain(name: str) -> str:
@@ -236,11 +239,14 @@ class OmniglotDomain:
     ``subset`` picks the archives (see :mod:`amaml_lab.tasks.omniglot`): "auto"
     uses the full set where both of its zips are found, else the small subsets.
     Meta-test episodes come from a fixed seed, the same for every method.
+    ``validation`` meta-train characters (a seeded choice, each with its four
+    rotations, so no rotation of one is trained on) are held out of training for
+    meta-validation episodes (``eval_set(..., split="validation")``).
     """
 
     _cache: dict = {}
 
-    def __init__(self, ways: int, data_root=None, subset: str = "auto"):
+    def __init__(self, ways: int, data_root=None, subset: str = "auto", validation: int = 0):
         key = (str(data_root), subset)
         if key not in self._cache:  # reading the PNGs takes seconds; a compare reads them once
             self._cache.clear()
@@ -248,15 +254,39 @@ class OmniglotDomain:
         self.data = self._cache[key]
         self.name, self.ways = "Omniglot", ways
         self.subset = self.data.subset
+        self.train, self.validation = _hold_out(self.data.train, validation)
 
     def train_batch(self, gen: torch.Generator, size: int, shots: int, query: int):
-        return omniglot.episodes(self.data.train, size, self.ways, shots, query, gen)
+        return omniglot.episodes(self.train, size, self.ways, shots, query, gen)
 
-    def eval_set(self, tasks: int, shots: int, query: int) -> EvalSet:
+    def eval_set(self, tasks: int, shots: int, query: int, split: str = "test") -> EvalSet:
+        """``tasks`` episodes of the meta-test characters (``split="validation"``: of the held-out meta-train ones),
+        the same for every method, run seed and meta-step."""
+        check_choice("split", split, SPLITS)
+        if split == "validation" and self.validation is None:
+            raise ValueError("split='validation' needs held-out characters: build the domain with validation > 0")
+        classes, seed = (self.data.test, EVAL_SEED) if split == "test" else (self.validation, VALIDATION_EPISODES_SEED)
         support, target = omniglot.episodes(
-            self.data.test, tasks, self.ways, shots, query, torch.Generator().manual_seed(EVAL_SEED)
+            classes, tasks, self.ways, shots, query, torch.Generator().manual_seed(seed)
         )
         return EvalSet(support, target)
+
+
+def _hold_out(classes: torch.Tensor, characters: int):
+    """(training classes, held-out classes or None): ``characters`` characters out of ``classes`` (rotations of C
+    characters in four blocks of C, as :func:`~amaml_lab.tasks.omniglot.with_rotations` stacks them), each with its
+    four rotations."""
+    count = classes.shape[0] // 4
+    if isinstance(characters, bool) or not isinstance(characters, int) or not 0 <= characters < count:
+        raise ValueError(
+            f"validation must be an integer in 0..{count - 1} (held-out meta-train characters); got {characters!r}"
+        )
+    if characters == 0:
+        return classes, None
+    held = torch.zeros(count, dtype=torch.bool)
+    held[torch.randperm(count, generator=torch.Generator().manual_seed(VALIDATION_CHARACTERS_SEED))[:characters]] = True
+    held = held.repeat(4)
+    return classes[~held], classes[held]
 
 
 def ratings_of(name: str, data_root=None) -> torch.Tensor:
@@ -281,6 +311,7 @@ def load_domain(
     ways: int = 5,
     subset: str = "auto",
     protocol: str = "kit",
+    validation: int = 0,
 ):
     """The domain ``name`` ready to hand out batches (ratings domains and Omniglot read ``data_root``).
 
@@ -298,6 +329,7 @@ def load_domain(
         ways: Omniglot's classes an episode.
         subset: Omniglot's archives, ``"auto"``, ``"full"``, ``"small"`` or ``"demo"`` (generated glyphs).
         protocol: ``"kit"`` or ``"reference"``.
+        validation: Omniglot's meta-train characters held out for meta-validation (0: none).
 
     Returns:
         A :class:`SyntheticDomain`, :class:`RatingsDomain` or :class:`OmniglotDomain`.
@@ -313,8 +345,10 @@ def load_domain(
             f"protocol={protocol!r} reproduces the reference code's synthetic data; domain={name!r}"
             f" has only protocol='kit'. Use it with {', '.join(FAMILIES)}"
         )
+    if validation and name not in CLASSIFICATION:
+        raise ValueError(f"validation holds out Omniglot's characters; domain={name!r} has its own validation split")
     if name in CLASSIFICATION:
-        return OmniglotDomain(ways, data_root, subset)
+        return OmniglotDomain(ways, data_root, subset, validation)
     if name in RATINGS:
         return RatingsDomain(name, ratings_of(name, data_root), shots, query)
     return SyntheticDomain(name, tasks=tasks, pool=pool, bug_compatible=bug_compatible, protocol=protocol)

@@ -110,6 +110,9 @@ class RunConfig:
     dtype: str | None = None
     ways: int = 5  # Omniglot: classes per episode
     subset: str = "auto"  # Omniglot: "auto", "full", "small" or "demo" (generated glyphs)
+    # Omniglot: meta-train characters held out of training (each with its rotations) for meta-validation episodes,
+    # scored along training (evals.csv's val_accuracy) for a stopping rule; 0: none
+    validation_characters: int = 0
     learn_horizon: bool = False  # comln: meta-learn T = inner_steps * step_size (through log T), as COMLN does
     tasks: int = 100
     pool: int = 1000
@@ -195,10 +198,15 @@ class RunConfig:
         _check_horizons("test_horizons", self.test_horizons)
         if self.interval_horizons is not None:
             _check_horizons("interval_horizons", self.interval_horizons, "None or ")
-        for name in ("eval_steps", "eval_interval", "keep_every"):
+        for name in ("eval_steps", "eval_interval", "keep_every", "validation_characters"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be an integer >= 0; got {value!r}")
+        if self.validation_characters and not self.classification:
+            raise ValueError(
+                f"validation_characters holds out Omniglot's meta-train characters; domain={self.domain!r} has its"
+                " own meta-validation functions (amaml-lab validate)"
+            )
         check_choice("protocol", self.protocol, PROTOCOLS)
         if self.protocol == "reference" and self.domain not in FAMILIES:
             raise ValueError(

@@ -32,6 +32,8 @@ from .evaluate import (
 )
 from .train import Diverged, meta_train
 
+VALIDATION_EPISODES = 200  # Omniglot with held-out characters: validation episodes scored at each evaluation
+
 
 def csv_text(header, rows) -> str:
     buf = io.StringIO()
@@ -89,6 +91,7 @@ class _RunFiles:
 
     def __init__(self, cfg: RunConfig, out: Path):
         self.cfg, self.out, self.step, self.evalset, self.last = cfg, out, 0, None, (None, None)
+        self.valset = None
 
     def progress(self, step, losses, seconds, evals=()) -> None:
         self.step = step
@@ -116,10 +119,14 @@ class _RunFiles:
         if self.evalset is None:
             self.evalset = domain.eval_set(cfg.eval_tasks, cfg.shots, cfg.query)
         if cfg.classification:  # the inner loop to the horizon reached so far (COMLN may learn it)
-            accuracies = evaluate_episodes(
-                model, theta, self.evalset, replace(cfg, step_size=horizon / cfg.inner_steps), show_progress=False
-            )
-            return evaluation_row(step, {"accuracy": accuracies})
+            learned = replace(cfg, step_size=horizon / cfg.inner_steps)
+            scores = {"accuracy": evaluate_episodes(model, theta, self.evalset, learned, show_progress=False)}
+            if cfg.validation_characters:  # and on the held-out meta-train characters' episodes
+                if self.valset is None:
+                    self.valset = domain.eval_set(VALIDATION_EPISODES, cfg.shots, cfg.query, split="validation")
+                scores["val_accuracy"] = evaluate_episodes(model, theta, self.valset, learned, show_progress=False)
+            self.last = (step, scores["accuracy"])  # the final evaluation reuses the one at the last meta-step
+            return evaluation_row(step, scores)
         if cfg.interval_horizons is not None:  # the loops only: no Adam fine-tuning, no cross-evaluation
             return evaluation_row(step, loop_evaluation(model, theta, self.evalset, cfg, cfg.interval_horizons))
         result = regression_evaluation(model, theta, self.evalset, cfg, show_progress=False)
@@ -129,9 +136,11 @@ class _RunFiles:
     def final_classification(self, trained, evalset, show_progress) -> dict:
         cfg = self.cfg
         learned = replace(cfg, step_size=trained["horizon"] / cfg.inner_steps)  # the (possibly learned) horizon
-        accuracies = evaluate_episodes(
-            trained["model"], trained["theta"], evalset, learned, show_progress=show_progress
-        )
+        step, accuracies = self.last
+        if step != trained["meta_steps"]:
+            accuracies = evaluate_episodes(
+                trained["model"], trained["theta"], evalset, learned, show_progress=show_progress
+            )
         final = classification_metrics(accuracies, trained["losses"])
         final["subset"] = trained["domain"].subset
         if cfg.method == "comln":

@@ -449,6 +449,7 @@ def meta_train(
         ways=cfg.ways,
         subset=cfg.subset,
         protocol=cfg.protocol,
+        validation=cfg.validation_characters,
     )
     model = build_model(cfg, getattr(domain, "in_features", None)).to(cfg.device)
     state = _State(cfg, model)

@@ -166,6 +166,65 @@ def test_the_directions_script_lists_the_rate_selection_then_the_long_runs(tmp_p
     assert [words[-1] for words in pair] == ["0"] * 4 + ["1"] * 4 + ["2"] * 4 and len(set(lines[18:])) == 39
 
 
+def _script_lines(script: str, arg: str) -> list[str]:
+    import os
+    import sys
+
+    env = dict(os.environ, PYTHON=sys.executable)
+    done = subprocess.run(
+        ["bash", str(ROOT / "results" / script), arg], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+def test_the_paper_length_plan_extends_the_committed_runs():
+    """results/run_paper_length.sh plan: the headline pair in the five settings, seed by seed (30 runs), then the
+    other four methods with seed 0 (20); each starts from the committed run it extends: CosMixture 50/50's seed 0
+    is done (5,000), its seeds 1 and 2 and Alpine2D 50/50's seed 0 go on from 1,000, the other three settings start
+    at 0."""
+    lines = [line.split() for line in _script_lines("run_paper_length.sh", "plan")]
+    assert len(lines) == 50 and [w[3:6] for w in lines[:2]] == [["adjoint", "100", "0"], ["maml", "10", "0"]]
+    starts = {" ".join(w[:6]): int(w[6]) for w in lines}
+    assert starts["CosMixture 50 50 adjoint 100 0"] == starts["CosMixture 50 50 maml 10 0"] == 5000
+    for seed in ("1", "2"):
+        assert starts[f"CosMixture 50 50 adjoint 100 {seed}"] == starts[f"CosMixture 50 50 maml 10 {seed}"] == 1000
+    assert starts["Alpine2D 50 50 adjoint 100 0"] == starts["Alpine2D 50 50 maml 10 0"] == 1000
+    assert starts["Alpine2D 50 50 adjoint 100 1"] == starts["CosMixture2D 100 100 maml 10 0"] == 0
+    assert {w[3] for w in lines[30:]} == {"maml", "fomaml", "reptile", "imaml"}
+    # the other methods' seed 0 on CosMixture and Alpine2D 50/50 (results/cpu-long, first-order runs named without
+    # their -100): maml-100 on CosMixture at 5,000, the rest at 1,000
+    assert starts["CosMixture 50 50 maml 100 0"] == 5000 and starts["Alpine2D 50 50 fomaml 100 0"] == 1000
+    assert sum(v > 0 for v in starts.values()) == 16
+    for w in lines:  # a committed run it extends is there
+        if int(w[6]) == 1000 and w[0] == "CosMixture" and w[5] != "0":
+            assert (
+                ROOT
+                / "results"
+                / "cpu-long"
+                / "CosMixture-50-50-seeds"
+                / f"{w[3]}-{w[4]}"
+                / f"seed{w[5]}"
+                / "checkpoint.pt"
+            ).exists()
+
+
+def test_the_omniglot_runs_and_the_queue():
+    """results/run_omniglot_long.sh list: maml-10 and the continuous adjoint with seeds 0-2, the discrete adjoint,
+    fomaml and reptile with seed 0, the seeds 0 first; run_queue.sh lists issue 33's runs, then issue 34's."""
+    lines = _script_lines("run_omniglot_long.sh", "list")
+    assert [line.split()[1:3] for line in lines[:5]] == [
+        ["maml-10", "0"],
+        ["adjoint-10", "0"],
+        ["adjoint-discrete-10", "0"],
+        ["fomaml-10", "0"],
+        ["reptile-10", "0"],
+    ]
+    assert len(lines) == 9 and sorted(line.split()[2] for line in lines).count("0") == 5
+    queue = _script_lines("run_queue.sh", "list")
+    assert queue[:1] == ["CosMixture 50 50 maml 1e-3 0"] and queue[-9:] == lines
+
+
 @pytest.mark.parametrize(
     "script,argv",
     [
@@ -173,6 +232,9 @@ def test_the_directions_script_lists_the_rate_selection_then_the_long_runs(tmp_p
         ("run_horizon.sh", ["all"]),
         ("run_directions.sh", ["some"]),
         ("run_cpu_long.sh", ["some"]),
+        ("run_paper_length.sh", ["some"]),
+        ("run_omniglot_long.sh", ["some"]),
+        ("run_queue.sh", ["some"]),
         ("gpu_session.sh", []),
         ("gpu_session.sh", ["soon", "back"]),
     ],

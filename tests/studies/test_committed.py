@@ -348,3 +348,36 @@ def test_the_directions_section_quotes_the_finished_pairs_and_the_diagnosis():
     ) and (round(min(reptile), 1), round(max(reptile), 1)) == (1.6, 2.0)
     for phrase, holds in stated.items():
         assert phrase in " ".join(why.split()) and holds, phrase
+
+
+def test_the_paper_length_plan_quotes_its_measured_costs():
+    """results/README.md's "The paper's experiments at their own length": every cost is results/paper/speeds.md's
+    (results/paper_speeds.py), and so is the shape it names (CosMixture2D 50/50 measured slower than 100/100)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "results"
+    speeds = (root / "paper" / "speeds.md").read_text()
+    part = " ".join(
+        (root / "README.md")
+        .read_text()
+        .split("## The paper's experiments at their own length")[1]
+        .split("\n## ")[0]
+        .split()
+    )
+
+    def cells(prefix: str) -> list[str]:
+        line = next(x for x in speeds.splitlines() if x.startswith(prefix))
+        return [c.strip() for c in line.strip("|").split("|")]
+
+    eager, compiled = cells("| CosMixture 50 50 | adjoint-100 |")[2:4]
+    assert f"compiled, adjoint-100 takes {compiled} s a meta-step on CosMixture 50/50 against {eager} s eager" in part
+    hours = re.search(r"the pair ([\d.]+) CPU-hours, the pair and the other methods ([\d.]+) CPU-hours", speeds)
+    assert f"take {hours[1]} CPU-hours for the pair and {hours[2]} with the other methods" in part
+    images = re.search(r"together take ([\d.]+) CPU-hours per 1,000 meta-steps of each .* so (\d+) CPU-hours", speeds)
+    assert f"nine runs take {images[1]} CPU-hours per 1,000 meta-steps of each, and {images[2]} if" in part
+    eager, compiled = cells("| maml-10 |")[1:3]
+    assert f"maml took {compiled} s against {eager} s eager" in part and float(compiled) < float(eager)
+    small, large = (float(cells(f"| CosMixture2D {n} | adjoint-100 |")[3]) for n in ("50 50", "100 100"))
+    assert small > large and "CosMixture2D 50/50 measured slower than 100/100" in part
+    assert "1,000 meta-steps old, or at 10,000 meta-steps" in part and "--validation-characters 20" in part

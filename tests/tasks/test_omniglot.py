@@ -417,3 +417,119 @@ def test_comln_learns_its_horizon_and_resumes_exactly(small_root, tmp_path, caps
 def test_learn_horizon_is_comlns():
     with pytest.raises(ValueError, match="learn_horizon=True meta-learns COMLN's horizon"):
         RunConfig("Omniglot", 1, 2, 3, method="maml", learn_horizon=True).resolved().check()
+
+
+def _rows(images: torch.Tensor) -> set:
+    """Each image as hashable bytes: which images two sets of classes share."""
+    return {bytes(x.numpy().tobytes()) for x in images.reshape(-1, 28, 28)}
+
+
+def test_validation_holds_out_whole_characters_seeded(small_root):
+    """validation=k takes k meta-train characters out of training with all four rotations (a rotation trained on
+    would leak the character), the same k for every build, and draws its episodes from them alone; the meta-test
+    episodes do not move."""
+    from amaml_lab.tasks.domains import OmniglotDomain
+
+    plain, held = OmniglotDomain(3, small_root), OmniglotDomain(3, small_root, validation=2)
+    chars = plain.train.shape[0] // 4  # 6 characters, 24 classes
+    assert held.train.shape[0] == 4 * (chars - 2) and held.validation.shape[0] == 4 * 2
+    assert plain.validation is None and torch.equal(plain.train, plain.data.train)
+    assert not _rows(held.train) & _rows(held.validation)  # no image of a held-out character is trained on
+    for c in range(chars):  # each character's four rotations all train or all validate
+        rotations = [plain.data.train[r * chars + c] for r in range(4)]
+        where = {bool(_rows(x) & _rows(held.validation)) for x in rotations}
+        assert len(where) == 1, c
+    assert torch.equal(OmniglotDomain(3, small_root, validation=2).validation, held.validation)
+    val = held.eval_set(4, 1, 2, split="validation")
+    assert _rows(val.support[0]) | _rows(val.target[0]) <= _rows(held.validation)
+    for a, b in zip(plain.eval_set(4, 1, 2).support, held.eval_set(4, 1, 2).support):
+        assert torch.equal(a, b)  # the meta-test episodes are the same with or without held-out characters
+    gen = torch.Generator().manual_seed(0)
+    (xs, _), (xq, _) = held.train_batch(gen, 5, 1, 2)
+    assert not (_rows(xs) | _rows(xq)) & _rows(held.validation)
+
+
+@pytest.mark.parametrize(
+    "kwargs,pattern",
+    [
+        ({"validation": 6}, r"validation must be an integer in 0..5 \(held-out meta-train characters\); got 6"),
+        ({"validation": -1}, r"validation must be an integer in 0..5"),
+        ({"validation": True}, r"validation must be an integer in 0..5"),
+    ],
+)
+def test_validation_bad_values(small_root, kwargs, pattern):
+    from amaml_lab.tasks.domains import OmniglotDomain
+
+    with pytest.raises(ValueError, match=pattern):
+        OmniglotDomain(3, small_root, **kwargs)
+    with pytest.raises(ValueError, match="split='validation' needs held-out characters"):
+        OmniglotDomain(3, small_root).eval_set(2, 1, 2, split="validation")
+    with pytest.raises(ValueError, match="validation_characters holds out Omniglot's meta-train characters"):
+        RunConfig(domain="Sinusoid", shots=5, query=5, inner_steps=2, validation_characters=3).resolved().check()
+
+
+def test_a_run_scores_its_validation_episodes_along_training(small_root, tmp_path, capsys):
+    """--validation-characters: every evaluation along training scores the held-out characters' episodes
+    (evals.csv's val_accuracy) beside the meta-test ones; the run trains on the others only."""
+    import csv
+
+    code, _, err = run_cli(
+        capsys,
+        "run",
+        "Omniglot",
+        1,
+        2,
+        2,
+        "cpu",
+        "--ways",
+        3,
+        "--meta-steps",
+        2,
+        "--meta-batch",
+        2,
+        "--hidden",
+        4,
+        "--eval-tasks",
+        4,
+        "--eval-interval",
+        1,
+        "--validation-characters",
+        2,
+        "--data-root",
+        small_root,
+        "--out",
+        tmp_path,
+        "--quiet",
+    )
+    assert code == 0, err
+    rows = list(csv.DictReader((tmp_path / "evals.csv").open()))
+    assert [int(r["meta_step"]) for r in rows] == [0, 1, 2]
+    assert all(0.0 <= float(r["val_accuracy_mean"]) <= 1.0 and 0.0 <= float(r["accuracy_mean"]) <= 1.0 for r in rows)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["config"]["validation_characters"] == 2
+    code, _, err = run_cli(capsys, "run", "Sinusoid", 5, 5, 2, "cpu", "--validation-characters", 2)
+    assert code == 2 and "validation_characters holds out Omniglot's" in err
+
+
+@pytest.mark.parametrize("meta_steps", [3, 4])
+def test_the_final_evaluation_is_the_last_thetas(small_root, tmp_path, capsys, meta_steps):
+    """Evaluated every 2 meta-steps: at 4 the final evaluation reuses the one along training at the same θ, at 3 it
+    evaluates afresh; either way each episode's accuracy is that of the final θ evaluated now."""
+    from amaml_lab.tasks.domains import load_domain
+    from amaml_lab.training.config import config_of
+    from amaml_lab.training.evaluate import evaluate_episodes
+
+    code, _, err = run_cli(
+        capsys,
+        *("run", "Omniglot", 1, 2, 2, "cpu", "--ways", 3, "--meta-batch", 2, "--hidden", 4, "--eval-tasks", 40),
+        *("--meta-lr", 0.3),  # large steps: θ at 3 scores other accuracies than θ at 2
+        *("--meta-steps", meta_steps, "--eval-interval", 2, "--data-root", small_root, "--out", tmp_path, "--quiet"),
+    )
+    assert code == 0, err
+    cfg = config_of(json.loads((tmp_path / "summary.json").read_text())).resolved().check()
+    domain = load_domain("Omniglot", 1, 2, data_root=small_root, ways=3)
+    model = build_model(cfg, None)
+    theta = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["theta"]
+    fresh = evaluate_episodes(model, theta, domain.eval_set(40, 1, 2), cfg, show_progress=False)
+    saved = [float(line.split(",")[1]) for line in (tmp_path / "eval.csv").read_text().splitlines()[1:]]
+    assert saved == fresh.tolist()
