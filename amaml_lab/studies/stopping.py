@@ -18,7 +18,7 @@ from .rundir import load_run
 EVERY, PATIENCE, CAP = 250, 1000, 10000
 
 
-def stop_point(rows, every: int = EVERY, patience: int = PATIENCE, cap: int = CAP) -> int | None:
+def stop_point(rows, patience: int = PATIENCE, cap: int = CAP) -> int | None:
     """The meta-step at which the rule stops, given evals rows (``meta_step``, ``val_accuracy_mean``) in order;
     None while it goes on."""
     best, best_step = -1.0, 0
