@@ -6,8 +6,8 @@ The functions here are pure torch.func code written once: a step is :func:`amaml
 
 * many forward steps in one graph (:func:`forward_steps`) and their pullbacks in another (:func:`pullback_steps`):
   a ``scan`` over the step's graph, which inductor compiles once and loops over, so one call, not one a step,
-  and the same graph for any number of steps; what the discrete adjoint and every fixed-grid forward solve that
-  keeps all its states take;
+  and the same graph for any number of steps; what the discrete adjoint and every graph-free fixed-grid forward
+  solve take (keeping every state, or only the last: the first-order methods', iMAML's);
 * a forward step of the flow, u_{k+1} from u_k: the solver's stages and their sum in one graph, where the eager
   path makes a gradient call a stage and the arithmetic between them op by op.  ``method="maml"`` back-propagates
   through these graphs: autograd runs each step's compiled backward, which keeps the stages' activations (no
@@ -81,15 +81,16 @@ def _pairs(times):
     return torch.stack([times[:-1], times[1:]], 1)
 
 
-def forward_steps(loss, solver: str, y, times, theta, reg: float, mask):
-    """u_0 = y, u_1 .. u_K: ``solver`` steps over the K + 1 ``times``, as the rows of a (K + 1, P) tensor."""
+def forward_steps(loss, solver: str, y, times, theta, reg: float, mask, every: bool = True):
+    """u_0 = y, u_1 .. u_K: ``solver`` steps over the K + 1 ``times``, as the rows of a (K + 1, P) tensor; with
+    ``every=False`` only u_0 and u_K (2, P), the others never stored."""
 
     def step(x, t):
         x = forward_step(loss, solver, x, t[0], t[1], theta, reg, mask)
-        return x, x.clone()  # a scan's output may not alias its carry
+        return x, x.clone() if every else x.new_zeros(())  # a scan's output may not alias its carry
 
-    _, states = _scan(step, y, _pairs(times))
-    return torch.cat([y[None], states])
+    last, states = _scan(step, y, _pairs(times))
+    return torch.cat([y[None], states]) if every else torch.stack([y, last])
 
 
 def pullback_steps(loss, solver: str, states, a, times, theta, reg: float, mask):
@@ -298,11 +299,11 @@ class CompiledDerivatives(Derivatives):
             self.hvp_evals += STAGES[solver]  # as the eager grad_graph counts: each stage's backward an HVP
         return run(forward_step, self.loss, solver, _apart(y, theta), t0, t1, theta, reg, mask)
 
-    def steps(self, solver: str, y, times, theta, reg: float, mask):
-        """The states over ``times`` (:func:`forward_steps`), one graph; not differentiable (the forward solve of
-        an adjoint)."""
+    def steps(self, solver: str, y, times, theta, reg: float, mask, every: bool = True):
+        """The states over ``times`` (:func:`forward_steps`; ``every=False``: the first and the last), one graph;
+        not differentiable (the forward solve of an adjoint, of a first-order method, of iMAML)."""
         self.grad_evals += STAGES[solver] * (times.shape[0] - 1)
-        return run(forward_steps, self.loss, solver, _apart(y.detach(), theta), times, theta, reg, mask)
+        return run(forward_steps, self.loss, solver, _apart(y.detach(), theta), times, theta, reg, mask, every)
 
     def pullbacks(self, solver: str, states, a, times, theta, reg: float, mask):
         """The transposes of the steps over ``times`` (:func:`pullback_steps`), one graph."""

@@ -59,12 +59,13 @@ class GradientFlow:
         return lambda solver, t0, t1, y: step(solver, y, t0, t1, self.theta, self.reg, self.mask)
 
     def whole_steps(self):
-        """A function (solver, times, y) -> the states at ``times`` (the first y), every step in one call, where the
-        derivatives offer it (the compiled ones: one graph, no autograd through it); else None."""
+        """A function (solver, times, y, every) -> the states at ``times`` (the first y; ``every=False``: the first
+        and the last), every step in one call, where the derivatives offer it (the compiled ones: one graph, no
+        autograd through it); else None."""
         steps = getattr(self.d, "steps", None)
         if steps is None or self.graph:
             return None
-        return lambda solver, times, y: steps(solver, y, times, self.theta, self.reg, self.mask)
+        return lambda solver, times, y, every: steps(solver, y, times, self.theta, self.reg, self.mask, every)
 
 
 def time_grid(steps: int, step_size: float, dtype=torch.float64, device=None) -> torch.Tensor:
@@ -107,8 +108,9 @@ def _fixed_grid(field, u0, grid, save, solver):
         step, times = (lambda f, t0, t1, y: whole(solver, t0, t1, y)), grid.detach().unbind(0)
     graph = torch.is_grad_enabled() and y.requires_grad
     many = field.whole_steps() if whole is not None and not graph else None
-    if many is not None and len(save) > 2 and list(save) == list(range(save[0], save[-1] + 1)):
-        return many(solver, grid[save[0] : save[-1] + 1].detach(), y)  # every state, increasing: one call
+    every = list(save) == list(range(save[0], save[-1] + 1))
+    if many is not None and save[-1] - save[0] > 1 and (every or len(save) == 2):  # increasing: one call
+        return many(solver, grid[save[0] : save[-1] + 1].detach(), y, every)
     position = {i: j for j, i in enumerate(save)}
     # without a graph the saved states go straight into one preallocated tensor (no second copy at the end)
     kept = [y] if graph else y.new_empty((len(save), *y.shape))

@@ -27,7 +27,8 @@ from amaml_lab import compiled
 from amaml_lab.bench.side_by_side import KIT_ROWS, kit_fn
 exec(sys.argv[1])  # the version's setup
 cfg = dict(domain="CosMixture2D", shots=50, steps=100, seed=0)
-fns = {name: kit_fn(cfg, *KIT_ROWS[name])[0] for name in json.loads(sys.argv[2])}
+specs = {name: KIT_ROWS.get(name) or (name.split()[1], True, {}) for name in json.loads(sys.argv[2])}
+fns = {name: kit_fn(cfg, *spec)[0] for name, spec in specs.items()}  # "kit METHOD (compiled)" beyond KIT_ROWS
 grads = {name: fn() for name, fn in fns.items()}
 for fn in fns.values():
     fn()
@@ -54,8 +55,9 @@ def _worker(setup: str, rows, probe: str, cache: str) -> subprocess.Popen:
 
 
 def compare(title: str, command: str, setups: dict, probe: tuple, rows, out: str) -> None:
-    """Time ``rows`` (names in KIT_ROWS) under ``setups`` {"before": code, "after": code}; write the table to
-    ``out``.  ``probe`` (a label, an expression in the worker) says which version each worker runs, in the table."""
+    """Time ``rows`` (names in KIT_ROWS, or "kit METHOD (compiled)") under ``setups`` {"before": code, "after":
+    code}; write the table to ``out``.  ``probe`` (a label, an expression in the worker) says which version each
+    worker runs, in the table."""
     label, probe = probe
     with tempfile.TemporaryDirectory() as before_cache, tempfile.TemporaryDirectory() as after_cache:
         caches = {"before": before_cache, "after": after_cache}

@@ -213,6 +213,17 @@ def test_the_many_step_graphs_go_into_inductors_cache():
     assert looked_up >= 2  # at least the forward and the backward scan
 
 
+@needs_compile
+@pytest.mark.parametrize("method,options", [("fomaml", {}), ("reptile", {"reg": 0.4}), ("imaml", {})])
+def test_a_first_order_or_implicit_loop_is_one_graph(monkeypatch, method, options):
+    """The loops that keep only their end (the first-order methods', iMAML's) take it in one scan that stores no
+    other state: the eager numbers, and no graph a step."""
+    called = _graphs_called(monkeypatch)
+    eager, comp = _both(method, **options)
+    _close(eager, comp)
+    assert called.count("forward_steps") == 1 and "forward_step" not in called
+
+
 def test_compile_failure_falls_back_with_one_warning(monkeypatch):
     def broken(fn, **kwargs):
         def run(*args):
