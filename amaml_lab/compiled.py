@@ -5,9 +5,11 @@ The functions here are pure torch.func code written once: a step is :func:`amaml
 :class:`~amaml_lab.flow.GradientFlow`, so a compiled step is the eager step's arithmetic, fused.  What compiles:
 
 * many forward steps in one graph (:func:`forward_steps`) and their pullbacks in another (:func:`pullback_steps`):
-  a ``scan`` over the step's graph, which inductor compiles once and loops over, so one call, not one a step,
-  and the same graph for any number of steps; what the discrete adjoint and every graph-free fixed-grid forward
-  solve take (keeping every state, or only the last: the first-order methods', iMAML's);
+  a ``scan`` over the step's graph, which inductor compiles once and loops over, so one call, not one a step.
+  The number of steps is part of the graph's shapes, so only a solve over the whole grid takes it (one length a
+  run): the discrete adjoint's forward solve and sweep without checkpoints, and every graph-free forward solve
+  that keeps every state or only the last (the continuous adjoint's, the first-order methods', iMAML's); the
+  pieces of a checkpointed solve, of many lengths, take a graph a step;
 * a forward step of the flow, u_{k+1} from u_k: the solver's stages and their sum in one graph, where the eager
   path makes a gradient call a stage and the arithmetic between them op by op.  ``method="maml"`` back-propagates
   through these graphs: autograd runs each step's compiled backward, which keeps the stages' activations (no

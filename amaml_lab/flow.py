@@ -108,9 +108,11 @@ def _fixed_grid(field, u0, grid, save, solver):
         step, times = (lambda f, t0, t1, y: whole(solver, t0, t1, y)), grid.detach().unbind(0)
     graph = torch.is_grad_enabled() and y.requires_grad
     many = field.whole_steps() if whole is not None and not graph else None
-    every = list(save) == list(range(save[0], save[-1] + 1))
-    if many is not None and save[-1] - save[0] > 1 and (every or len(save) == 2):  # increasing: one call
-        return many(solver, grid[save[0] : save[-1] + 1].detach(), y, every)
+    # the whole grid, forward, keeping every state or the last: one call (a scan's graph has its length, so the
+    # pieces of a checkpointed solve, of many lengths, take a graph a step instead of a compile each)
+    every = list(save) == list(range(len(grid)))
+    if many is not None and len(grid) > 2 and (every or list(save) == [0, len(grid) - 1]):
+        return many(solver, grid.detach(), y, every)
     position = {i: j for j, i in enumerate(save)}
     # without a graph the saved states go straight into one preallocated tensor (no second copy at the end)
     kept = [y] if graph else y.new_empty((len(save), *y.shape))

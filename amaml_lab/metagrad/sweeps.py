@@ -128,10 +128,11 @@ class _DiscreteBackward(_Backward):
         self.step = step_function(p.solver)
 
     def block(self, i: int, rows):
-        """Compiled: the block's steps in one graph (:func:`amaml_lab.compiled.pullback_steps`), split where a
-        row joins (a graph's rows are fixed); else a step at a time."""
+        """Compiled, every state in one block (no checkpoints): the steps in one graph
+        (:func:`amaml_lab.compiled.pullback_steps`), split where a row joins (a graph's rows are fixed); else a step
+        at a time (a checkpointed sweep's blocks have many lengths, and a scan's graph has its length)."""
         p = self.p
-        if not hasattr(p.support, "pullbacks"):
+        if not hasattr(p.support, "pullbacks") or len(rows) != p.steps + 1:
             return super().block(i, rows)
         hi = min(i + len(rows), p.steps)  # the states i .. hi - 1 each take a step back (u_n takes none)
         while hi > i:
