@@ -14,13 +14,25 @@ import sys
 from change_before_after import compare
 
 BEFORE = "from amaml_lab.compiled import CompiledDerivatives as D\ndel D.steps, D.pullbacks"
+PROBE = ("steps", "'a scan a solve' if hasattr(compiled.CompiledDerivatives, 'pullbacks') else 'a graph a step'")
+
+
+def before_and_after(title: str, script: str, rows, table: str) -> None:
+    """``rows`` with a graph a step (before) and the scans (after), into ``table`` (or the command line's)."""
+    compare(
+        title,
+        f"benchmarks/{script} benchmarks/{table}",
+        {"before": BEFORE, "after": ""},
+        PROBE,
+        rows,
+        sys.argv[1] if len(sys.argv) > 1 else f"benchmarks/{table}",
+    )
+
 
 if __name__ == "__main__":
-    compare(
+    before_and_after(
         "Many steps in one compiled graph",
-        "benchmarks/scan_before_after.py benchmarks/cpu-scan-before-after.md",
-        {"before": BEFORE, "after": ""},
-        ("steps", "'a scan a solve' if hasattr(compiled.CompiledDerivatives, 'pullbacks') else 'a graph a step'"),
+        "scan_before_after.py",
         ("kit adjoint discrete (compiled)", "kit adjoint (compiled)", "kit maml (compiled)"),
-        sys.argv[1] if len(sys.argv) > 1 else "benchmarks/cpu-scan-before-after.md",
+        "cpu-scan-before-after.md",
     )

@@ -7,17 +7,12 @@ on compiled fomaml, reptile and imaml in the paper's meta-step.
 
 from __future__ import annotations
 
-import sys
-
-from change_before_after import compare
-from scan_before_after import BEFORE
+from scan_before_after import before_and_after
 
 if __name__ == "__main__":
-    compare(
+    before_and_after(
         "A first-order or implicit loop in one compiled graph",
-        "benchmarks/scan_ends_before_after.py benchmarks/cpu-scan-ends-before-after.md",
-        {"before": BEFORE, "after": ""},
-        ("steps", "'a scan a solve' if hasattr(compiled.CompiledDerivatives, 'pullbacks') else 'a graph a step'"),
+        "scan_ends_before_after.py",
         ("kit reptile (compiled)", "kit fomaml (compiled)", "kit imaml (compiled)"),
-        sys.argv[1] if len(sys.argv) > 1 else "benchmarks/cpu-scan-ends-before-after.md",
+        "cpu-scan-ends-before-after.md",
     )
