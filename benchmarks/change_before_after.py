@@ -3,7 +3,8 @@
 (before) and one as the kit ships (after), each with its own new inductor cache, one thread each, the rounds
 interleaved (before, after, before, ...) so that a busy machine slows both alike; each ratio is the median over the
 rounds of after's time over before's in the same round.  The workers' first meta-gradients are compared (largest
-difference over the largest entry).  The changes measured: ``tanh_before_after.py``, ``scan_before_after.py``.
+difference over the largest entry).  The changes measured: ``tanh_before_after.py``, ``scan_before_after.py``,
+``scan_ends_before_after.py``.
 """
 
 from __future__ import annotations
